@@ -1,0 +1,290 @@
+"""Click commands only: parse, call, render, exit code.
+
+Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+2 bad usage or input (one line on stderr; --debug shows the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import ImagefixError
+
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+class ImagefixGroup(click.Group):
+    """Turns ImagefixError (and any crash) into one line on stderr and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImagefixError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"imagefix: error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("imagefix: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # a bug: still one line, with the way to see more
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"imagefix: internal error: {type(exc).__name__}: {exc} "
+                       "(run with --debug for the traceback)", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=ImagefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagefix")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file (default: nearest .imagefix.toml or [tool.imagefix]).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, config_path: Path | None) -> None:
+    """Get container images ready for Kata Containers (kata-qemu-tdx)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["config_path"] = config_path
+
+
+def _config(ctx: click.Context) -> dict[str, Any]:
+    from .settings import find_config, load_config
+
+    if "config" not in ctx.obj:
+        path = ctx.obj.get("config_path")
+        if path is not None and not path.exists():
+            raise ImagefixError(f"cannot read config {path}: no such file")
+        ctx.obj["config"] = load_config(path or find_config())
+    return ctx.obj["config"]
+
+
+def _setting(ctx: click.Context, cli_value: Any, key: str, default: Any,
+             convert: Callable[[Any], Any] = lambda v: v) -> Any:
+    if cli_value not in (None, ()):
+        return convert(cli_value)
+    config = _config(ctx)
+    if key in config:
+        try:
+            return convert(config[key])
+        except (TypeError, ValueError) as exc:
+            raise ImagefixError(f"config key {key!r}: {exc}") from None
+    return convert(default) if default is not None else None
+
+
+def _fail_on(value: str):
+    from .model import Severity
+
+    if value not in FAIL_ON:
+        raise ImagefixError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {value!r}")
+    return None if value == "never" else Severity.parse(value)
+
+
+def budget_options(func: Callable) -> Callable:
+    """The budget model's settings, shared by every command that estimates."""
+    options = [
+        click.option("--guest-memory", type=int, metavar="MiB",
+                     help="Guest memory (Kata default_memory). [default: 2048]"),
+        click.option("--pull-rate", type=float, metavar="MB/s",
+                     help="Guest pull + unpack rate. [default: 10]"),
+        click.option("--create-timeout", type=int, metavar="S",
+                     help="Kata create_container_timeout in force. [default: 60]"),
+        click.option("--kubelet-timeout", type=int, metavar="S",
+                     help="kubelet runtimeRequestTimeout in force. [default: 120]"),
+        click.option("--memory-reserve", type=int, metavar="MiB",
+                     help="Guest memory kept for kernel, agent and workload. [default: 512]"),
+        click.option("--pull-overhead", type=float, metavar="S",
+                     help="Fixed cost of a guest pull. [default: 5]"),
+        click.option("--safety-factor", type=float, help="Margin on the estimate. [default: 1.5]"),
+        click.option("--tmpfs-fraction", type=float,
+                     help="Share of guest memory the image tmpfs may use. [default: 0.5]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def budget_model(ctx: click.Context, kw: dict[str, Any]):
+    from .budget import BudgetModel
+
+    defaults = BudgetModel()
+    values = {
+        "guest_memory_mib": ("guest_memory", "guest-memory", int),
+        "pull_rate_mb_s": ("pull_rate", "pull-rate", float),
+        "create_timeout_s": ("create_timeout", "create-timeout", int),
+        "kubelet_timeout_s": ("kubelet_timeout", "kubelet-timeout", int),
+        "memory_reserve_mib": ("memory_reserve", "memory-reserve", int),
+        "overhead_s": ("pull_overhead", "pull-overhead", float),
+        "safety_factor": ("safety_factor", "safety-factor", float),
+        "tmpfs_fraction": ("tmpfs_fraction", "tmpfs-fraction", float),
+    }
+    settings = {field: _setting(ctx, kw.pop(arg), key, getattr(defaults, field), convert)
+                for field, (arg, key, convert) in values.items()}
+    if settings["pull_rate_mb_s"] <= 0 or settings["guest_memory_mib"] <= 0:
+        raise ImagefixError("pull rate and guest memory must be positive")
+    if not 0 < settings["tmpfs_fraction"] <= 1:
+        raise ImagefixError("tmpfs fraction must be between 0 and 1")
+    return BudgetModel(**settings)
+
+
+def selection_options(func: Callable) -> Callable:
+    from .scan import PROFILES
+
+    options = [
+        click.option("--profile", type=click.Choice(PROFILES),
+                     help="kata-tdx: guest pull (default); kata: host pull; generic: sizes only."),
+        click.option("--fail-on", type=click.Choice(FAIL_ON),
+                     help="Exit 1 on findings at or above this severity. [default: error]"),
+        click.option("--select", multiple=True, metavar="IDS",
+                     help="Only these rules (ids or prefixes, comma-separated)."),
+        click.option("--ignore", multiple=True, metavar="IDS",
+                     help="Leave these rules out (ids or prefixes)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def rule_selection(ctx: click.Context, kw: dict[str, Any]):
+    from .rules import REGISTRY
+    from .scan import RuleSelection
+    from .settings import id_list
+
+    select = tuple(_setting(ctx, kw.pop("select"), "select", None, id_list) or ())
+    ignore = tuple(_setting(ctx, kw.pop("ignore"), "ignore", None, id_list) or ())
+    for rule_id in select + ignore:
+        if not any(known.startswith(rule_id) for known in REGISTRY):
+            raise ImagefixError(f"unknown rule id {rule_id!r}; `imagefix rules` lists them")
+    profile = _setting(ctx, kw.pop("profile"), "profile", "kata-tdx")
+    from .scan import PROFILES
+
+    if profile not in PROFILES:
+        raise ImagefixError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    fail_on = _setting(ctx, kw.pop("fail_on"), "fail-on", "error", _fail_on)
+    return RuleSelection(profile, select, ignore), fail_on
+
+
+def exit_code(results: list, fail_on, errors: list) -> int:
+    if errors:
+        return 2
+    if fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings):
+        return 1
+    return 0
+
+
+def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
+    items = list(refs)
+    if from_file:
+        try:
+            handle = sys.stdin if from_file == "-" else open(from_file, encoding="utf-8")  # noqa: SIM115
+            with handle:
+                items += [line.strip() for line in handle
+                          if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise ImagefixError(f"cannot read {from_file}: {exc.strerror}") from None
+    if not items:
+        raise ImagefixError("no image given: name one or more references (or --from-file)")
+    return items
+
+
+@main.command()
+@click.argument("refs", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True)
+@selection_options
+@click.option("--max-layer-size", metavar="SIZE", help="Per-layer limit for KIF201. [default: 100MB]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from a multi-platform image. [default: this host's]")
+@click.option("--jobs", type=click.IntRange(1, 64), help="Images scanned at once. [default: 4]")
+@click.option("--from-file", metavar="FILE", help="Read references from FILE, one per line ('-': stdin).")
+@budget_options
+@click.pass_context
+def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Scan images for what breaks on Kata (named users, size against the guest budget).
+
+    REF is NAME[:TAG] (local engine), docker-daemon:NAME[:TAG|@DIGEST],
+    docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:TAR[:TAG].
+    """
+    from .reference import parse_image_ref
+    from .scan import DEFAULT_MAX_LAYER_SIZE, ScanResult, scan_image
+    from .sizes import parse_size
+    from .sources import open_image
+
+    selection, fail_on = rule_selection(ctx, kw)
+    model = budget_model(ctx, kw)
+    max_layer = _setting(ctx, kw["max_layer_size"], "max-layer-size", DEFAULT_MAX_LAYER_SIZE, parse_size)
+    jobs = _setting(ctx, kw["jobs"], "jobs", 4, int)
+    items = _read_refs(refs, kw["from_file"])
+    parsed = [parse_image_ref(item) for item in items]  # bad references stop before any work
+
+    def one(ref) -> ScanResult | ImagefixError:
+        try:
+            image = open_image(ref, platform=kw["platform"])
+            return scan_image(image, selection, model, max_layer)
+        except ImagefixError as exc:
+            return exc
+
+    if len(parsed) == 1 or jobs == 1:
+        outcomes = [one(ref) for ref in parsed]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(one, parsed))
+
+    results = [o for o in outcomes if isinstance(o, ScanResult)]
+    errors = [(ref.original, str(o)) for ref, o in zip(parsed, outcomes, strict=True)
+              if isinstance(o, ImagefixError)]
+    for _, message in errors:
+        click.echo(f"imagefix: error: {message}", err=True)
+    _emit_results(results, fmt, fail_on, selection.profile, errors)
+    ctx.exit(exit_code(results, fail_on, errors))
+
+
+def _emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
+                  *, key: str = "images", show_location: bool = False) -> None:
+    if fmt == "json":
+        from .output import json_out
+
+        click.echo(json_out.render(results, fail_on, profile=profile, errors=errors, key=key), nl=False)
+    elif fmt == "sarif":
+        from .output import sarif
+
+        click.echo(sarif.render(results), nl=False)
+    else:
+        from .output import text
+
+        click.echo(text.render(results, fail_on, show_location=show_location), nl=False)
+
+
+@main.command()
+@click.argument("rule_ids", nargs=-1)
+def rules(rule_ids: tuple[str, ...]) -> None:
+    """Explain the rules (all, or the ids given) and the budget model."""
+    from . import budget
+    from .rules import all_rules
+
+    wanted = [r.upper() for r in rule_ids]
+    chosen = [r for r in all_rules() if not wanted or any(r.id.startswith(w) for w in wanted)]
+    if not chosen:
+        raise ImagefixError(f"no rule matches {', '.join(rule_ids)}")
+    for rule in chosen:
+        click.echo(click.style(f"{rule.id}  {rule.name}", bold=True) + f"  [{rule.severity.label}]")
+        click.echo("    " + rule.doc.replace("\n", "\n    ").replace("    \n", "\n") + "\n")
+    if not wanted:
+        click.echo(click.style("Budget model (KIF202-KIF204, kata, k8s)", bold=True))
+        doc = budget.__doc__ or ""
+        click.echo("    " + doc.strip().replace("\n", "\n    "))
+        defaults = ", ".join(f"{k}={v}" for k, v in budget.BudgetModel().as_dict().items())
+        click.echo(f"\n    defaults: {defaults}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,113 @@
+"""The one image model every source returns, and the finding model every rule returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class Severity(IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    fix: str | None = None
+    file: str | None = None
+    line: int | None = None  # 1-based
+    layer: int | None = None  # 0-based layer index, for image findings
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def with_severity(self, severity: Severity) -> Finding:
+        return Finding(self.rule, severity, self.message, self.fix, self.file, self.line,
+                       self.layer, self.data)
+
+
+@dataclass
+class Layer:
+    index: int
+    diff_id: str | None  # sha256 of the uncompressed tar
+    digest: str | None  # digest of the blob as stored or served (may equal diff_id)
+    size: int | None  # unpacked bytes, counted like `docker history` (file sizes, links once)
+    compressed_size: int | None  # bytes on the wire, when the blob is compressed
+    created_by: str = ""
+    size_estimated: bool = False
+
+
+FileReader = Callable[[str], bytes | None]
+
+
+@dataclass
+class Image:
+    """An image from any source. Rules never know where it came from."""
+
+    reference: str  # as the user wrote it
+    transport: str  # docker-daemon, docker-archive, oci, oci-archive, docker
+    config: dict[str, Any]  # the image config (OCI/docker): config.User, rootfs, history
+    layers: list[Layer]
+    platform: str = ""
+    name: str | None = None  # repo:tag when known
+    digest: str | None = None  # manifest or repo digest
+    image_id: str | None = None  # config digest
+    _read_file: FileReader | None = field(default=None, repr=False)
+    _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def user(self) -> str:
+        return (self.config.get("config") or {}).get("User") or ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return (self.config.get("config") or {}).get("Labels") or {}
+
+    @property
+    def unpacked_size(self) -> int:
+        return sum(layer.size or 0 for layer in self.layers)
+
+    @property
+    def compressed_size(self) -> int | None:
+        sizes = [layer.compressed_size for layer in self.layers]
+        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+
+    @property
+    def size_estimated(self) -> bool:
+        return any(layer.size_estimated for layer in self.layers)
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file from the merged filesystem (whiteouts honoured), or None if absent."""
+        if path not in self._file_cache:
+            self._file_cache[path] = self._read_file(path) if self._read_file else None
+        return self._file_cache[path]
+
+
+def layer_history(config: dict[str, Any], layer_count: int) -> list[str]:
+    """`created_by` of each layer, from the config history's non-empty entries."""
+    entries = [h for h in config.get("history") or [] if not h.get("empty_layer")]
+    if len(entries) != layer_count:
+        return [""] * layer_count
+    return [h.get("created_by", "") or h.get("comment", "") for h in entries]
+
+
+def platform_of(config: dict[str, Any]) -> str:
+    os_name = config.get("os") or "linux"
+    arch = config.get("architecture") or "unknown"
+    variant = config.get("variant")
+    return f"{os_name}/{arch}" + (f"/{variant}" if variant else "")

@@ -1,0 +1,3 @@
+"""One formatter per format, all fed the same ScanResult list."""
+
+FORMATS = ("text", "json", "sarif")

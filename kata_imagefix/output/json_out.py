@@ -1,0 +1,84 @@
+"""Stable JSON: numbers are bytes and seconds. Documented in README (JSON output)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import __version__
+from ..model import Finding, Image, Severity
+from ..rules import REGISTRY
+from ..scan import ScanResult
+
+SCHEMA_VERSION = 1
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rule": finding.rule,
+        "severity": finding.severity.label,
+        "title": REGISTRY[finding.rule].title if finding.rule in REGISTRY else finding.rule,
+        "message": finding.message,
+        "fix": finding.fix,
+    }
+    if finding.file is not None:
+        out["file"] = finding.file
+        out["line"] = finding.line
+    if finding.layer is not None:
+        out["layer"] = finding.layer
+    if finding.data:
+        out["data"] = finding.data
+    return out
+
+
+def image_dict(image: Image) -> dict[str, Any]:
+    return {
+        "transport": image.transport,
+        "name": image.name,
+        "digest": image.digest,
+        "image_id": image.image_id,
+        "platform": image.platform,
+        "user": image.user,
+        "unpacked_bytes": image.unpacked_size,
+        "compressed_bytes": image.compressed_size,
+        "size_estimated": image.size_estimated,
+        "layers": [
+            {
+                "index": layer.index,
+                "digest": layer.digest,
+                "diff_id": layer.diff_id,
+                "unpacked_bytes": layer.size,
+                "compressed_bytes": layer.compressed_size,
+                "size_estimated": layer.size_estimated,
+                "created_by": layer.created_by,
+            }
+            for layer in image.layers
+        ],
+    }
+
+
+def result_dict(result: ScanResult, fail_on: Severity | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"reference": result.subject}
+    if result.image is not None:
+        out.update(image_dict(result.image))
+    if result.budget is not None:
+        out["budget"] = result.budget.as_dict()
+    out["findings"] = [finding_dict(f) for f in result.findings]
+    out["suppressed"] = [finding_dict(f) for f in result.suppressed]
+    out["passed"] = not (fail_on is not None and any(f.severity >= fail_on for f in result.findings))
+    return out
+
+
+def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
+           errors: list[tuple[str, str]], key: str = "images") -> str:
+    counts = {s.label: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
+    doc = {
+        "tool": {"name": "imagefix", "version": __version__},
+        "schema_version": SCHEMA_VERSION,
+        "profile": profile,
+        "fail_on": fail_on.label if fail_on else "never",
+        key: [result_dict(r, fail_on) for r in results],
+        "errors": [{"reference": ref, "error": msg} for ref, msg in errors],
+        "summary": counts,
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,20 @@
+"""All rules, registered on import. `all_rules()` is the catalogue in id order."""
+
+from . import (  # noqa: F401 - imported to register the rules
+    kif101_named_user,
+    kif102_numeric_no_group,
+    kif103_root,
+    kif104_unresolvable_user,
+    kif201_large_layer,
+    kif202_image_budget,
+    kif203_pull_timeout,
+    kif204_kubelet_timeout,
+)
+from .base import REGISTRY, ImageSubject, Rule, UserSubject
+
+
+def all_rules() -> list[Rule]:
+    return [REGISTRY[key] for key in sorted(REGISTRY)]
+
+
+__all__ = ["REGISTRY", "ImageSubject", "Rule", "UserSubject", "all_rules"]

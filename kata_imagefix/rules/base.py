@@ -1,0 +1,75 @@
+"""Rule metadata and registry. A rule's docstring is its documentation (`imagefix rules`)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..budget import BudgetEstimate
+from ..model import Finding, Image, Severity
+from ..users import Resolution, UserSpec
+
+TARGETS = ("user", "image", "kata")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    target: str  # what check() receives: "user" -> UserSubject, "image" -> ImageSubject
+    check: Callable[[Any], Iterable[Finding]]
+    doc: str
+
+    @property
+    def title(self) -> str:
+        return self.doc.splitlines()[0].rstrip(".")
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(id: str, name: str, severity: Severity, target: str):
+    """Register a check function as a rule; its docstring is the rule's docs entry."""
+    assert target in TARGETS, target
+
+    def register(func: Callable[[Any], Iterable[Finding]]) -> Callable[[Any], Iterable[Finding]]:
+        assert id not in REGISTRY, f"duplicate rule id {id}"
+        REGISTRY[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""))
+        return func
+
+    return register
+
+
+@dataclass
+class UserSubject:
+    """The effective USER of an image or of a Dockerfile's final stage."""
+
+    spec: UserSpec
+    resolver: Callable[[], Resolution]
+    where: str = "the image"
+    file: str | None = None
+    line: int | None = None
+    _resolution: Resolution | None = field(default=None, repr=False)
+
+    def resolve(self) -> Resolution:
+        if self._resolution is None:
+            self._resolution = self.resolver()
+        return self._resolution
+
+    def finding(self, rule_id: str, message: str, fix: str | None = None, **data: Any) -> Finding:
+        return Finding(rule_id, REGISTRY[rule_id].severity, message, fix, self.file, self.line,
+                       data=data)
+
+
+@dataclass
+class ImageSubject:
+    image: Image
+    budget: BudgetEstimate
+    max_layer_size: int
+
+    def finding(self, rule_id: str, message: str, fix: str | None = None,
+                layer: int | None = None, **data: Any) -> Finding:
+        return Finding(rule_id, REGISTRY[rule_id].severity, message, fix, layer=layer, data=data)

@@ -1,0 +1,44 @@
+from ..model import Severity
+from ..users import UserKind
+from .base import UserSubject, rule
+
+GUEST_PULL_WHY = (
+    "under guest pull (kata-qemu-tdx) the image is unpacked only inside the guest, so containerd "
+    "on the host cannot read its /etc/passwd to turn the name into a uid/gid and creating the "
+    "container fails"
+)
+
+
+@rule("KIF101", "named-user", Severity.ERROR, "user")
+def check(subject: UserSubject):
+    """Runs as a named user, which the host cannot resolve under guest pull.
+
+    Why: containerd resolves a named image user (`USER spark`, `USER nobody`,
+    `USER app:app`, `USER 185:spark`) on the host by reading `/etc/passwd` and
+    `/etc/group` from the unpacked image. With guest pull the layers are only
+    unpacked inside the confidential guest, the file is missing on the host and
+    container creation fails (kata-containers #10297, #11162).
+
+    Bad:   USER spark
+    Good:  USER 185:185      (uid/gid from the image's own /etc/passwd and /etc/group)
+    Also:  runAsUser: 185 and runAsGroup: 185 in the pod's securityContext.
+    `USER ""` also works, but only because the container then runs as root.
+    """
+    if subject.spec.kind is not UserKind.NAMED:
+        return
+    names = " and ".join(f'"{n}"' for n in subject.spec.names)
+    resolution = subject.resolve()
+    if resolution.ok:
+        fix = (f"USER {resolution.numeric} (from {resolution.source}); or set runAsUser: "
+               f"{resolution.uid} and runAsGroup: {resolution.gid} in the pod's securityContext")
+    else:
+        fix = "use a numeric USER uid:gid (see KIF104: the uid/gid could not be found)"
+    yield subject.finding(
+        "KIF101",
+        f"{subject.where} runs as named user {subject.spec.raw!r} ({names} must be looked up): "
+        f"{GUEST_PULL_WHY}",
+        fix,
+        user=subject.spec.raw,
+        uid=resolution.uid,
+        gid=resolution.gid,
+    )

@@ -1,0 +1,32 @@
+from ..model import Severity
+from ..users import UserKind
+from .base import UserSubject, rule
+
+
+@rule("KIF104", "unresolvable-user", Severity.ERROR, "user")
+def check(subject: UserSubject):
+    """A named USER whose uid/gid cannot be found.
+
+    Why: without a uid/gid there is no numeric fix to write, and even with a
+    host that can read the image the lookup fails ("no users found"). The
+    name is missing from the image's `/etc/passwd`/`/etc/group`, the image has
+    no such files, or (for a Dockerfile) nothing in it fixes the ids.
+
+    Bad:   RUN useradd app          (uid picked at build time)
+           USER app
+    Good:  RUN useradd -u 10001 app
+           USER 10001:10001
+    """
+    if subject.spec.kind is not UserKind.NAMED:
+        return
+    resolution = subject.resolve()
+    if resolution.ok:
+        return
+    yield subject.finding(
+        "KIF104",
+        f"{subject.where} names user {subject.spec.raw!r} but its uid/gid cannot be found: "
+        f"{resolution.problem}",
+        "create the user with a fixed id (useradd -u UID) and write USER UID:GID",
+        user=subject.spec.raw,
+        problem=resolution.problem,
+    )

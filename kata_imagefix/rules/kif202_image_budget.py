@@ -1,0 +1,38 @@
+from ..model import Severity
+from ..sizes import human_size
+from .base import ImageSubject, rule
+
+
+@rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image")
+def check(subject: ImageSubject):
+    """Unpacked image size is above the guest's image budget.
+
+    Why: with guest pull the layers are unpacked under
+    `/run/kata-containers/image`, a tmpfs of 50% of guest RAM (TDX default
+    `default_memory` = 2048 MiB, so about 1 GiB), and the workload needs
+    memory beside it (the reserve). A bigger image does not fit and the pull
+    fails inside the guest.
+
+    Fix: slim the image, or give the guest more memory: the pod annotation
+    `io.katacontainers.config.hypervisor.default_memory` (MiB) or pod memory
+    limits (TDX sizes the guest statically as default_memory + limits), or
+    `default_memory` in the Kata config (`imagefix kata patch`).
+    """
+    budget = subject.budget
+    if budget.fits_memory:
+        return
+    model = budget.model
+    estimated = " (estimated)" if subject.image.size_estimated else ""
+    yield subject.finding(
+        "KIF202",
+        f"unpacked size {human_size(budget.unpacked_bytes)}{estimated} is above the guest's room "
+        f"for images, {human_size(budget.room_bytes)} (tmpfs = {model.tmpfs_fraction:.0%} of "
+        f"{model.guest_memory_mib} MiB guest memory, {model.memory_reserve_mib} MiB kept for the "
+        "workload)",
+        f"give the guest {budget.recommended_memory_mib} MiB: pod annotation "
+        f'io.katacontainers.config.hypervisor.default_memory: "{budget.recommended_memory_mib}" '
+        "(or raise the pod's memory limits), or slim the image",
+        unpacked_bytes=budget.unpacked_bytes,
+        room_bytes=budget.room_bytes,
+        recommended_guest_memory_mib=budget.recommended_memory_mib,
+    )

@@ -1,0 +1,87 @@
+"""Run the rules over a subject: profiles, --select/--ignore, suppression."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .budget import BudgetEstimate, BudgetModel
+from .model import Finding, Image, Severity
+from .rules import ImageSubject, Rule, UserSubject, all_rules
+from .users import UserSpec, resolve_user
+
+PROFILES = ("kata-tdx", "kata", "generic")
+DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
+
+# Severity changes per profile; None drops the rule (DESIGN.md "Profiles").
+_PROFILE_SEVERITY: dict[str, dict[str, Severity | None]] = {
+    "kata-tdx": {},
+    # Without guest pull the host can read /etc/passwd: a named user works, numeric is cleaner.
+    "kata": {"KIF101": Severity.WARNING, "KIF102": Severity.INFO},
+    # No Kata runtime: only the size rules mean anything.
+    "generic": {rid: None for rid in ("KIF101", "KIF102", "KIF103", "KIF104", "KIF203", "KIF204")},
+}
+
+
+@dataclass(frozen=True)
+class RuleSelection:
+    profile: str = "kata-tdx"
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    def severity_for(self, rule: Rule) -> Severity | None:
+        overrides = _PROFILE_SEVERITY[self.profile]
+        return overrides.get(rule.id, rule.severity)
+
+    def active(self, rule: Rule) -> bool:
+        if self.severity_for(rule) is None:
+            return False
+        return not self.select or any(rule.id.startswith(prefix) for prefix in self.select)
+
+    def ignored(self, rule_id: str) -> bool:
+        return any(rule_id.startswith(prefix) for prefix in self.ignore)
+
+
+@dataclass
+class ScanResult:
+    subject: str  # the reference or file as the user gave it
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: list[Finding] = field(default_factory=list)
+    image: Image | None = None
+    budget: BudgetEstimate | None = None
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)
+
+
+def run_rules(subject: object, target: str, selection: RuleSelection,
+              extra_ignored: Iterable[str] = ()) -> tuple[list[Finding], list[Finding]]:
+    """Findings of the active rules for one target kind, split into kept and suppressed."""
+    extra = tuple(extra_ignored)
+    kept: list[Finding] = []
+    suppressed: list[Finding] = []
+    for rule in all_rules():
+        if rule.target != target or not selection.active(rule):
+            continue
+        severity = selection.severity_for(rule)
+        for finding in rule.check(subject):
+            finding = finding.with_severity(severity) if severity != finding.severity else finding
+            if selection.ignored(finding.rule) or finding.rule in extra:
+                suppressed.append(finding)
+            else:
+                kept.append(finding)
+    return kept, suppressed
+
+
+def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
+               max_layer_size: int = DEFAULT_MAX_LAYER_SIZE) -> ScanResult:
+    spec = UserSpec.parse(image.user)
+    user = UserSubject(spec, lambda: resolve_user(spec, image.read_file))
+    budget = model.estimate(image.unpacked_size)
+    result = ScanResult(image.reference, image=image, budget=budget)
+    for target, subject in (("user", user), ("image", ImageSubject(image, budget, max_layer_size))):
+        kept, suppressed = run_rules(subject, target, selection)
+        result.findings += kept
+        result.suppressed += suppressed
+    result.findings.sort(key=lambda f: (-f.severity, f.rule, f.layer or 0))
+    return result

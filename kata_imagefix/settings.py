@@ -1,0 +1,63 @@
+"""Settings from `.imagefix.toml` or `[tool.imagefix]` in pyproject.toml; CLI flags win.
+
+Keys are the long flag names (`max-layer-size`, `fail-on`, `ignore`, ...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import ImagefixError
+
+KNOWN_KEYS = {
+    "profile", "fail-on", "select", "ignore", "max-layer-size", "guest-memory", "pull-rate",
+    "create-timeout", "kubelet-timeout", "memory-reserve", "pull-overhead", "safety-factor",
+    "tmpfs-fraction", "jobs", "insecure-registry",
+}
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest `.imagefix.toml`, or a pyproject.toml with [tool.imagefix], upwards from cwd."""
+    here = (start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        candidate = folder / ".imagefix.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and b"[tool.imagefix]" in pyproject.read_bytes():
+            return pyproject
+        if (folder / ".git").exists():
+            break
+    return None
+
+
+def load_config(path: Path | None) -> dict[str, Any]:
+    """Read and check a config file; unknown keys are errors, not silently ignored."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ImagefixError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ImagefixError(f"config {path} is not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("imagefix", {})
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise ImagefixError(
+            f"config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    return data
+
+
+def id_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """'KIF101,KIF2' or ['KIF101'] -> ['KIF101', 'KIF2'] (prefixes select a family)."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else [
+        part for item in value for part in str(item).split(",")
+    ]
+    return [item.strip().upper() for item in items if item.strip()]

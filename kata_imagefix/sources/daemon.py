@@ -1,0 +1,217 @@
+"""Images in the local Docker engine, read through the Docker SDK without exporting them.
+
+Sizes come from the image history (the engine's own per-layer diff sizes);
+a file such as /etc/passwd is read from overlay2's layer directories when we
+may read them (root on the engine's host), otherwise from a created-but-never-
+started container with `get_archive`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from typing import Any
+
+from ..errors import ImagefixError
+from ..layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, normalize
+from ..model import Image, Layer, platform_of
+
+_NOP = "#(nop) "
+_LAYER_STEPS = ("ADD ", "COPY ")
+
+
+class DaemonUnavailable(ImagefixError):
+    pass
+
+
+class ImageNotInDaemon(ImagefixError):
+    pass
+
+
+_client_cache: dict[str, Any] = {}
+
+
+def api_client() -> Any:
+    """A low-level client with the API version negotiated; one per process."""
+    if "api" not in _client_cache:
+        import docker  # heavy: imported only when the daemon is used
+        from docker.utils import kwargs_from_env
+
+        kwargs = kwargs_from_env()
+        where = kwargs.get("base_url") or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
+            client = docker.APIClient(version="auto", timeout=120, **kwargs)
+        except docker.errors.DockerException as exc:
+            reason = str(exc).split(": ", 1)[-1][:200]
+            raise DaemonUnavailable(
+                f"cannot reach the Docker engine at {where}: is dockerd running? ({reason})"
+            ) from None
+        _client_cache["api"] = client
+    return _client_cache["api"]
+
+
+def _is_layer_step(created_by: str, size: int) -> bool:
+    if size > 0:
+        return True
+    text = created_by.strip()
+    if _NOP in text:
+        return any(text.split(_NOP, 1)[1].lstrip().startswith(s) for s in _LAYER_STEPS)
+    if text.endswith("# buildkit"):
+        return text.startswith(("RUN ", "ADD ", "COPY ", "/bin/sh -c"))
+    return bool(text)  # a legacy RUN (`/bin/sh -c ...`) or an imported root filesystem
+
+
+def layer_sizes(history_newest_first: list[dict], layer_count: int) -> list[tuple[int, str]] | None:
+    """(size, created_by) per layer, oldest first, from the engine's image history."""
+    entries = list(reversed(history_newest_first))
+    steps = [(h.get("Size", 0), h.get("CreatedBy", "") or "") for h in entries
+             if _is_layer_step(h.get("CreatedBy", "") or "", h.get("Size", 0))]
+    if len(steps) == layer_count:
+        return steps
+    if layer_count and len(entries) == 1:  # imported image: one entry, one layer
+        return [(entries[0].get("Size", 0), entries[0].get("CreatedBy", "") or "")] * layer_count
+    return None
+
+
+def _overlay_dirs(inspect: dict) -> list[str] | None:
+    driver = inspect.get("GraphDriver") or {}
+    if driver.get("Name") != "overlay2":
+        return None
+    data = driver.get("Data") or {}
+    dirs = [data["UpperDir"]] if data.get("UpperDir") else []
+    dirs += [d for d in (data.get("LowerDir") or "").split(":") if d]
+    if not dirs or not all(os.access(d, os.R_OK | os.X_OK) for d in dirs):
+        return None
+    return dirs
+
+
+def _is_whiteout(path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return os.path.exists(os.path.join(path, OPAQUE_MARKER))
+
+
+def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | None:
+    """Overlayfs lookup over layer diff dirs: whiteouts are 0/0 char devices, opaque dirs stop."""
+    target = normalize(path)
+    parts = target.split("/")
+    for layer_dir in dirs_top_down:
+        hidden = False
+        current = layer_dir
+        for depth, part in enumerate(parts):
+            entry = os.path.join(current, part)
+            if _is_whiteout(entry) or os.path.lexists(os.path.join(current, WHITEOUT_PREFIX + part)):
+                return None
+            if depth == len(parts) - 1:
+                try:
+                    info = os.lstat(entry)
+                except OSError:
+                    break
+                if stat.S_ISREG(info.st_mode):
+                    with open(entry, "rb") as handle:
+                        return handle.read()
+                return None
+            if not os.path.isdir(entry) or os.path.islink(entry):
+                if os.path.lexists(entry):
+                    return None  # a file or link shadows the directory
+                break
+            if _is_opaque(entry):
+                hidden = True
+            current = entry
+        if hidden:
+            return None
+    return None
+
+
+def _read_via_container(api: Any, image_id: str, path: str) -> bytes | None:
+    import docker
+
+    container = api.create_container(
+        image_id, command=["/imagefix-never-started"], network_disabled=True,
+        host_config=api.create_host_config(network_mode="none"),
+        labels={"io.imagefix.purpose": "read-file"},
+    )
+    try:
+        try:
+            chunks, _ = api.get_archive(container["Id"], path)
+        except docker.errors.NotFound:
+            return None
+        data = b"".join(chunks)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar:
+                if member.isreg():
+                    handle = tar.extractfile(member)
+                    return handle.read() if handle else b""
+        return None
+    finally:
+        api.remove_container(container["Id"], force=True)
+
+
+def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon",
+                      *, force_container_read: bool = False) -> Image:
+    import docker
+
+    api = api_client()
+    try:
+        inspect = api.inspect_image(name)
+        history = api.history(name)
+    except docker.errors.NotFound:
+        raise ImageNotInDaemon(f"image {name} is not in the local Docker engine") from None
+    except docker.errors.APIError as exc:
+        raise ImagefixError(f"the Docker engine refused to inspect {name}: {exc.explanation}") from None
+    except docker.errors.DockerException as exc:
+        raise DaemonUnavailable(f"cannot reach the Docker engine: {exc}") from None
+
+    diff_ids = (inspect.get("RootFS") or {}).get("Layers") or []
+    sizes = layer_sizes(history, len(diff_ids))
+    layers = [
+        Layer(index=i, diff_id=d, digest=None,
+              size=sizes[i][0] if sizes else None, compressed_size=None,
+              created_by=sizes[i][1] if sizes else "")
+        for i, d in enumerate(diff_ids)
+    ]
+    if sizes is None and layers:  # history cannot be matched to layers: put the total on top, say so
+        layers[-1].size = inspect.get("Size", 0)
+        layers[-1].size_estimated = True
+    config = {
+        "config": inspect.get("Config") or {},
+        "os": inspect.get("Os"), "architecture": inspect.get("Architecture"),
+        "variant": inspect.get("Variant"),
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "created": inspect.get("Created"),
+    }
+    image_id = inspect["Id"]
+    overlay = None if force_container_read else _overlay_dirs(inspect)
+
+    def read_file(path: str) -> bytes | None:
+        if overlay is not None:
+            return find_file_in_overlay(path, overlay)
+        return _read_via_container(api, image_id, path)
+
+    repo_digests = inspect.get("RepoDigests") or []
+    tags = inspect.get("RepoTags") or []
+    return Image(
+        reference=reference, transport=transport, config=config, layers=layers,
+        platform=platform_of(config),
+        name=name if ":" in name or "@" in name else (tags[0] if tags else name),
+        digest=repo_digests[0].partition("@")[2] if repo_digests else None,
+        image_id=image_id, _read_file=read_file,
+    )
+
+
+def storage_driver() -> str:
+    return api_client().info().get("Driver", "unknown")

@@ -1,0 +1,306 @@
+"""A lean, streaming tar reader for image layers.
+
+Why not `tarfile`: its stream mode copies its buffer on every forward skip,
+which made walking a 600 MB gzip layer take seconds. Here file data is
+skipped by seeking (plain, seekable blobs) or by decompressing into a
+bounded scratch buffer (compressed blobs): memory stays flat whatever the
+layer size. Reads ustar, GNU (long names) and PAX headers.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+try:  # ISA-L inflates about 6x faster than zlib here; same API.
+    from isal import isal_zlib as _zlib
+except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
+    import zlib as _zlib
+
+BLOCK = 512
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ"
+
+REGULAR = (b"0", b"\0", b"7")
+HARDLINK, SYMLINK, CHARDEV, DIRECTORY = b"1", b"2", b"3", b"5"
+
+
+class TarFormatError(Exception):
+    """The layer is not a readable tar (truncated, corrupt, or an unknown compression)."""
+
+
+def compression_of(head: bytes) -> str | None:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    return None
+
+
+class _Source:
+    """Bytes of the (decompressed) tar with cheap skip()."""
+
+    def __init__(self, raw: BinaryIO, compression: str | None, seekable: bool) -> None:
+        self.raw = raw
+        self.compression = compression
+        self.seekable = seekable and compression is None
+        self.pending = b""  # decompressed bytes not consumed yet
+        self.done = False
+        self.raw_bytes = 0  # compressed bytes read, for accounting
+        if compression == "gzip":
+            self._decomp = _zlib.decompressobj(31)
+        elif compression == "zstd":
+            try:
+                import zstandard
+            except ImportError:  # pragma: no cover
+                raise TarFormatError("zstd layer: install the zstandard package") from None
+            self._decomp = zstandard.ZstdDecompressor().decompressobj()
+        elif compression == "bzip2":
+            self._decomp = bz2.BZ2Decompressor()
+        elif compression == "xz":
+            self._decomp = lzma.LZMADecompressor()
+        else:
+            self._decomp = None
+        self._tail = b""
+
+    def _more(self) -> bytes:
+        """Up to CHUNK fresh decompressed bytes; b'' at the end."""
+        try:
+            return self._inflate()
+        except TarFormatError:
+            raise
+        except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, zstd errors
+            raise TarFormatError(f"corrupt {self.compression or 'tar'} data ({exc})") from None
+
+    def _inflate(self) -> bytes:
+        if self._decomp is None:
+            data = self.raw.read(CHUNK)
+            self.raw_bytes += len(data)
+            return data
+        while True:
+            if self.compression == "gzip":
+                if self._tail:
+                    data, self._tail = self._tail, b""
+                else:
+                    data = self.raw.read(CHUNK // 4)
+                    self.raw_bytes += len(data)
+                    if not data:
+                        if not self._decomp.eof and self.raw_bytes:
+                            raise TarFormatError("compressed layer is truncated")
+                        return b""
+                out = self._decomp.decompress(data, CHUNK)
+                self._tail = self._decomp.unconsumed_tail
+                if self._decomp.eof and self._decomp.unused_data.strip(b"\0"):
+                    # concatenated gzip members: start the next one
+                    rest = self._decomp.unused_data
+                    self._decomp = _zlib.decompressobj(31)
+                    self._tail = rest
+                if out:
+                    return out
+                if self._decomp.eof and not self._tail:
+                    return b""
+            else:
+                data = self.raw.read(CHUNK // 4)
+                self.raw_bytes += len(data)
+                if not data:
+                    return b""
+                out = self._decomp.decompress(data)
+                if out:
+                    return out
+
+    def read(self, size: int) -> bytes:
+        if self.seekable:
+            data = self.raw.read(size)
+            self.raw_bytes += len(data)
+            return data
+        parts = [self.pending] if self.pending else []
+        have = len(self.pending)
+        while have < size:
+            more = self._more()
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        data = b"".join(parts)
+        self.pending = data[size:]
+        return data[:size]
+
+    def skip(self, size: int) -> None:
+        if size <= 0:
+            return
+        if self.seekable:
+            self.raw.seek(size, 1)
+            return
+        if len(self.pending) >= size:
+            self.pending = self.pending[size:]
+            return
+        size -= len(self.pending)
+        self.pending = b""
+        while size > 0:
+            more = self._more()
+            if not more:
+                raise TarFormatError("layer ends inside a file: truncated")
+            if len(more) > size:
+                self.pending = more[size:]
+                return
+            size -= len(more)
+
+
+@dataclass
+class Member:
+    name: str
+    type: bytes
+    size: int
+    linkname: str
+    mode: int
+    devmajor: int = 0
+    devminor: int = 0
+    _source: _Source | None = None
+    _consumed: bool = False
+
+    @property
+    def is_regular(self) -> bool:
+        return self.type in REGULAR
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == DIRECTORY
+
+    def read(self, limit: int = 64 * 2**20) -> bytes:
+        """The file's bytes; only valid before the walk moves on."""
+        if self._consumed or self._source is None:
+            raise TarFormatError("member data already passed")
+        if self.size > limit:
+            raise TarFormatError(f"{self.name} is larger than {limit} bytes")
+        self._consumed = True
+        data = self._source.read(self.size)
+        if len(data) < self.size:
+            raise TarFormatError("layer ends inside a file: truncated")
+        self._source.skip(-self.size % BLOCK)
+        return data
+
+
+def _number(field: bytes) -> int:
+    if field and field[0] & 0x80:  # GNU base-256
+        value = field[0] & 0x3F
+        for byte in field[1:]:
+            value = (value << 8) | byte
+        return value
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise TarFormatError("not a tar archive (bad number field)") from None
+
+
+def _cstr(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    records: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            break
+        record = data[space + 1 : pos + length - 1]
+        key, _, value = record.partition(b"=")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
+def _checksum_ok(header: bytes) -> bool:
+    stored = _number(header[148:156])
+    computed = sum(header[:148]) + 256 + sum(header[156:])
+    return stored == computed
+
+
+def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
+    """Members of a layer tar (plain, gzip, zstd, bzip2 or xz, detected from its first bytes)."""
+    head = raw.read(6)
+    if seekable:
+        raw.seek(0)
+        source = _Source(raw, compression_of(head), True)
+    else:
+        source = _Source(_Prefixed(head, raw), compression_of(head), False)
+    long_name: str | None = None
+    long_link: str | None = None
+    pax: dict[str, str] = {}
+    first = True
+    while True:
+        header = source.read(BLOCK)
+        if len(header) < BLOCK:
+            if first and not header:
+                return  # an empty layer
+            if header.strip(b"\0"):
+                raise TarFormatError("truncated tar header")
+            return
+        if not header.strip(b"\0"):
+            return  # end-of-archive marker
+        if not _checksum_ok(header):
+            raise TarFormatError("not a tar archive (bad header checksum)" if first
+                                 else "corrupt tar header")
+        first = False
+        type_flag = header[156:157]
+        size = _number(header[124:136])
+        if type_flag in (b"L", b"K", b"x", b"g"):
+            data = source.read(size)
+            if len(data) < size:
+                raise TarFormatError("truncated tar header")
+            source.skip(-size % BLOCK)
+            if type_flag == b"L":
+                long_name = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            elif type_flag == b"K":
+                long_link = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            elif type_flag == b"x":
+                pax = _pax_records(data)
+            continue
+        name = _cstr(header[0:100])
+        if header[257:262] == b"ustar":
+            prefix = _cstr(header[345:500])
+            if prefix:
+                name = f"{prefix}/{name}"
+        name = pax.get("path", long_name or name)
+        linkname = pax.get("linkpath", long_link or _cstr(header[157:257]))
+        if "size" in pax:
+            size = int(pax["size"])
+        member = Member(name, type_flag, size, linkname, _number(header[100:108]),
+                        _number(header[329:337]), _number(header[337:345]), source)
+        long_name = long_link = None
+        pax = {}
+        yield member
+        if not member._consumed and member.type not in (HARDLINK, SYMLINK, CHARDEV, DIRECTORY, b"4", b"6"):
+            source.skip(size + (-size % BLOCK))
+
+
+class _Prefixed:
+    """A stream with bytes already read put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            data, self.head = self.head[:size] if size >= 0 else self.head, (
+                self.head[size:] if size >= 0 else b"")
+            if size < 0 or len(data) < size:
+                more = self.rest.read(-1 if size < 0 else size - len(data))
+                data += more
+            return data
+        return self.rest.read(size)
