@@ -129,11 +129,18 @@ def parse_image_ref(text: str) -> ImageRef:
             if word == "docker-daemon":
                 parse_docker_reference(rest)
             return ImageRef(word, rest, text)
-        if match.group("slashes") or not is_docker_reference(text):
+        if match.group("slashes") or (not is_docker_reference(text) and _looks_like_path(rest)):
             known = ", ".join(f"{t}://" if t == "docker" else f"{t}:" for t in TRANSPORTS)
             raise ImagefixError(f"unknown transport {word!r} in {text!r}: use one of {known}")
     parse_docker_reference(text)
     return ImageRef("", text, text)
+
+
+def _looks_like_path(rest: str) -> bool:
+    """After `word:`, a path means a transport; a tag or `port/repo` means a mistyped reference."""
+    if rest.startswith(("/", ".", "~")):
+        return True
+    return "/" in rest and not re.match(r"^\d+/", rest)
 
 
 def split_path_and_suffix(target: str, *, parts: int) -> tuple[str, str | None]:

@@ -280,6 +280,11 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
         linkname = pax.get("linkpath", long_link or _cstr(header[157:257]))
         if "size" in pax:
             size = int(pax["size"])
+        if name.endswith("/") and type_flag in (DIRECTORY, b"\0"):  # old tars mark dirs by the slash
+            type_flag = DIRECTORY
+            name = name.rstrip("/") or "/"
+        elif type_flag == DIRECTORY:
+            name = name.rstrip("/") or "/"
         member = Member(name, type_flag, size, linkname, _number(header[100:108]),
                         _number(header[329:337]), _number(header[337:345]), source)
         long_name = long_link = None

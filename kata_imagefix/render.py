@@ -1,0 +1,90 @@
+"""Jinja environment over templates/ (StrictUndefined), with filters that keep values inert.
+
+Every value that reaches a Dockerfile goes through a filter that refuses what
+could start a new instruction (newlines, continuation backslashes) and quotes
+strings, so no reference, path or label can inject a line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ImagefixError
+
+_USER = re.compile(r'^(?:""|[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?)$')
+
+
+def templates_dir() -> Path:
+    """The shipped templates: inside the installed package, or templates/ in a source tree."""
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("kata_imagefix.templates")))
+        if (path / "user.Dockerfile.j2").is_file():
+            return path
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def _no_line_breaks(value: Any, what: str) -> str:
+    text = str(value)
+    if any(ch in text for ch in "\r\n\0") or text.endswith("\\"):
+        raise ImagefixError(f"refusing {what} {text!r}: it would break the Dockerfile's lines")
+    return text
+
+
+def dockerfile_string(value: Any) -> str:
+    """A double-quoted Dockerfile string (LABEL/ENV values)."""
+    return json.dumps(_no_line_breaks(value, "value"))
+
+
+def dockerfile_word(value: Any) -> str:
+    """One bare word (an image reference, a stage name): no spaces, no quotes."""
+    text = _no_line_breaks(value, "word")
+    if not text or any(ch.isspace() or ch in "\"'\\$`" for ch in text):
+        raise ImagefixError(f"refusing {text!r} where one word is expected")
+    return text
+
+
+def dockerfile_user(value: Any) -> str:
+    text = _no_line_breaks(value, "user")
+    if not _USER.match(text):
+        raise ImagefixError(f"refusing USER value {text!r}")
+    return text
+
+
+def environment(template_dir: Path | None = None):
+    import jinja2
+
+    search = [str(template_dir)] if template_dir else []
+    search.append(str(templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # Dockerfiles, not HTML; values go through the filters above
+    )
+    env.filters.update(dockerfile_string=dockerfile_string, dockerfile_word=dockerfile_word,
+                       dockerfile_user=dockerfile_user, dockerfile_json=lambda v: json.dumps(v))
+    env.globals["version"] = __version__
+    return env
+
+
+def render(template_name: str, values: dict[str, Any], template_dir: Path | None = None) -> str:
+    import jinja2
+
+    try:
+        template = environment(template_dir).get_template(template_name)
+        return template.render(template_name=template_name, **values)
+    except jinja2.TemplateNotFound:
+        raise ImagefixError(f"template {template_name} not found") from None
+    except jinja2.UndefinedError as exc:
+        raise ImagefixError(f"template {template_name}: {exc.message}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or template_name
+        raise ImagefixError(f"template {where} line {exc.lineno}: {exc.message}") from None

@@ -1,0 +1,146 @@
+"""Bad input: exit 2, one clear line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+
+import pytest
+from conftest import SAMPLES
+from make_samples import write_docker_archive, write_oci_layout
+from test_scan_archives import image
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("imagefix: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("ref", "needle"), [
+    ("s3://bucket/image", "unknown transport 's3'"),
+    ("containers-storage:a/b:c/d", "unknown transport 'containers-storage'"),
+    ("Spark:3.5.3", "must be lowercase"),
+    ("spark:3.5.3\nUSER 0", "white space"),
+    ("spark::1", "not a valid Docker reference"),
+    ("docker-archive:", "nothing after"),
+])
+def test_bad_references(cli, ref, needle):
+    assert_one_line_error(cli("scan", ref), needle)
+
+
+def test_daemon_not_running(cli, no_engine_env):
+    result = cli("scan", "docker-daemon:spark:3.5.3", env=no_engine_env)
+    assert_one_line_error(result, "cannot reach the Docker engine", "is dockerd running?")
+
+
+@pytest.mark.engine
+def test_missing_image(cli, engine):
+    for ref in ("docker-daemon:imagefix-test/absent:nope", "imagefix-test/absent:nope"):
+        assert_one_line_error(cli("scan", ref), "not in the local Docker engine")
+
+
+def test_registry_transport_says_it_is_not_there_yet(cli):
+    assert_one_line_error(cli("scan", "docker://localhost:5000/app:1"), "not available yet")
+
+
+def test_missing_archive(cli, tmp_path):
+    assert_one_line_error(cli("scan", f"docker-archive:{tmp_path}/none.tar"), "no such file")
+
+
+def test_non_tar_archive(cli, tmp_path):
+    bogus = tmp_path / "bogus.tar"
+    bogus.write_bytes(b"PK\x03\x04 this is a zip, not a tar" * 100)
+    assert_one_line_error(cli("scan", f"docker-archive:{bogus}"), "not a tar archive")
+
+
+def test_truncated_archive(cli, tmp_path):
+    whole = tmp_path / "whole.tar"
+    write_docker_archive(whole, {"x/y:1": image("spark", big=300_000)})
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert_one_line_error(cli("scan", f"docker-archive:{cut}"), "truncated")
+
+
+def test_archive_without_manifest(cli, tmp_path):
+    archive = tmp_path / "nomanifest.tar"
+    with tarfile.open(archive, "w") as tar:
+        (tmp_path / "file.txt").write_text("hello")
+        tar.add(tmp_path / "file.txt", arcname="file.txt")
+    assert_one_line_error(cli("scan", f"docker-archive:{archive}"), "no manifest.json")
+
+
+def test_archive_with_two_images_needs_a_name(cli, tmp_path):
+    archive = tmp_path / "two.tar"
+    write_docker_archive(archive, {"a/b:1": image("spark"), "a/c:2": image("185:185")})
+    assert_one_line_error(cli("scan", f"docker-archive:{archive}"), "holds 2 images")
+    assert_one_line_error(cli("scan", f"docker-archive:{archive}:a/d:3"), "no image a/d:3", "a/b:1")
+    assert cli("scan", f"docker-archive:{archive}:a/c:2").exit_code == 0
+    assert cli("scan", f"docker-archive:{archive}:@0").exit_code == 1
+
+
+def test_oci_layout_with_a_missing_blob(cli, tmp_path):
+    layout = tmp_path / "layout"
+    descriptor = write_oci_layout(layout, {"t": image("spark")})["t"]
+    manifest = json.loads((layout / "blobs/sha256" / descriptor["digest"].split(":")[1]).read_bytes())
+    (layout / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]).unlink()
+    assert_one_line_error(cli("scan", f"oci:{layout}:t"), "layer 0 blob", "is missing")
+
+
+def test_oci_layout_with_a_tampered_manifest(cli, tmp_path):
+    layout = tmp_path / "layout"
+    descriptor = write_oci_layout(layout, {"t": image("spark")})["t"]
+    path = layout / "blobs/sha256" / descriptor["digest"].split(":")[1]
+    path.write_bytes(path.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":3'))
+    assert_one_line_error(cli("scan", f"oci:{layout}:t"), "does not match its digest")
+
+
+def test_oci_layout_problems(cli, tmp_path):
+    assert_one_line_error(cli("scan", f"oci:{tmp_path}/nothing"), "no such directory")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("scan", f"oci:{tmp_path}/empty"), "no oci-layout file")
+    shutil.copytree(SAMPLES / "spark", tmp_path / "spark")
+    assert_one_line_error(cli("scan", f"oci:{tmp_path}/spark:9.9"), "no image tagged '9.9'", "3.5.3")
+
+
+def test_corrupt_layer_blob(cli, tmp_path):
+    layout = tmp_path / "layout"
+    descriptor = write_oci_layout(layout, {"t": image("spark", big=500_000)})["t"]
+    manifest = json.loads((layout / "blobs/sha256" / descriptor["digest"].split(":")[1]).read_bytes())
+    blob = layout / "blobs/sha256" / manifest["layers"][1]["digest"].split(":")[1]
+    data = blob.read_bytes()
+    blob.write_bytes(data[:20] + bytes(b ^ 0xFF for b in data[20:60]) + data[60:])
+    assert_one_line_error(cli("scan", f"oci:{layout}:t"), "layer 1 blob", "cannot be read")
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("profile = [", "is not valid TOML"),
+    ("colour = 'red'", "unknown key(s) colour"),
+    ("fail-on = 'sometimes'", "fail-on must be one of"),
+    ("max-layer-size = 'huge'", "cannot read size 'huge'"),
+])
+def test_bad_config_files(cli, tmp_path, content, needle):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    assert_one_line_error(cli("--config", config, "scan", f"oci:{SAMPLES / 'spark'}:3.5.3"), needle)
+
+
+def test_unreadable_config_files(cli, tmp_path):
+    missing = cli("--config", tmp_path / "none.toml", "scan", "x")
+    assert_one_line_error(missing, "cannot read config", "no such file")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    assert_one_line_error(cli("--config", binary, "scan", "x"), "not valid TOML")
+
+
+def test_bad_flag_values(cli):
+    sample = f"oci:{SAMPLES / 'spark'}:3.5.3"
+    assert_one_line_error(cli("scan", "--max-layer-size", "lots", sample), "cannot read size")
+    assert_one_line_error(cli("scan", "--pull-rate", "0", sample), "must be positive")
+    assert_one_line_error(cli("scan"), "no image given")
+    assert cli("scan", "--format", "yaml", sample).exit_code == 2
