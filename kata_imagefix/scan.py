@@ -49,6 +49,7 @@ class ScanResult:
     suppressed: list[Finding] = field(default_factory=list)
     image: Image | None = None
     budget: BudgetEstimate | None = None
+    notes: list[str] = field(default_factory=list)
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), default=None)

@@ -1,3 +1,3 @@
 """One formatter per format, all fed the same ScanResult list."""
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "gnu")

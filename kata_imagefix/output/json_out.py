@@ -57,14 +57,17 @@ def image_dict(image: Image) -> dict[str, Any]:
     }
 
 
-def result_dict(result: ScanResult, fail_on: Severity | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"reference": result.subject}
+def result_dict(result: ScanResult, fail_on: Severity | None,
+                subject_key: str = "reference") -> dict[str, Any]:
+    out: dict[str, Any] = {subject_key: result.subject}
     if result.image is not None:
         out.update(image_dict(result.image))
     if result.budget is not None:
         out["budget"] = result.budget.as_dict()
     out["findings"] = [finding_dict(f) for f in result.findings]
     out["suppressed"] = [finding_dict(f) for f in result.suppressed]
+    if result.notes:
+        out["notes"] = result.notes
     out["passed"] = not (fail_on is not None and any(f.severity >= fail_on for f in result.findings))
     return out
 
@@ -77,7 +80,7 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
         "schema_version": SCHEMA_VERSION,
         "profile": profile,
         "fail_on": fail_on.label if fail_on else "never",
-        key: [result_dict(r, fail_on) for r in results],
+        key: [result_dict(r, fail_on, "file" if key == "files" else "reference") for r in results],
         "errors": [{"reference": ref, "error": msg} for ref, msg in errors],
         "summary": counts,
     }

@@ -63,6 +63,8 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, show_location
                 f"with margin; create_container_timeout {b.model.create_timeout_s} s), "
                 f"{human_size(b.unpacked_bytes)} of {human_size(b.room_bytes)} guest room"
             )
+        for note in result.notes:
+            out.append(f"  {click.style('note:', fg='cyan')} {note}")
         if result.suppressed:
             out.append(f"  ({len(result.suppressed)} suppressed)")
         out.append("")

@@ -1,0 +1,412 @@
+"""Dockerfiles: instructions (via dockerfile-parse), heredocs, stages, ARG/ENV expansion, effective USER.
+
+dockerfile-parse gives instructions with 0-based start/end lines; it does not
+know heredocs (a body line `USER nobody` would come back as an instruction),
+so bodies are folded back into the instruction that opens them here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+
+from .errors import ImagefixError
+
+_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
+_PRAGMA = re.compile(r"^\s*#\s*imagefix\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+)$", re.I)
+_DIRECTIVE = re.compile(r"^\s*#\s*([a-zA-Z]+)\s*=\s*(.*?)\s*$")
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass
+class Instruction:
+    keyword: str  # upper case
+    value: str  # arguments, continuation lines joined
+    start: int  # 0-based first line
+    end: int  # 0-based last line, heredoc bodies included
+    heredocs: list[str] = field(default_factory=list)
+
+    @property
+    def line(self) -> int:
+        """1-based, for findings."""
+        return self.start + 1
+
+
+@dataclass
+class UserSetting:
+    raw: str  # as written
+    value: str  # with ARG/ENV expanded
+    instruction: Instruction
+    stage: int
+    unresolved: list[str] = field(default_factory=list)  # variables without a value
+
+
+@dataclass
+class Accounts:
+    """Users and groups a Dockerfile creates, with the ids it gives them (None: chosen at build)."""
+
+    users: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)  # name -> uid, group
+    groups: dict[str, int | None] = field(default_factory=dict)
+
+    def merge(self, other: Accounts) -> None:
+        self.users.update(other.users)
+        self.groups.update(other.groups)
+
+
+@dataclass
+class Stage:
+    index: int
+    name: str | None
+    base: str  # expanded FROM image (or an earlier stage's name)
+    platform: str | None
+    from_instruction: Instruction
+    parent: int | None = None  # index of the earlier stage it builds on
+    instructions: list[Instruction] = field(default_factory=list)
+    user: UserSetting | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    accounts: Accounts = field(default_factory=Accounts)
+
+    @property
+    def last_line(self) -> int:
+        return max([self.from_instruction.end] + [i.end for i in self.instructions])
+
+
+@dataclass
+class Dockerfile:
+    path: str
+    lines: list[str]  # keepends; the BOM removed from the first line
+    bom: bool
+    newline: str
+    escape: str
+    instructions: list[Instruction]
+    stages: list[Stage]
+    global_args: dict[str, str | None]
+    ignores: dict[int, set[str]]  # 1-based instruction line -> rule ids
+    global_ignores: set[str]
+
+    def stage(self, target: str | None) -> Stage:
+        if target is None:
+            return self.stages[-1]
+        for stage in self.stages:
+            if stage.name == target.lower() or str(stage.index) == target:
+                return stage
+        names = ", ".join(s.name or str(s.index) for s in self.stages)
+        raise ImagefixError(f"{self.path}: no stage {target!r} (stages: {names})")
+
+    def chain(self, stage: Stage) -> list[Stage]:
+        """The stage and the earlier stages it builds on, nearest first."""
+        out = [stage]
+        while out[-1].parent is not None:
+            out.append(self.stages[out[-1].parent])
+        return out
+
+    def effective_user(self, stage: Stage) -> UserSetting | None:
+        for link in self.chain(stage):
+            if link.user is not None:
+                return link.user
+        return None
+
+    def accounts_for(self, stage: Stage) -> Accounts:
+        merged = Accounts()
+        for link in reversed(self.chain(stage)):
+            merged.merge(link.accounts)
+        return merged
+
+
+def expand(text: str, variables: dict[str, str | None], escape: str = "\\") -> tuple[str, list[str]]:
+    """Docker's ${VAR}, $VAR, ${VAR:-default}, ${VAR:+alt} (and - / + forms); returns missing names."""
+    missing: list[str] = []
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos] == escape and pos + 1 < len(text) and text[pos + 1] == "$":
+            out.append("$")
+            pos += 2
+            continue
+        match = _VAR.match(text, pos) if text[pos] == "$" else None
+        if not match:
+            out.append(text[pos])
+            pos += 1
+            continue
+        name = match.group(1) or match.group(4)
+        operator, word = match.group(2), match.group(3) or ""
+        value = variables.get(name)
+        is_set = name in variables and value is not None
+        if operator in (":-", "-"):
+            use_default = (not is_set) if operator == "-" else (not value)
+            if use_default:
+                value, sub_missing = expand(word, variables, escape)
+                missing += sub_missing
+        elif operator in (":+", "+"):
+            present = is_set if operator == "+" else bool(value)
+            value = expand(word, variables, escape)[0] if present else ""
+        elif not is_set:
+            missing.append(name)
+            value = ""
+        out.append(value or "")
+        pos = match.end()
+    return "".join(out), missing
+
+
+def _parse_directives(lines: list[str]) -> dict[str, str]:
+    directives: dict[str, str] = {}
+    for line in lines:
+        match = _DIRECTIVE.match(line.rstrip("\r\n"))
+        if not match:
+            break
+        directives[match.group(1).lower()] = match.group(2)
+    return directives
+
+
+def _instructions(text: str, lines: list[str]) -> list[Instruction]:
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8", "surrogateescape")))
+    try:
+        structure = sorted(parser.structure, key=lambda s: s["startline"])
+    except Exception as exc:  # dockerfile-parse raises plain errors on odd input
+        raise ImagefixError(f"cannot parse: {exc}") from None
+    out: list[Instruction] = []
+    skip_until = -1
+    for item in structure:
+        keyword = item["instruction"].upper()
+        if item["startline"] <= skip_until or keyword == "COMMENT":
+            continue
+        instruction = Instruction(keyword, item["value"].strip(), item["startline"], item["endline"])
+        if keyword in _HEREDOC_KEYWORDS:
+            _fold_heredocs(instruction, lines)
+            skip_until = instruction.end
+        out.append(instruction)
+    return out
+
+
+def _fold_heredocs(instruction: Instruction, lines: list[str]) -> None:
+    first_line = lines[instruction.start] if instruction.start < len(lines) else ""
+    markers = _HEREDOC.findall(instruction.value) or _HEREDOC.findall(first_line)
+    cursor = instruction.end + 1
+    for dash, _quote, word in markers:
+        body: list[str] = []
+        while cursor < len(lines):
+            candidate = lines[cursor].rstrip("\r\n")
+            if (candidate.lstrip("\t") if dash else candidate) == word:
+                break
+            body.append(lines[cursor])
+            cursor += 1
+        else:
+            raise ImagefixError(f"line {instruction.line}: heredoc <<{word} is never closed")
+        instruction.heredocs.append("".join(body))
+        instruction.end = cursor
+        cursor += 1
+
+
+_SPLIT_COMMANDS = re.compile(r"&&|\|\||;|\||\n")
+
+
+def _words(command: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(command, comments=False, posix=True)
+    except ValueError:
+        return command.split()
+
+
+def _option(words: list[str], short: str | None, long: str | None) -> str | None:
+    for i, word in enumerate(words):
+        if long and word.startswith(long + "="):
+            return word.split("=", 1)[1]
+        if word in (short, long) and i + 1 < len(words):
+            return words[i + 1]
+        glued = short and len(short) == 2 and word.startswith(short) and not word.startswith("--")
+        if glued and len(word) > 2:
+            return word[2:]
+    return None
+
+
+def _operands(words: list[str], takes_value: set[str]) -> list[str]:
+    operands = []
+    skip = False
+    for word in words[1:]:
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-"):
+            if word in takes_value:
+                skip = True
+            continue
+        operands.append(word)
+    return operands
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+_USERADD_VALUE_OPTS = {"-u", "--uid", "-g", "--gid", "-G", "--groups", "-d", "--home-dir", "-s", "--shell",
+                       "-c", "--comment", "-k", "--skel", "-K", "--key", "-e", "--expiredate", "-f",
+                       "--inactive", "-p", "--password", "-b", "--base-dir", "-h", "--home", "--ingroup",
+                       "--gecos", "--firstuid", "--lastuid", "--firstgid", "--lastgid", "-R", "--root"}
+
+
+def _accounts_from_run(script: str, into: Accounts) -> None:
+    """useradd/groupadd/adduser/addgroup, and passwd lines echoed into /etc/passwd."""
+    for command in _SPLIT_COMMANDS.split(script):
+        words = _words(command.strip())
+        while words and (words[0] in ("sudo", "exec", "set", "-e", "-x", "-ex") or "=" in words[0]):
+            words = words[1:]
+        if not words:
+            continue
+        tool = words[0].rsplit("/", 1)[-1]
+        operands = _operands(words, _USERADD_VALUE_OPTS)
+        name = operands[-1] if operands else None
+        if tool in ("groupadd", "addgroup") and name:
+            if tool == "addgroup" and len(operands) >= 2:
+                continue  # busybox `addgroup USER GROUP` adds a member, creates nothing
+            into.groups[name] = _int(_option(words, "-g", "--gid"))
+        elif tool == "useradd" and name:
+            into.users[name] = (_int(_option(words, "-u", "--uid")), _option(words, "-g", "--gid"))
+        elif tool == "adduser" and name:
+            uid = _int(_option(words, "-u", "--uid"))
+            group = _option(words, "-G", "--ingroup") or _option(words, None, "--gid")
+            busybox = any(w in ("-D", "-S", "-H") for w in words)
+            if group is None and busybox and uid is not None:
+                # busybox adduser makes a group of the same name with gid = uid
+                into.groups.setdefault(name, uid)
+                group = name
+            into.users[name] = (uid, group)
+    if "/etc/passwd" in script:
+        for name, uid, gid in re.findall(r"([A-Za-z_][A-Za-z0-9_.-]*):[^:\s]*:(\d+):(\d+):", script):
+            into.users[name] = (int(uid), gid)
+    if "/etc/group" in script:
+        for name, gid in re.findall(r"([A-Za-z_][A-Za-z0-9_.-]*):[^:\s]*:(\d+):(?:[\w,]*)", script):
+            if name not in into.users or "/etc/passwd" not in script:
+                into.groups.setdefault(name, int(gid))
+
+
+def _from_parts(value: str) -> tuple[str, str | None, str | None]:
+    words = value.split()
+    platform = None
+    while words and words[0].startswith("--"):
+        flag = words.pop(0)
+        if flag.startswith("--platform="):
+            platform = flag.split("=", 1)[1]
+    image = words[0] if words else ""
+    name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+    return image, name, platform
+
+
+def _arg_pairs(value: str) -> list[tuple[str, str | None]]:
+    pairs = []
+    for word in _words(value):
+        name, sep, default = word.partition("=")
+        pairs.append((name, default if sep else None))
+    return pairs
+
+
+def _env_pairs(value: str) -> list[tuple[str, str]]:
+    words = _words(value)
+    if words and "=" not in words[0]:  # legacy `ENV key value with spaces`
+        return [(words[0], value.split(None, 1)[1] if len(value.split(None, 1)) > 1 else "")]
+    return [(w.partition("=")[0], w.partition("=")[2]) for w in words if "=" in w]
+
+
+def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
+                     build_args: dict[str, str] | None = None) -> Dockerfile:
+    if isinstance(data, bytes):
+        if b"\0" in data:
+            raise ImagefixError(f"{path}: binary file, not a Dockerfile")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImagefixError(f"{path}: not UTF-8 text, not a Dockerfile") from None
+    else:
+        text = data
+    bom = text.startswith("\ufeff")
+    text = text.removeprefix("\ufeff")
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    directives = _parse_directives(lines)
+    escape = directives.get("escape", "\\")[:1] or "\\"
+    try:
+        instructions = _instructions(text, lines)
+    except ImagefixError as exc:
+        raise ImagefixError(f"{path}: {exc}") from None
+    build_args = build_args or {}
+
+    ignores: dict[int, set[str]] = {}
+    global_ignores: set[str] = set()
+    starts = {i.start: i for i in instructions}
+    for number, line in enumerate(lines):
+        match = _PRAGMA.match(line.rstrip("\r\n"))
+        if not match:
+            continue
+        ids = {part.strip().upper() for part in match.group(2).split(",") if part.strip()}
+        if match.group(1):
+            global_ignores |= ids
+            continue
+        following = number + 1  # the next instruction after any further comment lines
+        while (following < len(lines) and following not in starts
+               and lines[following].lstrip().startswith("#")):
+            following += 1
+        if following in starts:
+            ignores.setdefault(following + 1, set()).update(ids)
+
+    global_args: dict[str, str | None] = {}
+    stages: list[Stage] = []
+    stage_args: dict[str, str | None] = {}
+    for instruction in instructions:
+        keyword = instruction.keyword
+        if keyword == "FROM":
+            raw_image, name, platform = _from_parts(instruction.value)
+            image, _ = expand(raw_image, {**global_args}, escape)
+            stage = Stage(len(stages), name.lower() if name else None, image, platform, instruction)
+            for earlier in stages:
+                if earlier.name and earlier.name == image.lower():
+                    stage.parent = earlier.index
+                    stage.env = dict(earlier.env)
+            stages.append(stage)
+            stage_args = {}
+            continue
+        if not stages:
+            if keyword == "ARG":
+                for name, default in _arg_pairs(instruction.value):
+                    if name in build_args:
+                        global_args[name] = build_args[name]
+                    elif default is not None:
+                        global_args[name] = expand(default, global_args, escape)[0]
+                    else:
+                        global_args[name] = None
+            continue
+        stage = stages[-1]
+        stage.instructions.append(instruction)
+        variables = {**stage_args, **stage.env}
+        if keyword == "ARG":
+            for name, default in _arg_pairs(instruction.value):
+                if name in build_args:
+                    stage_args[name] = build_args[name]
+                elif default is not None:
+                    stage_args[name] = expand(default, variables, escape)[0]
+                else:
+                    stage_args[name] = global_args.get(name)
+        elif keyword == "ENV":
+            for name, value in _env_pairs(instruction.value):
+                stage.env[name] = expand(value, variables, escape)[0]
+        elif keyword == "USER":
+            value, missing = expand(instruction.value.strip(), variables, escape)
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            stage.user = UserSetting(instruction.value.strip(), value, instruction, stage.index, missing)
+        elif keyword == "RUN":
+            script, _ = expand(" ".join([instruction.value, *instruction.heredocs]), variables, escape)
+            _accounts_from_run(script, stage.accounts)
+        elif keyword in ("COPY", "ADD") and instruction.heredocs:
+            target = instruction.value.split()[-1] if instruction.value.split() else ""
+            if target in ("/etc/passwd", "/etc/group"):
+                _accounts_from_run(f"{target}\n" + "".join(instruction.heredocs), stage.accounts)
+    if not stages:
+        raise ImagefixError(f"{path}: no FROM instruction: not a Dockerfile")
+    return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_args, ignores,
+                      global_ignores)

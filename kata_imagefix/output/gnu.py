@@ -1,0 +1,17 @@
+"""GNU-style `FILE:LINE: severity: RULE message`, one finding a line (editors and CI annotators)."""
+
+from __future__ import annotations
+
+from ..scan import ScanResult
+
+
+def render(results: list[ScanResult]) -> str:
+    lines = []
+    for result in results:
+        for finding in result.findings:
+            where = finding.file or result.subject
+            if finding.line is not None:
+                where += f":{finding.line}"
+            fix = f" (fix: {finding.fix})" if finding.fix else ""
+            lines.append(f"{where}: {finding.severity.label}: {finding.rule} {finding.message}{fix}")
+    return "".join(line + "\n" for line in lines)

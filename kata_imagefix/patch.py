@@ -1,0 +1,108 @@
+"""Patch a Dockerfile's effective USER, changing no byte outside the instruction it rewrites."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from .dockerfile import Dockerfile, Instruction
+from .errors import ImagefixError
+from .lint import effective_user
+from .model import Image
+from .users import UserKind
+
+USER_MODES = ("numeric", "reset", "root")
+_WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
+
+
+@dataclass
+class PatchOutcome:
+    path: str
+    original: str
+    text: str
+    description: str | None  # what changed, None when nothing did
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            self.original.splitlines(keepends=True), self.text.splitlines(keepends=True),
+            fromfile=f"a/{self.path.lstrip('/')}", tofile=f"b/{self.path.lstrip('/')}",
+        ))
+
+
+def _new_value(dockerfile: Dockerfile, mode: str, user) -> tuple[str, str] | None:
+    """(USER value, comment) for this mode, or None when the user needs no change."""
+    kind = user.spec.kind
+    if mode == "numeric":
+        if kind not in (UserKind.NAMED, UserKind.NUMERIC_NO_GROUP):
+            return None
+        resolution = user.resolver()
+        if not resolution.ok:
+            raise ImagefixError(
+                f"{dockerfile.path}:{user.line}: cannot write a numeric USER for {user.spec.raw!r}: "
+                f"{resolution.problem}; fix the Dockerfile or use --user-mode reset|root"
+            )
+        return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY})"
+    if kind is not UserKind.NAMED:
+        return None
+    if mode == "reset":
+        return '""', f'USER {user.label} -> USER "": the container runs as ROOT ({_WHY})'
+    return "0:0", f"USER {user.label} -> 0:0: the container runs as root ({_WHY})"
+
+
+def _keyword_as_written(dockerfile: Dockerfile, instruction: Instruction, keyword: str) -> tuple[str, str]:
+    """Indentation and the keyword in the file's own casing (from the given instruction)."""
+    line = dockerfile.lines[instruction.start]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    written = line.lstrip(" \t")[: len(instruction.keyword)]
+    if written.upper() != instruction.keyword:
+        return indent, keyword
+    if written.islower():
+        return indent, keyword.lower()
+    return indent, keyword
+
+
+def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None = None,
+          base: Image | None = None) -> PatchOutcome:
+    if mode not in USER_MODES:
+        raise ImagefixError(f"unknown user mode {mode!r}: use {', '.join(USER_MODES)}")
+    original = "".join(dockerfile.lines)
+    prefix = "\ufeff" if dockerfile.bom else ""
+    unchanged = PatchOutcome(dockerfile.path, prefix + original, prefix + original, None)
+    stage = dockerfile.stage(target)
+    user = effective_user(dockerfile, stage, base)
+    if user is None:
+        return unchanged
+    rule = "KIF102" if user.spec.kind is UserKind.NUMERIC_NO_GROUP else "KIF101"
+    if rule in dockerfile.global_ignores | dockerfile.ignores.get(user.line, set()):
+        return unchanged  # the author silenced it with a pragma: leave it as it is
+    change = _new_value(dockerfile, mode, user)
+    if change is None:
+        return unchanged
+    value, comment = change
+    lines = list(dockerfile.lines)
+    nl = dockerfile.newline
+    if user.in_target_stage:
+        setting = dockerfile.effective_user(stage)
+        assert setting is not None
+        instruction = setting.instruction
+        indent, keyword = _keyword_as_written(dockerfile, instruction, "USER")
+        last = lines[instruction.end]
+        ending = last[len(last.rstrip("\r\n")):]
+        lines[instruction.start : instruction.end + 1] = [
+            f"{indent}# imagefix: {comment}{nl}", f"{indent}{keyword} {value}{ending}"]
+        where = f"line {instruction.line}"
+    else:
+        _, keyword = _keyword_as_written(dockerfile, stage.from_instruction, "USER")
+        last = stage.last_line
+        at_eof = not lines[last].endswith(("\n", "\r"))
+        if at_eof:
+            lines[last] += nl
+        inserted = [f"# imagefix: {comment}{nl}", f"{keyword} {value}{'' if at_eof else nl}"]
+        lines[last + 1 : last + 1] = inserted
+        where = f"appended after line {last + 1}"
+    text = prefix + "".join(lines)
+    return PatchOutcome(dockerfile.path, prefix + original, text, f"{comment.split(' (')[0]} ({where})")
