@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""imagefix lint against hadolint on the same 1000 Dockerfiles, one call each.
+
+    .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/bench_lint.py [--runs 5]
+
+The Dockerfiles are generated (deterministic seed) from realistic pieces:
+multi-stage builds, ARG-driven users, useradd lines, long RUN chains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_scan import tool
+
+BASES = ["debian:12-slim", "ubuntu:24.04", "alpine:3.20", "eclipse-temurin:17-jre", "python:3.12-slim",
+         "node:22-bookworm", "golang:1.23", "registry.example.com/team/base:2.1"]
+USERS = ["spark", "app", "nobody", "1000", "1000:1000", "root", "${APP_USER}", "www-data", "185:185"]
+RUNS = [
+    "RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates \\\n"
+    "    && rm -rf /var/lib/apt/lists/*",
+    "RUN set -eux; \\\n    mkdir -p /opt/app; \\\n    chown -R 1000:1000 /opt/app",
+    "RUN pip install --no-cache-dir -r requirements.txt",
+    "RUN groupadd --system --gid=${APP_UID} app && useradd --system --uid=${APP_UID} --gid=app app",
+    "RUN addgroup -S -g 1000 app && adduser -S -u 1000 -G app app",
+    "RUN go build -trimpath -ldflags='-s -w' -o /out/server ./cmd/server",
+    "RUN npm ci && npm run build",
+]
+
+
+def dockerfile(rng: random.Random) -> str:
+    lines = ["# syntax=docker/dockerfile:1", f"ARG BASE={rng.choice(BASES)}", "ARG APP_UID=1000"]
+    for stage in range(rng.randint(1, 3)):
+        lines.append(f"FROM ${{BASE}} AS stage{stage}")
+        lines += ["ARG APP_UID", "ARG APP_USER=app", "WORKDIR /opt/app", "COPY . ."]
+        lines += [rng.choice(RUNS) for _ in range(rng.randint(2, 6))]
+        lines.append("ENV PATH=/opt/app/bin:$PATH")
+        if rng.random() < 0.8:
+            lines.append(f"USER {rng.choice(USERS)}")
+    lines += ['EXPOSE 8080', 'ENTRYPOINT ["/opt/app/bin/start"]']
+    return "\n".join(lines) + "\n"
+
+
+def timed(cmd: list[str], ok=(0, 1)) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, timeout=1800)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in ok:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--files", type=int, default=1000)
+    args = parser.parse_args()
+    imagefix, hadolint = tool("imagefix"), tool("hadolint")
+    rng = random.Random(20261126)
+    work = Path(tempfile.mkdtemp(prefix="imagefix-bench-lint-"))
+    try:
+        paths = []
+        for index in range(args.files):
+            path = work / f"Dockerfile.{index:04d}"
+            path.write_text(dockerfile(rng))
+            paths.append(str(path))
+        ours = [timed([imagefix, "lint", "--format", "json", *paths]) for _ in range(args.runs)]
+        theirs = [timed([hadolint, "--no-fail", "--format", "json", *paths]) for _ in range(args.runs)]
+    finally:
+        shutil.rmtree(work)
+    ours_m, theirs_m = statistics.median(ours), statistics.median(theirs)
+    print(f"{args.files} Dockerfiles, median of {args.runs} runs")
+    print(f"imagefix lint: {ours_m:.3f} s   hadolint: {theirs_m:.3f} s   ratio: {theirs_m / ours_m:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
