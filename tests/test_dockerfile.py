@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 
@@ -128,8 +129,12 @@ def test_patch_properties(text, mode):
     patched = parse_dockerfile(outcome.text.encode())  # still parses
     # Only USER lines and imagefix's own comment differ from the input.
     old_lines, new_lines = text.splitlines(), outcome.text.splitlines()
-    removed = [line for line in old_lines if line not in new_lines]
-    added = [line for line in new_lines if line not in old_lines]
+    removed, added = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old_lines, new_lines,
+                                                       autojunk=False).get_opcodes():
+        if tag != "equal":
+            removed += old_lines[i1:i2]
+            added += new_lines[j1:j2]
     assert all(line.strip().lower().startswith("user") for line in removed), removed
     assert all(line.strip().lower().startswith("user") or line.strip().startswith("# imagefix:")
                for line in added), added

@@ -9,6 +9,9 @@ from . import (  # noqa: F401 - imported to register the rules
     kif202_image_budget,
     kif203_pull_timeout,
     kif204_kubelet_timeout,
+    kif301_misplaced_timeout,
+    kif302_invalid_toml,
+    kif303_budget_too_low,
 )
 from .base import REGISTRY, ImageSubject, Rule, UserSubject
 

@@ -1,0 +1,24 @@
+from ..model import Severity
+from .base import rule
+from .kata_subject import KataSubject
+
+
+@rule("KIF302", "config-not-valid-toml", Severity.ERROR, "kata")
+def check(subject: KataSubject):
+    """Kata config: the file is not valid TOML (e.g. a second `[factory]` header).
+
+    Why: appending `[factory]` + `create_container_timeout` to a config that
+    already has a `[factory]` table declares the table twice. That is invalid
+    TOML, and the runtime cannot load the file at all: every Kata pod fails.
+
+    Fix: remove the duplicate by hand (imagefix does not guess which copy you
+    meant), then `imagefix kata patch` puts the timeout where it works.
+    """
+    for toml in subject.config.files:
+        if toml.data is None:
+            yield subject.finding(
+                "KIF302",
+                f"not valid TOML: {toml.error}; the Kata runtime cannot load this file",
+                "remove the duplicate, then run imagefix kata patch",
+                toml.path, toml.error_line,
+            )

@@ -1,0 +1,64 @@
+from ..kata import MEMORY_KEY, TIMEOUT_KEY
+from ..model import Severity
+from ..sizes import human_size
+from .base import rule
+from .kata_subject import KataSubject
+
+PASSTHROUGH = ('containerd must pass pod annotations through '
+               '(pod_annotations = ["io.katacontainers.*"], as kata-deploy sets it)')
+
+
+@rule("KIF303", "config-too-low-for-images", Severity.WARNING, "kata")
+def check(subject: KataSubject):
+    """Kata config: the effective timeout or `default_memory` is too low for the images given.
+
+    Why: the same budget model as `imagefix scan` (see `imagefix rules`):
+    guest pull + unpack time against `create_container_timeout`, and the
+    unpacked image against the guest's tmpfs (50% of `default_memory`).
+
+    Fix: `imagefix kata patch CONFIG --create-container-timeout auto
+    --default-memory auto --image REF` (or a drop-in), or per pod with the
+    annotations `io.katacontainers.config.runtime.create_container_timeout`
+    and `io.katacontainers.config.hypervisor.default_memory`.
+    """
+    config = subject.config
+    timeout, timeout_file, timeout_entry = config.timeout
+    memory, memory_file, memory_entry = config.memory
+    main = config.main.path
+    for ref, estimate in subject.estimates:
+        if not estimate.fits_create_timeout:
+            seconds = estimate.recommended_timeout_seconds
+            kubelet = ""
+            if seconds > estimate.model.kubelet_timeout_s:
+                kubelet = (f"; {seconds} s is above the kubelet's runtimeRequestTimeout "
+                           f"({estimate.model.kubelet_timeout_s} s by default): raise that too, "
+                           "Kata recommends >= 600 s for confidential containers")
+            yield subject.finding(
+                "KIF303",
+                f"{TIMEOUT_KEY} is {timeout} s, but guest pull + unpack of {ref} "
+                f"({human_size(estimate.unpacked_bytes)}) needs {estimate.needed_timeout_seconds:.0f} s"
+                + kubelet,
+                f"set {TIMEOUT_KEY} = {seconds} in [{'.'.join(config.timeout_table)}] "
+                f"(imagefix kata patch {main} --create-container-timeout auto --image {ref}), or per pod "
+                f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}" - '
+                + PASSTHROUGH,
+                (timeout_file.path if timeout_file else main),
+                (timeout_entry.line + 1 if timeout_entry else None),
+                image=ref, needed_seconds=round(estimate.needed_timeout_seconds, 1),
+                recommended_create_container_timeout=seconds,
+            )
+        if not estimate.fits_memory:
+            mib = estimate.recommended_memory_mib
+            yield subject.finding(
+                "KIF303",
+                f"{MEMORY_KEY} is {memory} MiB: the guest's room for images is "
+                f"{human_size(estimate.room_bytes)}, but {ref} unpacks to "
+                f"{human_size(estimate.unpacked_bytes)}",
+                f"set {MEMORY_KEY} = {mib} in [{'.'.join(config.hypervisor_table())}] "
+                f"(imagefix kata patch {main} --default-memory auto --image {ref}), or per pod "
+                f'io.katacontainers.config.hypervisor.default_memory: "{mib}" (or raise the pod\'s '
+                "memory limits: TDX sizes the guest as default_memory + limits)",
+                (memory_file.path if memory_file else main),
+                (memory_entry.line + 1 if memory_entry else None),
+                image=ref, recommended_default_memory_mib=mib,
+            )
