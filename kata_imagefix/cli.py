@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +136,7 @@ def budget_model(ctx: click.Context, kw: dict[str, Any]):
 
 
 def selection_options(func: Callable) -> Callable:
-    from .scan import PROFILES
+    from .settings import PROFILES
 
     options = [
         click.option("--profile", type=click.Choice(PROFILES),
@@ -165,7 +164,7 @@ def rule_selection(ctx: click.Context, kw: dict[str, Any]):
         if not any(known.startswith(rule_id) for known in REGISTRY):
             raise ImagefixError(f"unknown rule id {rule_id!r}; `imagefix rules` lists them")
     profile = _setting(ctx, kw.pop("profile"), "profile", "kata-tdx")
-    from .scan import PROFILES
+    from .settings import PROFILES
 
     if profile not in PROFILES:
         raise ImagefixError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
@@ -204,6 +203,15 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 @click.option("--max-layer-size", metavar="SIZE", help="Per-layer limit for KIF201. [default: 100MB]")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform image. [default: this host's]")
+@click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform image.")
+@click.option("--exact", is_flag=True,
+              help="Registry images: stream the layers to count unpacked sizes (else estimated).")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+              help="Allow plain HTTP / no TLS check for this registry (loopback always may).")
+@click.option("--username", help="Registry user (with --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
+              help="Give up on a silent registry after S seconds. [default: 30]")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Images scanned at once. [default: 4]")
 @click.option("--from-file", metavar="FILE", help="Read references from FILE, one per line ('-': stdin).")
 @budget_options
@@ -217,35 +225,62 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     from .reference import parse_image_ref
     from .scan import DEFAULT_MAX_LAYER_SIZE, ScanResult, scan_image
     from .sizes import parse_size
-    from .sources import open_image
+    from .sources import open_images
 
     selection, fail_on = rule_selection(ctx, kw)
+    registry = _registry_options(ctx, kw)
+    if fmt == "text":
+        from .output import progress
+
+        progress.enabled = True
     model = budget_model(ctx, kw)
     max_layer = _setting(ctx, kw["max_layer_size"], "max-layer-size", DEFAULT_MAX_LAYER_SIZE, parse_size)
     jobs = _setting(ctx, kw["jobs"], "jobs", 4, int)
     items = _read_refs(refs, kw["from_file"])
     parsed = [parse_image_ref(item) for item in items]  # bad references stop before any work
 
-    def one(ref) -> ScanResult | ImagefixError:
+    def one(ref) -> list[ScanResult] | ImagefixError:
         try:
-            image = open_image(ref, platform=kw["platform"])
-            return scan_image(image, selection, model, max_layer)
+            images = open_images(ref, platform=kw["platform"], registry=registry)
+            return [scan_image(image, selection, model, max_layer) for image in images]
         except ImagefixError as exc:
             return exc
 
     if len(parsed) == 1 or jobs == 1:
         outcomes = [one(ref) for ref in parsed]
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             outcomes = list(pool.map(one, parsed))
 
-    results = [o for o in outcomes if isinstance(o, ScanResult)]
+    results = [r for o in outcomes if not isinstance(o, ImagefixError) for r in o]
     errors = [(ref.original, str(o)) for ref, o in zip(parsed, outcomes, strict=True)
               if isinstance(o, ImagefixError)]
     for _, message in errors:
         click.echo(f"imagefix: error: {message}", err=True)
     _emit_results(results, fmt, fail_on, selection.profile, errors)
     ctx.exit(exit_code(results, fail_on, errors))
+
+
+def _registry_options(ctx: click.Context, kw: dict[str, Any]):
+    from .registry.auth import Credentials
+    from .sources.registry import RegistryOptions
+
+    credentials = None
+    if kw.pop("password_stdin"):
+        if not kw.get("username"):
+            raise ImagefixError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+        credentials = Credentials(kw["username"], password)
+    elif kw.get("username"):
+        raise ImagefixError("--username needs --password-stdin (passwords never go on the command line)")
+    kw.pop("username", None)
+    insecure = tuple(kw.pop("insecure")) or tuple(_setting(ctx, None, "insecure-registry", None, list) or ())
+    timeout = _setting(ctx, kw.pop("registry_timeout"), "registry-timeout", 30.0, float)
+    return RegistryOptions(insecure=insecure, credentials=credentials, timeout=timeout,
+                           exact=kw.pop("exact"), all_platforms=kw.pop("all_platforms"),
+                           platform=kw.get("platform"))
 
 
 def _emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ImagefixError
+from .rules.kata_subject import MEMORY_KEY, TIMEOUT_KEY
 
-TIMEOUT_KEY = "create_container_timeout"
-MEMORY_KEY = "default_memory"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
 DEFAULT_TIMEOUT = {"go": 60, "rs": 30}
 DEFAULT_MEMORY_MIB = 2048

@@ -67,6 +67,7 @@ class Image:
     name: str | None = None  # repo:tag when known
     digest: str | None = None  # manifest or repo digest
     image_id: str | None = None  # config digest
+    transfer: Any = None  # registry request/byte counts, for images read from a registry
     _read_file: FileReader | None = field(default=None, repr=False)
     _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from .budget import BudgetEstimate, BudgetModel
 from .model import Finding, Image, Severity
 from .rules import ImageSubject, Rule, UserSubject, all_rules
+from .settings import PROFILES  # noqa: F401 - re-exported for callers
 from .users import UserSpec, resolve_user
 
-PROFILES = ("kata-tdx", "kata", "generic")
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
 
 # Severity changes per profile; None drops the rule (DESIGN.md "Profiles").

@@ -11,10 +11,12 @@ from typing import Any
 
 from .errors import ImagefixError
 
+PROFILES = ("kata-tdx", "kata", "generic")
+
 KNOWN_KEYS = {
     "profile", "fail-on", "select", "ignore", "max-layer-size", "guest-memory", "pull-rate",
     "create-timeout", "kubelet-timeout", "memory-reserve", "pull-overhead", "safety-factor",
-    "tmpfs-fraction", "jobs", "insecure-registry",
+    "tmpfs-fraction", "jobs", "insecure-registry", "registry-timeout",
 }
 
 

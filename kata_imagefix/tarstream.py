@@ -9,16 +9,19 @@ layer size. Reads ustar, GNU (long names) and PAX headers.
 
 from __future__ import annotations
 
-import bz2
-import lzma
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-try:  # ISA-L inflates about 6x faster than zlib here; same API.
-    from isal import isal_zlib as _zlib
-except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    import zlib as _zlib
+
+def _zlib():
+    """ISA-L inflates about 6x faster than zlib here (same API); zlib is the fallback."""
+    try:
+        from isal import isal_zlib
+        return isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency
+        import zlib
+        return zlib
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -58,7 +61,7 @@ class _Source:
         self.done = False
         self.raw_bytes = 0  # compressed bytes read, for accounting
         if compression == "gzip":
-            self._decomp = _zlib.decompressobj(31)
+            self._decomp = _zlib().decompressobj(31)
         elif compression == "zstd":
             try:
                 import zstandard
@@ -66,8 +69,12 @@ class _Source:
                 raise TarFormatError("zstd layer: install the zstandard package") from None
             self._decomp = zstandard.ZstdDecompressor().decompressobj()
         elif compression == "bzip2":
+            import bz2
+
             self._decomp = bz2.BZ2Decompressor()
         elif compression == "xz":
+            import lzma
+
             self._decomp = lzma.LZMADecompressor()
         else:
             self._decomp = None
@@ -103,7 +110,7 @@ class _Source:
                 if self._decomp.eof and self._decomp.unused_data.strip(b"\0"):
                     # concatenated gzip members: start the next one
                     rest = self._decomp.unused_data
-                    self._decomp = _zlib.decompressobj(31)
+                    self._decomp = _zlib().decompressobj(31)
                     self._tail = rest
                 if out:
                     return out

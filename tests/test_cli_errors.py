@@ -45,10 +45,6 @@ def test_missing_image(cli, engine):
         assert_one_line_error(cli("scan", ref), "not in the local Docker engine")
 
 
-def test_registry_transport_says_it_is_not_there_yet(cli):
-    assert_one_line_error(cli("scan", "docker://localhost:5000/app:1"), "not available yet")
-
-
 def test_missing_archive(cli, tmp_path):
     assert_one_line_error(cli("scan", f"docker-archive:{tmp_path}/none.tar"), "no such file")
 

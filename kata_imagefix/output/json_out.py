@@ -42,6 +42,8 @@ def image_dict(image: Image) -> dict[str, Any]:
         "unpacked_bytes": image.unpacked_size,
         "compressed_bytes": image.compressed_size,
         "size_estimated": image.size_estimated,
+        **({"transfer": {"requests": image.transfer.requests, "bytes": image.transfer.bytes,
+                         "by_kind": image.transfer.by_kind}} if image.transfer is not None else {}),
         "layers": [
             {
                 "index": layer.index,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..budget import BudgetEstimate
-from ..kata import KataConfig
 from ..model import Finding
 from .base import REGISTRY
+
+if TYPE_CHECKING:
+    from ..budget import BudgetEstimate
+    from ..kata import KataConfig
+
+TIMEOUT_KEY = "create_container_timeout"  # the same names kata.py uses
+MEMORY_KEY = "default_memory"
 
 
 @dataclass

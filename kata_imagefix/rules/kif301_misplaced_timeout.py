@@ -1,7 +1,6 @@
-from ..kata import TIMEOUT_KEY
 from ..model import Severity
 from .base import rule
-from .kata_subject import KataSubject
+from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
 @rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata")

@@ -1,8 +1,7 @@
-from ..kata import MEMORY_KEY, TIMEOUT_KEY
 from ..model import Severity
 from ..sizes import human_size
 from .base import rule
-from .kata_subject import KataSubject
+from .kata_subject import MEMORY_KEY, TIMEOUT_KEY, KataSubject
 
 PASSTHROUGH = ('containerd must pass pod annotations through '
                '(pod_annotations = ["io.katacontainers.*"], as kata-deploy sets it)')

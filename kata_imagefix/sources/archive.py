@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as host_platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from ..errors import ImagefixError
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
+from ..platforms import parse_platform, pick_platform
 from ..reference import split_path_and_suffix
 from ..tarstream import TarFormatError, compression_of
 from .blobstore import BlobStore, DirBlobStore, TarBlobStore
@@ -131,21 +131,6 @@ def _pick_archive_entry(store: BlobStore, manifest: list[dict], wanted: str | No
     raise ImagefixError(f"{store.label}: no image {wanted} (it holds {names})")
 
 
-def host_platform_spec() -> tuple[str, str, str | None]:
-    machine = host_platform.machine().lower()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-    return "linux", arch, "v7" if arch == "arm" else None
-
-
-def parse_platform(text: str | None) -> tuple[str, str, str | None]:
-    if not text:
-        return host_platform_spec()
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise ImagefixError(f"invalid platform {text!r}: use OS/ARCH or OS/ARCH/VARIANT")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
 def _blob_path(descriptor: dict) -> str:
     digest = descriptor.get("digest", "")
     algorithm, _, hexpart = digest.partition(":")
@@ -161,24 +146,6 @@ def _verified(store: BlobStore, descriptor: dict, what: str) -> bytes:
     if algorithm == "sha256" and hashlib.sha256(data).hexdigest() != expected:
         raise ImagefixError(f"{store.label}: {what} {path} does not match its digest")
     return data
-
-
-def _pick_platform(store: BlobStore, index: dict, wanted: tuple[str, str, str | None]) -> dict:
-    os_name, arch, variant = wanted
-    options = index.get("manifests") or []
-    for descriptor in options:
-        plat = descriptor.get("platform") or {}
-        if plat.get("os") == os_name and plat.get("architecture") == arch and (
-            variant is None or plat.get("variant") == variant
-        ):
-            return descriptor
-    have = ", ".join(
-        "/".join(filter(None, [(d.get("platform") or {}).get(k) for k in ("os", "architecture", "variant")]))
-        for d in options
-    )
-    raise ImagefixError(
-        f"{store.label}: no manifest for platform {'/'.join(filter(None, wanted))} (it has {have})"
-    )
 
 
 def open_oci_layout(target: str, reference: str, transport: str,
@@ -206,7 +173,7 @@ def open_oci_layout(target: str, reference: str, transport: str,
     descriptor = chosen[0]
     manifest = json.loads(_verified(store, descriptor, "manifest"))
     if descriptor.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
-        descriptor = _pick_platform(store, manifest, parse_platform(platform))
+        descriptor = pick_platform(manifest.get("manifests") or [], parse_platform(platform), label)
         manifest = json.loads(_verified(store, descriptor, "manifest"))
     config_descriptor = manifest.get("config")
     if not config_descriptor:

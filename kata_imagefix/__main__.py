@@ -1,0 +1,5 @@
+"""`python -m kata_imagefix ...` runs the command line."""
+
+from .cli import main
+
+main()

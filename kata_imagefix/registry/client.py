@@ -1,0 +1,448 @@
+"""A small OCI distribution (Docker Registry HTTP API v2) client on http.client.
+
+Why not requests/docker-py here: start-up time. A registry scan should cost
+about what `skopeo inspect` costs, so this path imports only http.client, ssl
+and json. Every manifest and blob is checked against its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import ImagefixError
+from .auth import Challenge, Credentials, credentials_for, parse_challenge
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[:2]
+MAX_MANIFEST = 4 * 2**20
+RETRY_STATUS = (429, 500, 502, 503, 504)
+DEFAULT_TIMEOUT = 30.0
+
+
+class RegistryError(ImagefixError):
+    pass
+
+
+class NotFound(RegistryError):
+    pass
+
+
+def api_host(domain: str) -> str:
+    return "registry-1.docker.io" if domain == "docker.io" else domain
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def certs_dir() -> Path:
+    """Where Docker keeps per-registry CAs (`certs.d/HOST:PORT/ca.crt`)."""
+    return Path(os.environ.get("IMAGEFIX_CERTS_DIR") or "/etc/docker/certs.d")
+
+
+_scheme_cache: dict[str, str] = {}
+_token_cache: dict[tuple, str] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    bytes: int = 0  # response body bytes received
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str) -> None:
+        self.requests += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+
+class RegistryClient:
+    """One registry host; safe for one thread (make one per reference)."""
+
+    def __init__(self, host: str, *, insecure: tuple[str, ...] = (), credentials: Credentials | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = 3) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.retries = retries
+        self.allow_http = is_loopback(host) or host in insecure
+        self._explicit = credentials
+        self._credentials: Credentials | bool | None = False  # False: not looked up yet
+        self._conn: http.client.HTTPConnection | None = None
+        self._auth_header: str | None = None
+        self.stats = Stats()
+
+    # --- connections ------------------------------------------------------------------------
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        ca = certs_dir() / self.host / "ca.crt"
+        if ca.is_file():
+            context.load_verify_locations(cafile=str(ca))
+        return context
+
+    def _connect(self, scheme: str) -> http.client.HTTPConnection:
+        if scheme == "https":
+            return http.client.HTTPSConnection(self.host, timeout=self.timeout, context=self._tls_context())
+        return http.client.HTTPConnection(self.host, timeout=self.timeout)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is not None:
+            return self._conn
+        scheme = _scheme_cache.get(self.host)
+        if scheme is None:
+            scheme = "https"
+            if self.allow_http:
+                try:
+                    # Only asks "does it speak TLS?": no CA bundle to load, nothing is sent.
+                    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    bare.check_hostname = False
+                    bare.verify_mode = ssl.CERT_NONE
+                    probe = http.client.HTTPSConnection(self.host, timeout=self.timeout, context=bare)
+                    probe.connect()
+                    probe.close()
+                except (ssl.SSLError, ConnectionResetError):
+                    scheme = "http"  # a plain-HTTP registry on loopback / --insecure-registry
+                except OSError as exc:
+                    raise RegistryError(f"cannot connect to {self.host}: {exc.strerror or exc}") from None
+            with _cache_lock:
+                _scheme_cache[self.host] = scheme
+        self.scheme = scheme
+        self._conn = self._connect(scheme)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- auth -------------------------------------------------------------------------------
+    def credentials(self) -> Credentials | None:
+        if self._credentials is False:
+            self._credentials = credentials_for(self.host, self._explicit)
+        return self._credentials  # type: ignore[return-value]
+
+    def _authenticate(self, challenge: Challenge | None, scope: str) -> bool:
+        """Answer a 401; False when there is nothing more to try."""
+        if challenge is None:
+            return False
+        creds = self.credentials()
+        if challenge.scheme == "basic":
+            if creds is None or self._auth_header == creds.basic():
+                return False
+            self._auth_header = creds.basic()
+            return True
+        if challenge.scheme != "bearer" or "realm" not in challenge.params:
+            return False
+        realm = challenge.params["realm"]
+        service = challenge.params.get("service", "")
+        scope = challenge.params.get("scope", scope)
+        key = (realm, service, scope, creds.username if creds else None)
+        with _cache_lock:
+            cached = _token_cache.get(key)
+        if cached and self._auth_header != f"Bearer {cached}":
+            self._auth_header = f"Bearer {cached}"
+            return True
+        token = self._fetch_token(realm, service, scope, creds)
+        with _cache_lock:
+            _token_cache[key] = token
+        if self._auth_header == f"Bearer {token}":
+            return False
+        self._auth_header = f"Bearer {token}"
+        return True
+
+    def _fetch_token(self, realm: str, service: str, scope: str, creds: Credentials | None) -> str:
+        parsed = urllib.parse.urlsplit(realm)
+        if parsed.scheme not in ("https", "http") or (parsed.scheme == "http" and not
+                                                        (self.allow_http or is_loopback(parsed.netloc))):
+            raise RegistryError(f"{self.host}: refusing token realm {parsed.scheme}://{parsed.netloc} "
+                                "(plain HTTP is only for loopback or --insecure-registry)")
+        query = urllib.parse.urlencode({k: v for k, v in (("service", service), ("scope", scope)) if v})
+        path = (parsed.path or "/") + ("?" + query if query else "")
+        host = parsed.netloc
+        if parsed.scheme == "https":
+            context = ssl.create_default_context()
+            ca = certs_dir() / host / "ca.crt"
+            if ca.is_file():
+                context.load_verify_locations(cafile=str(ca))
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, timeout=self.timeout,
+                                                                           context=context)
+        else:
+            conn = http.client.HTTPConnection(host, timeout=self.timeout)
+        headers = {"User-Agent": "imagefix"}
+        if creds is not None:
+            headers["Authorization"] = creds.basic()
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read(MAX_MANIFEST)
+            self.stats.count("token")
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"{self.host}: token service {host} failed: {_reason(exc)}") from None
+        finally:
+            conn.close()
+        if response.status in (401, 403):
+            who = f"as {creds.username}" if creds else "anonymously"
+            raise RegistryError(f"{self.host}: authentication {who} was refused by {host}")
+        if response.status != 200:
+            raise RegistryError(f"{self.host}: token service {host} answered HTTP {response.status}")
+        try:
+            data = json.loads(body)
+            return data.get("token") or data["access_token"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise RegistryError(f"{self.host}: token service {host} sent no token") from None
+
+    # --- requests ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                body: bytes | BinaryIO | None = None, scope: str = "", kind: str = "api",
+                stream: bool = False) -> http.client.HTTPResponse:
+        """Send with auth, retries (429/5xx, resets, with backoff) and redirects to blob storage."""
+        attempt = 0
+        authenticated = False
+        while True:
+            conn = self._connection()
+            send = {"User-Agent": "imagefix", **(headers or {})}
+            if self._auth_header:
+                send["Authorization"] = self._auth_header
+            try:
+                if hasattr(body, "seek"):
+                    body.seek(0)  # type: ignore[union-attr]
+                conn.request(method, path, body=body, headers=send)
+                response = conn.getresponse()
+                self.stats.count(kind)
+            except TimeoutError:
+                self.close()
+                raise RegistryError(f"{self.host} did not answer within {self.timeout:g} s") from None
+            except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                self.close()
+                deterministic = isinstance(exc, (socket.gaierror, ConnectionRefusedError, ssl.SSLError))
+                if attempt < self.retries and not deterministic:
+                    attempt += 1
+                    time.sleep(0.2 * 2**attempt)
+                    continue
+                raise RegistryError(f"{self.host}: connection failed: {_reason(exc)}") from None
+            if response.status in (401, 403):
+                response.read()
+                if response.status == 401 and not authenticated:
+                    authenticated = True
+                    challenge = parse_challenge(response.getheader("WWW-Authenticate", ""))
+                    if self._authenticate(challenge, scope):
+                        continue
+                who = "without credentials" if self.credentials() is None else "with the credentials given"
+                raise RegistryError(f"{self.host}: access denied {who} (HTTP {response.status})")
+            if response.status in RETRY_STATUS and attempt < self.retries:
+                response.read()
+                attempt += 1
+                delay = _retry_after(response.getheader("Retry-After")) or 0.2 * 2**attempt
+                time.sleep(min(delay, 10))
+                continue
+            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+                response.read()
+                return self._follow(response.getheader("Location"), path, kind)
+            return response
+
+    def _follow(self, location: str, origin: str, kind: str) -> http.client.HTTPResponse:
+        """Blob storage redirect: a fresh connection, no registry credentials sent along."""
+        target = urllib.parse.urljoin(f"{self.scheme}://{self.host}{origin}", location)
+        parsed = urllib.parse.urlsplit(target)
+        if parsed.scheme == "http" and not (self.allow_http or is_loopback(parsed.netloc)):
+            raise RegistryError(f"{self.host}: refusing a redirect to plain HTTP ({parsed.netloc})")
+        if parsed.netloc == self.host:
+            return self.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""), kind=kind)
+        conn: http.client.HTTPConnection
+        if parsed.scheme == "https":
+            conn = http.client.HTTPSConnection(parsed.netloc, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(parsed.netloc, timeout=self.timeout)
+        try:
+            conn.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""),
+                         headers={"User-Agent": "imagefix"})
+            self.stats.count(kind)
+            return conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"{self.host}: blob storage {parsed.netloc} failed: {_reason(exc)}") from None
+
+    # --- the API ----------------------------------------------------------------------------
+    def manifest(self, repository: str, reference: str) -> tuple[dict, str, bytes]:
+        """(manifest, digest, raw bytes); the digest is checked against the body."""
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}",
+                                headers={"Accept": ", ".join(MANIFEST_TYPES)},
+                                scope=f"repository:{repository}:pull", kind="manifest")
+        if response.status == 404:
+            response.read()
+            raise NotFound(f"{self.host}/{repository}: no manifest {reference} (tag or digest unknown)")
+        body = self._body(response, f"manifest {reference}", MAX_MANIFEST)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        expected = (reference if reference.startswith("sha256:")
+                    else response.getheader("Docker-Content-Digest"))
+        if expected and expected.startswith("sha256:") and expected != digest:
+            raise RegistryError(f"{self.host}/{repository}: manifest {reference} does not match its digest "
+                                f"{expected} (refused)")
+        self.stats.bytes += len(body)
+        try:
+            return json.loads(body), digest, body
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RegistryError(f"{self.host}/{repository}: manifest {reference} is not JSON") from None
+
+    def blob(self, repository: str, digest: str, limit: int = 64 * 2**20) -> bytes:
+        with self.open_blob(repository, digest) as stream:
+            data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise RegistryError(f"{self.host}/{repository}: blob {digest} is larger than expected")
+        return data
+
+    def open_blob(self, repository: str, digest: str) -> VerifyingStream:
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}",
+                                scope=f"repository:{repository}:pull", kind="blob")
+        if response.status == 404:
+            response.read()
+            raise NotFound(f"{self.host}/{repository}: blob {digest} is missing (deleted from the registry?)")
+        if response.status != 200:
+            response.read()
+            raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}")
+        return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats)
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
+                                scope=f"repository:{repository}:pull", kind="blob-check")
+        response.read()
+        return response.status == 200
+
+    def push_blob(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:
+        """Upload (or cross-repository mount) a blob; returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        scope = f"repository:{repository}:pull,push"
+        if self.has_blob(repository, digest):
+            return digest
+        query = f"?mount={digest}&from={mount_from}" if mount_from else ""
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/{query}", scope=scope,
+                                kind="upload", headers={"Content-Length": "0"})
+        response.read()
+        if response.status == 201:
+            return digest  # mounted: no bytes moved
+        if response.status != 202 or not response.getheader("Location"):
+            raise RegistryError(f"{self.host}/{repository}: upload refused (HTTP {response.status})")
+        location = urllib.parse.urljoin(f"{self.scheme}://{self.host}/", response.getheader("Location"))
+        parsed = urllib.parse.urlsplit(location)
+        separator = "&" if parsed.query else "?"
+        path = f"{parsed.path}?{parsed.query}{separator}digest={digest}" if parsed.query else \
+            f"{parsed.path}?digest={digest}"
+        response = self.request("PUT", path, body=data, scope=scope, kind="upload",
+                                headers={"Content-Type": "application/octet-stream",
+                                         "Content-Length": str(len(data))})
+        response.read()
+        if response.status != 201:
+            raise RegistryError(f"{self.host}/{repository}: blob upload failed (HTTP {response.status})")
+        return digest
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        scope = f"repository:{repository}:pull,push"
+        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", body=raw, scope=scope,
+                                kind="manifest-put", headers={"Content-Type": media_type,
+                                                              "Content-Length": str(len(raw))})
+        body = response.read()
+        if response.status != 201:
+            detail = body.decode("utf-8", "replace")[:200]
+            raise RegistryError(f"{self.host}/{repository}: manifest {reference} refused "
+                                f"(HTTP {response.status}: {detail})")
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def _body(self, response: http.client.HTTPResponse, what: str, limit: int) -> bytes:
+        if response.status != 200:
+            response.read()
+            raise RegistryError(f"{self.host}: {what}: HTTP {response.status}")
+        try:
+            body = response.read(limit + 1)
+        except TimeoutError:
+            self.close()
+            raise RegistryError(f"{self.host} stopped sending {what} (timed out after {self.timeout:g} s)") \
+                from None
+        if len(body) > limit:
+            raise RegistryError(f"{self.host}: {what} is larger than {limit} bytes")
+        return body
+
+
+class VerifyingStream:
+    """A blob body that hashes what passes through and refuses a mismatch at the end.
+
+    Closing early drains the rest so that the digest is still checked.
+    """
+
+    def __init__(self, response: http.client.HTTPResponse, digest: str, where: str, stats: Stats) -> None:
+        self.response = response
+        self.digest = digest
+        self.where = where
+        self.stats = stats
+        algorithm, _, self.expected = digest.partition(":")
+        self.hash = hashlib.new(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+        self.done = False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.response.read(size if size >= 0 else None)
+        except TimeoutError:
+            raise RegistryError(f"{self.where}: blob {self.digest} stalled (timed out)") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"{self.where}: blob {self.digest} broke off: {_reason(exc)}") from None
+        self.stats.bytes += len(data)
+        self.hash.update(data)
+        if not data or (size < 0):
+            self._finish()
+        return data
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.hash.hexdigest() != self.expected:
+            raise RegistryError(f"{self.where}: blob {self.digest} does not match its digest (refused)")
+
+    def close(self) -> None:
+        if not self.done:
+            while self.read(1 << 20):
+                pass
+            self._finish()
+
+    def __enter__(self) -> VerifyingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.response.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.split("\n")[0][:200]

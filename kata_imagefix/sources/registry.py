@@ -1,0 +1,111 @@
+"""Images straight from a registry, without pulling: manifest, config, and only the layers a check needs.
+
+Unpacked sizes come from compressed sizes times COMPRESSION_RATIO and are
+marked estimated; `--exact` streams each layer through the decompressor and
+counts (nothing is written to disk). Named users are resolved by streaming
+layers from the top down until one settles /etc/passwd.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..errors import ImagefixError
+from ..layerfs import find_file, tar_unpacked_size
+from ..model import Image, Layer, layer_history, platform_of
+from ..platforms import describe, parse_platform, pick_platform, runnable
+from ..reference import parse_docker_reference
+from ..registry.auth import Credentials
+from ..registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
+
+# Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
+# ~2.9x); a conservative 3.0 errs towards "too big", which is the safe side for a budget.
+COMPRESSION_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    insecure: tuple[str, ...] = ()
+    credentials: Credentials | None = None
+    timeout: float = 30.0
+    exact: bool = False
+    all_platforms: bool = False
+    platform: str | None = None
+
+
+def open_registry_images(target: str, reference: str, options: RegistryOptions) -> list[Image]:
+    ref = parse_docker_reference(target)
+    client = RegistryClient(api_host(ref.domain), insecure=options.insecure,
+                            credentials=options.credentials, timeout=options.timeout)
+    repository = ref.path
+    try:
+        manifest, digest, _ = client.manifest(repository, ref.digest or ref.tag or "latest")
+    except NotFound as exc:
+        raise ImagefixError(f"{reference}: {exc}") from None
+    label = f"{reference}"
+    if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
+        entries = runnable(manifest.get("manifests") or [])
+        chosen = entries if options.all_platforms else [
+            pick_platform(entries, parse_platform(options.platform), label)]
+        images = []
+        for descriptor in chosen:
+            child, child_digest, _ = client.manifest(repository, descriptor["digest"])
+            shown = f"{reference} [{describe(descriptor)}]" if options.all_platforms else reference
+            images.append(_image(client, repository, child, child_digest, shown, ref.familiar, options))
+        return images
+    return [_image(client, repository, manifest, digest, reference, ref.familiar, options)]
+
+
+def _image(client: RegistryClient, repository: str, manifest: dict, digest: str, reference: str,
+           name: str, options: RegistryOptions) -> Image:
+    config_descriptor = manifest.get("config") or {}
+    if not config_descriptor.get("digest"):
+        raise ImagefixError(f"{reference}: manifest {digest} has no config (schema 1 is not supported)")
+    try:
+        config = json.loads(client.blob(repository, config_descriptor["digest"]))
+    except json.JSONDecodeError:
+        raise ImagefixError(f"{reference}: the image config is not JSON") from None
+    descriptors = manifest.get("layers") or []
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    history = layer_history(config, len(descriptors))
+    layers = []
+    for index, descriptor in enumerate(descriptors):
+        compressed = int(descriptor.get("size") or 0)
+        layers.append(Layer(
+            index=index, diff_id=diff_ids[index] if index < len(diff_ids) else None,
+            digest=descriptor.get("digest"), size=int(compressed * COMPRESSION_RATIO),
+            compressed_size=compressed, created_by=history[index], size_estimated=True,
+        ))
+
+    def opener(layer_digest: str):
+        return lambda: client.open_blob(repository, layer_digest)
+
+    if options.exact:
+        _count_exactly(client, repository, layers, reference)
+
+    def read_file(path: str) -> bytes | None:
+        return find_file(path, [opener(layer.digest) for layer in reversed(layers) if layer.digest])
+
+    image = Image(reference=reference, transport="docker", config=config, layers=layers,
+                  platform=platform_of(config), name=name, digest=digest,
+                  image_id=config_descriptor["digest"], _read_file=read_file)
+    image.transfer = client.stats
+    return image
+
+
+def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
+    from ..output.progress import CountingReader, byte_progress
+    from ..tarstream import TarFormatError
+
+    total = sum(layer.compressed_size or 0 for layer in layers)
+    with byte_progress(f"unpacking {reference}", total) as advance:
+        for layer in layers:
+            if not layer.digest:
+                continue
+            with client.open_blob(repository, layer.digest) as stream:
+                try:
+                    layer.size = tar_unpacked_size(CountingReader(stream, advance))
+                except TarFormatError as exc:
+                    raise ImagefixError(f"{reference}: layer {layer.index} ({layer.digest}): {exc}") from None
+            layer.size_estimated = False

@@ -1,0 +1,339 @@
+"""Scanning straight from real registries (Debian's docker-registry on loopback), without pulling."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import base_image
+from make_samples import SPARK_GROUP, SPARK_PASSWD, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
+from registries import FaultServer, Registry, TokenServer, start_registry
+
+from kata_imagefix.registry.auth import Credentials
+from kata_imagefix.registry.client import RegistryClient
+from kata_imagefix.sources.registry import COMPRESSION_RATIO, RegistryOptions, open_registry_images
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    """The registry .ci/run started, or one of our own."""
+    host = os.environ.get("IMAGEFIX_TEST_REGISTRY")
+    data = os.environ.get("IMAGEFIX_TEST_REGISTRY_DATA")
+    if host and data:
+        return Registry(host, Path(data))
+    started = start_registry(tmp_path_factory.mktemp("registry"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def certs(tmp_path, monkeypatch):
+    folder = tmp_path / "certs.d"
+    monkeypatch.setenv("IMAGEFIX_CERTS_DIR", str(folder))
+    return folder
+
+
+def repo_name(prefix: str = "t") -> str:
+    return f"imagefix-test/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def push_layout(client: RegistryClient, layout: Path, tag: str, repository: str) -> dict:
+    """Upload an OCI layout's image (blobs, then manifest) through the registry API."""
+    index = json.loads((layout / "index.json").read_text())
+    descriptor = next(d for d in index["manifests"]
+                      if d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    blob = lambda d: (layout / "blobs/sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest_raw = blob(descriptor["digest"])
+    manifest = json.loads(manifest_raw)
+    for layer in [manifest["config"], *manifest["layers"]]:
+        client.push_blob(repository, blob(layer["digest"]))
+    client.put_manifest(repository, tag, manifest_raw, manifest["mediaType"])
+    return {**descriptor, "manifest": manifest}
+
+
+def push_spec(client: RegistryClient, tmp_path: Path, repository: str, tag: str, spec: ImageSpec) -> dict:
+    layout = tmp_path / f"layout-{uuid.uuid4().hex[:6]}"
+    write_oci_layout(layout, {tag: spec})
+    return push_layout(client, layout, tag, repository)
+
+
+def spark_like(user: str = "spark", big: int = 0, arch: str = "amd64") -> ImageSpec:
+    layers = []
+    if big:
+        layers.append(LayerSpec([Entry("opt", kind="dir"), Entry("opt/big.bin", data=os.urandom(big))],
+                                "/bin/sh -c dd if=/dev/urandom of=/opt/big.bin"))
+    layers.append(base_layer(SPARK_PASSWD, SPARK_GROUP))
+    # unique top layer and config: tests that damage blobs must not hit other tests' images
+    unique = uuid.uuid4().hex.encode()
+    layers.append(LayerSpec([Entry("app.txt", unique)], "/bin/sh -c echo hello > /app.txt"))
+    return ImageSpec(layers, config={"User": user, "Labels": {"test": unique.decode()}}, architecture=arch)
+
+
+def findings(doc: dict) -> list[tuple[str, str]]:
+    return sorted((f["rule"], f["severity"]) for f in doc["findings"])
+
+
+# --- images pushed by the real engine ------------------------------------------------------------
+
+@pytest.mark.engine
+def test_engine_pushed_image_gives_the_same_findings_as_the_daemon(cli, engine, images, registry):
+    tag = images.build(f"FROM {base_image()}\nRUN dd if=/dev/zero of=/z bs=1000000 count=3\nUSER spark\n",
+                       name="pushed")
+    remote = f"{registry.host}/{repo_name('pushed')}"
+    engine.tag(tag, remote, "v1")
+    images.tags.append(f"{remote}:v1")
+    for event in engine.push(remote, "v1", stream=True, decode=True):
+        assert "error" not in event, event
+    local = cli("scan", "--format", "json", tag).json()["images"][0]
+    remote_doc = cli("scan", "--format", "json", f"docker://{remote}:v1").json()["images"][0]
+    assert findings(local) == findings(remote_doc) == [("KIF101", "error")]
+    assert local["findings"][0]["fix"] == remote_doc["findings"][0]["fix"]
+    assert remote_doc["size_estimated"] is True
+    assert remote_doc["digest"].startswith("sha256:")
+    exact = cli("scan", "--format", "json", "--exact", f"docker://{remote}:v1").json()["images"][0]
+    assert exact["size_estimated"] is False
+    assert [layer["unpacked_bytes"] for layer in exact["layers"]] == \
+        [layer["unpacked_bytes"] for layer in local["layers"]]
+    # a bare reference the daemon lacks goes to the registry
+    assert cli("scan", "--format", "json", f"{remote}:v1").json()["images"][0]["transport"] == "docker-daemon"
+    engine.remove_image(f"{remote}:v1")
+    bare = cli("scan", "--format", "json", f"{remote}:v1").json()["images"][0]
+    assert bare["transport"] == "docker" and findings(bare) == [("KIF101", "error")]
+
+
+def test_numeric_user_costs_one_manifest_and_one_config_request(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("numeric")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("185:185"))
+    doc = cli("scan", "--format", "json", f"docker://{registry.host}/{repository}:v1").json()["images"][0]
+    assert doc["findings"] == []
+    assert doc["transfer"]["by_kind"] == {"manifest": 1, "blob": 1}
+    compressed = [layer["size"] for layer in pushed["manifest"]["layers"]]
+    assert [layer["compressed_bytes"] for layer in doc["layers"]] == compressed
+    assert [layer["unpacked_bytes"] for layer in doc["layers"]] == [int(c * COMPRESSION_RATIO)
+                                                                   for c in compressed]
+
+
+def test_named_user_reads_only_the_layers_down_to_passwd(registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("bytes")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("spark", big=3_000_000))
+    layers = pushed["manifest"]["layers"]  # [big random layer, passwd layer, top layer]
+    (image,) = open_registry_images(f"{registry.host}/{repository}:v1", "r", RegistryOptions())
+    before = image.transfer.bytes
+    assert image.read_file("/etc/passwd").startswith(b"root:")
+    read = image.transfer.bytes - before
+    allowed = layers[1]["size"] + layers[2]["size"]
+    assert read <= allowed, (read, allowed)
+    assert read < layers[0]["size"]  # the big bottom layer was never fetched
+    assert image.transfer.by_kind["blob"] == 3  # config + the two top layers
+
+
+def test_missing_tag_and_deleted_blob(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("gone")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    missing = cli("scan", f"docker://{registry.host}/{repository}:nope")
+    assert missing.exit_code == 2 and "no manifest nope" in missing.stderr
+    digest = pushed["manifest"]["layers"][-1]["digest"]
+    response = client.request("DELETE", f"/v2/{repository}/blobs/{digest}")
+    response.read()
+    assert response.status == 202
+    gone = cli("scan", f"docker://{registry.host}/{repository}:v1")
+    assert gone.exit_code == 2 and f"blob {digest} is missing" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1
+
+
+def test_a_blob_that_does_not_match_its_digest_is_refused(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("tampered")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    config = registry.blob_path(pushed["manifest"]["config"]["digest"])
+    data = bytearray(config.read_bytes())
+    data[-3] ^= 0x01  # same length, other bytes: the registry serves it, the digest cannot match
+    config.write_bytes(bytes(data))
+    result = cli("scan", f"docker://{registry.host}/{repository}:v1")
+    assert result.exit_code == 2 and "does not match its digest (refused)" in result.stderr
+
+
+def test_multi_platform_index(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("multi")
+    amd = push_spec(client, tmp_path, repository, "amd64", spark_like("spark", arch="amd64"))
+    arm = push_spec(client, tmp_path, repository, "arm64", spark_like("185:185", arch="arm64"))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": amd["mediaType"], "digest": amd["digest"], "size": amd["size"],
+         "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": arm["mediaType"], "digest": arm["digest"], "size": arm["size"],
+         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"mediaType": arm["mediaType"], "digest": arm["digest"], "size": arm["size"],
+         "platform": {"os": "unknown", "architecture": "unknown"}},  # an attestation entry
+    ]}
+    client.put_manifest(repository, "multi", json.dumps(index).encode(), index["mediaType"])
+    ref = f"docker://{registry.host}/{repository}:multi"
+    host_default = cli("scan", "--format", "json", ref).json()["images"]
+    assert len(host_default) == 1 and host_default[0]["platform"] == "linux/amd64"
+    arm_doc = cli("scan", "--format", "json", "--platform", "linux/arm64", ref).json()["images"][0]
+    assert arm_doc["platform"] == "linux/arm64" and arm_doc["findings"] == []
+    every = cli("scan", "--format", "json", "--all-platforms", ref).json()["images"]
+    assert [d["reference"] for d in every] == [f"{ref} [linux/amd64]", f"{ref} [linux/arm64/v8]"]
+    assert [findings(d) for d in every] == [[("KIF101", "error")], []]
+    none = cli("scan", "--platform", "linux/s390x", ref)
+    assert none.exit_code == 2 and "linux/amd64, linux/arm64/v8" in none.stderr
+
+
+def test_many_references_concurrently_one_failing(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("many")
+    push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    refs = [f"docker://{registry.host}/{repository}:v1"] * 6 + [f"docker://{registry.host}/{repository}:x"]
+    result = cli("scan", "--format", "json", "--jobs", "4", *refs)
+    doc = result.json()
+    assert len(doc["images"]) == 6 and len(doc["errors"]) == 1
+    assert result.exit_code == 2
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory):
+    registry = start_registry(tmp_path_factory.mktemp("basic"), tls=True, users={"alice": "s3cret-pw"})
+    yield registry
+    registry.stop()
+
+
+def install_ca(certs: Path, registry: Registry) -> None:
+    folder = certs / registry.host
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ca.crt").write_bytes(registry.ca.read_bytes())
+
+
+def test_basic_auth_behind_tls(cli, basic_registry, certs, tmp_path, monkeypatch):
+    install_ca(certs, basic_registry)
+    client = RegistryClient(basic_registry.host, credentials=Credentials("alice", "s3cret-pw"))
+    repository = repo_name("basic")
+    push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    ref = f"docker://{basic_registry.host}/{repository}:v1"
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    anonymous = cli("scan", ref)
+    assert anonymous.exit_code == 2 and "access denied without credentials" in anonymous.stderr
+    ok = cli("scan", "--format", "json", "--username", "alice", "--password-stdin", ref, input="s3cret-pw\n")
+    assert ok.exit_code == 1 and ok.json()["images"][0]["findings"][0]["rule"] == "KIF101"
+    wrong = cli("scan", "--username", "alice", "--password-stdin", ref, input="guess\n")
+    assert wrong.exit_code == 2 and "s3cret" not in wrong.stderr + wrong.stdout
+    assert "guess" not in wrong.stderr + wrong.stdout
+    # credentials from Docker's config.json
+    config_dir = tmp_path / "docker"
+    config_dir.mkdir()
+    auth = __import__("base64").b64encode(b"alice:s3cret-pw").decode()
+    (config_dir / "config.json").write_text(json.dumps({"auths": {basic_registry.host: {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+    assert cli("scan", ref).exit_code == 1
+
+
+def test_credential_helpers_are_asked(cli, basic_registry, certs, tmp_path, monkeypatch):
+    install_ca(certs, basic_registry)
+    client = RegistryClient(basic_registry.host, credentials=Credentials("alice", "s3cret-pw"))
+    repository = repo_name("helper")
+    push_spec(client, tmp_path, repository, "v1", spark_like("185:185"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-imagefixtest"
+    helper.write_text("#!/bin/sh\nread server\necho \"$server\" > \"$(dirname \"$0\")/asked\"\n"
+                      "printf '{\"Username\":\"alice\",\"Secret\":\"s3cret-pw\"}'\n")
+    helper.chmod(0o755)
+    config_dir = tmp_path / "docker"
+    config_dir.mkdir()
+    helpers = {"credHelpers": {basic_registry.host: "imagefixtest"}}
+    (config_dir / "config.json").write_text(json.dumps(helpers))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    result = cli("scan", f"docker://{basic_registry.host}/{repository}:v1")
+    assert result.exit_code == 0, result.stderr
+    assert (bin_dir / "asked").read_text().strip() == basic_registry.host
+
+
+def test_tls_is_verified(cli, basic_registry, certs, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    result = cli("scan", f"docker://{basic_registry.host}/any/thing:v1")  # no CA installed
+    assert result.exit_code == 2 and "CERTIFICATE_VERIFY_FAILED" in result.stderr.upper().replace(" ", "_")
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("token")
+    token = TokenServer(work, {"bob": "hunter2-pw"})
+    registry = start_registry(work, token=token)
+    registry.token = token  # type: ignore[attr-defined]
+    yield registry
+    registry.stop()
+    token.stop()
+
+
+def test_token_auth_flow(cli, token_registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "none"))
+    client = RegistryClient(token_registry.host, credentials=Credentials("bob", "hunter2-pw"))
+    repository = repo_name("token")
+    push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    ref = f"docker://{token_registry.host}/{repository}:v1"
+    anonymous = cli("scan", ref)
+    assert anonymous.exit_code == 2 and "access denied" in anonymous.stderr
+    ok = cli("scan", "--format", "json", "--username", "bob", "--password-stdin", ref, input="hunter2-pw\n")
+    assert ok.exit_code == 1, ok.stderr
+    asked = [r for r in token_registry.token.requests if r["user"] == "bob"]
+    assert asked and all(r["service"] == "imagefix-test-registry" for r in asked)
+    assert "hunter2" not in ok.stdout
+
+
+# --- faults a real registry will not produce on purpose ------------------------------------------
+
+def fault_image() -> tuple[bytes, bytes]:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "185:185"},
+                         "rootfs": {"type": "layers", "diff_ids": []}, "history": []}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + __import__("hashlib").sha256(config).hexdigest(),
+                                      "size": len(config)},
+                           "layers": []}).encode()
+    return manifest, config
+
+
+def test_500_then_200_is_retried(cli):
+    server = FaultServer(*fault_image(), failures=2)
+    try:
+        result = cli("scan", "--format", "json", f"docker://{server.host}/x/y:1")
+        assert result.exit_code == 0, result.stderr
+        assert result.json()["images"][0]["transfer"]["by_kind"]["manifest"] == 3
+    finally:
+        server.stop()
+
+
+def test_persistent_500_gives_up_with_a_clear_line(cli):
+    server = FaultServer(*fault_image(), failures=100)
+    try:
+        result = cli("scan", f"docker://{server.host}/x/y:1")
+        assert result.exit_code == 2 and "HTTP 500" in result.stderr
+    finally:
+        server.stop()
+
+
+def test_a_hanging_registry_times_out(cli):
+    server = FaultServer(*fault_image(), hang=True)
+    try:
+        result = cli("scan", "--registry-timeout", "1", f"docker://{server.host}/x/y:1")
+        assert result.exit_code == 2 and "did not answer within 1 s" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        server.stop()
+
+
+def test_nothing_listening(cli):
+    from registries import free_port
+
+    result = cli("scan", f"docker://127.0.0.1:{free_port()}/x/y:1")
+    assert result.exit_code == 2 and "cannot connect" in result.stderr
