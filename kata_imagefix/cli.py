@@ -195,6 +195,20 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
     return items
 
 
+def registry_flags(func: Callable) -> Callable:
+    options = [
+        click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+                     help="Allow plain HTTP / no TLS check for this registry (loopback always may)."),
+        click.option("--username", help="Registry user (with --password-stdin)."),
+        click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin."),
+        click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
+                     help="Give up on a silent registry after S seconds. [default: 30]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @main.command()
 @click.argument("refs", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
@@ -206,12 +220,7 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 @click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform image.")
 @click.option("--exact", is_flag=True,
               help="Registry images: stream the layers to count unpacked sizes (else estimated).")
-@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
-              help="Allow plain HTTP / no TLS check for this registry (loopback always may).")
-@click.option("--username", help="Registry user (with --password-stdin).")
-@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
-@click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
-              help="Give up on a silent registry after S seconds. [default: 30]")
+@registry_flags
 @click.option("--jobs", type=click.IntRange(1, 64), help="Images scanned at once. [default: 4]")
 @click.option("--from-file", metavar="FILE", help="Read references from FILE, one per line ('-': stdin).")
 @budget_options
@@ -648,6 +657,183 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
         write_atomic(output, text.encode())
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--variant", type=click.Choice(["user", "multistage", "distroless"]), default="user",
+              show_default=True)
+@click.option("--user-mode", type=click.Choice(["numeric", "reset", "root"]), default="numeric",
+              show_default=True,
+              help='numeric: USER uid:gid (stays non-root); reset: USER "" (root); root: USER 0:0.')
+@click.option("--runtime-base", metavar="REF",
+              help="Runtime stage image (multistage; overrides distroless).")
+@click.option("--keep", multiple=True, metavar="PATH",
+              help="Path to copy into the runtime stage (repeatable).")
+@click.option("--distroless", default="static", show_default=True,
+              type=click.Choice(["static", "base", "base-nossl", "cc", "java17", "java21", "python3",
+                                 "nodejs22"]))
+@click.option("--template-dir", type=click.Path(file_okay=False, exists=True),
+              help="Your own templates (same names as the shipped ones win).")
+@click.option("--tag", "new_tag", metavar="NEWREF",
+              help="Tag for the fixed image [default: <repo>:<tag>-kata].")
+@click.option("--no-build", is_flag=True, help="Only write the rendered Dockerfile (needs -o DIR).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the Dockerfile.")
+@click.option("--push", "do_push", is_flag=True, help="Push the new tag after it is verified.")
+@click.option("--in-registry", is_flag=True,
+              help="Registry images: new config + manifest reusing the layers; nothing pulled or built.")
+@click.option("--force", is_flag=True, help="Replace the target tag if it exists.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@registry_flags
+@click.pass_context
+def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base: str | None,
+        keep: tuple[str, ...], distroless: str, template_dir: str | None, new_tag: str | None, no_build: bool,
+        out_dir: str | None, do_push: bool, in_registry: bool, force: bool, fmt: str, **kw: Any) -> None:
+    """Turn REF into an image that runs on kata-qemu-tdx, and prove it."""
+    import json as jsonlib
+    from pathlib import Path
+
+    from .fix import plan_fix
+    from .reference import parse_image_ref
+
+    kw.update(exact=False, all_platforms=False, platform=None)
+    registry = _registry_options(ctx, kw)
+    parsed = parse_image_ref(ref)
+    if in_registry:
+        if variant != "user":
+            raise ImagefixError(f"--in-registry cannot make a {variant} image: that needs a real build "
+                                "(drop --in-registry, or use --variant user)")
+        if parsed.transport not in ("", "docker"):
+            raise ImagefixError("--in-registry works on registry images: docker://REGISTRY/REPO:TAG")
+        from .fix_registry import fix_in_registry
+
+        done = fix_in_registry(parsed.target, new_tag, user_mode, registry, force=force)
+        from .sources.registry import open_registry_images
+
+        check = open_registry_images(done.target, done.target,
+                                     registry.__class__(**{**registry.__dict__, "all_platforms": True}))
+        problems = [f"{img.reference}: user {img.user!r}" for img, want in
+                    zip(check, done.platforms, strict=False)
+                    if img.user != ("" if want["user"] == '""' else want["user"])]
+        if problems:
+            raise ImagefixError(f"verification failed: {'; '.join(problems)}")
+        summary = {"source": ref, "target": done.target, "digest": done.digest, "platforms": done.platforms,
+                   "uploaded": done.uploads.by_kind}
+        if fmt == "json":
+            click.echo(jsonlib.dumps(summary, indent=2))
+        else:
+            for item in done.platforms:
+                click.echo(f"{item['platform']}: {item['change']}")
+            click.echo(f"pushed {done.target}@{done.digest} (config and manifests only; the "
+                       f"{len(done.platforms[0]['layers'])} layers were reused, verified by a registry scan)")
+        ctx.exit(0)
+
+    from .sources import open_image
+
+    image = open_image(parsed, registry=registry)
+    plan = plan_fix(image, variant=variant, user_mode=user_mode, runtime_base=runtime_base, keep=keep,
+                    distroless=distroless, template_dir=Path(template_dir) if template_dir else None)
+    if no_build:
+        if not out_dir:
+            raise ImagefixError("--no-build writes the Dockerfile to a folder: add -o DIR")
+        from .fileio import write_atomic
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(out_dir) / "Dockerfile", plan.dockerfile.encode())
+        click.echo(f"wrote {Path(out_dir) / 'Dockerfile'}: {plan.change}")
+        for note in plan.notes:
+            click.echo(f"note: {note}")
+        ctx.exit(0)
+    if parsed.transport in ("docker-archive", "oci", "oci-archive"):
+        raise ImagefixError(f"{ref}: load it into the engine first (docker load), or use --no-build -o DIR")
+
+    from . import build
+    from .fix import default_tag
+    from .scan import RuleSelection, scan_image
+    from .sources.daemon import api_client, open_daemon_image
+
+    api = api_client()
+    tag = new_tag or default_tag(image)
+    from .reference import parse_docker_reference
+
+    parse_docker_reference(tag)
+    if build.tag_exists(api, tag) and not force:
+        raise ImagefixError(f"{tag} exists already; --force replaces it (the source image is never touched)")
+    if plan.runtime_ref and variant != "user":  # pin the runtime stage when the engine knows it
+        try:
+            pinned = api.inspect_image(plan.runtime_ref)["Id"]
+            plan = plan_fix(image, variant=variant, user_mode=user_mode, runtime_base=runtime_base, keep=keep,
+                            distroless=distroless, template_dir=Path(template_dir) if template_dir else None,
+                            runtime_pin=pinned)
+        except Exception:
+            raise ImagefixError(f"runtime base {plan.runtime_ref} is not in the local engine: load or pull "
+                                "it first (imagefix never pulls behind your back)") from None
+    show = fmt == "text"
+    image_id = build.build_image(api, plan, show_progress=show)
+    try:
+        checked = build.verify(api, image_id, plan)
+        rescan = scan_image(open_daemon_image(image_id, image_id), RuleSelection(), _plain_model())
+        if any(f.rule == "KIF101" for f in rescan.findings):
+            checked.problems.append("the rebuilt image still runs as a named user (KIF101)")
+        if not checked.ok:
+            raise ImagefixError(f"verification failed: {'; '.join(checked.problems)}")
+    except ImagefixError:
+        _remove_quietly(api, image_id)
+        raise
+    build.apply_tag(api, image_id, tag)
+    pushed = ""
+    if do_push:
+        auth = None
+        if registry.credentials is not None:
+            auth = {"username": registry.credentials.username, "password": registry.credentials.password}
+        pushed = build.push(api, tag, auth_config=auth, show_progress=show)
+    after = open_daemon_image(tag, tag)
+    before_findings = scan_image(image, RuleSelection(), _plain_model()).findings
+    rows = [("user", image.user or '"" (root)', after.user or '"" (root)'),
+            ("unpacked size", image.unpacked_size, after.unpacked_size),
+            ("layers", len(image.layers), len(after.layers)),
+            ("findings", len(before_findings), len(rescan.findings))]
+    if fmt == "json":
+        click.echo(jsonlib.dumps({
+            "source": ref, "tag": tag, "image_id": image_id, "pushed_digest": pushed or None,
+            "variant": variant, "user_mode": user_mode, "change": plan.change, "dockerfile": plan.dockerfile,
+            "verification": {"config_user": checked.config_user, "ran_id": checked.ran, "uid": checked.uid,
+                             "gid": checked.gid},
+            "before": {k.replace(" ", "_"): b for k, b, _ in rows},
+            "after": {k.replace(" ", "_"): a for k, _, a in rows},
+        }, indent=2))
+    else:
+        from .sizes import human_size
+
+        click.echo(f"built {tag} ({image_id[:19]}): {plan.change}")
+        how = (f"id in a container says {checked.uid}:{checked.gid}" if checked.ran
+               else "config checked (no `id` in the image to run)")
+        shown_user = checked.config_user or '""'
+        click.echo(f"verified: config user {shown_user}; {how}; no KIF101")
+        for name, before, after_value in rows:
+            if name == "unpacked size":
+                before, after_value = human_size(before), human_size(after_value)
+            click.echo(f"  {name:14} {before!s:>12} -> {after_value}")
+        for note in plan.notes:
+            click.echo(f"note: {note}")
+        if pushed:
+            click.echo(f"pushed {tag}@{pushed}")
+
+
+def _plain_model():
+    from .budget import BudgetModel
+
+    return BudgetModel()
+
+
+def _remove_quietly(api: Any, image_id: str) -> None:
+    import contextlib
+
+    import docker
+
+    with contextlib.suppress(docker.errors.APIError):
+        api.remove_image(image_id, force=True, noprune=False)
 
 
 @main.command()

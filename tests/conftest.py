@@ -148,3 +148,26 @@ def _fresh_engine_client():
     daemon._client_cache.clear()
     yield
     daemon._client_cache.clear()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """The registry .ci/run started, or one of our own."""
+    host = os.environ.get("IMAGEFIX_TEST_REGISTRY")
+    data = os.environ.get("IMAGEFIX_TEST_REGISTRY_DATA")
+    if host and data:
+        from registries import Registry
+
+        return Registry(host, Path(data))
+    from registries import start_registry
+
+    started = start_registry(tmp_path_factory.mktemp("registry"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def certs(tmp_path, monkeypatch):
+    folder = tmp_path / "certs.d"
+    monkeypatch.setenv("IMAGEFIX_CERTS_DIR", str(folder))
+    return folder

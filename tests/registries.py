@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import http.server
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from make_samples import SPARK_GROUP, SPARK_PASSWD, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
 
 
 def free_port() -> int:
@@ -238,3 +241,41 @@ class FaultServer:
         self.stop_event.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# --- pushing test images through the registry API ------------------------------------------
+
+def repo_name(prefix: str = "t") -> str:
+    return f"imagefix-test/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def push_layout(client, layout: Path, tag: str, repository: str) -> dict:
+    """Upload an OCI layout's image (blobs, then manifest) through the registry API."""
+    index = json.loads((layout / "index.json").read_text())
+    descriptor = next(d for d in index["manifests"]
+                      if d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    blob = lambda d: (layout / "blobs/sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest_raw = blob(descriptor["digest"])
+    manifest = json.loads(manifest_raw)
+    for layer in [manifest["config"], *manifest["layers"]]:
+        client.push_blob(repository, blob(layer["digest"]))
+    client.put_manifest(repository, tag, manifest_raw, manifest["mediaType"])
+    return {**descriptor, "manifest": manifest}
+
+
+def push_spec(client, tmp_path: Path, repository: str, tag: str, spec: ImageSpec) -> dict:
+    layout = tmp_path / f"layout-{uuid.uuid4().hex[:6]}"
+    write_oci_layout(layout, {tag: spec})
+    return push_layout(client, layout, tag, repository)
+
+
+def spark_like(user: str = "spark", big: int = 0, arch: str = "amd64") -> ImageSpec:
+    layers = []
+    if big:
+        layers.append(LayerSpec([Entry("opt", kind="dir"), Entry("opt/big.bin", data=os.urandom(big))],
+                                "/bin/sh -c dd if=/dev/urandom of=/opt/big.bin"))
+    layers.append(base_layer(SPARK_PASSWD, SPARK_GROUP))
+    # unique top layer and config: tests that damage blobs must not hit other tests' images
+    unique = uuid.uuid4().hex.encode()
+    layers.append(LayerSpec([Entry("app.txt", unique)], "/bin/sh -c echo hello > /app.txt"))
+    return ImageSpec(layers, config={"User": user, "Labels": {"test": unique.decode()}}, architecture=arch)

@@ -23,7 +23,12 @@ def test_templates_are_found_from_a_normal_wheel_install(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(dist), str(source)], check=True, capture_output=True, timeout=300)
     wheel = next(dist.glob("kata_imagefix-*.whl"))
-    assert "kata_imagefix/templates/user.Dockerfile.j2" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    for template in (ROOT / "templates").glob("*.j2"):
+        assert f"kata_imagefix/templates/{template.name}" in names
+    for module in (ROOT / "kata_imagefix").rglob("*.py"):  # every module of every subpackage ships
+        assert str(module.relative_to(ROOT)) in names, module
+        assert (module.parent / "__init__.py").exists(), f"{module.parent} is not a package"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)

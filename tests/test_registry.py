@@ -4,74 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 from conftest import base_image
-from make_samples import SPARK_GROUP, SPARK_PASSWD, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
-from registries import FaultServer, Registry, TokenServer, start_registry
+from registries import FaultServer, Registry, TokenServer, push_spec, repo_name, spark_like, start_registry
 
 from kata_imagefix.registry.auth import Credentials
 from kata_imagefix.registry.client import RegistryClient
 from kata_imagefix.sources.registry import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 
 pytestmark = pytest.mark.registry
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Registry:
-    """The registry .ci/run started, or one of our own."""
-    host = os.environ.get("IMAGEFIX_TEST_REGISTRY")
-    data = os.environ.get("IMAGEFIX_TEST_REGISTRY_DATA")
-    if host and data:
-        return Registry(host, Path(data))
-    started = start_registry(tmp_path_factory.mktemp("registry"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def certs(tmp_path, monkeypatch):
-    folder = tmp_path / "certs.d"
-    monkeypatch.setenv("IMAGEFIX_CERTS_DIR", str(folder))
-    return folder
-
-
-def repo_name(prefix: str = "t") -> str:
-    return f"imagefix-test/{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def push_layout(client: RegistryClient, layout: Path, tag: str, repository: str) -> dict:
-    """Upload an OCI layout's image (blobs, then manifest) through the registry API."""
-    index = json.loads((layout / "index.json").read_text())
-    descriptor = next(d for d in index["manifests"]
-                      if d["annotations"]["org.opencontainers.image.ref.name"] == tag)
-    blob = lambda d: (layout / "blobs/sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
-    manifest_raw = blob(descriptor["digest"])
-    manifest = json.loads(manifest_raw)
-    for layer in [manifest["config"], *manifest["layers"]]:
-        client.push_blob(repository, blob(layer["digest"]))
-    client.put_manifest(repository, tag, manifest_raw, manifest["mediaType"])
-    return {**descriptor, "manifest": manifest}
-
-
-def push_spec(client: RegistryClient, tmp_path: Path, repository: str, tag: str, spec: ImageSpec) -> dict:
-    layout = tmp_path / f"layout-{uuid.uuid4().hex[:6]}"
-    write_oci_layout(layout, {tag: spec})
-    return push_layout(client, layout, tag, repository)
-
-
-def spark_like(user: str = "spark", big: int = 0, arch: str = "amd64") -> ImageSpec:
-    layers = []
-    if big:
-        layers.append(LayerSpec([Entry("opt", kind="dir"), Entry("opt/big.bin", data=os.urandom(big))],
-                                "/bin/sh -c dd if=/dev/urandom of=/opt/big.bin"))
-    layers.append(base_layer(SPARK_PASSWD, SPARK_GROUP))
-    # unique top layer and config: tests that damage blobs must not hit other tests' images
-    unique = uuid.uuid4().hex.encode()
-    layers.append(LayerSpec([Entry("app.txt", unique)], "/bin/sh -c echo hello > /app.txt"))
-    return ImageSpec(layers, config={"User": user, "Labels": {"test": unique.decode()}}, architecture=arch)
 
 
 def findings(doc: dict) -> list[tuple[str, str]]:

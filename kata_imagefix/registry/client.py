@@ -358,6 +358,19 @@ class RegistryClient:
             raise RegistryError(f"{self.host}/{repository}: blob upload failed (HTTP {response.status})")
         return digest
 
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> None:
+        """Cross-repository mount: the registry links the blob, no bytes are sent."""
+        if self.has_blob(repository, digest):
+            return
+        scope = f"repository:{repository}:pull,push"
+        query = f"?mount={digest}&from={from_repository}"
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/{query}", scope=scope, kind="mount",
+                                headers={"Content-Length": "0"})
+        response.read()
+        if response.status != 201:
+            raise RegistryError(f"{self.host}: cannot mount {digest} from {from_repository} into "
+                                f"{repository} (HTTP {response.status}); imagefix does not re-upload layers")
+
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         scope = f"repository:{repository}:pull,push"
         response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", body=raw, scope=scope,

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Registry scans against `skopeo inspect` and against `docker pull` + a daemon scan.
+
+    .venv/bin/python benchmarks/bench_registry.py [--runs 10]
+
+Starts its own registry on loopback (Debian's docker-registry), pushes a 1 GB
+image from the engine, and prints medians and ratios:
+  1. one `imagefix scan docker://...` vs one `skopeo inspect`      (target: within 5x)
+  2. 50 references in one imagefix call vs 50 skopeo calls          (target: >= 3x faster)
+  3. registry scan vs `docker pull` + daemon scan                   (target: >= 20x faster)
+  4. requests per numeric/root image, and bytes read to resolve a named user.
+imagefix is installed the way the README installs it (`pip install .`, not
+editable) into a scratch venv, so start-up is what users get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from bench_scan import build  # noqa: E402
+from registries import start_registry  # noqa: E402
+
+ENV = dict(os.environ)
+
+
+def installed_imagefix(work: Path) -> list[str]:
+    """A normal (non-editable) install of this tree in a scratch venv."""
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", str(ROOT)], check=True, capture_output=True)
+    return [str(venv / "bin/imagefix")]
+
+
+def timed(cmd: list[str], runs: int, ok=(0, 1)) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, env=ENV, timeout=1800)
+        samples.append(time.perf_counter() - start)
+        if proc.returncode not in ok:
+            sys.exit(f"{cmd[:3]} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--pull-runs", type=int, default=3)
+    args = parser.parse_args()
+
+    import docker
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    api = docker.APIClient(version="auto", timeout=1800)
+    work = Path(tempfile.mkdtemp(prefix="imagefix-bench-registry-"))
+    imagefix = installed_imagefix(work)
+    registry = start_registry(work)
+    try:
+        local = build(api, 1000)
+        repo = f"{registry.host}/bench/app"
+        api.tag(local, repo, "1gb")
+        for event in api.push(repo, "1gb", stream=True, decode=True):
+            if "error" in event:
+                sys.exit(event["error"])
+        ref = f"{repo}:1gb"
+        client = RegistryClient(registry.host)
+        manifest, _, raw = client.manifest("bench/app", "1gb")
+        numeric = json.loads(raw)
+        # a numeric-user twin: same layers, config with USER 185:185
+        config = json.loads(client.blob("bench/app", manifest["config"]["digest"]))
+        config["config"]["User"] = "185:185"
+        config_raw = json.dumps(config).encode()
+        numeric["config"] = {**numeric["config"], "digest": client.push_blob("bench/app", config_raw),
+                             "size": len(config_raw)}
+        client.put_manifest("bench/app", "numeric", json.dumps(numeric).encode(), numeric["mediaType"])
+        tags = [f"t{i}" for i in range(50)]
+        for tag in tags:
+            client.put_manifest("bench/app", tag, json.dumps(numeric).encode(), numeric["mediaType"])
+
+        print(f"1 GB image ({sum(layer['size'] for layer in manifest['layers']) / 1e6:.0f} MB compressed) "
+              f"in a registry on {registry.host}; medians")
+        ours = timed([*imagefix, "scan", f"docker://{repo}:numeric"], args.runs)
+        skopeo = timed(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:numeric"], args.runs)
+        print(f"1. one scan:      imagefix {ours:.3f} s   skopeo inspect {skopeo:.3f} s   "
+              f"ratio {ours / skopeo:.2f}x (target <= 5x)")
+        refs = [f"docker://{repo}:{tag}" for tag in tags]
+        many = timed([*imagefix, "scan", "--jobs", "8", *refs], max(3, args.runs // 3))
+        start = time.perf_counter()
+        for item in refs:
+            subprocess.run(["skopeo", "inspect", "--tls-verify=false", item], capture_output=True, check=True)
+        sequential = time.perf_counter() - start
+        print(f"2. 50 references: imagefix {many:.3f} s   50 x skopeo {sequential:.3f} s   "
+              f"imagefix {sequential / many:.1f}x faster (target >= 3x)")
+        for tag, label in (("numeric", "numeric user"), ("1gb", "named user, passwd in the bottom layer")):
+            pulls = []
+            for _ in range(args.pull_runs):
+                _forget_layers(api, [local, f"{repo}:1gb", f"{repo}:numeric"])
+                start = time.perf_counter()
+                for event in api.pull(repo, tag, stream=True, decode=True):
+                    if "error" in event:
+                        sys.exit(f"docker pull failed: {event['error']}")
+                subprocess.run([*imagefix, "scan", f"docker-daemon:{repo}:{tag}"], capture_output=True,
+                               env=ENV)
+                pulls.append(time.perf_counter() - start)
+            pull_median = statistics.median(pulls)
+            remote = timed([*imagefix, "scan", f"docker://{repo}:{tag}"], args.runs)
+            print(f"3. pull + scan ({label}): {pull_median:.2f} s   registry scan {remote:.3f} s   "
+                  f"{pull_median / remote:.0f}x faster (target >= 20x)")
+        doc = json.loads(subprocess.run([*imagefix, "scan", "--format", "json", f"docker://{repo}:numeric"],
+                                        capture_output=True, env=ENV).stdout)
+        named = json.loads(subprocess.run([*imagefix, "scan", "--format", "json", f"docker://{ref}"],
+                                          capture_output=True, env=ENV).stdout)
+        transfer = doc["images"][0]["transfer"]
+        named_transfer = named["images"][0]["transfer"]
+        layer_sizes = [layer["size"] for layer in manifest["layers"]]
+        print(f"4. numeric user:  {transfer['by_kind']} ({transfer['bytes']} bytes); named user "
+              f"(passwd in layer 0 of {len(layer_sizes)}): {named_transfer['bytes'] / 1e6:.1f} MB read of "
+              f"{sum(layer_sizes) / 1e6:.1f} MB (layers above the passwd layer, plus it)")
+        _forget_layers(api, [local, ref, f"{repo}:numeric"])
+    finally:
+        registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _forget_layers(api, names: list[str]) -> None:
+    """Delete the images (every tag) that hold the benchmark's layers, so a pull really downloads."""
+    ids = {api.inspect_image(name)["Id"] for name in names if _image_exists(api, name)}
+    for image_id in ids:
+        api.remove_image(image_id, force=True)
+    for image in api.images():
+        if any(t.startswith("imagefix-bench/") or "/bench/app:" in t for t in image.get("RepoTags") or []):
+            api.remove_image(image["Id"], force=True)
+
+
+def _image_exists(api, ref: str) -> bool:
+    try:
+        api.inspect_image(ref)
+        return True
+    except Exception:
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""`imagefix fix`: a Dockerfile rendered from a template, what the fixed image must look like, and why.
+
+Three variants: `user` (FROM the original + a USER the host never looks up),
+`multistage` (the original as a build stage, kept paths on a slimmer runtime)
+and `distroless` (the same on a distroless runtime). FROM is pinned by repo
+digest when the image has one, else by image ID.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ImagefixError
+from .model import Image
+from .render import render
+from .users import UserKind, UserSpec, resolve_user
+
+VARIANTS = ("user", "multistage", "distroless")
+USER_MODES = ("numeric", "reset", "root")
+# KATA-FACTS §6: language images only on -debian13; debian12 reached end of life in Sept 2026.
+DISTROLESS = {
+    "static": "gcr.io/distroless/static-debian13",
+    "base": "gcr.io/distroless/base-debian13",
+    "base-nossl": "gcr.io/distroless/base-nossl-debian13",
+    "cc": "gcr.io/distroless/cc-debian13",
+    "java17": "gcr.io/distroless/java17-debian13",
+    "java21": "gcr.io/distroless/java21-debian13",
+    "python3": "gcr.io/distroless/python3-debian13",
+    "nodejs22": "gcr.io/distroless/nodejs22-debian13",
+}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class FixPlan:
+    variant: str
+    user_mode: str
+    user: str  # the USER the fixed image will have
+    expected_uid: int | None
+    expected_gid: int | None
+    base_ref: str
+    dockerfile: str
+    change: str
+    notes: list[str] = field(default_factory=list)
+    runtime_ref: str | None = None
+
+
+def target_user(image: Image, mode: str) -> tuple[str, int | None, int | None, str]:
+    """(USER value, uid, gid, what changes) for the chosen mode."""
+    spec = UserSpec.parse(image.user)
+    if mode == "reset":
+        return '""', 0, 0, f'USER {spec.display()} -> USER "" (the container runs as root)'
+    if mode == "root":
+        return "0:0", 0, 0, f"USER {spec.display()} -> 0:0 (the container runs as root)"
+    if spec.kind is UserKind.ROOT:
+        return "0:0", 0, 0, f"USER {spec.display()} is root already; stated as 0:0"
+    if spec.kind is UserKind.NUMERIC:
+        uid, gid = (int(x) for x in spec.raw.split(":"))
+        return spec.raw, uid, gid, f"USER {spec.raw} is numeric already"
+    resolution = resolve_user(spec, image.read_file)
+    if not resolution.ok:
+        raise ImagefixError(f"{image.reference}: cannot write a numeric USER for {spec.raw!r}: "
+                            f"{resolution.problem}; use --user-mode reset or root")
+    return (resolution.numeric, resolution.uid, resolution.gid,
+            f"USER {spec.raw} -> {resolution.numeric} (from the image's /etc/passwd and /etc/group)")
+
+
+def pinned_reference(image: Image) -> tuple[str, str, str]:
+    """(FROM reference, base name, base digest): repo digest when known, else the image ID."""
+    name = image.name or image.reference
+    if image.digest and image.transport in ("docker-daemon", "docker"):
+        repository = name.split("@")[0]
+        last = repository.rsplit("/", 1)[-1]
+        if ":" in last:
+            repository = repository[: len(repository) - len(last) + last.index(":")]
+        return f"{repository}@{image.digest}", name, image.digest
+    if image.image_id:
+        return image.image_id, name, image.image_id
+    raise ImagefixError(f"{image.reference}: no digest or image ID to pin FROM to")
+
+
+def _runtime_values(image: Image) -> dict[str, Any]:
+    config = image.config.get("config") or {}
+    env = []
+    for item in config.get("Env") or []:
+        name, _, value = item.partition("=")
+        if not _ENV_NAME.match(name):
+            raise ImagefixError(f"{image.reference}: refusing environment variable name {name!r}")
+        env.append({"name": name, "value": value})
+    return {
+        "env": env,
+        "workdir": config.get("WorkingDir") or "",
+        "expose": sorted(config.get("ExposedPorts") or {}),
+        "entrypoint": config.get("Entrypoint") or [],
+        "cmd": config.get("Cmd") or [],
+    }
+
+
+def _check_keep(paths: tuple[str, ...]) -> list[str]:
+    out = []
+    for path in paths:
+        if not path.startswith("/") or any(ch in path for ch in "\r\n\0"):
+            raise ImagefixError(f"--keep takes absolute paths, not {path!r}")
+        out.append(posixpath.normpath(path))
+    return out
+
+
+def plan_fix(image: Image, *, variant: str = "user", user_mode: str = "numeric",
+             runtime_base: str | None = None, keep: tuple[str, ...] = (), distroless: str = "static",
+             template_dir=None, runtime_pin: str | None = None) -> FixPlan:
+    if variant not in VARIANTS:
+        raise ImagefixError(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}")
+    if user_mode not in USER_MODES:
+        raise ImagefixError(f"unknown user mode {user_mode!r}: use {', '.join(USER_MODES)}")
+    user, uid, gid, change = target_user(image, user_mode)
+    base_ref, base_name, base_digest = pinned_reference(image)
+    values: dict[str, Any] = {
+        "reason": f"{change}; kata-qemu-tdx cannot look up user names on the host",
+        "base_ref": base_ref, "base_name": base_name, "base_digest": base_digest,
+        "change": f"imagefix {variant}: {change}", "user": user,
+    }
+    plan = FixPlan(variant, user_mode, user, uid, gid, base_ref, "", change)
+    if variant != "user":
+        kept = _check_keep(keep)
+        if not kept:
+            raise ImagefixError(f"--variant {variant} needs the paths to keep: --keep /opt/app (repeatable)")
+        if variant == "multistage":
+            if not runtime_base:
+                raise ImagefixError("--variant multistage needs --runtime-base REF (the slimmer runtime)")
+            runtime = runtime_base
+        else:
+            if distroless not in DISTROLESS:
+                raise ImagefixError(f"unknown distroless image {distroless!r}: use {', '.join(DISTROLESS)}")
+            tag = "nonroot" if uid not in (0, None) else "latest"
+            runtime = runtime_base or f"{DISTROLESS[distroless]}:{tag}"
+            plan.notes.append("distroless has no shell: the ENTRYPOINT must be a binary you kept")
+        plan.runtime_ref = runtime_pin or runtime
+        values.update(runtime_ref=plan.runtime_ref, keep=kept, image=_runtime_values(image),
+                      distroless=distroless)
+    plan.dockerfile = render(f"{variant}.Dockerfile.j2", values, template_dir)
+    return plan
+
+
+def default_tag(image: Image) -> str:
+    """`<repo>:<tag>-kata` (the source's own tag is never reused)."""
+    name = image.name or ""
+    if "@" in name:
+        name = name.split("@")[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = name.rsplit(":", 1)
+    else:
+        repository, tag = name, "latest"
+    if not repository or repository.startswith("sha256"):
+        raise ImagefixError(f"{image.reference}: name the new image with --tag NAME:TAG")
+    return f"{repository}:{tag}-kata"

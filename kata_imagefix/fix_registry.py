@@ -1,0 +1,110 @@
+"""`imagefix fix --in-registry`: a new config and manifest that reuse the original layers.
+
+Nothing is pulled, built or run, and no layer byte moves: the layers stay
+where they are (or are cross-repository mounted), only a config blob and the
+manifests are uploaded. Every platform of an index is fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+from dataclasses import dataclass, field
+
+from .errors import ImagefixError
+from .fix import target_user
+from .platforms import describe, runnable
+from .reference import DockerReference, parse_docker_reference
+from .registry.client import INDEX_TYPES, RegistryClient, api_host
+from .sources.registry import RegistryOptions, _image
+
+
+@dataclass
+class RegistryFix:
+    target: str
+    digest: str
+    platforms: list[dict] = field(default_factory=list)  # platform, user, change, manifest digest
+
+
+def _fixed_config(config: dict, user: str, change: str) -> bytes:
+    new = copy.deepcopy(config)
+    section = new.setdefault("config", {}) or {}
+    new["config"] = section
+    section["User"] = "" if user == '""' else user
+    labels = section.get("Labels") or {}
+    labels["io.imagefix.change"] = f"imagefix --in-registry: {change}"
+    section["Labels"] = labels
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new.setdefault("history", []).append({"created": now, "created_by": f"imagefix: USER {user}",
+                                          "comment": change, "empty_layer": True})
+    return json.dumps(new, separators=(",", ":")).encode()
+
+
+def fix_in_registry(source: str, target: str | None, user_mode: str, options: RegistryOptions,
+                    *, force: bool) -> RegistryFix:
+    ref = parse_docker_reference(source)
+    host = api_host(ref.domain)
+    if target:
+        new_ref = parse_docker_reference(target)
+        if api_host(new_ref.domain) != host:
+            raise ImagefixError("--in-registry writes into the same registry: --tag must name a repository "
+                                f"on {ref.domain}")
+    else:
+        new_ref = DockerReference(ref.domain, ref.path, f"{ref.tag or 'latest'}-kata", None)
+    if not new_ref.tag or new_ref.digest:
+        raise ImagefixError("--tag needs a tag (repository:tag), not a digest")
+    client = RegistryClient(host, insecure=options.insecure, credentials=options.credentials,
+                            timeout=options.timeout)
+    if not force:
+        try:
+            client.manifest(new_ref.path, new_ref.tag)
+            raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
+        except ImagefixError as exc:
+            if "exists already" in str(exc):
+                raise
+    top, top_digest, _ = client.manifest(ref.path, ref.digest or ref.tag or "latest")
+    is_index = top.get("mediaType") in INDEX_TYPES or "manifests" in top
+    children = runnable(top.get("manifests") or []) if is_index else [None]
+    result = RegistryFix(new_ref.familiar, "")
+    replaced: dict[str, dict] = {}
+    for descriptor in children:
+        if descriptor is None:
+            manifest, digest = top, top_digest
+        else:
+            manifest, digest, _ = client.manifest(ref.path, descriptor["digest"])
+        image = _image(client, ref.path, manifest, digest, source, ref.familiar, options)
+        user, _uid, _gid, change = target_user(image, user_mode)
+        config_raw = _fixed_config(image.config, user, change)
+        config_digest = client.push_blob(new_ref.path, config_raw)
+        if new_ref.path != ref.path:
+            for layer in manifest.get("layers") or []:
+                client.mount_blob(new_ref.path, layer["digest"], ref.path)
+        new_manifest = copy.deepcopy(manifest)
+        new_manifest["config"] = {**manifest["config"], "digest": config_digest, "size": len(config_raw)}
+        raw = json.dumps(new_manifest, separators=(",", ":")).encode()
+        media_type = manifest.get("mediaType") or "application/vnd.oci.image.manifest.v1+json"
+        reference = new_ref.tag if descriptor is None else None
+        new_digest = client.put_manifest(new_ref.path, reference or _digest(raw), raw, media_type)
+        result.platforms.append({"platform": describe(descriptor) if descriptor else image.platform,
+                                 "user": user, "change": change, "manifest": new_digest,
+                                 "layers": [layer["digest"] for layer in manifest.get("layers") or []]})
+        if descriptor is not None:
+            replaced[descriptor["digest"]] = {**descriptor, "digest": new_digest, "size": len(raw)}
+    if is_index:
+        index = copy.deepcopy(top)
+        index["manifests"] = [replaced.get(d["digest"], d) for d in top.get("manifests") or []
+                              if d["digest"] in replaced]  # attestations of the old manifests are dropped
+        raw = json.dumps(index, separators=(",", ":")).encode()
+        result.digest = client.put_manifest(new_ref.path, new_ref.tag, raw,
+                                            top.get("mediaType") or INDEX_TYPES[0])
+    else:
+        result.digest = result.platforms[0]["manifest"]
+    result.uploads = client.stats  # type: ignore[attr-defined]
+    return result
+
+
+def _digest(raw: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,1 @@
+"""Docker Registry HTTP API v2 client: auth, credentials, verified manifests and blobs."""

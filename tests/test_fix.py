@@ -1,0 +1,241 @@
+"""`imagefix fix`: rendered Dockerfiles, real builds on the engine, verification, in-registry fixes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+
+import pytest
+from conftest import base_image
+from registries import push_spec, repo_name, spark_like
+
+from kata_imagefix.registry.client import RegistryClient
+
+pytestmark = pytest.mark.engine
+
+SPARK_LIKE = (
+    "FROM {base}\n"
+    "RUN mkdir -p /opt/spark/work-dir /opt/spark/jars && echo jar > /opt/spark/jars/app.jar\n"
+    "WORKDIR /opt/spark/work-dir\n"
+    "ENV SPARK_HOME=/opt/spark\n"
+    "EXPOSE 4040\n"
+    "USER spark\n"
+    'ENTRYPOINT ["/bin/sh", "-c"]\n'
+    'CMD ["id"]\n'
+)
+
+
+@pytest.fixture
+def spark(images):
+    return images.build(SPARK_LIKE.format(base=base_image()), name="spark")
+
+
+def tags(engine) -> set[str]:
+    return {t for image in engine.images() for t in image.get("RepoTags") or []}
+
+
+def run(engine, tag: str, *command: str) -> str:
+    container = engine.create_container(tag, entrypoint=list(command[:1]) or None, command=list(command[1:]),
+                                        network_disabled=True,
+                                        host_config=engine.create_host_config(network_mode="none"))
+    try:
+        engine.start(container)
+        engine.wait(container, timeout=60)
+        return engine.logs(container).decode()
+    finally:
+        engine.remove_container(container, force=True)
+
+
+@pytest.mark.parametrize(("mode", "user", "ids"), [
+    ("numeric", "185:185", "185 185"), ("reset", "", "0 0"), ("root", "0:0", "0 0")])
+def test_each_user_mode_builds_runs_and_verifies(cli, engine, images, spark, mode, user, ids):
+    before = tags(engine)
+    result = cli("fix", spark, "--user-mode", mode, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    new = doc["tag"]
+    images.tags.append(new)
+    assert new == spark.replace(":", ":", 1).rsplit(":", 1)[0] + ":" + spark.rsplit(":", 1)[1] + "-kata"
+    assert tags(engine) == before | {new}  # only the new tag appeared; the source is untouched
+    assert engine.inspect_image(new)["Config"]["User"] == user
+    assert run(engine, new, "sh", "-c", "echo $(id -u) $(id -g)").strip() == ids
+    assert doc["verification"]["config_user"] == user
+    rescanned = cli("scan", "--format", "json", new).json()["images"][0]["findings"]
+    assert "KIF101" not in [f["rule"] for f in rescanned]
+    assert f"FROM {engine.inspect_image(spark)['Id']}" in doc["dockerfile"]  # pinned by image ID
+    labels = engine.inspect_image(new)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.base.digest"] == engine.inspect_image(spark)["Id"]
+    assert "imagefix user" in labels["io.imagefix.change"]
+
+
+def test_no_build_writes_only_the_dockerfile(cli, engine, spark, tmp_path):
+    before = tags(engine)
+    out = tmp_path / "out"
+    result = cli("fix", spark, "--no-build", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert [p.name for p in out.iterdir()] == ["Dockerfile"]
+    text = (out / "Dockerfile").read_text()
+    assert "USER 185:185\n" in text and text.count("\nFROM ") + text.startswith("FROM ") == 1
+    assert tags(engine) == before
+
+
+def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, images, spark, tmp_path):
+    first = cli("fix", spark, "--format", "json")
+    images.tags.append(first.json()["tag"])
+    again = cli("fix", spark)
+    assert again.exit_code == 2 and "exists already; --force" in again.stderr
+    assert cli("fix", spark, "--force").exit_code == 0
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    (broken / "user.Dockerfile.j2").write_text("FROM {{ base_ref }}\nRUN false\nUSER {{ user }}\n")
+    before = tags(engine)
+    failed = cli("fix", spark, "--template-dir", broken, "--tag", "imagefix-test/never:built")
+    assert failed.exit_code == 2 and "build failed at Step 2/3 : RUN false" in failed.stderr
+    assert tags(engine) == before
+    (broken / "user.Dockerfile.j2").write_text("FROM {{ base_ref }}\nUSER {{ no_such_value }}\n")
+    undefined = cli("fix", spark, "--template-dir", broken, "--tag", "imagefix-test/never:built")
+    assert undefined.exit_code == 2 and "'no_such_value' is undefined" in undefined.stderr
+
+
+def test_multistage_keeps_only_what_is_asked(cli, engine, images, spark):
+    runtime = images.build(f"FROM {base_image()}\nRUN true\n", name="runtime")
+    result = cli("fix", spark, "--variant", "multistage", "--runtime-base", runtime,
+                 "--keep", "/opt/spark", "--tag", "imagefix-test/spark:slim", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    images.tags.append("imagefix-test/spark:slim")
+    doc = result.json()
+    assert 'COPY --from=original ["/opt/spark", "/opt/spark"]' in doc["dockerfile"]
+    config = engine.inspect_image("imagefix-test/spark:slim")["Config"]
+    assert config["User"] == "185:185" and config["WorkingDir"] == "/opt/spark/work-dir"
+    assert config["Entrypoint"] == ["/bin/sh", "-c"] and "4040/tcp" in config["ExposedPorts"]
+    assert "SPARK_HOME=/opt/spark" in config["Env"]
+    assert run(engine, "imagefix-test/spark:slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
+
+
+def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images, spark):
+    stand_in = "gcr.io/distroless/static-debian13:nonroot"  # a busybox stand-in, never pulled
+    engine.tag(base_image(), "gcr.io/distroless/static-debian13", "nonroot")
+    images.tags.append(stand_in)
+    result = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--tag",
+                 "imagefix-test/spark:distroless", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    images.tags.append("imagefix-test/spark:distroless")
+    dockerfile = result.json()["dockerfile"]
+    assert f"FROM {engine.inspect_image(stand_in)['Id']}" in dockerfile  # pinned
+    assert "no shell" in dockerfile
+    assert engine.inspect_image("imagefix-test/spark:distroless")["Config"]["User"] == "185:185"
+    nodir = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--distroless", "java21",
+                "--no-build", "-o", "/tmp/imagefix-never")
+    assert nodir.exit_code == 0
+    with open("/tmp/imagefix-never/Dockerfile") as handle:
+        text = handle.read()
+    assert "gcr.io/distroless/java21-debian13:nonroot" in text
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--variant", "sideways"), "Invalid value for '--variant'"),
+    (("--variant", "multistage", "--keep", "/opt"), "needs --runtime-base"),
+    (("--variant", "multistage", "--runtime-base", "imagefix-test/absent:1", "--keep", "/opt"),
+     "not in the local engine"),
+    (("--variant", "distroless", "--keep", "opt/relative"), "absolute paths"),
+    (("--variant", "distroless", "--keep", "/opt\nRUN evil"), "absolute paths"),
+    (("--in-registry", "--variant", "multistage"), "cannot make a multistage image"),
+])
+def test_bad_fix_input(cli, engine, spark, args, needle):
+    before = tags(engine)
+    result = cli("fix", spark, *args)
+    assert result.exit_code == 2 and needle in result.stderr, result.stderr
+    assert tags(engine) == before
+
+
+def test_push_and_push_refused(cli, engine, images, spark, registry):
+    target = f"{registry.host}/{repo_name('fixed')}:v1"
+    result = cli("fix", spark, "--tag", target, "--push", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    images.tags.append(target)
+    assert result.json()["pushed_digest"].startswith("sha256:")
+    remote = cli("scan", "--format", "json", f"docker://{target}").json()["images"][0]
+    assert remote["user"] == "185:185" and remote["findings"] == []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}/x/y:z"
+    refused = cli("fix", spark, "--tag", dead, "--push")
+    images.tags.append(dead)
+    assert refused.exit_code == 2 and "push of" in refused.stderr and "refused" in refused.stderr
+
+
+class CountingProxy:
+    """TCP proxy in front of the registry: counts the bytes clients send (uploads)."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.split(":")
+        self.target = (host, int(port))
+        self.sent = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.host = f"127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source, sink, count: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if count:
+                    self.sent += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.registry
+def test_in_registry_fixes_every_platform_without_moving_layers(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repository = repo_name("inreg")
+    amd = push_spec(client, tmp_path, repository, "amd64", spark_like("spark", big=2_000_000, arch="amd64"))
+    arm = push_spec(client, tmp_path, repository, "arm64", spark_like("spark", big=2_000_000, arch="arm64"))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": amd["mediaType"], "digest": amd["digest"], "size": amd["size"],
+         "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": arm["mediaType"], "digest": arm["digest"], "size": arm["size"],
+         "platform": {"os": "linux", "architecture": "arm64"}}]}
+    client.put_manifest(repository, "3.5.3", json.dumps(index).encode(), index["mediaType"])
+    proxy = CountingProxy(registry.host)
+    try:
+        result = cli("fix", f"docker://{proxy.host}/{repository}:3.5.3", "--in-registry", "--format", "json",
+                     "--tag", f"{proxy.host}/{repository}-kata:3.5.3")
+        assert result.exit_code == 0, result.stderr
+        layer_bytes = sum(layer["size"] for m in (amd, arm) for layer in m["manifest"]["layers"])
+        assert proxy.sent < 40_000 < layer_bytes  # requests, two configs, three manifests: no layers
+    finally:
+        proxy.close()
+    doc = result.json()
+    assert [p["platform"] for p in doc["platforms"]] == ["linux/amd64", "linux/arm64"]
+    for fixed, original in zip(doc["platforms"], (amd, arm), strict=True):
+        assert fixed["layers"] == [layer["digest"] for layer in original["manifest"]["layers"]]
+    assert "mount" in doc["uploaded"] and "upload" in doc["uploaded"]
+    scanned = cli("scan", "--format", "json", "--all-platforms",
+                  f"docker://{registry.host}/{repository}-kata:3.5.3").json()["images"]
+    assert [(s["platform"], s["user"], s["findings"]) for s in scanned] == [
+        ("linux/amd64", "185:185", []), ("linux/arm64", "185:185", [])]
+    again = cli("fix", f"docker://{registry.host}/{repository}:3.5.3", "--in-registry",
+                "--tag", f"{registry.host}/{repository}-kata:3.5.3")
+    assert again.exit_code == 2 and "exists already" in again.stderr
