@@ -149,3 +149,63 @@ def push(api: Any, tag: str, *, auth_config: dict | None, show_progress: bool) -
         if aux.get("Digest"):
             digest = aux["Digest"]
     return digest
+
+
+@dataclass
+class LocalFix:
+    tag: str
+    image_id: str
+    verification: Verification
+    pushed_digest: str
+    rows: list[tuple[str, Any, Any]]  # (what, before, after)
+
+
+def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bool, push_after: bool,
+                     auth_config: dict | None, show_progress: bool) -> LocalFix:
+    """The whole local fix: build, prove it (config, `id`, re-scan), then tag, then maybe push."""
+    from .budget import BudgetModel
+    from .reference import parse_docker_reference
+    from .scan import RuleSelection, scan_image
+    from .sources.daemon import open_daemon_image
+
+    parse_docker_reference(tag)
+    if tag_exists(api, tag) and not force:
+        raise ImagefixError(f"{tag} exists already; --force replaces it (the source image is never touched)")
+    image_id = build_image(api, plan, show_progress=show_progress)
+    try:
+        checked = verify(api, image_id, plan)
+        rescan = scan_image(open_daemon_image(image_id, image_id), RuleSelection(), BudgetModel())
+        if any(f.rule == "KIF101" for f in rescan.findings):
+            checked.problems.append("the rebuilt image still runs as a named user (KIF101)")
+        if not checked.ok:
+            raise ImagefixError(f"verification failed: {'; '.join(checked.problems)}")
+    except ImagefixError:
+        _remove_quietly(api, image_id)
+        raise
+    apply_tag(api, image_id, tag)
+    pushed = push(api, tag, auth_config=auth_config, show_progress=show_progress) if push_after else ""
+    after = open_daemon_image(tag, tag)
+    before_findings = scan_image(image, RuleSelection(), BudgetModel()).findings
+    rows = [("user", image.user or '"" (root)', after.user or '"" (root)'),
+            ("unpacked size", image.unpacked_size, after.unpacked_size),
+            ("layers", len(image.layers), len(after.layers)),
+            ("findings", len(before_findings), len(rescan.findings))]
+    return LocalFix(tag, image_id, checked, pushed, rows)
+
+
+def _remove_quietly(api: Any, image_id: str) -> None:
+    import docker
+
+    with contextlib.suppress(docker.errors.APIError):
+        api.remove_image(image_id, force=True)
+
+
+def pin_runtime(api: Any, runtime_ref: str) -> str:
+    """The runtime stage's image ID; imagefix never pulls behind the user's back."""
+    import docker
+
+    try:
+        return api.inspect_image(runtime_ref)["Id"]
+    except docker.errors.ImageNotFound:
+        raise ImagefixError(f"runtime base {runtime_ref} is not in the local engine: load or pull it first "
+                            "(imagefix never pulls behind your back)") from None

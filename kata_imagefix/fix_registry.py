@@ -108,3 +108,17 @@ def _digest(raw: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def verify_in_registry(done: RegistryFix, options: RegistryOptions) -> None:
+    """Scan the new manifests from the registry (nothing pulled): every platform has the new user."""
+    from dataclasses import replace
+
+    from .sources.registry import open_registry_images
+
+    check = open_registry_images(done.target, done.target, replace(options, all_platforms=True))
+    pairs = zip(check, done.platforms, strict=False)
+    problems = [f"{img.reference}: user {img.user!r}" for img, want in pairs
+                if img.user != ("" if want["user"] == '""' else want["user"])]
+    if problems or len(check) != len(done.platforms):
+        raise ImagefixError(f"verification failed: {'; '.join(problems) or 'platforms missing'}")

@@ -1,0 +1,155 @@
+"""`imagefix lint` and `imagefix patch`: Dockerfiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import ImagefixError
+from . import main
+from .options import (
+    emit_results,
+    exit_code,
+    rule_selection,
+    selection_options,
+)
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ImagefixError(f"--build-arg takes NAME=VALUE, not {item!r}")
+        out[name] = value
+    return out
+
+
+def _base_opener(resolve: bool):
+    """Opens FROM images for --resolve-base (daemon first, as `scan` does), once per name."""
+    if not resolve:
+        return None
+    from ..sources import open_image
+
+    cache: dict[str, Any] = {}
+
+    def open_base(ref: str):
+        if ref not in cache:
+            cache[ref] = open_image(ref)
+        return cache[ref]
+
+    return open_base
+
+
+def _load_dockerfile(path: str, build_args: dict[str, str]):
+    from ..dockerfile import parse_dockerfile
+    from ..fileio import read_input
+
+    data = read_input(path, "Dockerfile")
+    return parse_dockerfile(data, "<stdin>" if path == "-" else path, build_args)
+
+
+def dockerfile_options(func: Callable) -> Callable:
+    options = [
+        click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE",
+                     help="Override an ARG, as docker build does."),
+        click.option("--target", metavar="STAGE", help="Check this stage instead of the last one."),
+        click.option("--resolve-base", is_flag=True,
+                     help="Look up the FROM image (local engine) for inherited users and their ids."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("dockerfiles", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "gnu"]), default="text",
+              show_default=True)
+@selection_options
+@dockerfile_options
+@click.pass_context
+def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args: tuple[str, ...],
+         target: str | None, resolve_base: bool, **kw: Any) -> None:
+    """Find USER problems in Dockerfiles ('-' reads stdin), at the line that causes them."""
+    from ..lint import lint as lint_one
+
+    selection, fail_on = rule_selection(ctx, kw)
+    args = _build_args(build_args)
+    open_base = _base_opener(resolve_base)
+    results, errors = [], []
+    for path in dockerfiles:
+        try:
+            results.append(lint_one(_load_dockerfile(path, args), selection, target=target,
+                                    open_base=open_base))
+        except ImagefixError as exc:
+            errors.append((path, str(exc)))
+            click.echo(f"imagefix: error: {exc}", err=True)
+    emit_results(results, fmt, fail_on, selection.profile, errors, key="files", show_location=True)
+    ctx.exit(exit_code(results, fail_on, errors))
+
+
+@main.command()
+@click.argument("dockerfiles", nargs=-1, required=True)
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+              help="Write the patched Dockerfile here (always written, changed or not).")
+@click.option("--in-place", is_flag=True, help="Replace each Dockerfile atomically when it changes.")
+@click.option("--user-mode", type=click.Choice(["numeric", "reset", "root"]), default="numeric",
+              show_default=True,
+              help='numeric: USER uid:gid (stays non-root); reset: USER "" (root); root: USER 0:0.')
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@dockerfile_options
+@click.pass_context
+def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, in_place: bool,
+          user_mode: str, check: bool, show_diff: bool, build_args: tuple[str, ...], target: str | None,
+          resolve_base: bool) -> None:
+    """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was."""
+    from ..fileio import write_atomic
+    from ..patch import patch as patch_one
+
+    if output and in_place:
+        raise ImagefixError("use either -o OUT or --in-place, not both")
+    if output and len(dockerfiles) > 1:
+        raise ImagefixError("-o OUT takes one Dockerfile; use --in-place for several")
+    if in_place and "-" in dockerfiles:
+        raise ImagefixError("--in-place cannot replace stdin")
+    to_stdout = not (output or in_place or check or show_diff)
+    if to_stdout and len(dockerfiles) > 1:
+        raise ImagefixError("several Dockerfiles: use --in-place, --check or --diff")
+    args = _build_args(build_args)
+    open_base = _base_opener(resolve_base)
+    failed = would_change = False
+    report = (lambda text: click.echo(text, err=True)) if to_stdout or show_diff else click.echo
+    for path in dockerfiles:
+        try:
+            dockerfile = _load_dockerfile(path, args)
+            base = None
+            if open_base is not None:
+                root = dockerfile.chain(dockerfile.stage(target))[-1]
+                base = open_base(root.base) if root.base.lower() != "scratch" else None
+            outcome = patch_one(dockerfile, user_mode, target=target, base=base)
+        except ImagefixError as exc:
+            failed = True
+            click.echo(f"imagefix: error: {exc}", err=True)
+            continue
+        would_change |= outcome.changed
+        if show_diff and outcome.changed:
+            click.echo(outcome.diff(), nl=False)
+        if to_stdout:
+            click.echo(outcome.text, nl=False)
+        elif output and not check:
+            write_atomic(output, outcome.text.encode("utf-8", "surrogateescape"))
+        elif in_place and outcome.changed and not check:
+            write_atomic(path, outcome.text.encode("utf-8", "surrogateescape"))
+        verb = "would patch" if check else "patched"
+        if outcome.changed:
+            dest = f" -> {output}" if output and not check else ""
+            report(f"{verb} {outcome.path}{dest}: {outcome.description}")
+        else:
+            report(f"unchanged {outcome.path}: its USER needs no change in {user_mode} mode")
+    if failed:
+        ctx.exit(2)
+    ctx.exit(1 if check and would_change else 0)

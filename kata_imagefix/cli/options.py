@@ -1,0 +1,225 @@
+"""Options and settings shared by the commands: config file, budget model, rule selection, output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import ImagefixError
+
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+def config_values(ctx: click.Context) -> dict[str, Any]:
+    from ..settings import find_config, load_config
+
+    if "config" not in ctx.obj:
+        path = ctx.obj.get("config_path")
+        if path is not None and not path.exists():
+            raise ImagefixError(f"cannot read config {path}: no such file")
+        ctx.obj["config"] = load_config(path or find_config())
+    return ctx.obj["config"]
+
+
+def setting(ctx: click.Context, cli_value: Any, key: str, default: Any,
+             convert: Callable[[Any], Any] = lambda v: v) -> Any:
+    if cli_value not in (None, ()):
+        return convert(cli_value)
+    config = config_values(ctx)
+    if key in config:
+        try:
+            return convert(config[key])
+        except (TypeError, ValueError) as exc:
+            raise ImagefixError(f"config key {key!r}: {exc}") from None
+    return convert(default) if default is not None else None
+
+
+def parse_fail_on(value: str):
+    from ..model import Severity
+
+    if value not in FAIL_ON:
+        raise ImagefixError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {value!r}")
+    return None if value == "never" else Severity.parse(value)
+
+
+def budget_options(func: Callable) -> Callable:
+    """The budget model's settings, shared by every command that estimates."""
+    options = [
+        click.option("--guest-memory", type=int, metavar="MiB",
+                     help="Guest memory (Kata default_memory). [default: 2048]"),
+        click.option("--pull-rate", type=float, metavar="MB/s",
+                     help="Guest pull + unpack rate. [default: 10]"),
+        click.option("--create-timeout", type=int, metavar="S",
+                     help="Kata create_container_timeout in force. [default: 60]"),
+        click.option("--kubelet-timeout", type=int, metavar="S",
+                     help="kubelet runtimeRequestTimeout in force. [default: 120]"),
+        click.option("--memory-reserve", type=int, metavar="MiB",
+                     help="Guest memory kept for kernel, agent and workload. [default: 512]"),
+        click.option("--pull-overhead", type=float, metavar="S",
+                     help="Fixed cost of a guest pull. [default: 5]"),
+        click.option("--safety-factor", type=float, help="Margin on the estimate. [default: 1.5]"),
+        click.option("--tmpfs-fraction", type=float,
+                     help="Share of guest memory the image tmpfs may use. [default: 0.5]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def budget_model(ctx: click.Context, kw: dict[str, Any]):
+    from ..budget import BudgetModel
+
+    defaults = BudgetModel()
+    values = {
+        "guest_memory_mib": ("guest_memory", "guest-memory", int),
+        "pull_rate_mb_s": ("pull_rate", "pull-rate", float),
+        "create_timeout_s": ("create_timeout", "create-timeout", int),
+        "kubelet_timeout_s": ("kubelet_timeout", "kubelet-timeout", int),
+        "memory_reserve_mib": ("memory_reserve", "memory-reserve", int),
+        "overhead_s": ("pull_overhead", "pull-overhead", float),
+        "safety_factor": ("safety_factor", "safety-factor", float),
+        "tmpfs_fraction": ("tmpfs_fraction", "tmpfs-fraction", float),
+    }
+    settings = {field: setting(ctx, kw.pop(arg), key, getattr(defaults, field), convert)
+                for field, (arg, key, convert) in values.items()}
+    if settings["pull_rate_mb_s"] <= 0 or settings["guest_memory_mib"] <= 0:
+        raise ImagefixError("pull rate and guest memory must be positive")
+    if not 0 < settings["tmpfs_fraction"] <= 1:
+        raise ImagefixError("tmpfs fraction must be between 0 and 1")
+    return BudgetModel(**settings)
+
+
+def selection_options(func: Callable) -> Callable:
+    from ..settings import PROFILES
+
+    options = [
+        click.option("--profile", type=click.Choice(PROFILES),
+                     help="kata-tdx: guest pull (default); kata: host pull; generic: sizes only."),
+        click.option("--fail-on", type=click.Choice(FAIL_ON),
+                     help="Exit 1 on findings at or above this severity. [default: error]"),
+        click.option("--select", multiple=True, metavar="IDS",
+                     help="Only these rules (ids or prefixes, comma-separated)."),
+        click.option("--ignore", multiple=True, metavar="IDS",
+                     help="Leave these rules out (ids or prefixes)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def rule_selection(ctx: click.Context, kw: dict[str, Any]):
+    from ..rules import REGISTRY
+    from ..scan import RuleSelection
+    from ..settings import id_list
+
+    select = tuple(setting(ctx, kw.pop("select"), "select", None, id_list) or ())
+    ignore = tuple(setting(ctx, kw.pop("ignore"), "ignore", None, id_list) or ())
+    for rule_id in select + ignore:
+        if not any(known.startswith(rule_id) for known in REGISTRY):
+            raise ImagefixError(f"unknown rule id {rule_id!r}; `imagefix rules` lists them")
+    profile = setting(ctx, kw.pop("profile"), "profile", "kata-tdx")
+    from ..settings import PROFILES
+
+    if profile not in PROFILES:
+        raise ImagefixError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    fail_on = setting(ctx, kw.pop("fail_on"), "fail-on", "error", parse_fail_on)
+    return RuleSelection(profile, select, ignore), fail_on
+
+
+def exit_code(results: list, fail_on, errors: list) -> int:
+    if errors:
+        return 2
+    if fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings):
+        return 1
+    return 0
+
+
+def registry_flags(func: Callable) -> Callable:
+    options = [
+        click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+                     help="Allow plain HTTP / no TLS check for this registry (loopback always may)."),
+        click.option("--username", help="Registry user (with --password-stdin)."),
+        click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin."),
+        click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
+                     help="Give up on a silent registry after S seconds. [default: 30]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def registry_options(ctx: click.Context, kw: dict[str, Any]):
+    from ..registry.auth import Credentials
+    from ..sources.registry import RegistryOptions
+
+    credentials = None
+    if kw.pop("password_stdin"):
+        if not kw.get("username"):
+            raise ImagefixError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+        credentials = Credentials(kw["username"], password)
+    elif kw.get("username"):
+        raise ImagefixError("--username needs --password-stdin (passwords never go on the command line)")
+    kw.pop("username", None)
+    insecure = tuple(kw.pop("insecure")) or tuple(setting(ctx, None, "insecure-registry", None, list) or ())
+    timeout = setting(ctx, kw.pop("registry_timeout"), "registry-timeout", 30.0, float)
+    return RegistryOptions(insecure=insecure, credentials=credentials, timeout=timeout,
+                           exact=kw.pop("exact"), all_platforms=kw.pop("all_platforms"),
+                           platform=kw.get("platform"))
+
+
+def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
+                  *, key: str = "images", show_location: bool = False) -> None:
+    if fmt == "json":
+        from ..output import json_out
+
+        click.echo(json_out.render(results, fail_on, profile=profile, errors=errors, key=key), nl=False)
+    elif fmt == "sarif":
+        from ..output import sarif
+
+        click.echo(sarif.render(results), nl=False)
+    elif fmt == "gnu":
+        from ..output import gnu
+
+        click.echo(gnu.render(results), nl=False)
+    else:
+        from ..output import text
+
+        click.echo(text.render(results, fail_on, show_location=show_location), nl=False)
+
+
+def estimates_for(refs: tuple[str, ...], model) -> list:
+    """(ref, budget estimate) per image; an image that cannot be scanned stops the command."""
+    from ..sources import open_image
+
+    out = []
+    for ref in refs:
+        image = open_image(ref)
+        out.append((ref, model.estimate(image.unpacked_size)))
+    return out
+
+
+def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
+    """The budget model with the config's own timeout and memory, unless flags say otherwise."""
+    from dataclasses import replace
+
+    for key in ("guest_memory", "create_timeout"):
+        kw.setdefault(key, None)
+    explicit_memory, explicit_timeout = kw["guest_memory"], kw["create_timeout"]
+    model = budget_model(ctx, kw)
+    if config.main.data is None:
+        return model
+    return replace(model,
+                   guest_memory_mib=explicit_memory or int(config.memory[0]),
+                   create_timeout_s=explicit_timeout or int(config.timeout[0]))
+
+
+def auto_or_int(value: str | None, what: str) -> str | int | None:
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) <= 0:
+        raise ImagefixError(f"{what} takes 'auto' or a positive whole number, not {value!r}")
+    return int(value)

@@ -1,0 +1,126 @@
+"""`imagefix scan` and `imagefix rules`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import ImagefixError
+from . import main
+from .options import (
+    budget_model,
+    budget_options,
+    emit_results,
+    exit_code,
+    registry_flags,
+    registry_options,
+    rule_selection,
+    selection_options,
+    setting,
+)
+
+
+def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
+    items = list(refs)
+    if from_file:
+        try:
+            handle = sys.stdin if from_file == "-" else open(from_file, encoding="utf-8")  # noqa: SIM115
+            with handle:
+                items += [line.strip() for line in handle
+                          if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise ImagefixError(f"cannot read {from_file}: {exc.strerror}") from None
+    if not items:
+        raise ImagefixError("no image given: name one or more references (or --from-file)")
+    return items
+
+
+@main.command()
+@click.argument("refs", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True)
+@selection_options
+@click.option("--max-layer-size", metavar="SIZE", help="Per-layer limit for KIF201. [default: 100MB]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from a multi-platform image. [default: this host's]")
+@click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform image.")
+@click.option("--exact", is_flag=True,
+              help="Registry images: stream the layers to count unpacked sizes (else estimated).")
+@registry_flags
+@click.option("--jobs", type=click.IntRange(1, 64), help="Images scanned at once. [default: 4]")
+@click.option("--from-file", metavar="FILE", help="Read references from FILE, one per line ('-': stdin).")
+@budget_options
+@click.pass_context
+def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Scan images for what breaks on Kata (named users, size against the guest budget).
+
+    REF is NAME[:TAG] (local engine), docker-daemon:NAME[:TAG|@DIGEST],
+    docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:TAR[:TAG].
+    """
+    from ..reference import parse_image_ref
+    from ..scan import DEFAULT_MAX_LAYER_SIZE, ScanResult, scan_image
+    from ..sizes import parse_size
+    from ..sources import open_images
+
+    selection, fail_on = rule_selection(ctx, kw)
+    registry = registry_options(ctx, kw)
+    if fmt == "text":
+        from ..output import progress
+
+        progress.enabled = True
+    model = budget_model(ctx, kw)
+    max_layer = setting(ctx, kw["max_layer_size"], "max-layer-size", DEFAULT_MAX_LAYER_SIZE, parse_size)
+    jobs = setting(ctx, kw["jobs"], "jobs", 4, int)
+    items = _read_refs(refs, kw["from_file"])
+    parsed = [parse_image_ref(item) for item in items]  # bad references stop before any work
+
+    def one(ref) -> list[ScanResult] | ImagefixError:
+        try:
+            images = open_images(ref, platform=kw["platform"], registry=registry)
+            return [scan_image(image, selection, model, max_layer) for image in images]
+        except ImagefixError as exc:
+            return exc
+
+    if len(parsed) == 1 or jobs == 1:
+        outcomes = [one(ref) for ref in parsed]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(one, parsed))
+
+    results = [r for o in outcomes if not isinstance(o, ImagefixError) for r in o]
+    errors = [(ref.original, str(o)) for ref, o in zip(parsed, outcomes, strict=True)
+              if isinstance(o, ImagefixError)]
+    for _, message in errors:
+        click.echo(f"imagefix: error: {message}", err=True)
+    emit_results(results, fmt, fail_on, selection.profile, errors)
+    ctx.exit(exit_code(results, fail_on, errors))
+
+
+@main.command()
+@click.argument("rule_ids", nargs=-1)
+def rules(rule_ids: tuple[str, ...]) -> None:
+    """Explain the rules (all, or the ids given) and the budget model."""
+    from .. import budget
+    from ..rules import all_rules
+
+    wanted = [r.upper() for r in rule_ids]
+    chosen = [r for r in all_rules() if not wanted or any(r.id.startswith(w) for w in wanted)]
+    if not chosen:
+        raise ImagefixError(f"no rule matches {', '.join(rule_ids)}")
+    for rule in chosen:
+        click.echo(click.style(f"{rule.id}  {rule.name}", bold=True) + f"  [{rule.severity.label}]")
+        click.echo("    " + rule.doc.replace("\n", "\n    ").replace("    \n", "\n") + "\n")
+    if not wanted:
+        click.echo(click.style("Budget model (KIF202-KIF204, kata, k8s)", bold=True))
+        doc = budget.__doc__ or ""
+        click.echo("    " + doc.strip().replace("\n", "\n    "))
+        defaults = ", ".join(f"{k}={v}" for k, v in budget.BudgetModel().as_dict().items())
+        click.echo(f"\n    defaults: {defaults}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
