@@ -69,6 +69,9 @@ class Image:
     image_id: str | None = None  # config digest
     transfer: Any = None  # registry request/byte counts, for images read from a registry
     _read_file: FileReader | None = field(default=None, repr=False)
+    # Each layer's (path, bytes, kind) entries, bottom-up; the argument says how ("auto", "direct", "export").
+    _walk_layers: Callable[[str], tuple[list[list[tuple[str, int, str]]], str]] | None = \
+        field(default=None, repr=False)
     _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -91,6 +94,12 @@ class Image:
     @property
     def size_estimated(self) -> bool:
         return any(layer.size_estimated for layer in self.layers)
+
+    def layer_entries(self, how: str = "auto") -> tuple[list[list[tuple[str, int, str]]], str]:
+        """Every layer's file entries, read once; and the way they were read."""
+        if self._walk_layers is None:
+            raise ValueError(f"{self.reference}: this source cannot list files")
+        return self._walk_layers(how)
 
     def read_file(self, path: str) -> bytes | None:
         """A file from the merged filesystem (whiteouts honoured), or None if absent."""

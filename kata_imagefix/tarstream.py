@@ -174,6 +174,7 @@ class Member:
     devminor: int = 0
     _source: _Source | None = None
     _consumed: bool = False
+    _reader: MemberReader | None = None
 
     @property
     def is_regular(self) -> bool:
@@ -182,6 +183,14 @@ class Member:
     @property
     def is_dir(self) -> bool:
         return self.type == DIRECTORY
+
+    def open(self) -> MemberReader:
+        """Stream the file's bytes (for nested tars); only valid before the walk moves on."""
+        if self._consumed or self._source is None:
+            raise TarFormatError("member data already passed")
+        self._consumed = True
+        self._reader = MemberReader(self._source, self.size)
+        return self._reader
 
     def read(self, limit: int = 64 * 2**20) -> bytes:
         """The file's bytes; only valid before the walk moves on."""
@@ -297,8 +306,31 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
         long_name = long_link = None
         pax = {}
         yield member
-        if not member._consumed and member.type not in (HARDLINK, SYMLINK, CHARDEV, DIRECTORY, b"4", b"6"):
+        if member._reader is not None:
+            member._reader.finish()
+        elif not member._consumed and member.type not in (HARDLINK, SYMLINK, CHARDEV, DIRECTORY, b"4", b"6"):
             source.skip(size + (-size % BLOCK))
+
+
+class MemberReader:
+    """A member's bytes as a stream; finish() skips what was not read and the padding."""
+
+    def __init__(self, source: _Source, size: int) -> None:
+        self.source, self.left, self.pad = source, size, -size % BLOCK
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        count = self.left if size < 0 else min(size, self.left)
+        data = self.source.read(count)
+        if not data:
+            raise TarFormatError("layer ends inside a file: truncated")
+        self.left -= len(data)
+        return data
+
+    def finish(self) -> None:
+        self.source.skip(self.left + self.pad)
+        self.left = self.pad = 0
 
 
 class _Prefixed:

@@ -53,4 +53,4 @@ def main(ctx: click.Context, debug: bool, config_path: Path | None) -> None:
 
 
 # The commands register themselves on `main` when their modules load.
-from . import dockerfile_cmds, fix_cmd, kata_cmds, scan_cmds  # noqa: E402,F401
+from . import dockerfile_cmds, fix_cmd, kata_cmds, report_cmd, scan_cmds  # noqa: E402,F401

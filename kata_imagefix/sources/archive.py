@@ -76,10 +76,23 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
         openers = [lambda b=blob: store.open(b.path) for blob in reversed(blobs)]
         return find_file(path, openers, seekable=True)
 
+    def walk_layers(_how: str):
+        from ..layerwalk import entries_from_tar
+
+        out = []
+        for index, blob in enumerate(blobs):
+            with store.open(blob.path) as handle:
+                try:
+                    out.append(list(entries_from_tar(handle, seekable=True)))
+                except (TarFormatError, OSError) as exc:
+                    raise ImagefixError(f"{store.label}: layer {index} cannot be read ({exc})") from None
+        return out, "archive"
+
     return Image(
         reference=reference, transport=transport, config=config, layers=layers,
         platform=platform_of(config), name=name, digest=digest,
         image_id="sha256:" + hashlib.sha256(config_bytes).hexdigest(), _read_file=read_file,
+        _walk_layers=walk_layers,
     )
 
 

@@ -202,6 +202,21 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
             return find_file_in_overlay(path, overlay)
         return _read_via_container(api, image_id, path)
 
+    def walk_layers(how: str):
+        from ..layerwalk import entries_from_dir, entries_from_save
+
+        dirs = _overlay_dirs(inspect)
+        if how != "export" and dirs is not None and len(dirs) == len(diff_ids):
+            return [list(entries_from_dir(d)) for d in reversed(dirs)], "direct"
+        if how == "direct":
+            raise ImagefixError(f"{reference}: the engine's layer directories cannot be read here "
+                                "(needs overlay2 and root on the engine's host)")
+        stream = _ChunkStream(api.get_image(image_id))
+        try:
+            return entries_from_save(stream, diff_ids), "export"
+        except docker.errors.APIError as exc:
+            raise ImagefixError(f"{reference}: the engine refused to export it: {exc.explanation}") from None
+
     repo_digests = inspect.get("RepoDigests") or []
     tags = inspect.get("RepoTags") or []
     return Image(
@@ -209,8 +224,27 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         platform=platform_of(config),
         name=name if ":" in name or "@" in name else (tags[0] if tags else name),
         digest=repo_digests[0].partition("@")[2] if repo_digests else None,
-        image_id=image_id, _read_file=read_file,
+        image_id=image_id, _read_file=read_file, _walk_layers=walk_layers,
     )
+
+
+class _ChunkStream:
+    """The chunks of a streamed HTTP body as a file-like read()."""
+
+    def __init__(self, chunks) -> None:
+        self.chunks, self.buffer = iter(chunks), b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buffer += chunk
+        if size < 0:
+            data, self.buffer = self.buffer, b""
+        else:
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
 
 
 def storage_driver() -> str:

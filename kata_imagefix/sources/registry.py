@@ -90,6 +90,23 @@ def _image(client: RegistryClient, repository: str, manifest: dict, digest: str,
     image = Image(reference=reference, transport="docker", config=config, layers=layers,
                   platform=platform_of(config), name=name, digest=digest,
                   image_id=config_descriptor["digest"], _read_file=read_file)
+    def walk_layers(_how: str):
+        from ..layerwalk import entries_from_tar
+        from ..output.progress import CountingReader, byte_progress
+        from ..tarstream import TarFormatError
+
+        out = []
+        total = sum(layer.compressed_size or 0 for layer in layers)
+        with byte_progress(f"reading {reference}", total) as advance:
+            for layer in layers:
+                with client.open_blob(repository, layer.digest) as stream:
+                    try:
+                        out.append(list(entries_from_tar(CountingReader(stream, advance))))
+                    except TarFormatError as exc:
+                        raise ImagefixError(f"{reference}: layer {layer.index}: {exc}") from None
+        return out, "registry"
+
+    image._walk_layers = walk_layers
     image.transfer = client.stats
     return image
 

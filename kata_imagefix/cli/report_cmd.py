@@ -1,0 +1,79 @@
+"""`imagefix report`: what the image weighs, where, against the last release and the Kata budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import ImagefixError
+from . import main
+from .options import budget_model, budget_options, registry_flags, registry_options
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--baseline", metavar="REF", help="The previous release to compare with.")
+@click.option("--base", "base_ref", metavar="REF", help="The base image (else its label, else unknown).")
+@click.option("--budget", metavar="SIZE", help="Gate: the unpacked image must stay at or below SIZE.")
+@click.option("--max-layer-size", metavar="SIZE", help="Gate: no layer above SIZE.")
+@click.option("--max-growth", metavar="SIZE|PCT", help="Gate: growth against --baseline, e.g. 50MB or 10%.")
+@click.option("--files", type=click.IntRange(0, 10_000), default=0, metavar="N",
+              help="Read every layer once: the N largest files and directories, and the waste.")
+@click.option("--walk", type=click.Choice(["auto", "direct", "export"]), default="auto", show_default=True,
+              help="Daemon images: read overlay2 layer folders directly, or export the image.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
+@registry_flags
+@budget_options
+@click.pass_context
+def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
+           max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
+           output: str | None, **kw: Any) -> None:
+    """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1."""
+    import json
+
+    from ..fileio import write_atomic
+    from ..output import progress
+    from ..output import report_formats as formats
+    from ..report import apply_gates, build_report, to_dict
+    from ..sizes import parse_size
+    from ..sources import open_image
+
+    budget_bytes = parse_size(budget) if budget else None  # bad sizes fail before any work
+    layer_limit = parse_size(max_layer_size) if max_layer_size else None
+    if max_growth and not baseline:
+        raise ImagefixError("--max-growth needs --baseline REF to compare with")
+    kw.update(exact=False, all_platforms=False, platform=None)
+    registry = registry_options(ctx, kw)
+    model = budget_model(ctx, kw)
+    progress.enabled = fmt == "text" and output is None
+
+    def opener(reference: str):
+        return open_image(reference, registry=registry)
+
+    image = opener(ref)
+    previous = None
+    if baseline:
+        try:
+            previous = opener(baseline)
+        except ImagefixError as exc:
+            raise ImagefixError(f"baseline {baseline}: {exc}") from None
+    result = build_report(image, model, opener=opener, base_ref=base_ref, baseline=previous, files=files,
+                          walk=walk)
+    apply_gates(result, budget=budget_bytes, max_layer=layer_limit, max_growth=max_growth)
+    if fmt == "json":
+        text = json.dumps(to_dict(result), indent=2) + "\n"
+    elif fmt == "markdown":
+        text = formats.render_markdown(result)
+    elif fmt == "html":
+        text = formats.render_html(result)
+    else:
+        text = formats.render_text(result)
+    if output:
+        write_atomic(output, text.encode())
+        click.echo(f"wrote {output}: {formats.verdict(result)}")
+    else:
+        click.echo(text, nl=False)
+    ctx.exit(1 if result.failed else 0)

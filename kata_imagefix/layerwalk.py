@@ -1,0 +1,195 @@
+"""File-level view of an image: each layer's entries, read once, and what the merged tree wastes.
+
+Entries come from layer tars (archives, registry blobs, `docker save`) or
+straight from overlay2 layer directories (no export at all). Only paths and
+sizes are kept - never file contents - so memory follows the number of
+files, not the size of the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, member_size, normalize
+from .tarstream import HARDLINK, walk
+
+FILE, DIR, LINK, WHITEOUT, OPAQUE = "f", "d", "l", "w", "o"
+Entry = tuple[str, int, str]  # (path, bytes counted like docker, kind)
+
+
+def classify(path: str, is_dir: bool, size: int, is_whiteout_device: bool = False) -> Entry:
+    name = posixpath.basename(path)
+    if name == OPAQUE_MARKER:
+        return posixpath.dirname(path), 0, OPAQUE
+    if name.startswith(WHITEOUT_PREFIX):
+        return posixpath.join(posixpath.dirname(path), name[len(WHITEOUT_PREFIX):]), 0, WHITEOUT
+    if is_whiteout_device:
+        return path, 0, WHITEOUT
+    return path, size, DIR if is_dir else FILE
+
+
+def entries_from_tar(stream: BinaryIO, *, seekable: bool = False,
+                     digest: Callable[[bytes], None] | None = None) -> Iterator[Entry]:
+    for member in walk(stream, seekable=seekable):
+        path = normalize(member.name)
+        if not path:
+            continue
+        size = 0 if member.type == HARDLINK else member_size(member)
+        yield classify(path, member.is_dir, size)
+
+
+def entries_from_dir(root: str) -> Iterator[Entry]:
+    """An overlay2 diff directory: sizes from lstat, whiteouts as 0/0 char devices, opaque xattr."""
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        folder = os.path.join(root, relative) if relative else root
+        if relative and _opaque(folder):
+            yield relative, 0, OPAQUE
+        try:
+            items = list(os.scandir(folder))
+        except OSError:
+            continue
+        for item in items:
+            path = f"{relative}/{item.name}" if relative else item.name
+            info = item.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                yield path, 0, DIR
+                stack.append(path)
+            elif stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                yield path, 0, WHITEOUT
+            elif stat.S_ISLNK(info.st_mode):
+                yield path, info.st_size, LINK
+            elif stat.S_ISREG(info.st_mode):
+                yield classify(path, False, info.st_size if info.st_nlink == 1 else _once(info))
+
+
+_seen_inodes: set[tuple[int, int]] = set()
+
+
+def _once(info: os.stat_result) -> int:
+    """Hard links count once, as docker counts them."""
+    key = (info.st_dev, info.st_ino)
+    if key in _seen_inodes:
+        return 0
+    _seen_inodes.add(key)
+    return info.st_size
+
+
+def _opaque(folder: str) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(folder, attr, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class _Hashing:
+    def __init__(self, stream) -> None:
+        self.stream, self.sha = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.sha.update(data)
+        return data
+
+
+def entries_from_save(stream: BinaryIO, diff_ids: list[str]) -> list[list[Entry]]:
+    """A `docker save` stream: layer tars in whatever order, matched to layers by their diff ID."""
+    by_digest: dict[str, list[Entry]] = {}
+    for member in walk(stream):
+        name = normalize(member.name)
+        if not (name.endswith("/layer.tar") or name.startswith("blobs/sha256/")) or not member.is_regular:
+            continue
+        if name.startswith("blobs/") and member.size < 1024:
+            continue  # configs and manifests in newer layouts
+        reader = _Hashing(member.open())
+        entries = list(entries_from_tar(reader))
+        while reader.read(1 << 20):
+            pass  # the tar's trailing padding belongs to the digest too
+        by_digest[f"sha256:{reader.sha.hexdigest()}"] = entries
+    return [by_digest.get(d, []) for d in diff_ids]
+
+
+@dataclass
+class Waste:
+    path: str
+    bytes: int
+    layer: int  # where the hidden copy was written
+    hidden_by: int  # the layer that overwrote or deleted it
+    how: str  # "overwritten" | "deleted"
+
+
+@dataclass
+class FileView:
+    files: list[tuple[str, int, int]]  # visible (path, bytes, layer)
+    directories: list[tuple[str, int]]  # (dir, bytes of visible files below it)
+    waste: list[Waste]
+    layer_sizes: list[int]
+    file_count: int
+    waste_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def merge(layers: list[list[Entry]], top: int = 20) -> FileView:
+    """Stack the layers like overlayfs and count what no longer shows."""
+    visible: dict[str, tuple[int, int]] = {}  # path -> (bytes, layer)
+    waste: list[Waste] = []
+    layer_sizes = []
+
+    def hide(prefix: str, index: int) -> None:
+        """A whiteout deletes the path and, for a directory, everything below it."""
+        for path in [p for p in visible if p == prefix or p.startswith(prefix + "/")]:
+            size, layer = visible.pop(path)
+            if size:
+                waste.append(Waste(path, size, layer, index, "deleted"))
+
+    for index, entries in enumerate(layers):
+        layer_sizes.append(sum(size for _, size, kind in entries if kind in (FILE, LINK)))
+        for path, _, kind in entries:  # whiteouts and opaque markers first: they act on lower layers
+            if kind == WHITEOUT:
+                hide(path, index)
+            elif kind == OPAQUE:
+                hide_children(visible, waste, path, index)
+        for path, size, kind in entries:
+            if kind in (FILE, LINK):
+                if path in visible:
+                    old_size, old_layer = visible[path]
+                    if old_size and old_layer != index:
+                        waste.append(Waste(path, old_size, old_layer, index, "overwritten"))
+                visible[path] = (size, index)
+    directories: dict[str, int] = {}
+    for path, (size, _) in visible.items():
+        parent = posixpath.dirname(path)
+        while parent:
+            directories[parent] = directories.get(parent, 0) + size
+            parent = posixpath.dirname(parent)
+    files = sorted(((p, s, layer) for p, (s, layer) in visible.items()), key=lambda x: (-x[1], x[0]))
+    waste.sort(key=lambda w: (-w.bytes, w.path))
+    return FileView(
+        files=files[:top],
+        directories=sorted(directories.items(), key=lambda x: (-x[1], x[0]))[:top],
+        waste=waste,
+        layer_sizes=layer_sizes,
+        file_count=len(visible),
+        waste_bytes=sum(w.bytes for w in waste),
+    )
+
+
+def hide_children(visible: dict[str, tuple[int, int]], waste: list[Waste], folder: str, index: int) -> None:
+    """An opaque directory hides what lower layers had below it."""
+    prefix = folder + "/"
+    for path in [p for p in visible if p.startswith(prefix)]:
+        size, layer = visible[path]
+        if layer < index:
+            del visible[path]
+            if size:
+                waste.append(Waste(path, size, layer, index, "deleted"))
