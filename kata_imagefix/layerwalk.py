@@ -8,7 +8,7 @@ files, not the size of the image.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import posixpath
 import stat
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, member_size, normalize
-from .tarstream import HARDLINK, walk
+from .tarstream import HARDLINK, TarFormatError, walk
 
 FILE, DIR, LINK, WHITEOUT, OPAQUE = "f", "d", "l", "w", "o"
 Entry = tuple[str, int, str]  # (path, bytes counted like docker, kind)
@@ -92,31 +92,27 @@ def _opaque(folder: str) -> bool:
     return False
 
 
-class _Hashing:
-    def __init__(self, stream) -> None:
-        self.stream, self.sha = stream, hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
-        self.sha.update(data)
-        return data
-
-
 def entries_from_save(stream: BinaryIO, diff_ids: list[str]) -> list[list[Entry]]:
-    """A `docker save` stream: layer tars in whatever order, matched to layers by their diff ID."""
-    by_digest: dict[str, list[Entry]] = {}
+    """A `docker save` stream: layer tars in whatever order; its manifest.json gives the stacking order."""
+    by_path: dict[str, list[Entry]] = {}
+    order: list[str] = []
     for member in walk(stream):
         name = normalize(member.name)
-        if not (name.endswith("/layer.tar") or name.startswith("blobs/sha256/")) or not member.is_regular:
+        if not member.is_regular:
             continue
-        if name.startswith("blobs/") and member.size < 1024:
-            continue  # configs and manifests in newer layouts
-        reader = _Hashing(member.open())
-        entries = list(entries_from_tar(reader))
-        while reader.read(1 << 20):
-            pass  # the tar's trailing padding belongs to the digest too
-        by_digest[f"sha256:{reader.sha.hexdigest()}"] = entries
-    return [by_digest.get(d, []) for d in diff_ids]
+        if name == "manifest.json":
+            manifest = json.loads(member.read())
+            order = [normalize(path) for path in (manifest[0].get("Layers") or [])] if manifest else []
+        elif name.endswith("/layer.tar") or (name.startswith("blobs/sha256/") and member.size >= 1024):
+            try:
+                by_path[name] = list(entries_from_tar(member.open()))
+            except TarFormatError:
+                if name.startswith("blobs/"):
+                    continue  # a config or manifest blob in newer layouts, not a layer
+                raise
+    if len(order) != len(diff_ids):
+        raise TarFormatError("the export's manifest.json does not list the image's layers")
+    return [by_path.get(path, []) for path in order]
 
 
 @dataclass

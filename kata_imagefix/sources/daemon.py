@@ -229,22 +229,53 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
 
 
 class _ChunkStream:
-    """The chunks of a streamed HTTP body as a file-like read()."""
+    """A streamed HTTP body as a file-like read(), pulled by a reader thread.
+
+    The engine produces the export while we parse it: a thread keeps reading
+    into a bounded queue (at most QUEUE chunks, so memory stays flat) and the
+    parser never waits for a socket round trip it could have overlapped.
+    """
+
+    QUEUE = 16
 
     def __init__(self, chunks) -> None:
-        self.chunks, self.buffer = iter(chunks), b""
+        import queue
+        import threading
+
+        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
+        self.current = memoryview(b"")
+        self.error: BaseException | None = None
+        self.done = False
+
+        def pump() -> None:
+            try:
+                for chunk in chunks:
+                    self.queue.put(chunk)
+            except BaseException as exc:  # handed to the reading thread
+                self.error = exc
+            finally:
+                self.queue.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buffer += chunk
-        if size < 0:
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        parts = []
+        wanted = size
+        while wanted != 0 and not self.done:
+            if not self.current:
+                chunk = self.queue.get()
+                if chunk is None:
+                    self.done = True
+                    if self.error is not None:
+                        raise self.error
+                    break
+                self.current = memoryview(chunk)
+            take = len(self.current) if wanted < 0 else min(wanted, len(self.current))
+            parts.append(self.current[:take].tobytes())
+            self.current = self.current[take:]
+            if wanted > 0:
+                wanted -= take
+        return b"".join(parts)
 
 
 def storage_driver() -> str:
