@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import ImagefixError
+from .fileio import decode_text
 
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
@@ -314,15 +315,7 @@ def _env_pairs(value: str) -> list[tuple[str, str]]:
 
 def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
                      build_args: dict[str, str] | None = None) -> Dockerfile:
-    if isinstance(data, bytes):
-        if b"\0" in data:
-            raise ImagefixError(f"{path}: binary file, not a Dockerfile")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImagefixError(f"{path}: not UTF-8 text, not a Dockerfile") from None
-    else:
-        text = data
+    text = decode_text(data, path, "a Dockerfile") if isinstance(data, bytes) else data
     bom = text.startswith("\ufeff")
     text = text.removeprefix("\ufeff")
     lines = text.splitlines(keepends=True)

@@ -35,6 +35,16 @@ def write_atomic(path: str | Path, data: bytes, *, backup: bool = False) -> None
         raise ImagefixError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
+def decode_text(data: bytes, path: str, what: str) -> str:
+    """A text file a user gave us: refuse binary and non-UTF-8 input in one line."""
+    if b"\0" in data:
+        raise ImagefixError(f"{path}: binary file, not {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImagefixError(f"{path}: not UTF-8 text, not {what}") from None
+
+
 def read_input(path: str, what: str = "file") -> bytes:
     """A user's input file ('-' is stdin) with one-line errors."""
     import sys

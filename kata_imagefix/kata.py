@@ -149,22 +149,10 @@ def _explain_toml_error(message: str, lines: list[str]) -> tuple[str, int | None
 
 
 def read_toml(path: str | Path) -> TomlFile:
-    target = Path(path)
-    try:
-        raw = target.read_bytes()
-    except FileNotFoundError:
-        raise ImagefixError(f"{target}: no such file") from None
-    except IsADirectoryError:
-        raise ImagefixError(f"{target}: is a directory") from None
-    except OSError as exc:
-        raise ImagefixError(f"{target}: cannot read: {exc.strerror}") from None
-    if b"\0" in raw:
-        raise ImagefixError(f"{target}: binary file, not a Kata configuration")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ImagefixError(f"{target}: not UTF-8 text, not a Kata configuration") from None
-    return parse_toml(text, str(target))
+    from .fileio import decode_text, read_input
+
+    text = decode_text(read_input(str(path)), str(path), "a Kata configuration")
+    return parse_toml(text, str(path))
 
 
 def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:

@@ -46,11 +46,12 @@ def entries_from_tar(stream: BinaryIO, *, seekable: bool = False,
 
 def entries_from_dir(root: str) -> Iterator[Entry]:
     """An overlay2 diff directory: sizes from lstat, whiteouts as 0/0 char devices, opaque xattr."""
+    seen_inodes: set[tuple[int, int]] = set()  # hard links count once per layer, as docker counts them
     stack = [""]
     while stack:
         relative = stack.pop()
         folder = os.path.join(root, relative) if relative else root
-        if relative and _opaque(folder):
+        if relative and overlay_opaque(folder):
             yield relative, 0, OPAQUE
         try:
             items = list(os.scandir(folder))
@@ -67,22 +68,16 @@ def entries_from_dir(root: str) -> Iterator[Entry]:
             elif stat.S_ISLNK(info.st_mode):
                 yield path, info.st_size, LINK
             elif stat.S_ISREG(info.st_mode):
-                yield classify(path, False, info.st_size if info.st_nlink == 1 else _once(info))
+                size = info.st_size
+                if info.st_nlink > 1:
+                    key = (info.st_dev, info.st_ino)
+                    size = 0 if key in seen_inodes else size
+                    seen_inodes.add(key)
+                yield classify(path, False, size)
 
 
-_seen_inodes: set[tuple[int, int]] = set()
-
-
-def _once(info: os.stat_result) -> int:
-    """Hard links count once, as docker counts them."""
-    key = (info.st_dev, info.st_ino)
-    if key in _seen_inodes:
-        return 0
-    _seen_inodes.add(key)
-    return info.st_size
-
-
-def _opaque(folder: str) -> bool:
+def overlay_opaque(folder: str) -> bool:
+    """overlayfs marks a directory that replaces the lower layers' one with an xattr."""
     for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(folder, attr, follow_symlinks=False) == b"y":

@@ -16,7 +16,7 @@ import tarfile
 
 BASE = "imagefix-test/busybox:base"
 APPLETS = ("sh", "id", "ls", "cat", "true", "echo", "rm", "mkdir", "dd", "touch", "cp", "sleep",
-           "chown", "head", "env", "printf", "sync", "whoami")  # Debian's build has no adduser
+           "chown", "head", "env", "printf", "sync", "whoami", "ln")  # Debian's build has no adduser
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "spark:x:185:185:Spark user:/opt/spark:/bin/sh\n"
           "app:x:10001:10001:app:/app:/bin/sh\n"

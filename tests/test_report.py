@@ -24,6 +24,7 @@ APP = (
     "RUN dd if=/dev/zero of=/conf bs=1000 count=30\n"
     "RUN mkdir /od && dd if=/dev/zero of=/od/old bs=1000000 count=1\n"
     "RUN rm -rf /od && mkdir /od && echo new > /od/new\n"  # an opaque directory hides /od/old
+    "RUN dd if=/dev/zero of=/hl bs=1000 count=7 && ln /hl /hl2\n"  # a hard link counts once
     "USER spark\n"
 )
 WASTE = {"/data/tmp.bin": 2_000_000, "/conf": 10_000 + 20_000, "/od/old": 1_000_000}
@@ -86,6 +87,8 @@ def test_exact_sizes_base_boundary_and_waste_agree_across_sources(cli, engine, b
     assert docs["direct"]["files"]["read_by"] == "direct" and docs["export"]["files"]["read_by"] == "export"
     # the daemon image found its base from its own label
     assert docs["direct"]["base"]["found_by"].startswith("label")
+    hard_linked = docs["direct"]["layers"][-1]["unpacked_bytes"]
+    assert hard_linked == 7_000, "a hard-linked file counts once, as docker history counts it"
     # a file kept in its last layer is not waste
     assert {"path": "/conf", "bytes": 30_000, "layer": 7} in docs["direct"]["files"]["largest_files"]
 

@@ -96,13 +96,9 @@ def _is_whiteout(path: str) -> bool:
 
 
 def _is_opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return os.path.exists(os.path.join(path, OPAQUE_MARKER))
+    from ..layerwalk import overlay_opaque
+
+    return overlay_opaque(path) or os.path.exists(os.path.join(path, OPAQUE_MARKER))
 
 
 def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | None:
