@@ -153,6 +153,10 @@ class _Source:
             return
         size -= len(self.pending)
         self.pending = b""
+        if self._decomp is None and hasattr(self.raw, "skip"):  # hand the skip down, nothing copied
+            if self.raw.skip(size) < size:
+                raise TarFormatError("layer ends inside a file: truncated")
+            return
         while size > 0:
             more = self._more()
             if not more:
@@ -328,6 +332,12 @@ class MemberReader:
         self.left -= len(data)
         return data
 
+    def skip(self, size: int) -> int:
+        size = min(size, self.left)
+        self.source.skip(size)
+        self.left -= size
+        return size
+
     def finish(self) -> None:
         self.source.skip(self.left + self.pad)
         self.left = self.pad = 0
@@ -338,6 +348,19 @@ class _Prefixed:
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
         self.head, self.rest = head, rest
+
+    def skip(self, size: int) -> int:
+        taken = min(size, len(self.head))
+        self.head = self.head[taken:]
+        if size > taken and hasattr(self.rest, "skip"):
+            return taken + self.rest.skip(size - taken)
+        done = taken
+        while done < size:
+            data = self.rest.read(min(size - done, CHUNK))
+            if not data:
+                break
+            done += len(data)
+        return done
 
     def read(self, size: int = -1) -> bytes:
         if self.head:

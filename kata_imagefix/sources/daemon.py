@@ -228,50 +228,79 @@ class _ChunkStream:
     """A streamed HTTP body as a file-like read(), pulled by a reader thread.
 
     The engine produces the export while we parse it: a thread keeps reading
-    into a bounded queue (at most QUEUE chunks, so memory stays flat) and the
-    parser never waits for a socket round trip it could have overlapped.
+    ahead into a buffer bounded by bytes (LIMIT, so memory stays flat), so the
+    engine is never stalled by a parsing hiccup; skip() drops bytes uncopied.
     """
 
-    QUEUE = 16
+    LIMIT = 32 * 2**20
 
     def __init__(self, chunks) -> None:
-        import queue
+        import collections
         import threading
 
-        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
+        self.chunks: collections.deque = collections.deque()
+        self.buffered = 0
+        self.lock = threading.Condition()
         self.current = memoryview(b"")
         self.error: BaseException | None = None
-        self.done = False
+        self.finished = False  # the pump has seen the end
+        self.done = False  # the reader has seen the end
 
         def pump() -> None:
             try:
                 for chunk in chunks:
-                    self.queue.put(chunk)
+                    with self.lock:
+                        while self.buffered >= self.LIMIT:
+                            self.lock.wait()
+                        self.chunks.append(chunk)
+                        self.buffered += len(chunk)
+                        self.lock.notify_all()
             except BaseException as exc:  # handed to the reading thread
                 self.error = exc
             finally:
-                self.queue.put(None)
+                with self.lock:
+                    self.finished = True
+                    self.lock.notify_all()
 
         threading.Thread(target=pump, daemon=True).start()
+
+    def _next(self) -> bool:
+        with self.lock:
+            while not self.chunks and not self.finished:
+                self.lock.wait()
+            if not self.chunks:
+                self.done = True
+                if self.error is not None:
+                    raise self.error
+                return False
+            chunk = self.chunks.popleft()
+            self.buffered -= len(chunk)
+            self.lock.notify_all()
+        self.current = memoryview(chunk)
+        return True
 
     def read(self, size: int = -1) -> bytes:
         parts = []
         wanted = size
         while wanted != 0 and not self.done:
-            if not self.current:
-                chunk = self.queue.get()
-                if chunk is None:
-                    self.done = True
-                    if self.error is not None:
-                        raise self.error
-                    break
-                self.current = memoryview(chunk)
+            if not self.current and not self._next():
+                break
             take = len(self.current) if wanted < 0 else min(wanted, len(self.current))
             parts.append(self.current[:take].tobytes())
             self.current = self.current[take:]
             if wanted > 0:
                 wanted -= take
         return b"".join(parts)
+
+    def skip(self, size: int) -> int:
+        done = 0
+        while done < size and not self.done:
+            if not self.current and not self._next():
+                break
+            take = min(size - done, len(self.current))
+            self.current = self.current[take:]
+            done += take
+        return done
 
 
 def storage_driver() -> str:
