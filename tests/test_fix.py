@@ -114,7 +114,7 @@ def test_multistage_keeps_only_what_is_asked(cli, engine, images, spark):
     assert run(engine, "imagefix-test/spark:slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
 
 
-def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images, spark):
+def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images, spark, tmp_path):
     stand_in = "gcr.io/distroless/static-debian13:nonroot"  # a busybox stand-in, never pulled
     engine.tag(base_image(), "gcr.io/distroless/static-debian13", "nonroot")
     images.tags.append(stand_in)
@@ -127,10 +127,9 @@ def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images,
     assert "no shell" in dockerfile
     assert engine.inspect_image("imagefix-test/spark:distroless")["Config"]["User"] == "185:185"
     nodir = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--distroless", "java21",
-                "--no-build", "-o", "/tmp/imagefix-never")
+                "--no-build", "-o", tmp_path / "java")
     assert nodir.exit_code == 0
-    with open("/tmp/imagefix-never/Dockerfile") as handle:
-        text = handle.read()
+    text = (tmp_path / "java" / "Dockerfile").read_text()
     assert "gcr.io/distroless/java21-debian13:nonroot" in text
 
 
