@@ -158,7 +158,8 @@ def registry(tmp_path_factory):
     if host and data:
         from registries import Registry
 
-        return Registry(host, Path(data))
+        yield Registry(host, Path(data))  # a generator fixture must yield on every path
+        return
     from registries import start_registry
 
     started = start_registry(tmp_path_factory.mktemp("registry"))

@@ -5,6 +5,7 @@ will not do on purpose (a 500 then a 200, a hang)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import http.server
@@ -279,3 +280,43 @@ def spark_like(user: str = "spark", big: int = 0, arch: str = "amd64") -> ImageS
     unique = uuid.uuid4().hex.encode()
     layers.append(LayerSpec([Entry("app.txt", unique)], "/bin/sh -c echo hello > /app.txt"))
     return ImageSpec(layers, config={"User": user, "Labels": {"test": unique.decode()}}, architecture=arch)
+
+
+class CountingProxy:
+    """TCP proxy in front of the registry: counts the bytes clients send (uploads)."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.split(":")
+        self.target = (host, int(port))
+        self.sent = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.host = f"127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source, sink, count: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if count:
+                    self.sent += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()

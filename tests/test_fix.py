@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import threading
 
 import pytest
 from conftest import base_image
-from registries import push_spec, repo_name, spark_like
+from registries import CountingProxy, push_spec, repo_name, spark_like
 
 from kata_imagefix.registry.client import RegistryClient
 
@@ -163,46 +161,6 @@ def test_push_and_push_refused(cli, engine, images, spark, registry):
     refused = cli("fix", spark, "--tag", dead, "--push")
     images.tags.append(dead)
     assert refused.exit_code == 2 and "push of" in refused.stderr and "refused" in refused.stderr
-
-
-class CountingProxy:
-    """TCP proxy in front of the registry: counts the bytes clients send (uploads)."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.split(":")
-        self.target = (host, int(port))
-        self.sent = 0
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen()
-        self.host = f"127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
-
-    def _pipe(self, source, sink, count: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if count:
-                    self.sent += len(data)
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.mark.registry
