@@ -13,13 +13,10 @@ import argparse
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_scan import tool
+from common import timed, tool
 
 BASES = ["debian:12-slim", "ubuntu:24.04", "alpine:3.20", "eclipse-temurin:17-jre", "python:3.12-slim",
          "node:22-bookworm", "golang:1.23", "registry.example.com/team/base:2.1"]
@@ -47,15 +44,6 @@ def dockerfile(rng: random.Random) -> str:
             lines.append(f"USER {rng.choice(USERS)}")
     lines += ['EXPOSE 8080', 'ENTRYPOINT ["/opt/app/bin/start"]']
     return "\n".join(lines) + "\n"
-
-
-def timed(cmd: list[str], ok=(0, 1)) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, timeout=1800)
-    elapsed = time.perf_counter() - start
-    if proc.returncode not in ok:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
-    return elapsed
 
 
 def main() -> None:

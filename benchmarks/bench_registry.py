@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "samples"))
 sys.path.insert(0, str(ROOT))
 
 from bench_scan import build  # noqa: E402
+from common import timed  # noqa: E402
 from registries import start_registry  # noqa: E402
 
 ENV = dict(os.environ)
@@ -46,15 +47,8 @@ def installed_imagefix(work: Path) -> list[str]:
     return [str(venv / "bin/imagefix")]
 
 
-def timed(cmd: list[str], runs: int, ok=(0, 1)) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, env=ENV, timeout=1800)
-        samples.append(time.perf_counter() - start)
-        if proc.returncode not in ok:
-            sys.exit(f"{cmd[:3]} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
-    return statistics.median(samples)
+def median_seconds(cmd: list[str], runs: int) -> float:
+    return statistics.median(timed(cmd, env=ENV) for _ in range(runs))
 
 
 def main() -> None:
@@ -95,12 +89,13 @@ def main() -> None:
 
         print(f"1 GB image ({sum(layer['size'] for layer in manifest['layers']) / 1e6:.0f} MB compressed) "
               f"in a registry on {registry.host}; medians")
-        ours = timed([*imagefix, "scan", f"docker://{repo}:numeric"], args.runs)
-        skopeo = timed(["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:numeric"], args.runs)
+        ours = median_seconds([*imagefix, "scan", f"docker://{repo}:numeric"], args.runs)
+        skopeo_cmd = ["skopeo", "inspect", "--tls-verify=false", f"docker://{repo}:numeric"]
+        skopeo = median_seconds(skopeo_cmd, args.runs)
         print(f"1. one scan:      imagefix {ours:.3f} s   skopeo inspect {skopeo:.3f} s   "
               f"ratio {ours / skopeo:.2f}x (target <= 5x)")
         refs = [f"docker://{repo}:{tag}" for tag in tags]
-        many = timed([*imagefix, "scan", "--jobs", "8", *refs], max(3, args.runs // 3))
+        many = median_seconds([*imagefix, "scan", "--jobs", "8", *refs], max(3, args.runs // 3))
         start = time.perf_counter()
         for item in refs:
             subprocess.run(["skopeo", "inspect", "--tls-verify=false", item], capture_output=True, check=True)
@@ -119,7 +114,7 @@ def main() -> None:
                                env=ENV)
                 pulls.append(time.perf_counter() - start)
             pull_median = statistics.median(pulls)
-            remote = timed([*imagefix, "scan", f"docker://{repo}:{tag}"], args.runs)
+            remote = median_seconds([*imagefix, "scan", f"docker://{repo}:{tag}"], args.runs)
             print(f"3. pull + scan ({label}): {pull_median:.2f} s   registry scan {remote:.3f} s   "
                   f"{pull_median / remote:.0f}x faster (target >= 20x)")
         doc = json.loads(subprocess.run([*imagefix, "scan", "--format", "json", f"docker://{repo}:numeric"],

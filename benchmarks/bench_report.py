@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`imagefix report --files 20` against `dive --ci --json` on the same images (many files).
+"""`imagefix report --files 20` against `dive --ci --json` on the same images (many files), interleaved.
 
     .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/bench_report.py [--runs 3]
 
@@ -12,12 +12,10 @@ dive; plus whether both imagefix paths report the same figures.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -25,19 +23,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bases import BASE, ensure_bases  # noqa: E402
-from bench_scan import tool  # noqa: E402
+from common import build_cached, tool  # noqa: E402
 
 SIZES_MB = {"100mb": 100, "1gb": 1000}
 
 
 def build(api, size_mb: int) -> str:
     """Half the bytes in 20 KB files (many files), half in a few big ones; some overwritten (waste)."""
-    tag = f"imagefix-bench/files:{size_mb}mb"
-    try:
-        api.inspect_image(tag)
-        return tag
-    except Exception:
-        pass
     small_files = size_mb * 1_000_000 // 2 // 20_000
     dockerfile = (
         f"FROM {BASE}\n"
@@ -48,18 +40,7 @@ def build(api, size_mb: int) -> str:
         f"&& i=0; while [ $i -lt {small_files} ]; do cp seed f$i; i=$((i+1)); done\n"
         f"RUN dd if=/dev/urandom of=/data/big/f1 bs=1000000 count=1 2>/dev/null\n"
     )
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile.encode()))
-    context.seek(0)
-    for event in api.build(
-        fileobj=context, custom_context=True, tag=tag, rm=True, network_mode="none", decode=True
-    ):
-        if "error" in event:
-            sys.exit(f"build failed: {event['error']}")
-    return tag
+    return build_cached(api, f"imagefix-bench/files:{size_mb}mb", dockerfile)
 
 
 def measured(cmd: list[str]) -> tuple[float, int, bytes]:
@@ -87,9 +68,7 @@ def main() -> None:
     print(f"engine storage driver: {api.info()['Driver']}; median of {args.runs} runs; peak RSS")
     for label, size_mb in SIZES_MB.items():
         tag = build(api, size_mb)
-        results = {}
-        outputs = {}
-        for name, cmd in {
+        commands = {
             "imagefix direct": [
                 imagefix,
                 "report",
@@ -113,10 +92,18 @@ def main() -> None:
                 "json",
             ],
             "dive --ci --json": [dive, "--ci", "--source", "docker", "--json", "/dev/null", tag],
-        }.items():
-            runs = [measured(cmd) for _ in range(args.runs)]
-            results[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
-            outputs[name] = runs[-1][2]
+        }
+        # Interleaved, run by run: the engine's export rate drifts (6.5-10 s for the same 1 GB here),
+        # and back-to-back repetitions of one tool would hand one of them the slow minutes.
+        samples: dict[str, list] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, cmd in commands.items():
+                samples[name].append(measured(cmd))
+        results = {
+            name: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+            for name, runs in samples.items()
+        }
+        outputs = {name: runs[-1][2] for name, runs in samples.items()}
         direct, export = (json.loads(outputs[k]) for k in ("imagefix direct", "imagefix export"))
         for doc in (direct, export):
             doc["files"].pop("read_by")  # says which path was taken: the one key that must differ

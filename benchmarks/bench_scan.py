@@ -11,66 +11,29 @@ imagefix's time should not grow with the image (no export), dive's does.
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bases import BASE, ensure_bases  # noqa: E402
+from common import build_cached, timed, tool  # noqa: E402
 
 SIZES_MB = {"100mb": 100, "1gb": 1000}
 
 
-def tool(name: str) -> str:
-    found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
-    if not found:
-        sys.exit(f"{name} not found: install the bench extra (pip install -e '.[bench]')")
-    return found
-
-
 def build(api, size_mb: int) -> str:
     """An app image with several layers: half in one big layer, the rest in 10 MB files."""
-    tag = f"imagefix-bench/app:{size_mb}mb"
-    try:
-        api.inspect_image(tag)
-        return tag
-    except Exception:
-        pass
     big = size_mb // 2
     small = (size_mb - big) // 10
-    dockerfile = (f"FROM {BASE}\n"
-                  f"RUN dd if=/dev/urandom of=/big.bin bs=1000000 count={big}\n"
-                  f"RUN mkdir /data && for i in $(seq {small}); do "
-                  f"dd if=/dev/urandom of=/data/f$i bs=1000000 count=10 2>/dev/null; done\n"
-                  "USER spark\n")
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile.encode()))
-    context.seek(0)
-    for event in api.build(fileobj=context, custom_context=True, tag=tag, rm=True, network_mode="none",
-                           decode=True):
-        if "error" in event:
-            sys.exit(f"build failed: {event['error']}")
-    return tag
-
-
-def timed(cmd: list[str], ok_codes=(0, 1)) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, timeout=900)
-    elapsed = time.perf_counter() - start
-    if proc.returncode not in ok_codes:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-    return elapsed
+    return build_cached(api, f"imagefix-bench/app:{size_mb}mb", (
+        f"FROM {BASE}\n"
+        f"RUN dd if=/dev/urandom of=/big.bin bs=1000000 count={big}\n"
+        f"RUN mkdir /data && for i in $(seq {small}); do "
+        f"dd if=/dev/urandom of=/data/f$i bs=1000000 count=10 2>/dev/null; done\n"
+        "USER spark\n"))
 
 
 def main() -> None:
@@ -92,7 +55,7 @@ def main() -> None:
         tag = build(api, size_mb)
         tags.append(tag)
         ours = [timed([imagefix, "scan", tag]) for _ in range(args.runs)]
-        theirs = [timed([dive, "--ci", "--source", "docker", tag], ok_codes=(0, 1)) for _ in range(args.runs)]
+        theirs = [timed([dive, "--ci", "--source", "docker", tag]) for _ in range(args.runs)]
         ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
         rows.append((label, ours_median, theirs_median))
         print(f"{label:8} {ours_median:13.3f}s {theirs_median:9.2f}s {theirs_median / ours_median:6.1f}x")
