@@ -83,6 +83,11 @@ def test_root_is_an_info(cli, layout, user):
     result = cli("scan", "--format", "json", layout(image(user)))
     assert result.exit_code == 0 and rules_of(result) == ["KIF103"]
     assert cli("scan", "--fail-on", "info", layout(image(user))).exit_code == 1
+    finding = result.json()["images"][0]["findings"][0]
+    if user == "root":  # a name all the same: containerd looks it up in /etc/passwd
+        assert "by name" in finding["message"] and finding["fix"].startswith("write USER 0:0")
+    else:
+        assert "this works on Kata" in finding["message"]
 
 
 def test_large_layer_kif201_fires_and_stays_quiet(cli, layout):
