@@ -207,12 +207,6 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         if how == "direct":
             raise ImagefixError(f"{reference}: the engine's layer directories cannot be read here "
                                 "(needs overlay2 and root on the engine's host)")
-        reader = _ExportReader.start(api, image_id)
-        if reader is not None:  # the export read on the other core, piped to us
-            try:
-                return entries_from_save(reader.stdout, diff_ids), "export"
-            finally:
-                reader.finish(reference)
         stream = _ChunkStream(api.get_image(image_id))
         try:
             return entries_from_save(stream, diff_ids), "export"
@@ -228,65 +222,6 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         digest=repo_digests[0].partition("@")[2] if repo_digests else None,
         image_id=image_id, _read_file=read_file, _walk_layers=walk_layers,
     )
-
-
-_EXPORT_READER = """
-import http.client, socket, sys
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(sys.argv[2])
-conn = Unix("localhost", timeout=600)
-conn.request("GET", sys.argv[1])
-response = conn.getresponse()
-if response.status != 200:
-    sys.stderr.write(f"HTTP {response.status}: {response.read(300).decode('utf-8', 'replace')}")
-    sys.exit(3)
-out = sys.stdout.buffer
-while data := response.read1(1 << 20):
-    out.write(data)
-"""
-
-
-class _ExportReader:
-    """`docker save` read by a child process over the engine's unix socket and piped to us.
-
-    The HTTP chunk decoding then runs on the other core instead of competing
-    with the tar parsing for this process's GIL (which halved parsing speed).
-    """
-
-    def __init__(self, process) -> None:
-        self.process = process
-        self.stdout = process.stdout
-
-    @classmethod
-    def start(cls, api: Any, image_id: str) -> _ExportReader | None:
-        import subprocess
-        import sys
-        import urllib.parse
-
-        socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
-        if not socket_path or not os.path.exists(socket_path):
-            return None  # tcp:// or ssh:// engines: read through the SDK instead
-        path = f"/v{api._version}/images/{urllib.parse.quote(image_id, safe='')}/get"
-        process = subprocess.Popen([sys.executable, "-I", "-c", _EXPORT_READER, path, socket_path],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        try:
-            import fcntl
-
-            fcntl.fcntl(process.stdout, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer, larger reads
-        except OSError:
-            pass
-        return cls(process)
-
-    def finish(self, reference: str) -> None:
-        self.stdout.close()
-        self.process.wait(timeout=60)
-        if self.process.returncode not in (0, -13):  # -13: we stopped reading early (SIGPIPE)
-            detail = self.process.stderr.read().decode("utf-8", "replace").strip()[:300]
-            why = detail or f"exit {self.process.returncode}"
-            raise ImagefixError(f"{reference}: the engine's export failed ({why})")
-        self.process.stderr.close()
 
 
 class _ChunkStream:
