@@ -69,28 +69,9 @@ def main() -> None:
     for label, size_mb in SIZES_MB.items():
         tag = build(api, size_mb)
         commands = {
-            "imagefix direct": [
-                imagefix,
-                "report",
-                tag,
-                "--files",
-                "20",
-                "--walk",
-                "direct",
-                "--format",
-                "json",
-            ],
-            "imagefix export": [
-                imagefix,
-                "report",
-                tag,
-                "--files",
-                "20",
-                "--walk",
-                "export",
-                "--format",
-                "json",
-            ],
+            f"imagefix {walk}": [imagefix, "report", tag, "--files", "20", "--walk", walk, "--format", "json"]
+            for walk in ("direct", "export")
+        } | {
             "dive --ci --json": [dive, "--ci", "--source", "docker", "--json", "/dev/null", tag],
         }
         # Interleaved, run by run: the engine's export rate drifts (6.5-10 s for the same 1 GB here),
