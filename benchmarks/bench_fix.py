@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "samples"))
 
 from bench_registry import _forget_layers, installed_imagefix  # noqa: E402
 from bench_scan import build  # noqa: E402
+from common import push_local  # noqa: E402
 from registries import CountingProxy, start_registry  # noqa: E402
 
 
@@ -53,10 +54,7 @@ def main() -> None:
     try:
         local = build(api, 1000)
         repo = f"{registry.host}/bench/fix"
-        api.tag(local, repo, "1gb")
-        for event in api.push(repo, "1gb", stream=True, decode=True):
-            if "error" in event:
-                sys.exit(event["error"])
+        push_local(api, local, repo, "1gb")
         results = {}
         for mode in ("numeric", "root"):
             times, sent = [], []

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "samples"))
 sys.path.insert(0, str(ROOT))
 
 from bench_scan import build  # noqa: E402
-from common import timed  # noqa: E402
+from common import push_local, timed  # noqa: E402
 from registries import start_registry  # noqa: E402
 
 ENV = dict(os.environ)
@@ -68,10 +68,7 @@ def main() -> None:
     try:
         local = build(api, 1000)
         repo = f"{registry.host}/bench/app"
-        api.tag(local, repo, "1gb")
-        for event in api.push(repo, "1gb", stream=True, decode=True):
-            if "error" in event:
-                sys.exit(event["error"])
+        push_local(api, local, repo, "1gb")
         ref = f"{repo}:1gb"
         client = RegistryClient(registry.host)
         manifest, _, raw = client.manifest("bench/app", "1gb")

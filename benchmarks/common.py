@@ -46,3 +46,12 @@ def build_cached(api, tag: str, dockerfile: str) -> str:
         if "error" in event:
             sys.exit(f"build failed: {event['error']}")
     return tag
+
+
+def push_local(api, local: str, repository: str, tag: str) -> str:
+    """Tag a local image into a registry repository and push it; returns REPOSITORY:TAG."""
+    api.tag(local, repository, tag)
+    for event in api.push(repository, tag, stream=True, decode=True):
+        if "error" in event:
+            sys.exit(f"push failed: {event['error']}")
+    return f"{repository}:{tag}"

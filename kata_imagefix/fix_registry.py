@@ -17,7 +17,8 @@ from .fix import target_user
 from .platforms import describe, runnable
 from .reference import DockerReference, parse_docker_reference
 from .registry.client import INDEX_TYPES, RegistryClient, api_host
-from .sources.registry import RegistryOptions, _image
+from .registry.options import RegistryOptions
+from .sources.registry import registry_image
 
 
 @dataclass
@@ -73,7 +74,7 @@ def fix_in_registry(source: str, target: str | None, user_mode: str, options: Re
             manifest, digest = top, top_digest
         else:
             manifest, digest, _ = client.manifest(ref.path, descriptor["digest"])
-        image = _image(client, ref.path, manifest, digest, source, ref.familiar, options)
+        image = registry_image(client, ref.path, manifest, digest, source, ref.familiar, options)
         user, _uid, _gid, change = target_user(image, user_mode)
         config_raw = _fixed_config(image.config, user, change)
         config_digest = client.push_blob(new_ref.path, config_raw)

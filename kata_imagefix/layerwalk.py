@@ -12,7 +12,7 @@ import json
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -23,19 +23,16 @@ FILE, DIR, LINK, WHITEOUT, OPAQUE = "f", "d", "l", "w", "o"
 Entry = tuple[str, int, str]  # (path, bytes counted like docker, kind)
 
 
-def classify(path: str, is_dir: bool, size: int, is_whiteout_device: bool = False) -> Entry:
+def classify(path: str, is_dir: bool, size: int) -> Entry:
     name = posixpath.basename(path)
     if name == OPAQUE_MARKER:
         return posixpath.dirname(path), 0, OPAQUE
     if name.startswith(WHITEOUT_PREFIX):
         return posixpath.join(posixpath.dirname(path), name[len(WHITEOUT_PREFIX):]), 0, WHITEOUT
-    if is_whiteout_device:
-        return path, 0, WHITEOUT
     return path, size, DIR if is_dir else FILE
 
 
-def entries_from_tar(stream: BinaryIO, *, seekable: bool = False,
-                     digest: Callable[[bytes], None] | None = None) -> Iterator[Entry]:
+def entries_from_tar(stream: BinaryIO, *, seekable: bool = False) -> Iterator[Entry]:
     for member in walk(stream, seekable=seekable):
         path = normalize(member.name)
         if not path:

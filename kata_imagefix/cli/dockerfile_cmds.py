@@ -14,6 +14,7 @@ from .options import (
     exit_code,
     rule_selection,
     selection_options,
+    stacked,
 )
 
 
@@ -59,9 +60,7 @@ def dockerfile_options(func: Callable) -> Callable:
         click.option("--resolve-base", is_flag=True,
                      help="Look up the FROM image (local engine) for inherited users and their ids."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return stacked(options, func)
 
 
 @main.command()

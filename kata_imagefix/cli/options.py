@@ -45,6 +45,13 @@ def parse_fail_on(value: str):
     return None if value == "never" else Severity.parse(value)
 
 
+def stacked(options: list[Callable], func: Callable) -> Callable:
+    """Apply click options so that --help lists them in the order given."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def budget_options(func: Callable) -> Callable:
     """The budget model's settings, shared by every command that estimates."""
     options = [
@@ -64,9 +71,7 @@ def budget_options(func: Callable) -> Callable:
         click.option("--tmpfs-fraction", type=float,
                      help="Share of guest memory the image tmpfs may use. [default: 0.5]"),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return stacked(options, func)
 
 
 def budget_model(ctx: click.Context, kw: dict[str, Any]):
@@ -105,9 +110,7 @@ def selection_options(func: Callable) -> Callable:
         click.option("--ignore", multiple=True, metavar="IDS",
                      help="Leave these rules out (ids or prefixes)."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return stacked(options, func)
 
 
 def rule_selection(ctx: click.Context, kw: dict[str, Any]):
@@ -146,14 +149,12 @@ def registry_flags(func: Callable) -> Callable:
         click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
                      help="Give up on a silent registry after S seconds. [default: 30]"),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return stacked(options, func)
 
 
 def registry_options(ctx: click.Context, kw: dict[str, Any]):
     from ..registry.auth import Credentials
-    from ..sources.registry import RegistryOptions
+    from ..registry.options import RegistryOptions
 
     credentials = None
     if kw.pop("password_stdin"):

@@ -7,7 +7,7 @@ import os
 from ..errors import ImagefixError
 from ..model import Image
 from ..reference import ImageRef, parse_image_ref
-from .registry import RegistryOptions
+from ..registry.options import RegistryOptions
 
 
 def _daemon_may_exist() -> bool:

@@ -9,29 +9,18 @@ layers from the top down until one settles /etc/passwd.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from ..errors import ImagefixError
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
 from ..reference import parse_docker_reference
-from ..registry.auth import Credentials
 from ..registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
+from ..registry.options import RegistryOptions
 
 # Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
 # ~2.9x); a conservative 3.0 errs towards "too big", which is the safe side for a budget.
 COMPRESSION_RATIO = 3.0
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    insecure: tuple[str, ...] = ()
-    credentials: Credentials | None = None
-    timeout: float = 30.0
-    exact: bool = False
-    all_platforms: bool = False
-    platform: str | None = None
 
 
 def open_registry_images(target: str, reference: str, options: RegistryOptions) -> list[Image]:
@@ -52,12 +41,13 @@ def open_registry_images(target: str, reference: str, options: RegistryOptions) 
         for descriptor in chosen:
             child, child_digest, _ = client.manifest(repository, descriptor["digest"])
             shown = f"{reference} [{describe(descriptor)}]" if options.all_platforms else reference
-            images.append(_image(client, repository, child, child_digest, shown, ref.familiar, options))
+            images.append(registry_image(client, repository, child, child_digest, shown, ref.familiar,
+                                         options))
         return images
-    return [_image(client, repository, manifest, digest, reference, ref.familiar, options)]
+    return [registry_image(client, repository, manifest, digest, reference, ref.familiar, options)]
 
 
-def _image(client: RegistryClient, repository: str, manifest: dict, digest: str, reference: str,
+def registry_image(client: RegistryClient, repository: str, manifest: dict, digest: str, reference: str,
            name: str, options: RegistryOptions) -> Image:
     config_descriptor = manifest.get("config") or {}
     if not config_descriptor.get("digest"):
