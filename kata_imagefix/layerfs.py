@@ -20,6 +20,10 @@ LayerOpener = Callable[[], BinaryIO]
 
 def normalize(name: str) -> str:
     """'./etc/passwd', '/etc/passwd', 'etc/passwd/' -> 'etc/passwd'."""
+    if name.startswith("./"):
+        name = name[2:]
+    if "//" not in name and "/." not in name and not name.startswith("."):
+        return name.strip("/")  # the usual tar name: nothing for normpath to fold
     name = posixpath.normpath("/" + name).lstrip("/")
     return "" if name == "." else name
 

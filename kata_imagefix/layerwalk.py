@@ -24,6 +24,8 @@ Entry = tuple[str, int, str]  # (path, bytes counted like docker, kind)
 
 
 def classify(path: str, is_dir: bool, size: int) -> Entry:
+    if WHITEOUT_PREFIX not in path:  # almost every entry: no need to split the path
+        return path, size, DIR if is_dir else FILE
     name = posixpath.basename(path)
     if name == OPAQUE_MARKER:
         return posixpath.dirname(path), 0, OPAQUE

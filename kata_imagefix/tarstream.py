@@ -57,7 +57,8 @@ class _Source:
         self.raw = raw
         self.compression = compression
         self.seekable = seekable and compression is None
-        self.pending = b""  # decompressed bytes not consumed yet
+        self.pending = b""  # decompressed bytes; those before `pos` are consumed
+        self.pos = 0  # an offset, not a re-slice: slicing the rest off on every header copied ~1 MB
         self.done = False
         self.raw_bytes = 0  # compressed bytes read, for accounting
         if compression == "gzip":
@@ -130,17 +131,33 @@ class _Source:
             data = self.raw.read(size)
             self.raw_bytes += len(data)
             return data
-        parts = [self.pending] if self.pending else []
-        have = len(self.pending)
+        start, end = self.pos, self.pos + size
+        if end <= len(self.pending):  # the common case: a header or small file inside the buffer
+            self.pos = end
+            return self.pending[start:end]
+        parts = [self.pending[start:]] if start < len(self.pending) else []
+        have = len(parts[0]) if parts else 0
+        if self._decomp is None and size - have >= CHUNK // 16:
+            # a big read of a plain stream (a nested layer tar pulling its next chunk): take the bytes
+            # straight from the stream rather than through this buffer, saving two copies of each
+            self.pending, self.pos = b"", 0
+            data = _read_up_to(self.raw, size - have)
+            self.raw_bytes += len(data)
+            return parts[0] + data if parts else data
         while have < size:
             more = self._more()
             if not more:
                 break
             parts.append(more)
             have += len(more)
-        data = b"".join(parts)
-        self.pending = data[size:]
-        return data[:size]
+        if have <= size:
+            self.pending, self.pos = b"", 0
+            return b"".join(parts)
+        last = parts.pop()
+        cut = len(last) - (have - size)
+        parts.append(last[:cut])
+        self.pending, self.pos = last, cut  # keep the rest in place: no copy of the remainder
+        return b"".join(parts)
 
     def skip(self, size: int) -> None:
         if size <= 0:
@@ -148,11 +165,12 @@ class _Source:
         if self.seekable:
             self.raw.seek(size, 1)
             return
-        if len(self.pending) >= size:
-            self.pending = self.pending[size:]
+        left = len(self.pending) - self.pos
+        if left >= size:
+            self.pos += size
             return
-        size -= len(self.pending)
-        self.pending = b""
+        size -= left
+        self.pending, self.pos = b"", 0
         if self._decomp is None and hasattr(self.raw, "skip"):  # hand the skip down, nothing copied
             if self.raw.skip(size) < size:
                 raise TarFormatError("layer ends inside a file: truncated")
@@ -162,7 +180,7 @@ class _Source:
             if not more:
                 raise TarFormatError("layer ends inside a file: truncated")
             if len(more) > size:
-                self.pending = more[size:]
+                self.pending, self.pos = more, size
                 return
             size -= len(more)
 
@@ -173,9 +191,6 @@ class Member:
     type: bytes
     size: int
     linkname: str
-    mode: int
-    devmajor: int = 0
-    devminor: int = 0
     _source: _Source | None = None
     _consumed: bool = False
     _reader: MemberReader | None = None
@@ -247,13 +262,12 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 def _checksum_ok(header: bytes) -> bool:
     stored = _number(header[148:156])
-    computed = sum(header[:148]) + 256 + sum(header[156:])
-    return stored == computed
+    return stored == sum(header) - sum(header[148:156]) + 256  # the field itself counts as spaces
 
 
 def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
     """Members of a layer tar (plain, gzip, zstd, bzip2 or xz, detected from its first bytes)."""
-    head = raw.read(6)
+    head = _read_up_to(raw, 6)
     if seekable:
         raw.seek(0)
         source = _Source(raw, compression_of(head), True)
@@ -297,7 +311,9 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
             if prefix:
                 name = f"{prefix}/{name}"
         name = pax.get("path", long_name or name)
-        linkname = pax.get("linkpath", long_link or _cstr(header[157:257]))
+        linkname = ""
+        if type_flag in (HARDLINK, SYMLINK):  # the only members whose target we need
+            linkname = pax.get("linkpath", long_link or _cstr(header[157:257]))
         if "size" in pax:
             size = int(pax["size"])
         if name.endswith("/") and type_flag in (DIRECTORY, b"\0"):  # old tars mark dirs by the slash
@@ -305,8 +321,7 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
             name = name.rstrip("/") or "/"
         elif type_flag == DIRECTORY:
             name = name.rstrip("/") or "/"
-        member = Member(name, type_flag, size, linkname, _number(header[100:108]),
-                        _number(header[329:337]), _number(header[337:345]), source)
+        member = Member(name, type_flag, size, linkname, source)
         long_name = long_link = None
         pax = {}
         yield member
@@ -341,6 +356,17 @@ class MemberReader:
     def finish(self) -> None:
         self.source.skip(self.left + self.pad)
         self.left = self.pad = 0
+
+
+def _read_up_to(raw: BinaryIO, size: int) -> bytes:
+    """`size` bytes unless the stream ends first: a socket may hand them out a few at a time."""
+    data = raw.read(size)
+    while data and len(data) < size:
+        more = raw.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 class _Prefixed:

@@ -62,20 +62,36 @@ names = st.text(alphabet="abcdefghij_./-", min_size=1, max_size=120).filter(
     lambda s: s.strip("./") and "//" not in s)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(names, st.binary(max_size=2000)), min_size=0, max_size=12),
-       st.sampled_from(["plain", "gzip"]))
-def test_walk_agrees_with_tarfile(files, compression):
+class Trickle(io.BytesIO):
+    """A stream that hands out at most `step` bytes a read, like a socket: buffer edges fall anywhere."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        super().__init__(data)
+        self.step = step
+
+    def read(self, size: int = -1) -> bytes:
+        return super().read(self.step if size < 0 else min(size, self.step))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(names, st.binary(max_size=2000), st.booleans()), min_size=0, max_size=12),
+       st.sampled_from(["plain", "gzip"]), st.sampled_from([None, 1, 7, 512, 700, 4096]))
+def test_walk_agrees_with_tarfile(files, compression, step):
+    """Members read or skipped in any mix, from whole buffers or a trickle, give tarfile's answer."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files:
+        for name, data, _ in files:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     blob = COMPRESSORS[compression](raw.getvalue())
-    ours = [(m.name, m.read()) for m in walk(io.BytesIO(blob))]
+    stream = io.BytesIO(blob) if step is None else Trickle(blob, step)
+    wanted = [read for _, _, read in files]
+    ours = [(m.name, m.read() if i < len(wanted) and wanted[i] else m.size)
+            for i, m in enumerate(walk(stream))]
     with tarfile.open(fileobj=io.BytesIO(raw.getvalue())) as tar:
-        oracle = [(m.name, tar.extractfile(m).read()) for m in tar]
+        oracle = [(m.name, tar.extractfile(m).read() if i < len(wanted) and wanted[i] else m.size)
+                  for i, m in enumerate(tar)]
     assert ours == oracle
 
 
@@ -152,3 +168,40 @@ def test_sizes_count_like_docker():
                  Entry("s", kind="symlink", target="f"), Entry("d", kind="dir"),
                  Entry(".wh.gone", b""))
     assert [member_size(m) for m in walk(io.BytesIO(data))] == [5, 0, 1, 0, 0]
+
+
+def test_docker_save_stream_reads_the_same_however_it_arrives(tmp_path):
+    """Nested layer tars bigger than the read buffer, from a file, a trickle or odd-sized chunks."""
+    import json
+    import random
+
+    from make_samples import ImageSpec, LayerSpec, write_docker_archive
+
+    from kata_imagefix.layerwalk import FILE, entries_from_save
+
+    rng = random.Random(7)
+    layers = [
+        LayerSpec([Entry(f"d{n}/f{i}", rng.randbytes(rng.choice([0, 1, 511, 513, 70_000, 300_000])))
+                   for i in range(12)] + [Entry(f"d{n}/big", zeros=1_500_000 + n)])
+        for n in range(3)
+    ]
+    archive = tmp_path / "save.tar"
+    write_docker_archive(archive, {"x/y:1": ImageSpec(layers)})
+    blob = archive.read_bytes()
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    diff_ids = ["sha256:" + path.split("/")[0] for path in manifest[0]["Layers"]]
+    expected = [[(e.path, len(e.data) or e.zeros, FILE) for e in spec.entries] for spec in layers]
+    for stream in (io.BytesIO(blob), Trickle(blob, 4096), Trickle(blob, 100_003)):
+        got = entries_from_save(stream, diff_ids)
+        assert [[e for e in layer if e[2] == FILE] for layer in got] == expected
+
+
+@given(st.text(alphabet="ab./", max_size=12))
+def test_normalize_folds_like_normpath(name):
+    import posixpath
+
+    from kata_imagefix.layerfs import normalize
+
+    slow = posixpath.normpath("/" + name).lstrip("/")
+    assert normalize(name) == ("" if slow == "." else slow)
