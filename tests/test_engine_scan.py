@@ -108,3 +108,32 @@ def test_kif101_fix_actually_works_on_the_engine(engine, images, cli):
         engine.remove_container(container, force=True)
     assert output.startswith("uid=185(spark) gid=185(spark)")
     assert cli("scan", "--format", "json", fixed).json()["images"][0]["findings"] == []
+
+
+def test_export_readers_agree_with_each_other_and_the_layer_folders(engine, built):
+    """The connection-level reader and urllib3's own give the same entries as walking overlay2 folders."""
+    from kata_imagefix.layerwalk import entries_from_save
+    from kata_imagefix.sources.daemon import body_reader
+
+    image = open_daemon_image(built["readd"]["tag"], built["readd"]["tag"])
+    diff_ids = image.config["rootfs"]["diff_ids"]
+    results = []
+    for fast in (True, False):
+        response = engine._get(engine._url("/images/{0}/get", image.image_id), stream=True)
+        try:
+            engine._raise_for_status(response)
+            reader = body_reader(response) if fast else response.raw
+            assert type(reader).__name__ == ("HttpBody" if fast else "HTTPResponse")
+            results.append(entries_from_save(reader, diff_ids))
+        finally:
+            response.close()
+    assert results[0] == results[1]
+    direct, how = image.layer_entries("direct")
+    assert how == "direct"
+
+    def comparable(layers):  # a symlink is "l" from a folder and a sized "f" from a tar: docker counts both
+        return [sorted((path, size, "f" if kind == "l" else kind)
+                       for path, size, kind in layer if kind != "d") for layer in layers]
+
+    assert comparable(results[0]) == comparable(direct)
+    assert ("etc/passwd", 0, "w") in comparable(direct)[1]  # `RUN rm /etc/passwd`: a whiteout both ways
