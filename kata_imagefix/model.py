@@ -73,6 +73,7 @@ class Image:
     _walk_layers: Callable[[str], tuple[list[list[tuple[str, int, str]]], str]] | None = \
         field(default=None, repr=False)
     _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+    _walk_started: tuple[str, Any, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def user(self) -> str:
@@ -99,7 +100,37 @@ class Image:
         """Every layer's file entries, read once; and the way they were read."""
         if self._walk_layers is None:
             raise ValueError(f"{self.reference}: this source cannot list files")
+        if self._walk_started is not None and self._walk_started[0] == how:
+            _, thread, outcome = self._walk_started
+            self._walk_started = None
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome["value"]
         return self._walk_layers(how)
+
+    def start_layer_walk(self, how: str = "auto") -> None:
+        """Begin `layer_entries(how)` in the background; the next call with the same `how` collects it.
+
+        Why: `docker save` keeps the engine busy for seconds before its first byte,
+        and a caller has other work (baseline, base image, formats) to do meanwhile.
+        """
+        import threading
+
+        if self._walk_layers is None or self._walk_started is not None:
+            return
+        outcome: dict[str, Any] = {}
+        walker = self._walk_layers
+
+        def run() -> None:
+            try:
+                outcome["value"] = walker(how)
+            except BaseException as exc:  # handed to the caller of layer_entries
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name="layer-walk", daemon=True)
+        thread.start()
+        self._walk_started = (how, thread, outcome)
 
     def read_file(self, path: str) -> bytes | None:
         """A file from the merged filesystem (whiteouts honoured), or None if absent."""

@@ -153,11 +153,12 @@ def registry_flags(func: Callable) -> Callable:
 
 
 def registry_options(ctx: click.Context, kw: dict[str, Any]):
-    from ..registry.auth import Credentials
     from ..registry.options import RegistryOptions
 
     credentials = None
     if kw.pop("password_stdin"):
+        from ..registry.auth import Credentials
+
         if not kw.get("username"):
             raise ImagefixError("--password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")

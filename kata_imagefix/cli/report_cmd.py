@@ -34,10 +34,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1."""
     import json
 
-    from ..fileio import write_atomic
     from ..output import progress
-    from ..output import report_formats as formats
-    from ..report import apply_gates, build_report, to_dict
     from ..sizes import parse_size
     from ..sources import open_image
 
@@ -54,6 +51,12 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         return open_image(reference, registry=registry)
 
     image = opener(ref)
+    if files:
+        image.start_layer_walk(walk)  # an export keeps the engine busy: open the rest meanwhile
+    from ..fileio import write_atomic
+    from ..output import report_formats as formats
+    from ..report import apply_gates, build_report, to_dict
+
     previous = None
     if baseline:
         try:

@@ -33,10 +33,8 @@ def open_images(text: str | ImageRef, *, platform: str | None = None,
         from .daemon import open_daemon_image
 
         return [open_daemon_image(ref.target, ref.original)]
-    from .registry import open_registry_images
-
     if ref.transport == "docker":
-        return open_registry_images(ref.target, ref.original, options)
+        return _from_registry(ref, options)
     # A bare reference: the local engine when it has the image, else the registry.
     if _daemon_may_exist():
         from .daemon import DaemonUnavailable, ImageNotInDaemon, open_daemon_image
@@ -47,9 +45,15 @@ def open_images(text: str | ImageRef, *, platform: str | None = None,
             local = "not in the local Docker engine" if isinstance(exc, ImageNotInDaemon) \
                 else "no local Docker engine answers"
             try:
-                return open_registry_images(ref.target, ref.original, options)
+                return _from_registry(ref, options)
             except ImagefixError as remote:
                 raise ImagefixError(f"{ref.original}: {local}, and from the registry: {remote}") from None
+    return _from_registry(ref, options)
+
+
+def _from_registry(ref: ImageRef, options: RegistryOptions) -> list[Image]:
+    from .registry import open_registry_images  # ssl, http.client: only when a registry is asked
+
     return open_registry_images(ref.target, ref.original, options)
 
 
