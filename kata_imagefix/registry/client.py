@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from ..errors import ImagefixError
 from .auth import Challenge, Credentials, credentials_for, parse_challenge
+from .digesting import BackgroundDigest
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -410,7 +411,7 @@ class VerifyingStream:
         self.where = where
         self.stats = stats
         algorithm, _, self.expected = digest.partition(":")
-        self.hash = hashlib.new(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+        self.hash = BackgroundDigest(algorithm if algorithm in ("sha256", "sha512") else "sha256")
         self.done = False
 
     def read(self, size: int = -1) -> bytes:
@@ -446,6 +447,7 @@ class VerifyingStream:
         if exc[0] is None:
             self.close()
         else:
+            self.hash.abandon()
             self.response.close()
 
 
