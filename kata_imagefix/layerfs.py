@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
 
 from .tarstream import HARDLINK, SYMLINK, Member, walk
 
@@ -16,6 +17,9 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
 LayerOpener = Callable[[], BinaryIO]
+
+if TYPE_CHECKING:
+    from .layercache import LayerFacts
 
 
 def normalize(name: str) -> str:
@@ -42,38 +46,98 @@ def _ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What one layer says about one path."""
+
+    kind: str  # "file": its content is here; "hidden": deleted/shadowed/not a file; "none": untouched
+    content: bytes | None = None
+
+    @property
+    def settles(self) -> bool:
+        return self.kind != "none"
+
+
+UNTOUCHED = Verdict("none")
+
+
+def layer_verdicts(stream: BinaryIO, targets: list[str], *, seekable: bool = False,
+                   reopen: LayerOpener | None = None) -> dict[str, Verdict]:
+    """The layer's final word on each of the normalized `targets`.
+
+    Reading stops early once every target's content is found in this layer.
+    """
+    verdicts = {target: UNTOUCHED for target in targets}
+    watch: dict[str, list[str]] = {}  # a member name -> the targets it would hide
+    for target in targets:
+        parents = _ancestors(target)
+        for hiding in [*(posixpath.join(posixpath.dirname(p), WHITEOUT_PREFIX + posixpath.basename(p))
+                         for p in [*parents, target]), *(posixpath.join(p, OPAQUE_MARKER) for p in parents)]:
+            watch.setdefault(hiding, []).append(target)
+        for parent in parents:
+            watch.setdefault(parent, []).append(target)  # hides only when it is not a directory
+    hardlinks: dict[str, str] = {}
+    for member in walk(stream, seekable=seekable):
+        name = normalize(member.name)
+        if name in verdicts and verdicts[name].kind != "file":
+            if member.type == HARDLINK:
+                hardlinks[name] = normalize(member.linkname)
+            elif member.is_regular:
+                verdicts[name] = Verdict("file", member.read())
+            else:
+                verdicts[name] = Verdict("hidden")  # a directory, device or symlink: no content to read
+        elif name in watch and (not member.is_dir or name.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX)):
+            for target in watch[name]:
+                if verdicts[target].kind == "none":
+                    verdicts[target] = Verdict("hidden")
+        if not hardlinks and all(v.kind == "file" for v in verdicts.values()):
+            return verdicts  # a deletion could still be followed by a new copy: only files stop early
+    for name, source in hardlinks.items():  # rare: read the link's source from the same layer again
+        if reopen is not None and verdicts[name].kind != "file":
+            with reopen() as again:
+                verdicts[name] = layer_verdicts(again, [source], seekable=seekable)[source]
+                if verdicts[name].kind == "none":
+                    verdicts[name] = Verdict("hidden")
+    return verdicts
+
+
+def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seekable: bool = False,
+               keys: list[str | None] | None = None,
+               cache: LayerFacts | None = None) -> dict[str, bytes | None]:
+    """The content of each path in the merged filesystem, every layer read at most once for all of them.
+
+    Layers are read from the top down until each path is settled: the file
+    itself, a whiteout of it or of a parent, an opaque parent, or a
+    non-directory parent. With `keys` (layer digests) and a `cache`, what a
+    layer said is kept and later answers without reading it.
+    """
+    wanted = {path: normalize(path) for path in paths}
+    pending = sorted(set(wanted.values()))
+    answers: dict[str, bytes | None] = {}
+    for index, opener in enumerate(layers_top_down):
+        if not pending:
+            break
+        key = keys[index] if keys else None
+        known = cache.get(key) if cache is not None and key else None
+        if known is not None and all(target in known for target in pending):
+            verdicts = known
+        else:
+            with opener() as stream:  # a registry stream checks its digest on close: cached only if it held
+                verdicts = layer_verdicts(stream, pending, seekable=seekable, reopen=opener)
+            if cache is not None and key:
+                cache.put(key, {target: verdicts[target] for target in pending})
+        for target in list(pending):
+            verdict = verdicts[target]
+            if verdict.settles:
+                answers[target] = verdict.content if verdict.kind == "file" else None
+                pending.remove(target)
+    return {path: answers.get(target) for path, target in wanted.items()}
+
+
 def find_file(path: str, layers_top_down: Iterable[LayerOpener], *,
               seekable: bool = False) -> bytes | None:
-    """The content of `path` in the merged filesystem, reading layers from the top down.
-
-    Stops at the first layer that settles the answer: the file itself, a
-    whiteout of it or of a parent, an opaque parent, or a non-directory parent.
-    """
-    target = normalize(path)
-    parents = _ancestors(target)
-    whiteouts = {posixpath.join(posixpath.dirname(p), WHITEOUT_PREFIX + posixpath.basename(p))
-                 for p in [*parents, target]}
-    opaque_markers = {posixpath.join(p, OPAQUE_MARKER) for p in parents}
-    for opener in layers_top_down:
-        hidden = False
-        with opener() as stream:
-            hardlinks: dict[str, str] = {}
-            for member in walk(stream, seekable=seekable):
-                name = normalize(member.name)
-                if name == target:
-                    if member.type == HARDLINK:
-                        hardlinks[target] = normalize(member.linkname)
-                        continue
-                    if member.is_regular:
-                        return member.read()
-                    return None  # a directory, device or symlink: no file content to read
-                if name in whiteouts or name in opaque_markers or (name in parents and not member.is_dir):
-                    hidden = True
-            if target in hardlinks:  # rare: read the link's source from the same layer
-                return find_file(hardlinks[target], [opener], seekable=seekable)
-        if hidden:
-            return None
-    return None
+    """The content of `path` in the merged filesystem, reading layers from the top down."""
+    return find_files([path], list(layers_top_down), seekable=seekable)[path]
 
 
 def tar_unpacked_size(stream: BinaryIO, *, seekable: bool = False) -> int:

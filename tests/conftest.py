@@ -35,6 +35,15 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+@pytest.fixture(autouse=True)
+def private_layer_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test starts with an empty layer-facts cache of its own (request counts stay exact)."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("IMAGEFIX_CACHE_DIR", str(folder))
+    monkeypatch.delenv("IMAGEFIX_NO_CACHE", raising=False)
+    return folder
+
+
 @dataclass
 class CliResult:
     exit_code: int

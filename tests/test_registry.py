@@ -280,3 +280,61 @@ def test_nothing_listening(cli):
 
     result = cli("scan", f"docker://127.0.0.1:{free_port()}/x/y:1")
     assert result.exit_code == 2 and "cannot connect" in result.stderr
+
+
+def test_account_files_are_read_in_one_pass_and_remembered_by_layer_digest(
+        registry, tmp_path, private_layer_cache, monkeypatch):
+    from make_samples import Entry, LayerSpec
+
+    client = RegistryClient(registry.host)
+    repository = repo_name("cached")
+    spec = spark_like("spark")
+    spec.layers.insert(1, LayerSpec([Entry("opt/big.bin", data=os.urandom(2_000_000))], "dd"))  # above passwd
+    layers = push_spec(client, tmp_path, repository, "v1", spec)["manifest"]["layers"]
+    ref = f"{registry.host}/{repository}:v1"
+
+    def fresh():
+        (image,) = open_registry_images(ref, "r", RegistryOptions())
+        return image, image.transfer.by_kind["blob"]  # the config so far
+
+    first, config_only = fresh()
+    passwd = first.read_file("/etc/passwd")
+    assert passwd.startswith(b"root:") and b"spark:x:185" in passwd
+    assert first.read_file("/etc/group").startswith(b"root:")  # same pass: no request of its own
+    assert first.transfer.by_kind["blob"] == config_only + 3
+    cached = sorted(p.stem for p in (private_layer_cache / "layer-paths" / "sha256").glob("*.json"))
+    assert cached == sorted(layer["digest"].split(":")[1] for layer in layers)
+
+    second, _ = fresh()
+    assert second.read_file("/etc/passwd") == passwd and second.read_file("/etc/group")
+    assert second.transfer.by_kind["blob"] == config_only  # no layer fetched at all
+
+    damaged = private_layer_cache / "layer-paths" / "sha256" / (layers[1]["digest"].split(":")[1] + ".json")
+    damaged.write_text("{not json")
+    third, _ = fresh()
+    assert third.read_file("/etc/passwd") == passwd  # a damaged entry is a miss, read again
+    assert third.transfer.by_kind["blob"] == config_only + 1
+    assert json.loads(damaged.read_text())["paths"]["etc/passwd"] == {"kind": "none"}
+
+    monkeypatch.setenv("IMAGEFIX_NO_CACHE", "1")
+    off, _ = fresh()
+    assert off.read_file("/etc/passwd") == passwd and off.transfer.by_kind["blob"] == config_only + 3
+
+
+def test_a_layer_that_fails_its_digest_is_never_remembered(cli, registry, tmp_path, private_layer_cache):
+    client = RegistryClient(registry.host)
+    repository = repo_name("tampered-layer")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    top = pushed["manifest"]["layers"][-1]["digest"]
+    blob = registry.blob_path(top)
+    data = bytearray(blob.read_bytes())
+    data[4] ^= 0x01  # the gzip header's mtime: still a valid layer, but not the bytes of its digest
+    blob.write_bytes(bytes(data))
+    result = cli("scan", f"docker://{registry.host}/{repository}:v1")
+    assert result.exit_code == 2 and "does not match its digest" in result.stderr
+    assert not list(private_layer_cache.rglob(top.split(":")[1] + ".json"))
+    data[-3] ^= 0x01  # now the gzip checksum too: a corrupt layer is one clear line, not a traceback
+    blob.write_bytes(bytes(data))
+    result = cli("scan", f"docker://{registry.host}/{repository}:v1")
+    assert result.exit_code == 2 and result.stderr.startswith("imagefix: error: docker://")
+    assert "cannot read /etc/passwd from its layers (corrupt gzip data" in result.stderr

@@ -74,7 +74,10 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
 
     def read_file(path: str) -> bytes | None:
         openers = [lambda b=blob: store.open(b.path) for blob in reversed(blobs)]
-        return find_file(path, openers, seekable=True)
+        try:
+            return find_file(path, openers, seekable=True)
+        except (TarFormatError, OSError) as exc:
+            raise ImagefixError(f"{store.label}: cannot read {path} from its layers ({exc})") from None
 
     def walk_layers(_how: str):
         from ..layerwalk import entries_from_tar

@@ -3,7 +3,8 @@
 Unpacked sizes come from compressed sizes times COMPRESSION_RATIO and are
 marked estimated; `--exact` streams each layer through the decompressor and
 counts (nothing is written to disk). Named users are resolved by streaming
-layers from the top down until one settles /etc/passwd.
+layers from the top down until one settles /etc/passwd (and /etc/group, in the
+same pass); what each fully read layer said is cached by digest (layercache).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import json
 
 from ..errors import ImagefixError
-from ..layerfs import find_file, tar_unpacked_size
+from ..layercache import default_cache
+from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
 from ..reference import parse_docker_reference
 from ..registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
 from ..registry.options import RegistryOptions
+from ..tarstream import TarFormatError
 
 # Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
 # ~2.9x); a conservative 3.0 errs towards "too big", which is the safe side for a budget.
 COMPRESSION_RATIO = 3.0
+ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
 
 
 def open_registry_images(target: str, reference: str, options: RegistryOptions) -> list[Image]:
@@ -74,8 +78,20 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     if options.exact:
         _count_exactly(client, repository, layers, reference)
 
+    found: dict[str, bytes | None] = {}
+
     def read_file(path: str) -> bytes | None:
-        return find_file(path, [opener(layer.digest) for layer in reversed(layers) if layer.digest])
+        if path not in found:
+            # the account files travel together: one pass over the layers answers both
+            wanted = [path, *(p for p in ACCOUNT_FILES if p != path and p not in found)] \
+                if path in ACCOUNT_FILES else [path]
+            top_down = [layer for layer in reversed(layers) if layer.digest]
+            try:
+                found.update(find_files(wanted, [opener(layer.digest) for layer in top_down],
+                                        keys=[layer.digest for layer in top_down], cache=default_cache()))
+            except TarFormatError as exc:
+                raise ImagefixError(f"{reference}: cannot read {path} from its layers ({exc})") from None
+        return found[path]
 
     image = Image(reference=reference, transport="docker", config=config, layers=layers,
                   platform=platform_of(config), name=name, digest=digest,
@@ -83,7 +99,6 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     def walk_layers(_how: str):
         from ..layerwalk import entries_from_tar
         from ..output.progress import CountingReader, byte_progress
-        from ..tarstream import TarFormatError
 
         out = []
         total = sum(layer.compressed_size or 0 for layer in layers)
@@ -103,7 +118,6 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
 
 def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
     from ..output.progress import CountingReader, byte_progress
-    from ..tarstream import TarFormatError
 
     total = sum(layer.compressed_size or 0 for layer in layers)
     with byte_progress(f"unpacking {reference}", total) as advance:
