@@ -205,3 +205,28 @@ def test_normalize_folds_like_normpath(name):
 
     slow = posixpath.normpath("/" + name).lstrip("/")
     assert normalize(name) == ("" if slow == "." else slow)
+
+
+@pytest.mark.parametrize("skippable", [True, False])
+def test_progress_counting_passes_skips_down_and_counts_every_byte(skippable):
+    from kata_imagefix.output.progress import CountingReader
+
+    blob = layer(Entry("a", zeros=3 * 2**20), Entry("b", b"x" * 10))
+
+    class Plain:  # a stream that cannot skip: the counter reads through instead
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(blob)
+
+        def read(self, size: int = -1) -> bytes:
+            return self.inner.read(size)
+
+    class Skipping(Trickle):
+        def skip(self, size: int) -> int:
+            start = self.tell()
+            return self.seek(min(start + size, len(blob))) - start
+
+    source = Skipping(blob, 1 << 16) if skippable else Plain()
+    counted = []
+    reader = CountingReader(source, counted.append)
+    assert [(m.name, m.size) for m in walk(reader)] == [("a", 3 * 2**20), ("b", 10)]
+    assert sum(counted) <= len(blob) and sum(counted) >= 3 * 2**20 + 10

@@ -9,10 +9,14 @@ from collections.abc import Callable, Iterator
 enabled = False  # the CLI turns this on for text output on a terminal
 
 
+def showing() -> bool:
+    return enabled and sys.stderr.isatty()
+
+
 @contextlib.contextmanager
 def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yields advance(n_bytes); a no-op unless enabled and stderr is a terminal."""
-    if not (enabled and sys.stderr.isatty()):
+    if not showing():
         yield lambda _n: None
         return
     from rich.console import Console
@@ -41,3 +45,17 @@ class CountingReader:
         data = self.stream.read(size)
         self.advance(len(data))
         return data
+
+    def skip(self, size: int) -> int:
+        """Passed down when the stream can skip without copying (tarstream looks for it)."""
+        if hasattr(self.stream, "skip"):
+            done = self.stream.skip(size)
+        else:
+            done = 0
+            while done < size:
+                data = self.stream.read(min(size - done, 1 << 20))
+                if not data:
+                    break
+                done += len(data)
+        self.advance(done)
+        return done

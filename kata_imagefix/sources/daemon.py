@@ -208,9 +208,14 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         if how == "direct":
             raise ImagefixError(f"{reference}: the engine's layer directories cannot be read here "
                                 "(needs overlay2 and root on the engine's host)")
+        from ..output.progress import CountingReader, byte_progress, showing
+
+        about = sum(layer.size or 0 for layer in layers)  # the export is about this big
         try:
-            with export_stream(api, image_id) as stream:
-                return entries_from_save(stream, diff_ids), "export"
+            with byte_progress(f"exporting {reference} (the engine writes it all before its first byte)",
+                               about) as advance, export_stream(api, image_id) as stream:
+                reader = CountingReader(stream, advance) if showing() else stream
+                return entries_from_save(reader, diff_ids), "export"
         except docker.errors.APIError as exc:
             raise ImagefixError(f"{reference}: the engine refused to export it: {exc.explanation}") from None
 
