@@ -92,7 +92,7 @@ def main() -> None:
         dive_s = results["dive --ci --json"][0]
         print(f"{label}:")
         for name, (seconds, rss) in results.items():
-            ratio = f"{dive_s / seconds:5.1f}x vs dive" if not name.startswith("dive") else ""
+            ratio = f"{dive_s / seconds:5.2f}x vs dive" if not name.startswith("dive") else ""
             print(f"  {name:18} {seconds:7.2f} s  {rss / 1024:7.1f} MB  {ratio}")
         print(f"  same figures from both imagefix paths: {same}")
 
