@@ -61,11 +61,12 @@ class Verdict:
 UNTOUCHED = Verdict("none")
 
 
-def layer_verdicts(stream: BinaryIO, targets: list[str], *, seekable: bool = False,
-                   reopen: LayerOpener | None = None) -> dict[str, Verdict]:
+def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
+                   seekable: bool = False) -> dict[str, Verdict]:
     """The layer's final word on each of the normalized `targets`.
 
-    Reading stops early once every target's content is found in this layer.
+    Reading stops early once every target's content is found in this layer;
+    `reopen` reads the layer again for the rare hard-linked target.
     """
     verdicts = {target: UNTOUCHED for target in targets}
     watch: dict[str, list[str]] = {}  # a member name -> the targets it would hide
@@ -93,9 +94,9 @@ def layer_verdicts(stream: BinaryIO, targets: list[str], *, seekable: bool = Fal
         if not hardlinks and all(v.kind == "file" for v in verdicts.values()):
             return verdicts  # a deletion could still be followed by a new copy: only files stop early
     for name, source in hardlinks.items():  # rare: read the link's source from the same layer again
-        if reopen is not None and verdicts[name].kind != "file":
+        if verdicts[name].kind != "file":
             with reopen() as again:
-                verdicts[name] = layer_verdicts(again, [source], seekable=seekable)[source]
+                verdicts[name] = layer_verdicts(again, [source], reopen=reopen, seekable=seekable)[source]
                 if verdicts[name].kind == "none":
                     verdicts[name] = Verdict("hidden")
     return verdicts

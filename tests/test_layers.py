@@ -230,3 +230,10 @@ def test_progress_counting_passes_skips_down_and_counts_every_byte(skippable):
     reader = CountingReader(source, counted.append)
     assert [(m.name, m.size) for m in walk(reader)] == [("a", 3 * 2**20), ("b", 10)]
     assert sum(counted) <= len(blob) and sum(counted) >= 3 * 2**20 + 10
+
+
+def test_union_lookup_follows_a_hard_link_inside_its_layer():
+    bottom = layer(Entry("etc", kind="dir"), PASSWD_OLD)
+    linked = layer(Entry("etc", kind="dir"), Entry("etc/passwd-", b"linked\n"),
+                   Entry("etc/passwd", kind="hardlink", target="etc/passwd-"))
+    assert find_file("/etc/passwd", openers(linked, bottom)) == b"linked\n"

@@ -36,26 +36,23 @@ def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int
 
 
 class CountingReader:
-    """Wraps a stream and reports bytes read (for progress)."""
+    """Wraps a stream and reports bytes read (for progress).
+
+    It offers skip() only when the stream has one: tarstream then hands skips
+    down uncopied, and otherwise reads through as it would without the wrapper.
+    """
 
     def __init__(self, stream, advance: Callable[[int], None]) -> None:
         self.stream, self.advance = stream, advance
+        if hasattr(stream, "skip"):
+            self.skip = self._skip
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
         self.advance(len(data))
         return data
 
-    def skip(self, size: int) -> int:
-        """Passed down when the stream can skip without copying (tarstream looks for it)."""
-        if hasattr(self.stream, "skip"):
-            done = self.stream.skip(size)
-        else:
-            done = 0
-            while done < size:
-                data = self.stream.read(min(size - done, 1 << 20))
-                if not data:
-                    break
-                done += len(data)
+    def _skip(self, size: int) -> int:
+        done = self.stream.skip(size)
         self.advance(done)
         return done
