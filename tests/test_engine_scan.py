@@ -137,3 +137,22 @@ def test_export_readers_agree_with_each_other_and_the_layer_folders(engine, buil
 
     assert comparable(results[0]) == comparable(direct)
     assert ("etc/passwd", 0, "w") in comparable(direct)[1]  # `RUN rm /etc/passwd`: a whiteout both ways
+
+
+def test_a_broken_export_stream_is_one_clear_error(engine, monkeypatch):
+    """A fault the engine will not make on request (a stream that stops mid-chunk), so it is faked here."""
+    import contextlib
+    import io
+
+    from kata_imagefix.errors import ImagefixError
+    from kata_imagefix.sources import daemon
+    from kata_imagefix.sources.httpbody import HttpBody
+
+    @contextlib.contextmanager
+    def cut_short(api, image_id):
+        yield HttpBody(io.BufferedReader(io.BytesIO(b"400\r\n" + b"\0" * 100)), chunked=True)
+
+    image = open_daemon_image(base_image(), base_image())
+    monkeypatch.setattr(daemon, "export_stream", cut_short)
+    with pytest.raises(ImagefixError, match=r"export could not be read .*ended early"):
+        image.layer_entries("export")

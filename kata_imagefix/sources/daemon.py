@@ -201,6 +201,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
 
     def walk_layers(how: str):
         from ..layerwalk import entries_from_dir, entries_from_save
+        from ..tarstream import TarFormatError
 
         dirs = _overlay_dirs(inspect)
         if how != "export" and dirs is not None and len(dirs) == len(diff_ids):
@@ -218,6 +219,8 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
                 return entries_from_save(reader, diff_ids), "export"
         except docker.errors.APIError as exc:
             raise ImagefixError(f"{reference}: the engine refused to export it: {exc.explanation}") from None
+        except (TarFormatError, OSError) as exc:
+            raise ImagefixError(f"{reference}: the engine's export could not be read ({exc})") from None
 
     repo_digests = inspect.get("RepoDigests") or []
     tags = inspect.get("RepoTags") or []
