@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from .errors import ImagefixError
 from .fileio import decode_text
 
-_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_HEREDOC_WORD = re.compile(r"^\d*<<(-?)([\"']?)([^\"'\s]+)\2$")
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 _PRAGMA = re.compile(r"^\s*#\s*imagefix\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+)$", re.I)
 _DIRECTIVE = re.compile(r"^\s*#\s*([a-zA-Z]+)\s*=\s*(.*?)\s*$")
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -42,6 +42,13 @@ class UserSetting:
     instruction: Instruction
     stage: int
     unresolved: list[str] = field(default_factory=list)  # variables without a value
+    variables: dict[str, str | None] = field(default_factory=dict)  # what the expansion saw
+    declared_args: frozenset[str] = frozenset()  # ARG names in scope (a --build-arg can set only these)
+
+    def expand_over(self, base_env: dict[str, str]) -> tuple[str, list[str]]:
+        """The value again, with the base image's ENV under the Dockerfile's own values."""
+        value, missing = expand(self.raw, {**base_env, **self.variables}, quotes=True)
+        return value.strip(), missing
 
 
 @dataclass
@@ -86,6 +93,7 @@ class Dockerfile:
     global_args: dict[str, str | None]
     ignores: dict[int, set[str]]  # 1-based instruction line -> rule ids
     global_ignores: set[str]
+    windows: str | None = None  # why this looks like a Windows image (not a Kata workload)
 
     def stage(self, target: str | None) -> Stage:
         if target is None:
@@ -116,39 +124,91 @@ class Dockerfile:
         return merged
 
 
-def expand(text: str, variables: dict[str, str | None], escape: str = "\\") -> tuple[str, list[str]]:
-    """Docker's ${VAR}, $VAR, ${VAR:-default}, ${VAR:+alt} (and - / + forms); returns missing names."""
-    missing: list[str] = []
-    out: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] == escape and pos + 1 < len(text) and text[pos + 1] == "$":
-            out.append("$")
-            pos += 2
-            continue
-        match = _VAR.match(text, pos) if text[pos] == "$" else None
-        if not match:
-            out.append(text[pos])
+def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
+           quotes: bool = False) -> tuple[str, list[str]]:
+    """Docker's ${VAR}, $VAR, ${VAR:-word}, ${VAR:+word} (and - / + forms, nested); returns missing names.
+
+    With `quotes`, quotes are removed the way BuildKit's word lexer does for
+    FROM and USER ('...' literal, "..." expanded); without, they stay (RUN).
+    """
+    out, _, missing = _Lexer(text, variables, escape, quotes).word(0, "")
+    return out, missing
+
+
+class _Lexer:
+    """A small part of BuildKit's shell lexer: variable expansion with nesting, optional quote removal."""
+
+    def __init__(self, text: str, variables: dict[str, str | None], escape: str, quotes: bool) -> None:
+        self.text, self.variables, self.escape, self.quotes = text, variables, escape, quotes
+
+    def word(self, pos: int, stop: str, in_double: bool = False) -> tuple[str, int, list[str]]:
+        """Expand from `pos` until an unquoted `stop` character (or the end)."""
+        text, out, missing = self.text, [], []
+        while pos < len(text):
+            ch = text[pos]
+            if stop and ch == stop and not in_double:
+                break
+            if ch == self.escape and pos + 1 < len(text):
+                following = text[pos + 1]
+                if following == "$" or (self.quotes and (not in_double or following in f'"{self.escape}')):
+                    out.append(following)
+                else:
+                    out.append(ch + following)
+                pos += 2
+                continue
+            if self.quotes and ch == "'" and not in_double:
+                close = text.find("'", pos + 1)
+                close = len(text) if close < 0 else close
+                out.append(text[pos + 1:close])
+                pos = close + 1
+                continue
+            if self.quotes and ch == '"':
+                if in_double:
+                    return "".join(out), pos + 1, missing
+                inner, pos, inner_missing = self.word(pos + 1, "", in_double=True)
+                out.append(inner)
+                missing += inner_missing
+                continue
+            if ch == "$":
+                value, pos, var_missing = self.dollar(pos)
+                out.append(value)
+                missing += var_missing
+                continue
+            out.append(ch)
             pos += 1
-            continue
-        name = match.group(1) or match.group(4)
-        operator, word = match.group(2), match.group(3) or ""
-        value = variables.get(name)
-        is_set = name in variables and value is not None
+        return "".join(out), pos, missing
+
+    def dollar(self, pos: int) -> tuple[str, int, list[str]]:
+        text = self.text
+        plain = _NAME.match(text, pos + 1)
+        if plain:
+            value, missing, _ = self.value_of(plain.group(0), "", "")
+            return value, plain.end(), missing
+        braced = _NAME.match(text, pos + 2) if text.startswith("${", pos) else None
+        if not braced:
+            return "$", pos + 1, []
+        name, cursor = braced.group(0), braced.end()
+        operator = next((op for op in (":-", ":+", "-", "+") if text.startswith(op, cursor)), "")
+        word, word_missing = "", []
+        if operator:
+            word, cursor, word_missing = self.word(cursor + len(operator), "}")
+        elif not text.startswith("}", cursor):
+            return "$", pos + 1, []
+        end = cursor + 1 if text.startswith("}", cursor) else cursor
+        value, missing, used_word = self.value_of(name, operator, word)
+        return value, end, missing + (word_missing if used_word else [])
+
+    def value_of(self, name: str, operator: str, word: str) -> tuple[str, list[str], bool]:
+        """(value, missing names, whether the word was used)."""
+        value = self.variables.get(name)
+        is_set = name in self.variables and value is not None
         if operator in (":-", "-"):
-            use_default = (not is_set) if operator == "-" else (not value)
-            if use_default:
-                value, sub_missing = expand(word, variables, escape)
-                missing += sub_missing
-        elif operator in (":+", "+"):
+            use_word = (not is_set) if operator == "-" else (not value)
+            return (word, [], True) if use_word else (value or "", [], False)
+        if operator in (":+", "+"):
             present = is_set if operator == "+" else bool(value)
-            value = expand(word, variables, escape)[0] if present else ""
-        elif not is_set:
-            missing.append(name)
-            value = ""
-        out.append(value or "")
-        pos = match.end()
-    return "".join(out), missing
+            return (word, [], True) if present else ("", [], False)
+        return (value or "", [], False) if is_set else ("", [name], False)
 
 
 def _parse_directives(lines: list[str]) -> dict[str, str]:
@@ -183,11 +243,27 @@ def _instructions(text: str, lines: list[str]) -> list[Instruction]:
     return out
 
 
+def _heredoc_markers(text: str) -> list[tuple[str, str]]:
+    """(dash, word) for each heredoc: as BuildKit, a whole shell word (quotes kept) starting with <<."""
+    import shlex
+
+    if "<<" not in text:
+        return []
+    lexer = shlex.shlex(text, posix=False)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        words = list(lexer)
+    except ValueError:  # an unclosed quote: BuildKit finds no heredoc in it either
+        return []
+    return [(m.group(1), m.group(3)) for m in map(_HEREDOC_WORD.match, words) if m]
+
+
 def _fold_heredocs(instruction: Instruction, lines: list[str]) -> None:
     first_line = lines[instruction.start] if instruction.start < len(lines) else ""
-    markers = _HEREDOC.findall(instruction.value) or _HEREDOC.findall(first_line)
+    markers = _heredoc_markers(instruction.value) or _heredoc_markers(first_line.rstrip("\r\n"))
     cursor = instruction.end + 1
-    for dash, _quote, word in markers:
+    for dash, word in markers:
         body: list[str] = []
         while cursor < len(lines):
             candidate = lines[cursor].rstrip("\r\n")
@@ -353,7 +429,7 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
         keyword = instruction.keyword
         if keyword == "FROM":
             raw_image, name, platform = _from_parts(instruction.value)
-            image, _ = expand(raw_image, {**global_args}, escape)
+            image, _ = expand(raw_image, {**global_args}, escape, quotes=True)
             stage = Stage(len(stages), name.lower() if name else None, image, platform, instruction)
             for earlier in stages:
                 if earlier.name and earlier.name == image.lower():
@@ -387,11 +463,12 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
             for name, value in _env_pairs(instruction.value):
                 stage.env[name] = expand(value, variables, escape)[0]
         elif keyword == "USER":
-            value, missing = expand(instruction.value.strip(), variables, escape)
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            stage.user = UserSetting(instruction.value.strip(), value, instruction, stage.index, missing)
+            if not instruction.value.strip():
+                raise ImagefixError(f"{path}:{instruction.line}: USER needs an argument "
+                                    "(BuildKit refuses the file)")
+            value, missing = expand(instruction.value.strip(), variables, escape, quotes=True)
+            stage.user = UserSetting(instruction.value.strip(), value.strip(), instruction, stage.index,
+                                     missing, dict(variables), frozenset(stage_args))
         elif keyword == "RUN":
             script, _ = expand(" ".join([instruction.value, *instruction.heredocs]), variables, escape)
             _accounts_from_run(script, stage.accounts)
@@ -402,4 +479,24 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
     if not stages:
         raise ImagefixError(f"{path}: no FROM instruction: not a Dockerfile")
     return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_args, ignores,
-                      global_ignores)
+                      global_ignores, _windows(escape, stages, lines))
+
+
+_WINDOWS_BASES = re.compile(r"(^|/)(windows|nanoserver|servercore)([/:@-]|$)|windowsservercore|nanoserver",
+                            re.I)
+
+
+_WINDOWS_COMMANDS = re.compile(r"powershell|pwsh|\bcmd(\.exe)?\s+/[SsCc]\b|\b[A-Za-z]:\\\\", re.I)
+
+
+def _windows(escape: str, stages: list[Stage], lines: list[str]) -> str | None:
+    """Why the Dockerfile builds a Windows image, or None: a Windows base, or the backtick escape
+    (the Windows convention) together with Windows commands or paths."""
+    final = stages[-1]
+    while final.parent is not None:
+        final = stages[final.parent]
+    if _WINDOWS_BASES.search(final.base):
+        return f"Windows base image {final.base}"
+    if escape == "`" and any(_WINDOWS_COMMANDS.search(line) for line in lines):
+        return "# escape=` with Windows commands"
+    return None

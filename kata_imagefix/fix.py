@@ -51,15 +51,15 @@ class FixPlan:
 def target_user(image: Image, mode: str) -> tuple[str, int | None, int | None, str]:
     """(USER value, uid, gid, what changes) for the chosen mode."""
     spec = UserSpec.parse(image.user)
+    if spec.kind is UserKind.INVALID:
+        raise ImagefixError(f"{image.reference}: USER {spec.raw!r} is not a user containerd accepts "
+                            f"({spec.problem})")
     if mode == "reset":
         return '""', 0, 0, f'USER {spec.display()} -> USER "" (the container runs as root)'
-    if mode == "root":
+    if mode == "root" or spec.kind is UserKind.ROOT:
         return "0:0", 0, 0, f"USER {spec.display()} -> 0:0 (the container runs as root)"
-    if spec.kind is UserKind.ROOT:
-        return "0:0", 0, 0, f"USER {spec.display()} is root already; stated as 0:0"
     if spec.kind is UserKind.NUMERIC:
-        uid, gid = (int(x) for x in spec.raw.split(":"))
-        return spec.raw, uid, gid, f"USER {spec.raw} is numeric already"
+        return spec.raw, spec.uid, spec.gid, f"USER {spec.raw} is numeric already"
     resolution = resolve_user(spec, image.read_file)
     if not resolution.ok:
         raise ImagefixError(f"{image.reference}: cannot write a numeric USER for {spec.raw!r}: "

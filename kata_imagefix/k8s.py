@@ -58,7 +58,7 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
         why = "the image runs as root: no lookup needed; set runAsUser if the workload need not be root"
     else:
         resolution = resolve_user(spec, image.read_file)
-        if spec.kind is UserKind.NAMED and not resolution.ok:
+        if spec.kind in (UserKind.NAMED, UserKind.INVALID) and not resolution.ok:
             raise ImagefixError(
                 f"{image.reference}: runs as named user {spec.raw!r} whose uid/gid cannot be found "
                 f"({resolution.problem}); a pod cannot fix that - rebuild with a numeric USER"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from .model import SymlinkTo
 from .tarstream import HARDLINK, SYMLINK, Member, walk
 
 WHITEOUT_PREFIX = ".wh."
@@ -50,12 +51,18 @@ def _ancestors(path: str) -> list[str]:
 class Verdict:
     """What one layer says about one path."""
 
-    kind: str  # "file": its content is here; "hidden": deleted/shadowed/not a file; "none": untouched
+    kind: str  # "file": content here; "link": a symlink (target in content); "hidden"; "none": untouched
     content: bytes | None = None
 
     @property
     def settles(self) -> bool:
         return self.kind != "none"
+
+    @property
+    def answer(self) -> bytes | SymlinkTo | None:
+        if self.kind == "link":
+            return SymlinkTo((self.content or b"").decode("utf-8", "surrogateescape"))
+        return self.content if self.kind == "file" else None
 
 
 UNTOUCHED = Verdict("none")
@@ -85,16 +92,18 @@ def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
                 hardlinks[name] = normalize(member.linkname)
             elif member.is_regular:
                 verdicts[name] = Verdict("file", member.read())
+            elif member.type == SYMLINK:
+                verdicts[name] = Verdict("link", member.linkname.encode("utf-8", "surrogateescape"))
             else:
-                verdicts[name] = Verdict("hidden")  # a directory, device or symlink: no content to read
+                verdicts[name] = Verdict("hidden")  # a directory or device: no content to read
         elif name in watch and (not member.is_dir or name.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX)):
             for target in watch[name]:
                 if verdicts[target].kind == "none":
                     verdicts[target] = Verdict("hidden")
-        if not hardlinks and all(v.kind == "file" for v in verdicts.values()):
+        if not hardlinks and all(v.kind in ("file", "link") for v in verdicts.values()):
             return verdicts  # a deletion could still be followed by a new copy: only files stop early
     for name, source in hardlinks.items():  # rare: read the link's source from the same layer again
-        if verdicts[name].kind != "file":
+        if verdicts[name].kind not in ("file", "link"):
             with reopen() as again:
                 verdicts[name] = layer_verdicts(again, [source], reopen=reopen, seekable=seekable)[source]
                 if verdicts[name].kind == "none":
@@ -104,7 +113,7 @@ def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
 
 def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seekable: bool = False,
                keys: list[str | None] | None = None,
-               cache: LayerFacts | None = None) -> dict[str, bytes | None]:
+               cache: LayerFacts | None = None) -> dict[str, bytes | SymlinkTo | None]:
     """The content of each path in the merged filesystem, every layer read at most once for all of them.
 
     Layers are read from the top down until each path is settled: the file
@@ -114,7 +123,7 @@ def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seek
     """
     wanted = {path: normalize(path) for path in paths}
     pending = sorted(set(wanted.values()))
-    answers: dict[str, bytes | None] = {}
+    answers: dict[str, bytes | SymlinkTo | None] = {}
     for index, opener in enumerate(layers_top_down):
         if not pending:
             break
@@ -130,13 +139,13 @@ def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seek
         for target in list(pending):
             verdict = verdicts[target]
             if verdict.settles:
-                answers[target] = verdict.content if verdict.kind == "file" else None
+                answers[target] = verdict.answer
                 pending.remove(target)
     return {path: answers.get(target) for path, target in wanted.items()}
 
 
 def find_file(path: str, layers_top_down: Iterable[LayerOpener], *,
-              seekable: bool = False) -> bytes | None:
+              seekable: bool = False) -> bytes | SymlinkTo | None:
     """The content of `path` in the merged filesystem, reading layers from the top down."""
     return find_files([path], list(layers_top_down), seekable=seekable)[path]
 

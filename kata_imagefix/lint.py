@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dockerfile import Accounts, Dockerfile, Stage
+from .dockerfile import Accounts, Dockerfile, Stage, UserSetting
 from .errors import ImagefixError
 from .model import Image
 from .rules import UserSubject
 from .scan import RuleSelection, ScanResult, run_rules
-from .users import Resolution, UserSpec, parse_colon_file, resolve_user
+from .users import Resolution, UserSpec, id_field, parse_colon_file, resolve_user
 
 BaseOpener = Callable[[str], Image]
 
@@ -24,6 +24,7 @@ class EffectiveUser:
     in_target_stage: bool  # the USER instruction sits in the stage that runs
     from_base: bool = False
     written: str = ""  # as the Dockerfile spells it, before ARG/ENV expansion
+    unknown: str | None = None  # why the user cannot be known here (variables without a value)
 
     @property
     def label(self) -> str:
@@ -42,69 +43,94 @@ class LintResult(ScanResult):
 def _group_id(ref: str | None, accounts: Accounts, base_groups: dict[str, list[str]]) -> int | None:
     if ref is None:
         return None
-    if ref.isdigit():
-        return int(ref)
+    spec = UserSpec.parse(f":{ref}")
+    if spec.gid is not None:
+        return spec.gid
     if ref in accounts.groups:
         return accounts.groups[ref]
     fields = base_groups.get(ref)
-    return int(fields[2]) if fields and fields[2].isdigit() else None
+    return id_field(fields[2]) if fields else None
 
 
-def resolve_in_dockerfile(spec: UserSpec, accounts: Accounts, base: Image | None,
-                          unresolved_vars: list[str]) -> Resolution:
+BASE_HINT = ("the user comes from the base image: check it with --resolve-base (or imagefix scan "
+             "of the base), then write its ids as USER uid:gid")
+
+
+def resolve_in_dockerfile(spec: UserSpec, accounts: Accounts, base: Image | None) -> Resolution:
     """uid/gid from the Dockerfile's own useradd/groupadd/adduser, then the base image's files."""
     source = "the Dockerfile" + (" and the base image" if base is not None else "")
-    if unresolved_vars:
-        names = ", ".join(sorted(set(unresolved_vars)))
-        return Resolution(None, None, source,
-                          f"USER uses {names} with no value (give --build-arg {unresolved_vars[0]}=...)")
+    if spec.problem:
+        return Resolution(None, None, source, spec.problem)
     base_read = base.read_file if base is not None else (lambda _p: None)
-    base_groups = parse_colon_file(base_read("/etc/group"))
-    uid: int | None = None
-    group_ref: str | None = None
-    if spec.user.isdigit():
-        uid = int(spec.user)
+    base_groups = parse_colon_file(base_read("/etc/group")) if spec.group_name else {}
+    uid, group_ref = spec.uid, None
+    name = spec.user_name
+    users = {"root": (0, "0"), **accounts.users}  # root is uid 0 by definition
+    if name is None and uid is not None:
         group_ref = next((g for u, g in accounts.users.values() if u == uid), None)
-    elif spec.user in accounts.users:
-        uid, group_ref = accounts.users[spec.user]
+    elif name in users:
+        uid, group_ref = users[name]
         if uid is None:
             return Resolution(None, None, source,
-                              f"the Dockerfile creates {spec.user!r} without a fixed uid (add -u/--uid)")
-        if group_ref is None and spec.user in accounts.groups:
-            group_ref = spec.user
-    elif base is not None:
+                              f"the Dockerfile creates {name!r} without a fixed uid (add -u/--uid)",
+                              hint=f"create the user with a fixed id (useradd -u UID {name}) and write "
+                                   "USER UID:GID")
+        if group_ref is None and name in accounts.groups:
+            group_ref = name
+    elif name is not None and base is not None:
         return resolve_user(spec, base.read_file, "the base image's /etc/passwd and /etc/group")
-    else:
+    elif name is not None:
         return Resolution(None, None, source,
-                          f"no useradd/adduser in the Dockerfile gives {spec.user!r} a uid, and the base "
-                          "image was not checked (--resolve-base)")
+                          f"nothing in the Dockerfile creates {name!r}, so it comes from the base "
+                          "image, which was not checked", hint=BASE_HINT)
     if spec.group is not None:
-        gid = _group_id(spec.group, accounts, base_groups)
+        gid = spec.gid if spec.gid is not None else _group_id(spec.group_name, accounts, base_groups)
         if gid is None:
             return Resolution(uid, None, source, f"no gid for group {spec.group!r} in the Dockerfile"
-                              + ("" if base is not None else " (--resolve-base checks the base image)"))
+                              + ("" if base is not None else " (--resolve-base checks the base image)"),
+                              hint=None if base is not None else BASE_HINT)
         return Resolution(uid, gid, source)
     gid = _group_id(group_ref, accounts, base_groups)
-    if gid is None and group_ref is None and base is not None:
-        fallback = resolve_user(UserSpec(str(uid), str(uid), None), base.read_file)
-        gid = fallback.gid
-    if gid is None:
-        why = (f"group {group_ref!r} gets its gid at build time (groupadd -g/--gid)" if group_ref
-               else "the user's group gets its gid at build time (give useradd -g/--gid, or groupadd -g)")
-        return Resolution(uid, None, source, why)
-    return Resolution(uid, gid, source)
+    if gid is not None:
+        return Resolution(uid, gid, source, gid_from_passwd=True)
+    if group_ref is None and base is not None:
+        return resolve_user(UserSpec.parse(str(uid)), base.read_file,
+                            "the base image's /etc/passwd and /etc/group")
+    if group_ref is not None:
+        return Resolution(uid, None, source,
+                          f"group {group_ref!r} gets its gid at build time (groupadd -g/--gid)")
+    if any(u == uid for u, _ in accounts.users.values()):
+        return Resolution(uid, None, source, "the user's group gets its gid at build time "
+                          "(give useradd -g/--gid, or groupadd -g)")
+    return Resolution(uid, None, source, "the base image's /etc/passwd decides the primary group "
+                      "(not checked: --resolve-base)", hint=BASE_HINT)
+
+
+def _unknown_user(setting: UserSetting) -> str:
+    """Why a USER made of variables without a value has no known user here."""
+    names = sorted(set(setting.unresolved))
+    args = [n for n in names if n in setting.declared_args]
+    if args:
+        return (f"USER {setting.raw} uses {', '.join(names)} with no value: give --build-arg "
+                f"{args[0]}=... (the build would otherwise run as whatever it expands to)")
+    return (f"USER {setting.raw} uses {', '.join(names)}, which the Dockerfile never sets: the base "
+            "image's ENV decides (--resolve-base reads it)")
 
 
 def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None) -> EffectiveUser | None:
     setting = dockerfile.effective_user(stage)
     accounts = dockerfile.accounts_for(stage)
     if setting is not None:
-        spec = UserSpec.parse(setting.value)
+        value, unresolved = setting.value, setting.unresolved
+        if unresolved and base is not None:
+            value, unresolved = setting.expand_over(base.env)
+        spec = UserSpec.parse(value)
         where = "the final stage" if stage is dockerfile.stages[-1] else f"stage {stage.name or stage.index}"
+        unknown = _unknown_user(setting) if unresolved else None
         return EffectiveUser(
             spec, setting.instruction.line, where,
-            lambda: resolve_in_dockerfile(spec, accounts, base, setting.unresolved),
-            in_target_stage=setting.stage == stage.index, written=setting.raw,
+            lambda: resolve_in_dockerfile(spec, accounts, base),
+            in_target_stage=setting.stage == stage.index, written=setting.raw, unknown=unknown,
         )
     if base is None:
         return None
@@ -122,6 +148,9 @@ def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None
     stage = dockerfile.stage(target)
     root = dockerfile.chain(stage)[-1]
     result = LintResult(dockerfile.path, dockerfile=dockerfile)
+    if dockerfile.windows:
+        result.notes.append(f"skipped: a Windows image ({dockerfile.windows}) is not a Kata workload")
+        return result
     base: Image | None = None
     if open_base is not None and root.base.lower() != "scratch":
         try:
@@ -135,7 +164,8 @@ def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None
         if root.base.lower() != "scratch":
             result.notes.append(f"USER comes from the base image {root.base}: --resolve-base checks it")
         return result
-    subject = UserSubject(user.spec, user.resolver, where=user.where, file=dockerfile.path, line=user.line)
+    subject = UserSubject(user.spec, user.resolver, where=user.where, file=dockerfile.path, line=user.line,
+                          unknown=user.unknown, written=user.written or None)
     ignored = dockerfile.global_ignores | dockerfile.ignores.get(user.line, set())
     kept, suppressed = run_rules(subject, "user", selection, extra_ignored=ignored)
     result.findings = kept

@@ -52,7 +52,24 @@ class Layer:
     size_estimated: bool = False
 
 
-FileReader = Callable[[str], bytes | None]
+@dataclass(frozen=True)
+class SymlinkTo:
+    """A source's answer for a path that is a symbolic link in the image (target as stored)."""
+
+    target: str
+
+
+FileReader = Callable[[str], "bytes | SymlinkTo | None"]
+MAX_LINKS = 40  # as the kernel's ELOOP
+
+
+def follow_link(path: str, target: str) -> str:
+    """Where a link at `path` points, inside the image: `..` never climbs above its root."""
+    import posixpath
+
+    joined = target if target.startswith("/") else posixpath.join(posixpath.dirname("/" + path.lstrip("/")),
+                                                                  target)
+    return posixpath.normpath("/" + joined.lstrip("/"))
 
 
 @dataclass
@@ -78,6 +95,17 @@ class Image:
     @property
     def user(self) -> str:
         return (self.config.get("config") or {}).get("User") or ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The config's Env as a mapping (later entries win, as in the runtime)."""
+        pairs = [item.partition("=") for item in (self.config.get("config") or {}).get("Env") or []
+                 if isinstance(item, str)]
+        return {name: value for name, _, value in pairs}
+
+    @property
+    def os(self) -> str:
+        return str(self.config.get("os") or "linux")
 
     @property
     def labels(self) -> dict[str, str]:
@@ -133,10 +161,20 @@ class Image:
         self._walk_started = (how, thread, outcome)
 
     def read_file(self, path: str) -> bytes | None:
-        """A file from the merged filesystem (whiteouts honoured), or None if absent."""
+        """A file from the merged filesystem (whiteouts honoured, links followed inside it), or None."""
         if path not in self._file_cache:
-            self._file_cache[path] = self._read_file(path) if self._read_file else None
+            self._file_cache[path] = self._read_following_links(path)
         return self._file_cache[path]
+
+    def _read_following_links(self, path: str) -> bytes | None:
+        if self._read_file is None:
+            return None
+        for _ in range(MAX_LINKS):
+            answer = self._read_file(path)
+            if not isinstance(answer, SymlinkTo):
+                return answer
+            path = follow_link(path, answer.target)
+        return None  # a link loop: no file, as the kernel would say ELOOP
 
 
 def layer_history(config: dict[str, Any], layer_count: int) -> list[str]:

@@ -35,18 +35,32 @@ class PatchOutcome:
 
 def _new_value(dockerfile: Dockerfile, mode: str, user) -> tuple[str, str] | None:
     """(USER value, comment) for this mode, or None when the user needs no change."""
-    kind = user.spec.kind
+    spec = user.spec
+    where = f"{dockerfile.path}:{user.line}"
+    if user.unknown:
+        return None  # the base image decides (KIF106): nothing known to rewrite
+    if spec.kind is UserKind.INVALID:
+        raise ImagefixError(f"{where}: cannot write a numeric USER for {spec.raw!r}: containerd does not "
+                            f"accept it ({spec.problem}); write USER uid:gid by hand")
+    if spec.kind is UserKind.NAMED and spec.user_name == "root" and spec.group_name is None:
+        gid = spec.gid if spec.gid is not None else 0
+        return f"0:{gid}", f"USER {user.label} -> 0:{gid} ({_WHY})"
     if mode == "numeric":
-        if kind not in (UserKind.NAMED, UserKind.NUMERIC_NO_GROUP):
+        if spec.kind is UserKind.NUMERIC_NO_GROUP:
+            resolution = user.resolver()
+            if resolution.gid is None or not resolution.gid_from_passwd or resolution.gid == 0:
+                return None  # gid 0 with or without guest pull, or not known here: nothing to write
+            return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY})"
+        if spec.kind is not UserKind.NAMED:
             return None
         resolution = user.resolver()
         if not resolution.ok:
             raise ImagefixError(
-                f"{dockerfile.path}:{user.line}: cannot write a numeric USER for {user.spec.raw!r}: "
+                f"{where}: cannot write a numeric USER for {spec.raw!r}: "
                 f"{resolution.problem}; fix the Dockerfile or use --user-mode reset|root"
             )
         return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY})"
-    if kind is not UserKind.NAMED:
+    if spec.kind is not UserKind.NAMED:
         return None
     if mode == "reset":
         return '""', f'USER {user.label} -> USER "": the container runs as ROOT ({_WHY})'
@@ -72,6 +86,8 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
     original = "".join(dockerfile.lines)
     prefix = "\ufeff" if dockerfile.bom else ""
     unchanged = PatchOutcome(dockerfile.path, prefix + original, prefix + original, None)
+    if dockerfile.windows:
+        return unchanged  # not a Kata workload
     stage = dockerfile.stage(target)
     user = effective_user(dockerfile, stage, base)
     if user is None:

@@ -16,10 +16,13 @@ DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
 # Severity changes per profile; None drops the rule (DESIGN.md "Profiles").
 _PROFILE_SEVERITY: dict[str, dict[str, Severity | None]] = {
     "kata-tdx": {},
-    # Without guest pull the host can read /etc/passwd: a named user works, numeric is cleaner.
-    "kata": {"KIF101": Severity.WARNING, "KIF102": Severity.INFO},
+    # Without guest pull the host can read /etc/passwd: a named user works, numeric is cleaner;
+    # the image is pulled on the host, so the guest-pull budget rules do not apply.
+    "kata": {"KIF101": Severity.WARNING, "KIF102": Severity.INFO,
+             "KIF202": None, "KIF203": None, "KIF204": None},
     # No Kata runtime: only the size rules mean anything.
-    "generic": {rid: None for rid in ("KIF101", "KIF102", "KIF103", "KIF104", "KIF203", "KIF204")},
+    "generic": {rid: None for rid in ("KIF101", "KIF102", "KIF103", "KIF104", "KIF105", "KIF203", "KIF204",
+                                      "KIF301", "KIF302", "KIF303", "KIF304")},
 }
 
 
@@ -66,7 +69,8 @@ def run_rules(subject: object, target: str, selection: RuleSelection,
             continue
         severity = selection.severity_for(rule)
         for finding in rule.check(subject):
-            finding = finding.with_severity(severity) if severity != finding.severity else finding
+            if severity != rule.severity:  # the profile re-grades the rule
+                finding = finding.with_severity(severity)
             if selection.ignored(finding.rule) or finding.rule in extra:
                 suppressed.append(finding)
             else:
@@ -80,7 +84,12 @@ def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
     user = UserSubject(spec, lambda: resolve_user(spec, image.read_file))
     budget = model.estimate(image.unpacked_size)
     result = ScanResult(image.reference, image=image, budget=budget)
-    for target, subject in (("user", user), ("image", ImageSubject(image, budget, max_layer_size))):
+    subjects: list[tuple[str, object]] = [("image", ImageSubject(image, budget, max_layer_size))]
+    if image.os == "windows":
+        result.notes.append("a Windows image is not a Kata workload: no user rules")
+    else:
+        subjects.insert(0, ("user", user))
+    for target, subject in subjects:
         kept, suppressed = run_rules(subject, target, selection)
         result.findings += kept
         result.suppressed += suppressed

@@ -1,26 +1,53 @@
-"""USER specs and their numeric resolution from an image's own /etc/passwd and /etc/group."""
+"""USER strings read the way containerd reads them, and their uid/gid from an image's own files.
+
+containerd's `oci.WithUser` (pkg/oci/spec_opts.go, see docs/users.md) splits the
+string at every ":" (more than two parts is an error), tries Go's
+`strconv.Atoi` on each part (ASCII digits with one optional sign, within
+int64) and looks every other non-empty part up in the image's /etc/passwd or
+/etc/group. An empty user part means uid 0, an empty group part gid 0, both
+without a lookup. Ids outside 0..2^31-1 are refused by current containerd and
+silently wrapped (-1 -> 4294967295, 4294967296 -> 0, i.e. root) by older ones,
+so they are reported as invalid here.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-ROOT_NAMES = ("", "0", "root")
+MAX_ID = 2**31 - 1  # containerd follows runc: uid/gid above MaxInt32 are refused
+_INT64 = 2**63
+_GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")  # ASCII only: '١٨٥' and '１８５' are names to Go
 
 
 class UserKind(Enum):
-    ROOT = "root"  # no USER, root, 0, 0:0
-    NUMERIC = "numeric"  # 185:185
-    NUMERIC_NO_GROUP = "numeric-no-group"  # 185
-    NAMED = "named"  # spark, app:app, 185:spark
+    ROOT = "root"  # no USER, "", 0, 0:0, ":" - uid 0 and gid 0 with no lookup
+    NUMERIC = "numeric"  # 185:185, :185, 185:
+    NUMERIC_NO_GROUP = "numeric-no-group"  # 185 (the gid comes from /etc/passwd)
+    NAMED = "named"  # spark, root, app:app, 185:spark, spark:
+    INVALID = "invalid"  # a:b:c, -1, 4294967296: containerd refuses or changes the user
+
+
+def _go_atoi(part: str) -> tuple[int | None, str | None]:
+    """(value, problem): None/None for a name or an empty part; a problem for a number out of range."""
+    if not _GO_ATOI.match(part):
+        return None, None
+    value = int(part)
+    if not -_INT64 <= value < _INT64:
+        return None, f"{part} is beyond 64 bits (containerd refuses it; older versions look it up as a name)"
+    if value < 0 or value > MAX_ID:
+        return None, (f"{part} is outside 0..{MAX_ID} (containerd refuses it; older versions turned "
+                      f"it into {value % 2**32}{' - root' if value % 2**32 == 0 else ''})")
+    return value, None
 
 
 @dataclass(frozen=True)
 class UserSpec:
     raw: str
-    user: str
-    group: str | None
+    user: str  # the part before the first ':' (the whole string without one)
+    group: str | None  # the part after it; None when there is no ':'
 
     @classmethod
     def parse(cls, raw: str | None) -> UserSpec:
@@ -29,18 +56,57 @@ class UserSpec:
         return cls(raw=raw, user=user, group=group if sep else None)
 
     @property
+    def problem(self) -> str | None:
+        """Why containerd cannot use this string as it stands, or None."""
+        if self.group is not None and ":" in self.group:
+            return f"{self.raw!r} has more than one ':' (containerd refuses it: user[:group] only)"
+        for part in (self.user, self.group or ""):
+            problem = _go_atoi(part)[1]
+            if problem:
+                return problem
+        return None
+
+    @property
+    def uid(self) -> int | None:
+        """The uid when the user part needs no lookup (an empty part is 0)."""
+        return 0 if self.user == "" else _go_atoi(self.user)[0]
+
+    @property
+    def gid(self) -> int | None:
+        """The gid when the group part needs no lookup; None without a group part."""
+        if self.group is None:
+            return None
+        return 0 if self.group == "" else _go_atoi(self.group)[0]
+
+    @property
+    def user_name(self) -> str | None:
+        return self.user if self.user and self.uid is None and self.problem is None else None
+
+    @property
+    def group_name(self) -> str | None:
+        if self.group and self.gid is None and self.problem is None:
+            return self.group
+        return None
+
+    @property
     def kind(self) -> UserKind:
-        if self.user in ROOT_NAMES and (self.group is None or self.group in ("0", "root")):
-            return UserKind.ROOT
-        if not self.user.isdigit() or (self.group is not None and not self.group.isdigit()):
+        if self.problem:
+            return UserKind.INVALID
+        if self.user_name is not None or self.group_name is not None:
             return UserKind.NAMED
-        return UserKind.NUMERIC if self.group is not None else UserKind.NUMERIC_NO_GROUP
+        if self.group is None:
+            return UserKind.ROOT if self.uid == 0 else UserKind.NUMERIC_NO_GROUP
+        return UserKind.ROOT if (self.uid, self.gid) == (0, 0) else UserKind.NUMERIC
+
+    @property
+    def runs_as_root(self) -> bool:
+        """uid 0 with no lookup: no USER, "", 0, 0:0, :185."""
+        return self.kind in (UserKind.ROOT, UserKind.NUMERIC) and self.uid == 0
 
     @property
     def names(self) -> list[str]:
         """The non-numeric parts the host would have to look up."""
-        parts = [self.user] + ([self.group] if self.group is not None else [])
-        return [p for p in parts if p and not p.isdigit()]
+        return [n for n in (self.user_name, self.group_name) if n is not None]
 
     def display(self) -> str:
         return self.raw if self.raw else '"" (root)'
@@ -54,6 +120,8 @@ class Resolution:
     gid: int | None
     source: str  # e.g. "the image's /etc/passwd and /etc/group"
     problem: str | None = None
+    gid_from_passwd: bool = False  # the gid is a passwd entry's primary group (not written in USER)
+    hint: str | None = None  # what to do when the ids cannot be found, when it is not the usual
 
     @property
     def ok(self) -> bool:
@@ -80,8 +148,17 @@ def parse_colon_file(text: str | bytes | None) -> dict[str, list[str]]:
     return entries
 
 
-def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+def id_field(text: str) -> int | None:
+    """A uid/gid field of /etc/passwd or /etc/group (ASCII digits only)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def primary_gid(passwd: dict[str, list[str]], uid: int) -> int | None:
+    """The primary gid of the first passwd entry with this uid (what containerd's WithUserID takes)."""
+    for fields in passwd.values():
+        if len(fields) >= 4 and id_field(fields[2]) == uid:
+            return id_field(fields[3])
+    return None
 
 
 def resolve_user(
@@ -90,40 +167,37 @@ def resolve_user(
     source: str = "the image's /etc/passwd and /etc/group",
 ) -> Resolution:
     """Resolve to uid:gid the way containerd would if it could read the rootfs."""
-    passwd_bytes = read_file("/etc/passwd")
-    passwd = parse_colon_file(passwd_bytes)
-    uid: int | None
-    primary_gid: int | None = None
-    if spec.user.isdigit():
-        uid = int(spec.user)
-        for fields in passwd.values():
-            if len(fields) >= 4 and _int(fields[2]) == uid:
-                primary_gid = _int(fields[3])
-                break
-    elif spec.user in ("", "root") and "root" not in passwd:
-        uid, primary_gid = 0, 0
-    else:
-        if passwd_bytes is None:
-            return Resolution(None, None, source, "the image has no /etc/passwd")
-        fields = passwd.get(spec.user)
-        if fields is None or len(fields) < 4:
-            return Resolution(None, None, source, f"no user {spec.user!r} in the image's /etc/passwd")
-        uid, primary_gid = _int(fields[2]), _int(fields[3])
-        if uid is None:
-            return Resolution(None, None, source, f"user {spec.user!r} has no numeric uid")
-
-    if spec.group is None:
-        gid = primary_gid
+    if spec.problem:
+        return Resolution(None, None, source, spec.problem)
+    uid, gid = spec.uid, spec.gid
+    from_passwd = False
+    if spec.user_name is not None or spec.group is None:
+        passwd_bytes = read_file("/etc/passwd")
+        passwd = parse_colon_file(passwd_bytes)
+        name = spec.user_name
+        if name is not None:
+            fields = passwd.get(name)
+            if fields is None and name == "root":
+                fields = ["root", "x", "0", "0"]  # uid 0 by definition; a missing entry changes nothing
+            if fields is None or len(fields) < 4:
+                missing = "the image has no /etc/passwd" if passwd_bytes is None else \
+                    f"no user {name!r} in the image's /etc/passwd"
+                return Resolution(None, None, source, missing)
+            uid = id_field(fields[2])
+            if uid is None:
+                return Resolution(None, None, source, f"user {name!r} has no numeric uid")
+            if spec.group is None:
+                gid, from_passwd = id_field(fields[3]), True
+        elif uid is not None:
+            found = primary_gid(passwd, uid)
+            # containerd's WithUserID: no entry for the uid means gid 0, without an error.
+            gid, from_passwd = (found, True) if found is not None else (0, False)
+    if spec.group_name is not None:
+        group_bytes = read_file("/etc/group")
+        if group_bytes is None:
+            return Resolution(uid, None, source, "the image has no /etc/group")
+        fields = parse_colon_file(group_bytes).get(spec.group_name)
+        gid = id_field(fields[2]) if fields else None
         if gid is None:
-            return Resolution(uid, None, source,
-                              f"uid {uid} has no entry in the image's /etc/passwd to take a group from")
-        return Resolution(uid, gid, source)
-    if spec.group.isdigit():
-        return Resolution(uid, int(spec.group), source)
-    group_bytes = read_file("/etc/group")
-    if group_bytes is None:
-        return Resolution(uid, None, source, "the image has no /etc/group")
-    group_fields = parse_colon_file(group_bytes).get(spec.group)
-    if group_fields is None or _int(group_fields[2]) is None:
-        return Resolution(uid, None, source, f"no group {spec.group!r} in the image's /etc/group")
-    return Resolution(uid, _int(group_fields[2]), source)
+            return Resolution(uid, None, source, f"no group {spec.group_name!r} in the image's /etc/group")
+    return Resolution(uid, gid, source, gid_from_passwd=from_passwd)

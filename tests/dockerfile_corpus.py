@@ -86,8 +86,37 @@ def cases() -> list[Case]:
     add("numeric-with-group", "FROM debian:12\nUSER 1000:1000\n", [])
     t = "FROM debian:12\nRUN groupadd -g 1000 app && useradd -u 1000 -g 1000 app\nUSER 1000\n"
     add("numeric-without-group", t, [("KIF102", 3)], replaced(t, "USER 1000", "1000", "1000:1000"))
-    add("numeric-without-group-unknown", "FROM debian:12\nUSER 4242\n", [("KIF102", 2)], PATCH_ERROR)
-    add("root-by-name", "FROM debian:12\nUSER root\n", [("KIF103", 2)])
+    # The base decides the group of a uid the Dockerfile does not create: an info, nothing to patch.
+    add("numeric-without-group-unknown", "FROM debian:12\nUSER 4242\n", [("KIF102", 2)])
+    t = "FROM debian:12\nRUN useradd -u 1001 -g 0 app\nUSER 1001\n"
+    add("numeric-without-group-root-group", t, [])  # bitnami/sclorg: 1001 meant as 1001:0
+    t = "FROM debian:12\nUSER root\n"
+    add("root-by-name", t, [("KIF101", 2)], replaced(t, "USER root", "root", "0:0"))
+    t = "FROM debian:12\nUSER root:root\n"
+    add("root-by-name-and-group", t, [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    add("uid-empty-group-given", "FROM debian:12\nUSER :185\n", [("KIF103", 2)])
+    add("gid-empty", "FROM debian:12\nUSER 185:\n", [])
+    add("name-with-empty-group", "FROM debian:12\nUSER spark:\n", [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    add("plus-sign-is-numeric", "FROM debian:12\nUSER +185:185\n", [])
+    add("fullwidth-digits-are-a-name", "FROM debian:12\nUSER \uff11\uff18\uff15\n",
+        [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    add("superscript-group-is-a-name", "FROM debian:12\nUSER 185:\u00b2\n",
+        [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    add("negative-uid", "FROM debian:12\nUSER -1\n", [("KIF105", 2)], PATCH_ERROR)
+    add("uid-wraps-to-root", "FROM debian:12\nUSER 4294967296:0\n", [("KIF105", 2)], PATCH_ERROR)
+    add("uid-beyond-int64", "FROM debian:12\nUSER 99999999999999999999\n", [("KIF105", 2)], PATCH_ERROR)
+    add("two-colons", "FROM debian:12\nUSER a:b:c\n", [("KIF105", 2)], PATCH_ERROR)
+    add("variable-from-base-env", "FROM jupyter/base-notebook\nUSER ${NB_UID}\n", [("KIF106", 2)])
+    add("declared-arg-without-value", "FROM debian:12\nARG APP_UID\nUSER ${APP_UID}\n", [("KIF106", 3)])
+    add("nested-defaults", "FROM debian:12\nUSER ${X:-${Y:-185:185}}\n", [])
+    add("quoted-heredoc-marker-is-not-a-heredoc",
+        'FROM debian:12\nRUN echo "a <<EOF"\nUSER 1000:1000\n', [])
+    add("windows-escape", "# escape=`\nARG BASE=example.com/app-base\nFROM ${BASE}\n"
+        "RUN powershell -Command `\n    New-Item -Path C:\\app\nUSER ContainerUser\n", [])
+    add("windows-servercore", "FROM mcr.microsoft.com/windows/servercore:ltsc2022\nUSER ContainerUser\n", [])
+    add("windows-base", "FROM mcr.microsoft.com/dotnet/runtime:8.0-nanoserver-ltsc2022\nUSER app\n", [])
+    t = 'FROM debian:12\nRUN useradd -u 33 -g 33 www\nUSER "www"\n'
+    add("quoted-user", t, [("KIF101", 3)], replaced(t, 'USER "www"', '"www" (www)', "33:33"))
     add("root-by-number", "FROM debian:12\nUSER 0\n", [("KIF103", 2)])
     add("root-quoted-empty", 'FROM debian:12\nUSER ""\n', [("KIF103", 2)])
     add("scratch", "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n", [])

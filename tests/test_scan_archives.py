@@ -78,16 +78,86 @@ def test_numeric_user_with_group_is_quiet(cli, layout, user):
     assert result.exit_code == 0 and rules_of(result) == []
 
 
-@pytest.mark.parametrize("user", [None, "", "root", "0", "0:0"])
-def test_root_is_an_info(cli, layout, user):
+@pytest.mark.parametrize("user", [None, "", "0", "0:0", ":0", ":185"])
+def test_root_without_a_name_is_an_info(cli, layout, user):
     result = cli("scan", "--format", "json", layout(image(user)))
     assert result.exit_code == 0 and rules_of(result) == ["KIF103"]
     assert cli("scan", "--fail-on", "info", layout(image(user))).exit_code == 1
     finding = result.json()["images"][0]["findings"][0]
-    if user == "root":  # a name all the same: containerd looks it up in /etc/passwd
-        assert "by name" in finding["message"] and finding["fix"].startswith("write USER 0:0")
-    else:
-        assert "this works on Kata" in finding["message"]
+    assert "this works on Kata" in finding["message"]
+
+
+@pytest.mark.parametrize("user", ["root", "root:root", "0:root"])
+def test_root_by_name_is_a_named_user(cli, layout, user):
+    result = cli("scan", "--format", "json", layout(image(user)))
+    assert result.exit_code == 1 and rules_of(result) == ["KIF101"]
+    finding = result.json()["images"][0]["findings"][0]
+    assert finding["fix"].startswith("USER 0:0")
+
+
+def test_uid_with_empty_group_needs_no_lookup(cli, layout):
+    assert rules_of(cli("scan", "--format", "json", layout(image("185:")))) == []
+
+
+def test_name_with_empty_group_is_looked_up_with_gid_0(cli, layout):
+    result = cli("scan", "--format", "json", layout(image("spark:")))
+    assert rules_of(result) == ["KIF101"]
+    assert result.json()["images"][0]["findings"][0]["fix"].startswith("USER 185:0")
+
+
+@pytest.mark.parametrize("user", ["-1", "4294967296", "2147483648:0", "99999999999999999999", "a:b:c"])
+def test_ids_containerd_refuses_or_wraps_are_errors(cli, layout, user):
+    result = cli("scan", "--format", "json", layout(image(user)))
+    assert result.exit_code == 1 and rules_of(result) == ["KIF105"]
+
+
+@pytest.mark.parametrize("user", ["\uff11\uff18\uff15", "\u0661\u0668\u0665:\u0661\u0668\u0665",
+                                  "185:\u00b2"])
+def test_digits_go_does_not_read_are_names(cli, layout, user):
+    result = cli("scan", "--format", "json", layout(image(user)))
+    assert result.exit_code == 1 and sorted(rules_of(result)) == ["KIF101", "KIF104"]
+
+
+def test_signed_uid_is_numeric(cli, layout):
+    assert rules_of(cli("scan", "--format", "json", layout(image("+185:185")))) == []
+
+
+def test_numeric_uid_without_passwd_entry_is_quiet(cli, layout):
+    # bitnami/sclorg `USER 1001`: no entry, so gid 0 with or without guest pull
+    assert rules_of(cli("scan", "--format", "json", layout(image("1001")))) == []
+
+
+def test_numeric_uid_whose_primary_group_is_0_is_quiet(cli, layout):
+    passwd = SPARK_PASSWD + "app:x:1001:0::/app:/bin/sh\n"
+    assert rules_of(cli("scan", "--format", "json", layout(image("1001", passwd=passwd)))) == []
+
+
+def test_passwd_symlinked_inside_the_image_is_followed(cli, layout):
+    moved = LayerSpec([Entry("usr/share/passwd", SPARK_PASSWD.encode()),
+                       Entry("etc/passwd", kind="symlink", target="../usr/share/passwd"),
+                       Entry("etc/group", kind="symlink", target="/usr/share/group"),
+                       Entry("usr/share/group", SPARK_GROUP.encode())])
+    result = cli("scan", "--format", "json", layout(image("spark", passwd="", group="",
+                                                          extra_layers=[moved])))
+    finding = result.json()["images"][0]["findings"][0]
+    assert rules_of(result) == ["KIF101"] and finding["fix"].startswith("USER 185:185")
+    assert (finding["data"]["uid"], finding["data"]["gid"]) == (185, 185)
+
+
+def test_passwd_symlink_never_leaves_the_image(cli, layout):
+    escaping = LayerSpec([Entry("etc/passwd", kind="symlink", target="../../../../../etc/passwd")])
+    result = cli("scan", "--format", "json", layout(image("root", passwd="", group="",
+                                                          extra_layers=[escaping])))
+    # /etc/passwd -> /etc/passwd inside the image: a loop, no file; the host's is never read
+    assert sorted(rules_of(result)) == ["KIF101"]  # root is uid 0 by definition
+
+
+def test_windows_images_are_skipped_with_a_note(cli, layout):
+    spec = image("ContainerUser")
+    spec.os = "windows"
+    result = cli("scan", "--format", "json", layout(spec))
+    assert result.exit_code == 0 and rules_of(result) == []
+    assert any("Windows" in note for note in result.json()["images"][0]["notes"])
 
 
 def test_large_layer_kif201_fires_and_stays_quiet(cli, layout):

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kata_imagefix.budget import BudgetModel
 from kata_imagefix.errors import ImagefixError
@@ -27,14 +29,38 @@ def test_human_size_is_decimal_like_docker():
 
 
 @pytest.mark.parametrize(("raw", "kind"), [
-    ("", UserKind.ROOT), ("root", UserKind.ROOT), ("0", UserKind.ROOT), ("0:0", UserKind.ROOT),
-    ("root:root", UserKind.ROOT), ("spark", UserKind.NAMED), ("nobody", UserKind.NAMED),
+    ("", UserKind.ROOT), ("0", UserKind.ROOT), ("0:0", UserKind.ROOT), (":", UserKind.ROOT),
+    (":0", UserKind.ROOT), ("0:", UserKind.ROOT), ("root", UserKind.NAMED), ("root:root", UserKind.NAMED),
+    ("0:root", UserKind.NAMED), ("spark", UserKind.NAMED), ("nobody", UserKind.NAMED),
     ("app:app", UserKind.NAMED), ("185:spark", UserKind.NAMED), ("spark:185", UserKind.NAMED),
-    ("root:1000", UserKind.NAMED), ("185", UserKind.NUMERIC_NO_GROUP), ("185:185", UserKind.NUMERIC),
-    ("0:185", UserKind.NUMERIC),
+    ("spark:", UserKind.NAMED), ("root:1000", UserKind.NAMED), ("185", UserKind.NUMERIC_NO_GROUP),
+    ("+185", UserKind.NUMERIC_NO_GROUP), ("185:185", UserKind.NUMERIC), ("0:185", UserKind.NUMERIC),
+    (":185", UserKind.NUMERIC), ("185:", UserKind.NUMERIC), ("\uff11\uff18\uff15", UserKind.NAMED),
+    ("185:\u00b2", UserKind.NAMED), ("1_85", UserKind.NAMED), ("-1", UserKind.INVALID),
+    ("-0", UserKind.ROOT), ("2147483647", UserKind.NUMERIC_NO_GROUP), ("2147483648", UserKind.INVALID),
+    ("4294967296", UserKind.INVALID), ("9" * 30, UserKind.INVALID), ("1:2:3", UserKind.INVALID),
 ])
-def test_user_kinds(raw, kind):
+def test_user_kinds_follow_containerd(raw, kind):
     assert UserSpec.parse(raw).kind is kind
+
+
+@pytest.mark.parametrize(("raw", "uid", "gid"), [
+    (":185", 0, 185), ("185:", 185, 0), ("+185:+7", 185, 7), ("0", 0, None)])
+def test_numeric_parts_without_lookup(raw, uid, gid):
+    spec = UserSpec.parse(raw)
+    assert (spec.uid, spec.gid, spec.names) == (uid, gid, [])
+
+
+@given(st.text(max_size=40))
+def test_any_user_string_parses_to_a_kind(raw):
+    spec = UserSpec.parse(raw)
+    kind = spec.kind  # never raises
+    if kind in (UserKind.ROOT, UserKind.NUMERIC, UserKind.NUMERIC_NO_GROUP):
+        assert 0 <= spec.uid <= 2**31 - 1 and spec.names == []
+    if kind is UserKind.NAMED:
+        assert spec.names and all(":" not in n for n in spec.names)
+    resolution = resolve_user(spec, files())
+    assert resolution.ok or resolution.problem
 
 
 PASSWD = b"root:x:0:0::/root:/bin/sh\nspark:x:185:185::/opt/spark:/bin/sh\nweb:x:33:44::/:/bin/sh\n"
@@ -59,11 +85,16 @@ def test_resolution_reads_passwd_and_group(raw, numeric):
     ("spark", files(passwd=None), "no /etc/passwd"),
     ("spark:ghosts", files(), "no group 'ghosts'"),
     ("spark:staff", files(group=None), "no /etc/group"),
-    ("4242", files(), "uid 4242 has no entry"),
+    ("-1", files(), "outside 0..2147483647"),
 ])
 def test_unresolvable_users_say_why(raw, reader, problem):
     resolution = resolve_user(UserSpec.parse(raw), reader)
     assert not resolution.ok and problem in resolution.problem
+
+
+def test_uid_without_passwd_entry_gets_gid_0_as_containerd_gives_it():
+    resolution = resolve_user(UserSpec.parse("4242"), files())
+    assert resolution.ok and resolution.numeric == "4242:0" and not resolution.gid_from_passwd
 
 
 def test_budget_mysql_size_trips_the_60s_default_and_recommends_120():

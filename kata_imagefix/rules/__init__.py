@@ -5,6 +5,8 @@ from . import (  # noqa: F401 - imported to register the rules
     kif102_numeric_no_group,
     kif103_root,
     kif104_unresolvable_user,
+    kif105_invalid_user,
+    kif106_unknown_user,
     kif201_large_layer,
     kif202_image_budget,
     kif203_pull_timeout,

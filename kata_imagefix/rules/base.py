@@ -52,16 +52,24 @@ class UserSubject:
     where: str = "the image"
     file: str | None = None
     line: int | None = None
+    unknown: str | None = None  # why the user cannot be known (then only KIF106 speaks)
+    written: str | None = None  # the USER as the Dockerfile spells it, when that differs
     _resolution: Resolution | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.written if self.written is not None else self.spec.raw
 
     def resolve(self) -> Resolution:
         if self._resolution is None:
             self._resolution = self.resolver()
         return self._resolution
 
-    def finding(self, rule_id: str, message: str, fix: str | None = None, **data: Any) -> Finding:
-        return Finding(rule_id, REGISTRY[rule_id].severity, message, fix, self.file, self.line,
-                       data=data)
+    def finding(self, rule_id: str, message: str, fix: str | None = None,
+                severity: Severity | None = None, **data: Any) -> Finding:
+        """A finding at the USER line; `severity` only where the rule itself grades the case lower."""
+        return Finding(rule_id, severity or REGISTRY[rule_id].severity, message, fix, self.file,
+                       self.line, data=data)
 
 
 @dataclass

@@ -4,26 +4,30 @@ from .base import UserSubject, rule
 
 GUEST_PULL_WHY = (
     "under guest pull (kata-qemu-tdx) the image is unpacked only inside the guest, so containerd "
-    "on the host cannot read its /etc/passwd to turn the name into a uid/gid and creating the "
-    "container fails"
+    "on the host cannot read its /etc/passwd or /etc/group to turn the name into a uid/gid and "
+    "creating the container fails"
 )
 
 
 @rule("KIF101", "named-user", Severity.ERROR, "user")
 def check(subject: UserSubject):
-    """Runs as a named user, which the host cannot resolve under guest pull.
+    """Runs as a named user or group, which the host cannot resolve under guest pull.
 
-    Why: containerd resolves a named image user (`USER spark`, `USER nobody`,
-    `USER app:app`, `USER 185:spark`) on the host by reading `/etc/passwd` and
+    Why: containerd's WithUser looks up every non-numeric part of the user
+    string (`USER spark`, `USER nobody`, `USER root`, `USER app:app`,
+    `USER 185:spark`, `USER spark:`) on the host by reading `/etc/passwd` and
     `/etc/group` from the unpacked image. With guest pull the layers are only
-    unpacked inside the confidential guest, the file is missing on the host and
-    container creation fails (kata-containers #10297, #11162).
+    unpacked inside the confidential guest, the files are missing on the host
+    and container creation fails (kata-containers #10297, #11162). `root` is a
+    name too: write `0:0`.
 
-    Bad:   USER spark
-    Good:  USER 185:185      (uid/gid from the image's own /etc/passwd and /etc/group)
+    Bad:   USER spark          USER root
+    Good:  USER 185:185        USER 0:0   (ids from the image's own /etc/passwd and /etc/group)
     Also:  runAsUser: 185 and runAsGroup: 185 in the pod's securityContext.
     `USER ""` also works, but only because the container then runs as root.
     """
+    if subject.unknown is not None:
+        return
     if subject.spec.kind is not UserKind.NAMED:
         return
     names = " and ".join(f'"{n}"' for n in subject.spec.names)

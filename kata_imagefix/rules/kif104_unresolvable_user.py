@@ -16,7 +16,12 @@ def check(subject: UserSubject):
            USER app
     Good:  RUN useradd -u 10001 app
            USER 10001:10001
+    When the user comes from the base image (FROM spark, most vendor images),
+    a useradd would fail: read the ids from the base (`--resolve-base`, or
+    `imagefix scan` of the base) and write them as USER uid:gid.
     """
+    if subject.unknown is not None:
+        return
     if subject.spec.kind is not UserKind.NAMED:
         return
     resolution = subject.resolve()
@@ -26,7 +31,7 @@ def check(subject: UserSubject):
         "KIF104",
         f"{subject.where} names user {subject.spec.raw!r} but its uid/gid cannot be found: "
         f"{resolution.problem}",
-        "create the user with a fixed id (useradd -u UID) and write USER UID:GID",
+        resolution.hint or "create the user with a fixed id (useradd -u UID) and write USER UID:GID",
         user=subject.spec.raw,
         problem=resolution.problem,
     )

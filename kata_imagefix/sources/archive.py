@@ -72,7 +72,7 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
             created_by=history[index],
         ))
 
-    def read_file(path: str) -> bytes | None:
+    def read_file(path: str):
         openers = [lambda b=blob: store.open(b.path) for blob in reversed(blobs)]
         try:
             return find_file(path, openers, seekable=True)

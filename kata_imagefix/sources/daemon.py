@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, normalize
-from ..model import Image, Layer, platform_of
+from ..model import Image, Layer, SymlinkTo, platform_of
 
 _NOP = "#(nop) "
 _LAYER_STEPS = ("ADD ", "COPY ")
@@ -102,7 +102,7 @@ def _is_opaque(path: str) -> bool:
     return overlay_opaque(path) or os.path.exists(os.path.join(path, OPAQUE_MARKER))
 
 
-def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | None:
+def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | SymlinkTo | None:
     """Overlayfs lookup over layer diff dirs: whiteouts are 0/0 char devices, opaque dirs stop."""
     target = normalize(path)
     parts = target.split("/")
@@ -121,6 +121,8 @@ def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | None:
                 if stat.S_ISREG(info.st_mode):
                     with open(entry, "rb") as handle:
                         return handle.read()
+                if stat.S_ISLNK(info.st_mode):
+                    return SymlinkTo(os.readlink(entry))  # followed inside the image, never on the host
                 return None
             if not os.path.isdir(entry) or os.path.islink(entry):
                 if os.path.lexists(entry):
@@ -134,7 +136,7 @@ def find_file_in_overlay(path: str, dirs_top_down: list[str]) -> bytes | None:
     return None
 
 
-def _read_via_container(api: Any, image_id: str, path: str) -> bytes | None:
+def _read_via_container(api: Any, image_id: str, path: str) -> bytes | SymlinkTo | None:
     import docker
 
     container = api.create_container(
@@ -153,6 +155,8 @@ def _read_via_container(api: Any, image_id: str, path: str) -> bytes | None:
                 if member.isreg():
                     handle = tar.extractfile(member)
                     return handle.read() if handle else b""
+                if member.issym():
+                    return SymlinkTo(member.linkname)
         return None
     finally:
         api.remove_container(container["Id"], force=True)
@@ -194,7 +198,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
     image_id = inspect["Id"]
     overlay = None if force_container_read else _overlay_dirs(inspect)
 
-    def read_file(path: str) -> bytes | None:
+    def read_file(path: str):
         if overlay is not None:
             return find_file_in_overlay(path, overlay)
         return _read_via_container(api, image_id, path)

@@ -80,7 +80,7 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
 
     found: dict[str, bytes | None] = {}
 
-    def read_file(path: str) -> bytes | None:
+    def read_file(path: str):
         if path not in found:
             # the account files travel together: one pass over the layers answers both
             wanted = [path, *(p for p in ACCOUNT_FILES if p != path and p not in found)] \

@@ -1,0 +1,22 @@
+from ..model import Severity
+from .base import UserSubject, rule
+
+
+@rule("KIF106", "user-not-known-here", Severity.INFO, "user")
+def check(subject: UserSubject):
+    """The USER is built from variables the Dockerfile gives no value: the user is not known here.
+
+    Why: `USER ${NB_UID}` (the Jupyter images) takes NB_UID from the base
+    image's ENV, which a Dockerfile alone does not show. Whether the
+    container runs as a name, a number or root is decided there, so nothing
+    can be said until the base is read.
+
+    Fix: `imagefix lint --resolve-base` expands the USER with the base image's
+    ENV and checks it; for a variable declared with `ARG`, give
+    `--build-arg NAME=VALUE` as the build does.
+    """
+    if subject.unknown is None:
+        return
+    yield subject.finding("KIF106", f"{subject.where}: {subject.unknown}",
+                          "run imagefix lint --resolve-base (or give the build args the build uses)",
+                          user=subject.label)
