@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ImagefixError
-from .fix import FixPlan
+from .fix import FixPlan, compare_configs
 
 
 @dataclass
@@ -158,6 +158,7 @@ class LocalFix:
     verification: Verification
     pushed_digest: str
     rows: list[tuple[str, Any, Any]]  # (what, before, after)
+    added: list[str] = field(default_factory=list)  # config values the new runtime base brought
 
 
 def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bool, push_after: bool,
@@ -177,6 +178,9 @@ def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bo
         rescan = scan_image(open_daemon_image(image_id, image_id), RuleSelection(), BudgetModel())
         if any(f.rule == "KIF101" for f in rescan.findings):
             checked.problems.append("the rebuilt image still runs as a named user (KIF101)")
+        changed, added = compare_configs(image.config.get("config") or {},
+                                         api.inspect_image(image_id).get("Config") or {})
+        checked.problems += changed
         if not checked.ok:
             raise ImagefixError(f"verification failed: {'; '.join(checked.problems)}")
     except ImagefixError:
@@ -190,7 +194,7 @@ def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bo
             ("unpacked size", image.unpacked_size, after.unpacked_size),
             ("layers", len(image.layers), len(after.layers)),
             ("findings", len(before_findings), len(rescan.findings))]
-    return LocalFix(tag, image_id, checked, pushed, rows)
+    return LocalFix(tag, image_id, checked, pushed, rows, added)
 
 
 def _remove_quietly(api: Any, image_id: str) -> None:

@@ -2,37 +2,101 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import ImagefixError
 
+TEMP_SUFFIX = ".imagefix-tmp"
+MAX_LINKS = 40  # as the kernel's ELOOP
 
-def write_atomic(path: str | Path, data: bytes, *, backup: bool = False) -> None:
-    """Replace `path` with `data` in one rename; keeps the original's mode; optional PATH.bak copy."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+
+def resolve_link(path: str | Path) -> Path:
+    """The file a path names after following symbolic links (the path itself when it is none).
+
+    A dangling link resolves to where it points, so a new file is created there.
+    """
+    current = Path(path)
+    for _ in range(MAX_LINKS):
+        if not current.is_symlink():
+            return current
+        target = Path(os.readlink(current))
+        current = target if target.is_absolute() else current.parent / target
+    raise ImagefixError(f"{path}: too many levels of symbolic links")
+
+
+def _remove_stale_temps(folder: Path, name: str) -> None:
+    """Temp files an interrupted earlier run left (named after the target and the writer's pid)."""
+    for temp in folder.glob(f".{name}.*{TEMP_SUFFIX}"):
+        pid = temp.name[len(name) + 2 : -len(TEMP_SUFFIX)].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _alive(pid: int) -> bool:
     try:
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-        if backup and target.exists():
-            shutil.copy2(target, target.with_name(target.name + ".bak"))
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".imagefix", dir=folder)
-    except OSError as exc:
-        raise ImagefixError(f"cannot write {target}: {exc.strerror or exc}") from None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _replace(target: Path, data: bytes, *, like: os.stat_result | None) -> None:
+    """Write `data` to a temp file beside `target`, fsync, give it the old file's mode and owner, rename."""
+    folder = target.parent
+    _remove_stale_temps(folder, target.name)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        os.chmod(temp, like.st_mode & 0o7777 if like else 0o644)
+        if like is not None and (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
+            with contextlib.suppress(PermissionError):  # only root may give a file away
+                os.chown(temp, like.st_uid, like.st_gid)
         os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _free_backup_name(target: Path) -> Path:
+    """TARGET.bak, or TARGET.bak.1, .2, ... when an earlier backup (or anything else) is there."""
+    candidate = target.with_name(target.name + ".bak")
+    number = 0
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = target.with_name(f"{target.name}.bak.{number}")
+    return candidate
+
+
+def write_atomic(path: str | Path, data: bytes, *, backup: bool = False) -> Path | None:
+    """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
+
+    Symbolic links are followed (the link stays, its target gets the new
+    content); the target keeps its mode and, where allowed, its owner. With
+    `backup`, the old content is first written to a new TARGET.bak (numbered
+    when one exists: an earlier backup is never overwritten) the same atomic
+    way, never through a link.
+    """
+    target = resolve_link(path)
+    try:
+        old = target.stat() if target.exists() else None
+        saved = None
+        if backup and old is not None:
+            saved = _free_backup_name(target)
+            _replace(saved, target.read_bytes(), like=old)
+        _replace(target, data, like=old)
+        return saved
     except OSError as exc:
-        with_cleanup = Path(temp)
-        if with_cleanup.exists():
-            with_cleanup.unlink()
-        raise ImagefixError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise ImagefixError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def decode_text(data: bytes, path: str, what: str) -> str:

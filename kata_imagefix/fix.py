@@ -69,17 +69,34 @@ def target_user(image: Image, mode: str) -> tuple[str, int | None, int | None, s
 
 
 def pinned_reference(image: Image) -> tuple[str, str, str]:
-    """(FROM reference, base name, base digest): repo digest when known, else the image ID."""
+    """(FROM reference, base name, base digest).
+
+    A repo digest of the same repository as the image's name when there is
+    one; else the engine's RepoDigests entry as listed (a mirror's name: the
+    engine resolves it locally, never from another repository); else the
+    image ID. A registry image is pinned by its manifest digest.
+    """
     name = image.name or image.reference
-    if image.digest and image.transport in ("docker-daemon", "docker"):
-        repository = name.split("@")[0]
-        last = repository.rsplit("/", 1)[-1]
-        if ":" in last:
-            repository = repository[: len(repository) - len(last) + last.index(":")]
+    repository = _repository(name)
+    if image.transport == "docker" and image.digest and repository:
         return f"{repository}@{image.digest}", name, image.digest
+    if image.transport == "docker-daemon" and image.repo_digests:
+        same = [d for d in image.repo_digests if repository and _repository(d) == repository]
+        chosen = (same or image.repo_digests)[0]
+        return chosen, name, chosen.partition("@")[2]
     if image.image_id:
         return image.image_id, name, image.image_id
     raise ImagefixError(f"{image.reference}: no digest or image ID to pin FROM to")
+
+
+def _repository(name: str) -> str | None:
+    """The canonical repository of a reference (docker.io/library/x for x), or None."""
+    from .reference import parse_docker_reference
+
+    try:
+        return parse_docker_reference(name).repository
+    except ImagefixError:
+        return None
 
 
 def _runtime_values(image: Image) -> dict[str, Any]:
@@ -90,13 +107,50 @@ def _runtime_values(image: Image) -> dict[str, Any]:
         if not _ENV_NAME.match(name):
             raise ImagefixError(f"{image.reference}: refusing environment variable name {name!r}")
         env.append({"name": name, "value": value})
+    labels = {k: v for k, v in (config.get("Labels") or {}).items() if k not in _OUR_LABELS}
     return {
         "env": env,
         "workdir": config.get("WorkingDir") or "",
         "expose": sorted(config.get("ExposedPorts") or {}),
+        "volumes": sorted(config.get("Volumes") or {}),
+        "labels": sorted(labels.items()),
         "entrypoint": config.get("Entrypoint") or [],
         "cmd": config.get("Cmd") or [],
     }
+
+
+_OUR_LABELS = ("org.opencontainers.image.base.name", "org.opencontainers.image.base.digest",
+               "io.imagefix.change")
+CARRIED = ("Env", "WorkingDir", "Entrypoint", "Cmd", "ExposedPorts", "Volumes", "Labels")
+
+
+def compare_configs(source: dict[str, Any], fixed: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(problems, additions): every runtime value of the source must be in the fixed image unchanged
+    (only USER may differ); keys the new runtime base adds are allowed and listed."""
+    problems: list[str] = []
+    added: list[str] = []
+    for key in CARRIED:
+        before, after = source.get(key), fixed.get(key)
+        if key == "Env":
+            before, after = _env_map(before), _env_map(after)
+        if key in ("Env", "ExposedPorts", "Volumes", "Labels"):
+            before, after = dict(before or {}), dict(after or {})
+            ours = _OUR_LABELS if key == "Labels" else ()
+            for name, value in before.items():
+                if name in ours:
+                    continue
+                if name not in after:
+                    problems.append(f"{key} {name} is missing")
+                elif after[name] != value:
+                    problems.append(f"{key} {name} is {after[name]!r}, the source has {value!r}")
+            added += [f"{key} {name}" for name in after if name not in before and name not in ours]
+        elif (before or None) != (after or None):
+            problems.append(f"{key} is {after!r}, the source has {before!r}")
+    return problems, added
+
+
+def _env_map(items: Any) -> dict[str, str]:
+    return {name: value for name, _, value in (str(i).partition("=") for i in items or [])}
 
 
 def _check_keep(paths: tuple[str, ...]) -> list[str]:

@@ -1,10 +1,11 @@
 """Kata runtime configuration: where `create_container_timeout` really lives, and fixing it.
 
-Facts (KATA-FACTS.md §2-3): the Go runtime (kata-qemu-tdx) reads the key in
-`[runtime]`, runtime-rs in `[agent.kata]`; anywhere else (the popular
-`[factory]` recipe) it is silently ignored, and a second `[factory]` header
-makes the file invalid TOML. Drop-ins in `config.d/*.toml` beside the file are
-read in order and win.
+Facts (docs/kata-config.md): the Go runtime (kata-qemu-tdx) reads the key in
+`[runtime]` and has no default of its own (a missing key is 0 s); runtime-rs
+reads it in `[agent.kata]` (30 s when absent). Elsewhere it is ignored, or in
+some tables makes the runtime refuse the file. Both runtimes resolve the
+config's symlinks and then read *every* entry of `config.d/` beside the
+resolved file, in name order, whatever its suffix, each over the last.
 
 Edits are made line by line, not through a TOML round-trip library: tomlkit
 puts a new key after the next table's leading comments and writes LF into
@@ -23,7 +24,7 @@ from .errors import ImagefixError
 from .rules.kata_subject import MEMORY_KEY, TIMEOUT_KEY
 
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
-DEFAULT_TIMEOUT = {"go": 60, "rs": 30}
+DEFAULT_TIMEOUT = {"go": 0, "rs": 30}  # Go: no code default (kata_agent.go takes the config's value)
 DEFAULT_MEMORY_MIB = 2048
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]#]+?)\s*\]\]?\s*(?:#.*)?$")
@@ -173,6 +174,36 @@ class KataConfig:
     dropins: list[TomlFile]
     runtime: str  # go | rs
     runtime_reason: str
+    broken: list[BrokenEntry] = field(default_factory=list)  # config.d entries that stop the load
+    resolved: Path | None = None  # the main file after symlinks: where config.d is looked for
+
+    @property
+    def dropin_dir(self) -> Path:
+        return (self.resolved or Path(self.main.path)).parent / "config.d"
+
+    @property
+    def kata_deploy(self) -> bool:
+        """The kata-deploy layout: the file is replaced on upgrade, changes belong in config.d."""
+        return bool(self.resolved and KATA_DEPLOY_MARK.search(str(self.resolved)))
+
+    @property
+    def loads(self) -> bool:
+        """Whether the runtime can load this configuration at all."""
+        return not self.broken and all(t.data is not None for t in self.files)
+
+    def with_text(self, path: str, text: str) -> KataConfig:
+        """The same configuration with one file's text replaced (or a new drop-in added): what Kata
+        would read after a write, before anything is written."""
+        new = parse_toml(text, path)
+        same = [Path(path).resolve() == Path(t.path).resolve() for t in self.files]
+        if same[0]:
+            return KataConfig(new, self.dropins, self.runtime, self.runtime_reason, self.broken,
+                              self.resolved)
+        dropins = [new if hit else t for hit, t in zip(same[1:], self.dropins, strict=True)]
+        if not any(same[1:]):
+            dropins.append(new)
+            dropins.sort(key=lambda t: Path(t.path).name.encode("utf-8", "surrogateescape"))
+        return KataConfig(self.main, dropins, self.runtime, self.runtime_reason, self.broken, self.resolved)
 
     @property
     def files(self) -> list[TomlFile]:
@@ -211,32 +242,74 @@ class KataConfig:
         return self.effective((*self.hypervisor_table(), MEMORY_KEY), DEFAULT_MEMORY_MIB)
 
 
+_RS_RUNTIME_KEYS = ("name", "hypervisor_name", "agent_name")
+
+
 def detect_runtime(toml: TomlFile) -> tuple[str, str]:
-    """runtime-rs only when the file shows it (KATA-FACTS §2); the Go runtime otherwise."""
-    data = toml.data or {}
-    runtime = data.get("runtime") or {}
-    for key in ("name", "hypervisor_name", "agent_name"):
-        if key in runtime:
-            return "rs", f"[runtime] {key} is a runtime-rs key"
-    agent = (data.get("agent") or {}).get("kata") or {}
-    for key in agent:
-        if key.endswith("_ms"):
-            return "rs", f"[agent.kata] {key} is a runtime-rs key"
+    """runtime-rs only when the file shows it; the Go runtime otherwise.
+
+    Read from the scanned lines, not the parsed data, so an invalid file is
+    still recognised (advice for the wrong runtime would move a right key).
+    """
+    for entry in toml.entries:
+        if entry.table == ("runtime",) and entry.key in _RS_RUNTIME_KEYS:
+            return "rs", f"[runtime] {entry.key} is a runtime-rs key"
+        if entry.table == ("agent", "kata") and entry.key.endswith("_ms"):
+            return "rs", f"[agent.kata] {entry.key} is a runtime-rs key"
     for table in toml.headers:
         if len(table) == 3 and table[0] == "hypervisor" and table[2] == "factory":
             return "rs", f"[{'.'.join(table)}] is a runtime-rs table"
     return "go", "no runtime-rs keys: the Go runtime (kata-qemu-tdx uses it)"
 
 
+@dataclass(frozen=True)
+class BrokenEntry:
+    """A config.d entry that makes the runtime refuse to load the configuration."""
+
+    path: str
+    why: str
+
+
+def read_dropins(folder: Path, runtime: str | None) -> tuple[list[TomlFile], list[BrokenEntry]]:
+    """Every entry of config.d in name order, as Kata reads them (any suffix, dot-files too)."""
+    if not folder.is_dir():
+        return [], []
+    dropins: list[TomlFile] = []
+    broken: list[BrokenEntry] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name.encode("utf-8", "surrogateescape")):
+        if entry.is_symlink() and runtime == "rs":
+            broken.append(BrokenEntry(str(entry), "runtime-rs accepts only regular files in config.d "
+                                      "(this is a symbolic link)"))
+            continue
+        if entry.is_dir():
+            broken.append(BrokenEntry(str(entry), "a directory in config.d: the runtime fails to read it"))
+            continue
+        try:
+            dropins.append(read_toml(entry))
+        except ImagefixError as exc:
+            broken.append(BrokenEntry(str(entry), f"{exc}; the runtime reads every entry of config.d"))
+    return dropins, broken
+
+
+def resolved_config_path(path: str | Path) -> Path:
+    """The file Kata reads for `path`: symlinks resolved (kata-deploy links the old path to runtimes/)."""
+    from .fileio import resolve_link
+
+    return resolve_link(path)
+
+
+KATA_DEPLOY_MARK = re.compile(r"/runtimes/[^/]+/configuration-[^/]+\.toml$")
+
+
 def load_config(path: str | Path, runtime: str | None = None) -> KataConfig:
     main = read_toml(path)
-    folder = Path(path).resolve().parent / "config.d"
-    dropins = [read_toml(p) for p in sorted(folder.glob("*.toml"))] if folder.is_dir() else []
+    resolved = resolved_config_path(path)
     if runtime is None:
         runtime, reason = detect_runtime(main)
     else:
         reason = "--runtime"
-    return KataConfig(main, dropins, runtime, reason)
+    dropins, broken = read_dropins(resolved.parent / "config.d", runtime)
+    return KataConfig(main, dropins, runtime, reason, broken, resolved)
 
 
 # --- editing ---------------------------------------------------------------------------------
@@ -283,31 +356,103 @@ def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comme
     return f"[{'.'.join(table)}] {key} = {value} (added)"
 
 
+def _is_header(line: str) -> bool:
+    return bool(_HEADER.match(line.rstrip("\r\n"))) and not line.lstrip().startswith("#")
+
+
+def _key_name(line: str) -> str | None:
+    match = _KEY.match(line.rstrip("\r\n"))
+    return _split_key(match.group(2))[-1] if match else None
+
+
+def repair_duplicate_table(toml: TomlFile) -> tuple[TomlFile, list[str]] | None:
+    """The recipe's breakage, repaired: a second `[table]` header whose block holds nothing but
+    create_container_timeout (and comments) is dropped; its value is kept as a misplaced entry.
+    None when the file is invalid in any other way (then nothing is guessed)."""
+    twice = re.match(r"table \[([^\]]+)\] is declared twice \(again at line (\d+)\)", toml.error or "")
+    if not twice:
+        return None
+    start = int(twice.group(2)) - 1
+    end = next((i for i in range(start + 1, len(toml.lines)) if _is_header(toml.lines[i])), len(toml.lines))
+    keys = [line for line in toml.lines[start + 1:end] if line.strip() and not line.lstrip().startswith("#")]
+    if not keys or not all(_key_name(line) == TIMEOUT_KEY for line in keys):
+        return None
+    value = tomllib.loads("".join(keys)).get(TIMEOUT_KEY)
+    lines = toml.lines[:start] + toml.lines[end:]
+    repaired = parse_toml("".join(lines), toml.path)
+    if repaired.data is None or not isinstance(value, int):
+        return None
+    # Keep the value as if it stood in the first [table], so it is moved like any misplaced copy.
+    first = toml.headers[_split_key(twice.group(1))]
+    lines.insert(first + 1, f"{TIMEOUT_KEY} = {value}{toml.newline}")
+    repaired = parse_toml("".join(lines), toml.path)
+    note = (f"merged the second [{twice.group(1)}] (line {start + 1}), which made the file invalid TOML and "
+            "held only create_container_timeout")
+    return (repaired, [note]) if repaired.data is not None else None
+
+
+def repair_main(config: KataConfig) -> tuple[KataConfig, list[str]]:
+    """The configuration with its main file's recipe breakage repaired (see repair_duplicate_table)."""
+    if config.main.data is not None:
+        return config, []
+    repaired = repair_duplicate_table(config.main)
+    if repaired is None:
+        raise ImagefixError(f"{config.main.path}:{config.main.error_line}: not valid TOML: "
+                            f"{config.main.error}; fix it by hand (imagefix will not guess which copy "
+                            "you meant)")
+    main, notes = repaired
+    return KataConfig(main, config.dropins, config.runtime, config.runtime_reason, config.broken,
+                      config.resolved), notes
+
+
+def misplaced_values(config: KataConfig, toml: TomlFile) -> list[tuple[Entry, int]]:
+    """create_container_timeout entries in tables the runtime does not read, with their int values."""
+    out = []
+    for entry in toml.entries_named(TIMEOUT_KEY):
+        value = toml.value(entry.path)
+        if entry.table != config.timeout_table and isinstance(value, int) and not isinstance(value, bool):
+            out.append((entry, value))
+    return out
+
+
 def patch_config(config: KataConfig, *, timeout: int | None, memory: int | None,
-                 why_timeout: str = "", why_memory: str = "") -> tuple[str, list[str]]:
-    """The main file with misplaced timeout keys moved and the values set; (text, changes)."""
-    toml = config.main
-    if toml.data is None:
-        raise ImagefixError(f"{toml.path}:{toml.error_line}: not valid TOML: {toml.error}; "
-                            "fix it by hand (imagefix will not guess which copy you meant)")
-    right = config.timeout_table
-    misplaced = [e for e in toml.entries_named(TIMEOUT_KEY) if e.table != right]
+                 why_timeout: str = "", why_memory: str = "", toml: TomlFile | None = None
+                 ) -> tuple[str, list[str]]:
+    """`toml` (the main file by default) with misplaced timeout keys moved and the values set.
+
+    A misplaced value is the user's intent: it becomes the value in force, or
+    the larger of it and the asked one (said in the changes).
+    """
+    toml = toml or config.main
     changes: list[str] = []
-    if timeout is None and misplaced and toml.value((*right, TIMEOUT_KEY)) is None:
-        moved = toml.value(misplaced[-1].path)
-        timeout = moved if isinstance(moved, int) else None
+    if toml.data is None:
+        repaired = repair_duplicate_table(toml)
+        if repaired is None:
+            raise ImagefixError(f"{toml.path}:{toml.error_line}: not valid TOML: {toml.error}; "
+                                "fix it by hand (imagefix will not guess which copy you meant)")
+        toml, changes = repaired
+    right = config.timeout_table
+    misplaced = misplaced_values(config, toml)
+    all_misplaced = [e for e in toml.entries_named(TIMEOUT_KEY) if e.table != right]
+    if misplaced:
+        kept = max(value for _, value in misplaced)
+        if timeout is None or kept > timeout:
+            if timeout is not None:
+                changes.append(f"kept the misplaced {kept} s: it is larger than the {timeout} s asked for")
+            timeout = kept
     lines = list(toml.lines)
-    for entry in sorted(misplaced, key=lambda e: e.line, reverse=True):
+    for entry in sorted(all_misplaced, key=lambda e: e.line, reverse=True):
         del lines[entry.line : entry.last_line + 1]
         changes.append(f"removed {TIMEOUT_KEY} from [{'.'.join(entry.table)}] (line {entry.line + 1}), "
-                       "where Kata ignores it")
+                       "where the runtime does not read it")
     # Re-scan after deletions so line numbers are right for the insertions.
     edited = parse_toml("".join(lines), toml.path)
     lines = list(edited.lines)
     if timeout is not None:
         reasons = [why_timeout] if why_timeout else []
         if misplaced:
-            reasons.insert(0, f"moved here from [{'.'.join(misplaced[-1].table)}], where Kata ignores it")
+            reasons.insert(0, f"moved here from [{'.'.join(misplaced[-1][0].table)}], where the runtime "
+                              "does not read it")
         done = _set_int(edited, right, TIMEOUT_KEY, timeout, "; ".join(reasons) or "set by imagefix", lines)
         if done:
             changes.append(done)
@@ -322,19 +467,46 @@ def patch_config(config: KataConfig, *, timeout: int | None, memory: int | None,
     check = parse_toml(text, toml.path)
     if check.data is None:  # pragma: no cover - a bug, never the user's fault
         raise ImagefixError(f"internal error: the patched {toml.path} does not parse ({check.error})")
-    if timeout is not None and check.value((*right, TIMEOUT_KEY)) != timeout:  # pragma: no cover
-        raise ImagefixError(f"internal error: {TIMEOUT_KEY} did not land in [{'.'.join(right)}]")
     return text, changes
 
 
-def dropin_text(config: KataConfig, *, timeout: int | None, memory: int | None,
-                why_timeout: str, why_memory: str) -> str:
-    nl = config.main.newline
-    out = [f"# Written by imagefix: overrides for {Path(config.main.path).name} (read after it).{nl}"]
-    if timeout is not None:
-        out += [f"{nl}[{'.'.join(config.timeout_table)}]{nl}", f"# {why_timeout}{nl}",
-                f"{TIMEOUT_KEY} = {timeout}{nl}"]
-    if memory is not None:
-        out += [f"{nl}[{'.'.join(config.hypervisor_table())}]{nl}", f"# {why_memory}{nl}",
-                f"{MEMORY_KEY} = {memory}{nl}"]
-    return "".join(out)
+GO_TEMPLATE_TIMEOUT = 60  # @DEFCREATECONTAINERTIMEOUT@ in Kata's Go templates
+
+
+def timeout_to_keep(config: KataConfig, asked: int | None, why: str) -> tuple[int | None, str]:
+    """The timeout a patch must leave in force: the asked one, raised to any misplaced value (the
+    recipe's intent), or the shipped 60 s where a Go config lacks the key (0 s: every create fails)."""
+    kept = [value for toml in config.files if toml.data is not None
+            for _, value in misplaced_values(config, toml)]
+    if kept and max(kept) > (asked or 0) and max(kept) > config.timeout[0]:
+        return max(kept), f"the {max(kept)} s set under another table, where the runtime does not read it"
+    if asked is None and config.runtime == "go" and config.timeout[1] is None:
+        return GO_TEMPLATE_TIMEOUT, ("the Go runtime has no default of its own: without this key every "
+                                     "CreateContainer fails at once")
+    return asked, why
+
+
+def shadowing(after: KataConfig, *, timeout: int | None, memory: int | None) -> list[str]:
+    """Why the effective values (main file + every drop-in, as Kata merges them) are not the asked ones."""
+    problems = [f"{b.path}: {b.why}" for b in after.broken]
+    problems += [f"{t.path}: not valid TOML ({t.error})" for t in after.files if t.data is None]
+    for asked, (value, where, _), key in ((timeout, after.timeout, TIMEOUT_KEY),
+                                          (memory, after.memory, MEMORY_KEY)):
+        if asked is not None and value != asked:
+            source = f"set by {where.path}" if where else "not set anywhere"
+            problems.append(f"the effective {key} would be {value}, {source}")
+    return problems
+
+
+def dropin_text(config: KataConfig, path: str, *, timeout: int | None, memory: int | None,
+                why_timeout: str, why_memory: str) -> tuple[str, list[str]]:
+    """The drop-in at `path` with the values set: an existing file is edited (its other settings
+    stay), a new one starts with a header saying what it is for."""
+    existing = next((t for t in config.dropins if Path(t.path).resolve() == Path(path).resolve()), None)
+    if existing is None:
+        nl = config.main.newline
+        header = (f"# Written by imagefix: overrides for {Path(config.main.path).name}, read after it "
+                  f"and after the drop-ins that sort before this one.{nl}")
+        existing = parse_toml(header, path)
+    return patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
+                        why_memory=why_memory, toml=existing)

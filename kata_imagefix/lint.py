@@ -143,6 +143,17 @@ def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None) -> 
     )
 
 
+def open_base_image(dockerfile: Dockerfile, stage: Stage, open_base: BaseOpener | None) -> Image | None:
+    """The image the stage chain starts FROM (None for scratch or no opener); errors at file:line."""
+    root = dockerfile.chain(stage)[-1]
+    if open_base is None or root.base.lower() == "scratch":
+        return None
+    try:
+        return open_base(root.base)
+    except ImagefixError as exc:
+        raise ImagefixError(f"{dockerfile.path}:{root.from_instruction.line}: base image: {exc}") from None
+
+
 def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None = None,
          open_base: BaseOpener | None = None) -> LintResult:
     stage = dockerfile.stage(target)
@@ -151,13 +162,7 @@ def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None
     if dockerfile.windows:
         result.notes.append(f"skipped: a Windows image ({dockerfile.windows}) is not a Kata workload")
         return result
-    base: Image | None = None
-    if open_base is not None and root.base.lower() != "scratch":
-        try:
-            base = open_base(root.base)
-        except ImagefixError as exc:
-            where = f"{dockerfile.path}:{root.from_instruction.line}"
-            raise ImagefixError(f"{where}: base image: {exc}") from None
+    base = open_base_image(dockerfile, stage, open_base)
     user = effective_user(dockerfile, stage, base)
     result.user = user
     if user is None:

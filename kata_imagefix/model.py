@@ -85,6 +85,7 @@ class Image:
     digest: str | None = None  # manifest or repo digest
     image_id: str | None = None  # config digest
     transfer: Any = None  # registry request/byte counts, for images read from a registry
+    repo_digests: list[str] = field(default_factory=list)  # the engine's RepoDigests (NAME@sha256:...)
     _read_file: FileReader | None = field(default=None, repr=False)
     # Each layer's (path, bytes, kind) entries, bottom-up; the argument says how ("auto", "direct", "export").
     _walk_layers: Callable[[str], tuple[list[list[tuple[str, int, str]]], str]] | None = \

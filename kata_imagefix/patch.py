@@ -121,4 +121,5 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
         lines[last + 1 : last + 1] = inserted
         where = f"appended after line {last + 1}"
     text = prefix + "".join(lines)
-    return PatchOutcome(dockerfile.path, prefix + original, text, f"{comment.split(' (')[0]} ({where})")
+    return PatchOutcome(dockerfile.path, prefix + original, text,
+                        f"{comment.removesuffix(f' ({_WHY})')} ({where})")

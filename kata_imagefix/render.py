@@ -39,8 +39,14 @@ def _no_line_breaks(value: Any, what: str) -> str:
 
 
 def dockerfile_string(value: Any) -> str:
-    """A double-quoted Dockerfile string (LABEL/ENV values)."""
-    return json.dumps(_no_line_breaks(value, "value"))
+    """A double-quoted Dockerfile string (ENV, LABEL, WORKDIR) the builder takes literally.
+
+    Inside double quotes the builder's lexer expands `$` and treats the escape
+    character before `"`, `$` and itself: those three are escaped, nothing
+    else (JSON's \\uXXXX or \\t would reach the image as written).
+    """
+    text = _no_line_breaks(value, "value")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def dockerfile_word(value: Any) -> str:

@@ -256,3 +256,15 @@ def test_patch_cli_usage_errors(cli, spark_file, tmp_path):
 def test_reset_mode_says_it_runs_as_root(cli, spark_file):
     result = cli("patch", spark_file, "--user-mode", "reset")
     assert 'USER ""' in result.stdout and "ROOT" in result.stdout and WHY in result.stdout
+
+
+def test_no_message_contradicts_its_severity():
+    """An info or warning never says the container fails; an error never says it works."""
+    for case in CASES:
+        dockerfile = parse_dockerfile(case.dockerfile.encode(), "Dockerfile", case.build_args)
+        for finding in lint(dockerfile, RuleSelection(), target=case.target).findings:
+            text = f"{finding.message} {finding.fix or ''}".lower()
+            if finding.severity < Severity.ERROR:
+                assert "fails" not in text and "refuse" not in text, (case.name, finding.message)
+            else:
+                assert "works" not in finding.message.lower(), (case.name, finding.message)

@@ -74,3 +74,40 @@ def test_resolve_base_missing_image_is_a_clear_error(cli, engine, tmp_path):
     result = cli("lint", "--resolve-base", path)
     assert result.exit_code == 2
     assert f"{path}:1: base image" in result.stderr and "not in the local Docker engine" in result.stderr
+
+
+def test_user_from_the_base_images_env_is_unknown_until_the_base_is_read(cli, engine, images, tmp_path):
+    # Jupyter style: the base sets ENV NB_UID and creates the user, the child says USER ${NB_UID}
+    parent = images.build(f"FROM {base_image()}\nENV NB_UID=1000\n"
+                          "RUN echo 'jovyan:x:1000:100::/home/jovyan:/bin/sh' >> /etc/passwd\n", name="nb")
+    child = tmp_path / "Dockerfile"
+    child.write_text(f"FROM {parent}\nUSER root\nRUN true\nUSER ${{NB_UID}}\n")
+    plain = cli("lint", "--format", "json", child).json()["files"][0]
+    assert [(f["rule"], f["line"]) for f in plain["findings"]] == [("KIF106", 4)]
+    assert "base image's ENV decides" in plain["findings"][0]["message"]
+    assert "--build-arg" not in plain["findings"][0]["message"]  # no ARG NB_UID: a build-arg does nothing
+    assert "no USER" not in cli("lint", child).stdout
+    resolved = cli("lint", "--resolve-base", "--format", "json", child).json()["files"][0]
+    finding = resolved["findings"][0]
+    assert finding["rule"] == "KIF102" and finding["severity"] == "warning"
+    assert finding["fix"].startswith("USER 1000:100")
+    out = tmp_path / "Dockerfile.kata"
+    assert cli("patch", child, "--resolve-base", "-o", out).exit_code == 0
+    assert out.read_text().endswith("USER 1000:100\n")
+    assert run_id(engine, images.build(out.read_text(), name="nbfixed")).split() == ["1000", "100"]
+
+
+def test_quoted_from_is_unquoted_as_buildkit_does(cli, engine, images, tmp_path):
+    name, tag = base_image().rsplit(":", 1)
+    path = tmp_path / "Dockerfile"
+    path.write_text(f'ARG TAG={tag}\nFROM {name}:"${{TAG}}"\nUSER app\n')
+    doc = cli("lint", "--resolve-base", "--format", "json", path).json()
+    assert [f["rule"] for f in doc["files"][0]["findings"]] == ["KIF101"]
+    assert doc["files"][0]["findings"][0]["fix"].startswith("USER 10001:10001")
+
+
+def test_user_without_an_argument_is_an_input_error_on_its_line(cli, tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\nRUN true\nUSER\n")
+    result = cli("lint", path)
+    assert result.exit_code == 2 and f"{path}:3: USER needs an argument" in result.stderr

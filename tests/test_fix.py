@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from conftest import base_image
+from conftest import ROOT, base_image
 from registries import CountingProxy, push_spec, repo_name, spark_like
 
 from kata_imagefix.registry.client import RegistryClient
@@ -196,3 +196,64 @@ def test_in_registry_fixes_every_platform_without_moving_layers(cli, registry, t
     again = cli("fix", f"docker://{registry.host}/{repository}:3.5.3", "--in-registry",
                 "--tag", f"{registry.host}/{repository}-kata:3.5.3")
     assert again.exit_code == 2 and "exists already" in again.stderr
+
+
+TRICKY = (
+    "FROM {base}\n"
+    "RUN mkdir -p '/w$HOME' /opt/app && echo app > /opt/app/run\n"
+    "ENV B=\\$HOME C=a\\${{PATH}}b D='quote\"d \\\\ back' E=caf\u00e9\n"
+    "WORKDIR /w\\$HOME\n"
+    "LABEL org.example.team=\"data \\$team\"\n"
+    "VOLUME /data\n"
+    "USER spark\n"
+    'ENTRYPOINT ["/bin/sh", "-c", "echo $HOME"]\n'
+)
+
+
+def test_multistage_keeps_every_runtime_value_literally(cli, engine, images):
+    source = images.build(TRICKY.format(base=base_image()), name="tricky")
+    expected = engine.inspect_image(source)["Config"]
+    assert "B=$HOME" in expected["Env"] and expected["WorkingDir"] == "/w$HOME"  # the builder took \$ as $
+    runtime = images.build(f"FROM {base_image()}\nENV SSL_CERT_FILE=/etc/ssl/certs/ca.pem\n", name="rt")
+    result = cli("fix", source, "--variant", "multistage", "--runtime-base", runtime, "--keep", "/opt/app",
+                 "--tag", "imagefix-test/tricky:slim", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    images.tags.append("imagefix-test/tricky:slim")
+    fixed = engine.inspect_image("imagefix-test/tricky:slim")["Config"]
+    for key in ("WorkingDir", "Entrypoint", "Cmd", "ExposedPorts", "Volumes"):
+        assert fixed.get(key) == expected.get(key), key
+    assert set(expected["Env"]) <= set(fixed["Env"])
+    assert fixed["Labels"]["org.example.team"] == "data $team"
+    assert result.json()["added_by_runtime_base"] == ["Env SSL_CERT_FILE"]
+
+
+def test_a_changed_value_fails_the_fix_and_leaves_no_tag(cli, engine, images, tmp_path):
+    source = images.build(TRICKY.format(base=base_image()), name="tricky2")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    shipped = (ROOT / "templates" / "multistage.Dockerfile.j2").read_text()
+    (templates / "multistage.Dockerfile.j2").write_text(shipped + "ENV B=changed\n")
+    before = tags(engine)
+    result = cli("fix", source, "--variant", "multistage", "--runtime-base", base_image(), "--keep",
+                 "/opt/app", "--template-dir", templates, "--tag", "imagefix-test/tricky:bad")
+    assert result.exit_code == 2 and "verification failed" in result.stderr
+    assert "Env B is 'changed'" in result.stderr
+    assert tags(engine) == before
+
+
+def test_a_mirrored_image_is_pinned_to_its_own_repository(cli, engine, images, registry):
+    built = images.build(SPARK_LIKE.format(base=base_image()), name="mirrored")
+    mirror_repo = f"{registry.host}/{repo_name('team/spark')}"
+    engine.tag(built, mirror_repo, "3.5.3")
+    for event in engine.push(mirror_repo, "3.5.3", stream=True, decode=True):
+        assert "error" not in event, event
+    local = f"{repo_name('team/spark')}:3.5.3"  # re-tagged for the cluster's manifests
+    engine.tag(built, local.rsplit(":", 1)[0], "3.5.3")
+    images.tags += [local, f"{mirror_repo}:3.5.3"]
+    digests = engine.inspect_image(local)["RepoDigests"]
+    assert digests and all(d.startswith(mirror_repo + "@") for d in digests)
+    result = cli("fix", local, "--format", "json", "--tag", f"{local}-kata")
+    assert result.exit_code == 0, result.stderr
+    images.tags.append(f"{local}-kata")
+    assert f"FROM {digests[0]}" in result.json()["dockerfile"]  # the mirror's name, as listed
+    assert engine.inspect_image(f"{local}-kata")["Config"]["User"] == "185:185"

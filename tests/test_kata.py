@@ -71,7 +71,10 @@ agent_name = "kata"
 {runtime_extra}"""
 
 
-def go(factory_extra: str = "", runtime_extra: str = "") -> str:
+SHIPPED_TIMEOUT = "create_container_timeout = 60\n"
+
+
+def go(factory_extra: str = "", runtime_extra: str = SHIPPED_TIMEOUT) -> str:
     return GO_TDX.format(factory_extra=factory_extra, runtime_extra=runtime_extra)
 
 
@@ -94,7 +97,7 @@ def test_the_factory_recipe_is_caught_at_its_line(cli, config):
     path = config(go(factory_extra="create_container_timeout = 120\n"))
     assert findings(cli, path) == [("KIF301", 23)]
     message = cli("kata", "check", path).stdout
-    assert "ignored by Kata" in message and "[runtime]" in message and "60 s stays in force" in message
+    assert "[runtime]" in message and "ignored, so 60 s is in force" in message
 
 
 def test_the_right_place_is_quiet(cli, config):
@@ -106,11 +109,10 @@ def test_patch_moves_the_key_and_keeps_every_other_byte(cli, config, tmp_path):
     out = tmp_path / "patched.toml"
     result = cli("kata", "patch", path, "-o", out)
     assert result.exit_code == 0, result.stderr
-    expected = go(runtime_extra="# imagefix: moved here from [factory], where Kata ignores it\n"
-                                "create_container_timeout = 120\n")
-    # inserted after the last key of [runtime], before the comment that belongs to [image]
-    assert out.read_text() == expected.replace("experimental=[]\n\n# imagefix", "experimental=[]\n# imagefix")
+    # the recipe's 120 becomes the value in force: the shipped 60 in [runtime] is raised, not kept
+    assert out.read_text() == go(runtime_extra="create_container_timeout = 120\n")
     assert "removed create_container_timeout from [factory] (line 23)" in result.stdout
+    assert "[runtime] create_container_timeout = 60 -> 120" in result.stdout
     assert findings(cli, out) == []
     again = tmp_path / "again.toml"
     assert cli("kata", "patch", out, "-o", again).exit_code == 0
@@ -134,7 +136,7 @@ def test_patch_auto_values_come_from_the_images(cli, config, tmp_path):
     result = cli("kata", "patch", path, "--create-container-timeout", "auto", "--image", MYSQL, "-o", out)
     assert result.exit_code == 0, result.stderr
     assert "create_container_timeout = 120\n" in out.read_text()
-    assert "mysql:8.4 needs ~98 s" in out.read_text()
+    assert "[runtime] create_container_timeout = 60 -> 120" in result.stdout
     assert findings(cli, out, "--image", MYSQL) == []
     missing = cli("kata", "patch", path, "--create-container-timeout", "auto")
     assert missing.exit_code == 2 and "auto needs the images" in missing.stderr
@@ -142,7 +144,7 @@ def test_patch_auto_values_come_from_the_images(cli, config, tmp_path):
 
 def test_kif303_timeout_and_memory_too_low(cli, config):
     path = config(go())
-    assert findings(cli, path, "--image", MYSQL) == [("KIF303", None)]
+    assert findings(cli, path, "--image", MYSQL) == [("KIF303", 40)]  # at the key in force
     result = cli("kata", "check", "--format", "json", path, "--image", MYSQL)
     finding = result.json()["files"][0]["findings"][0]
     assert finding["data"]["recommended_create_container_timeout"] == 120
@@ -154,16 +156,26 @@ def test_kif303_timeout_and_memory_too_low(cli, config):
     assert "kubelet's runtimeRequestTimeout" in slow.json()["files"][0]["findings"][0]["message"]
 
 
-def test_duplicate_factory_header_is_invalid_and_never_guessed(cli, config, tmp_path):
+def test_duplicate_factory_header_is_reported_and_the_recipe_case_repaired(cli, config, tmp_path):
     text = go() + "\n[factory]\ncreate_container_timeout = 120\n"
     path = config(text)
     doc = cli("kata", "check", "--format", "json", path).json()["files"][0]
     kif302 = next(f for f in doc["findings"] if f["rule"] == "KIF302")
     second = text.splitlines().index("[factory]", text.splitlines().index("[factory]") + 1) + 1
     assert kif302["line"] == second and "table [factory] is declared twice" in kif302["message"]
+    assert "is in force" not in " ".join(f["message"] for f in doc["findings"])  # the file does not load
     result = cli("kata", "patch", path, "--in-place")
-    assert result.exit_code == 2
-    assert f"{path}:{second}: not valid TOML: table [factory] is declared twice" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert f"merged the second [factory] (line {second})" in result.stdout
+    assert path.read_text() == go(runtime_extra="create_container_timeout = 120\n") + "\n"
+    assert findings(cli, path) == []
+
+
+def test_other_invalid_toml_is_never_guessed(cli, config, tmp_path):
+    text = go() + "\n[factory]\nenable_template = true\n"
+    path = config(text)
+    result = cli("kata", "patch", path, "--in-place")
+    assert result.exit_code == 2 and "table [factory] is declared twice" in result.stderr
     assert path.read_text() == text and not (tmp_path / f"{path.name}.bak").exists()
 
 

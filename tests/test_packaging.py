@@ -53,7 +53,7 @@ def test_template_values_cannot_inject_instructions():
     with pytest.raises(ImagefixError, match="break the Dockerfile"):
         render("user.Dockerfile.j2", {**values, "user": "0\\"})
     quoted = render("user.Dockerfile.j2", {**values, "change": 'say "hi" $HOME'})
-    assert 'io.imagefix.change="say \\"hi\\" $HOME"' in quoted
+    assert 'io.imagefix.change="say \\"hi\\" \\$HOME"' in quoted  # the builder would expand a bare $
     with pytest.raises(ImagefixError, match="'base_ref' is undefined"):
         render("user.Dockerfile.j2", {k: v for k, v in values.items() if k != "base_ref"})
 

@@ -107,6 +107,7 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
           resolve_base: bool) -> None:
     """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was."""
     from ..fileio import write_atomic
+    from ..lint import open_base_image
     from ..patch import patch as patch_one
 
     if output and in_place:
@@ -125,10 +126,7 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
     for path in dockerfiles:
         try:
             dockerfile = _load_dockerfile(path, args)
-            base = None
-            if open_base is not None:
-                root = dockerfile.chain(dockerfile.stage(target))[-1]
-                base = open_base(root.base) if root.base.lower() != "scratch" else None
+            base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
             outcome = patch_one(dockerfile, user_mode, target=target, base=base)
         except ImagefixError as exc:
             failed = True

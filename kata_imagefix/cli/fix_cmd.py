@@ -119,6 +119,7 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
                              "gid": checked.gid},
             "before": {k.replace(" ", "_"): b for k, b, _ in rows},
             "after": {k.replace(" ", "_"): a for k, _, a in rows},
+            "added_by_runtime_base": done.added,
         }, indent=2))
     else:
         from ..sizes import human_size
@@ -127,11 +128,14 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
         how = (f"id in a container says {checked.uid}:{checked.gid}" if checked.ran
                else "config checked (no `id` in the image to run)")
         shown_user = checked.config_user or '""'
-        click.echo(f"verified: config user {shown_user}; {how}; no KIF101")
+        click.echo(f"verified: config user {shown_user}; {how}; no KIF101; Env, WorkingDir, Entrypoint, "
+                   "Cmd, ports, volumes and labels as in the source")
         for name, before, after_value in rows:
             if name == "unpacked size":
                 before, after_value = human_size(before), human_size(after_value)
             click.echo(f"  {name:14} {before!s:>12} -> {after_value}")
+        if done.added:
+            click.echo(f"added by the runtime base (allowed): {', '.join(done.added)}")
         for note in plan.notes:
             click.echo(f"note: {note}")
         if pushed:

@@ -65,7 +65,8 @@ def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], ru
 @click.option("--image", "images", multiple=True, metavar="REF", help="Images for the auto values.")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the patched config here.")
-@click.option("--in-place", is_flag=True, help="Replace CONFIG atomically, keeping CONFIG.bak.")
+@click.option("--in-place", is_flag=True,
+              help="Rewrite CONFIG (through symlinks) atomically, keeping a numbered CONFIG.bak.")
 @click.option("--drop-in", type=click.Path(dir_okay=False),
               help="Write only the overrides to this drop-in (e.g. config.d/50-imagefix.toml).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff.")
@@ -76,9 +77,10 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
                drop_in: str | None, show_diff: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays."""
     import difflib
+    from pathlib import Path
 
     from ..fileio import write_atomic
-    from ..kata import dropin_text, load_config, patch_config
+    from ..kata import dropin_text, load_config, patch_config, repair_main, timeout_to_keep
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
@@ -86,11 +88,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
     want_memory = auto_or_int(memory, "--default-memory")
     if "auto" in (want_timeout, want_memory) and not images:
         raise ImagefixError("auto needs the images: add --image REF (one or more)")
-    config = load_config(config_file, runtime)
-    if config.main.data is None:
-        raise ImagefixError(f"{config.main.path}:{config.main.error_line}: not valid TOML: "
-                            f"{config.main.error}; fix it by hand (imagefix will not guess which copy "
-                            "you meant)")
+    config, repairs = repair_main(load_config(config_file, runtime))
     model = config_budget_model(ctx, kw, config)
     estimates = estimates_for(images, model)
     why_timeout = why_memory = ""
@@ -106,32 +104,57 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
         if want_memory == "auto":
             needed = biggest[1].recommended_memory_mib
             want_memory = needed if needed > config.memory[0] else None
+    want_timeout, why_timeout = timeout_to_keep(config, want_timeout, why_timeout)
     if drop_in:
-        if want_timeout is None and want_memory is None:
-            raise ImagefixError("nothing to write to the drop-in: the values in force already suffice")
-        text = dropin_text(config, timeout=want_timeout, memory=want_memory,
-                           why_timeout=why_timeout or "set by imagefix",
-                           why_memory=why_memory or "set by imagefix")
-        write_atomic(drop_in, text.encode())
-        click.echo(f"wrote {drop_in}" + (f": {TIMEOUT_NOTE}" if _misplaced(config) else ""))
-        ctx.exit(0)
-    text, changes = patch_config(config, timeout=want_timeout, memory=want_memory,
-                                 why_timeout=why_timeout, why_memory=why_memory)
-    original = "".join(config.main.lines)
+        target = Path(drop_in)
+        if target.resolve().parent != config.dropin_dir.resolve():
+            raise ImagefixError(f"{drop_in} is not in {config.dropin_dir}, the config.d Kata reads for "
+                                f"{config_file}: it would change nothing")
+        text, changes = dropin_text(config, str(target), timeout=want_timeout, memory=want_memory,
+                                    why_timeout=why_timeout or "set by imagefix",
+                                    why_memory=why_memory or "set by imagefix")
+        write_to = target
+    else:
+        text, changes = patch_config(config, timeout=want_timeout, memory=want_memory,
+                                     why_timeout=why_timeout, why_memory=why_memory)
+        write_to = Path(config_file)
+    original = Path(write_to).read_text() if Path(write_to).is_file() else ""
+    after = config.with_text(str(write_to), text)
+    _check_effective(config, after, want_timeout, want_memory, text != original)
     if show_diff and text != original:
-        name = config_file.lstrip("/")
+        name = str(write_to).lstrip("/")
         click.echo("".join(difflib.unified_diff(original.splitlines(True), text.splitlines(True),
                                                 f"a/{name}", f"b/{name}")), nl=False)
-    report = (lambda t: click.echo(t, err=True)) if not (output or in_place) else click.echo
+    writes = bool(output or in_place or drop_in)
+    report = click.echo if writes else (lambda t: click.echo(t, err=True))
     if output:
         write_atomic(output, text.encode())
-    elif in_place:
-        if text != original:
-            write_atomic(config_file, text.encode(), backup=True)
-    elif not show_diff:
+    elif (in_place or drop_in) and text != original:
+        target_dir = Path(write_to).parent
+        target_dir.mkdir(parents=True, exist_ok=True)
+        saved = write_atomic(write_to, text.encode(), backup=in_place)
+        if saved is not None:
+            report(f"kept the original as {saved}")
+    elif not writes and not show_diff:
         click.echo(text, nl=False)
-    for change in changes or ["unchanged: the config already does what was asked"]:
+    for change in repairs + changes or ["unchanged: the config already does what was asked"]:
         report(change)
+    if drop_in and _misplaced(config):
+        report(f"note: {TIMEOUT_NOTE}")
+    if in_place and config.kata_deploy:
+        report(f"note: {config.resolved} is managed by kata-deploy and replaced on upgrade; keep "
+               f"changes in a drop-in: --drop-in {config.dropin_dir}/90-imagefix.toml")
+
+
+def _check_effective(before, after, timeout: int | None, memory: int | None, changed: bool) -> None:
+    """Fail loudly when Kata would not see the asked values after the write (a later drop-in
+    shadows them, a broken entry stops the load)."""
+    from ..kata import shadowing
+
+    problems = shadowing(after, timeout=timeout, memory=memory)
+    if problems:
+        verb = "the change" if changed else "the config"
+        raise ImagefixError(f"{verb} would not take effect: {'; '.join(problems)}")
 
 
 TIMEOUT_NOTE = "the misplaced create_container_timeout in the main file is still there (ignored by Kata)"

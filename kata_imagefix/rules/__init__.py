@@ -14,6 +14,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif301_misplaced_timeout,
     kif302_invalid_toml,
     kif303_budget_too_low,
+    kif304_missing_go_timeout,
 )
 from .base import REGISTRY, ImageSubject, Rule, UserSubject
 

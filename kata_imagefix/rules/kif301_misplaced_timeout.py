@@ -3,34 +3,53 @@ from .base import rule
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
+def _fatal(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
+    if runtime == "rs":
+        return (len(table) == 3 and table[0] == "hypervisor" and table[2] == "factory") or \
+            table == ("agent", "kata", "mem_agent")
+    # Go: a drop-in's key under a map table ([agent.X], [hypervisor.X]) fails applyKey.
+    return in_dropin and len(table) == 2 and table[0] in ("agent", "hypervisor")
+
+
 @rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata")
 def check(subject: KataSubject):
-    """Kata config: `create_container_timeout` in a table where Kata ignores it.
+    """Kata config: `create_container_timeout` in a table where the runtime ignores it or refuses the file.
 
     Why: the Go runtime (kata-qemu-tdx) reads `create_container_timeout` only
     from `[runtime]`, runtime-rs only from `[agent.kata]`. The popular recipe
-    puts it under `[factory]`, which only knows enable_template, template_path,
-    vm_cache_number and vm_cache_endpoint: the key is silently ignored (drop-in
-    files at least log "undecoded keys") and the 60 s default stays.
+    puts it under `[factory]`: the Go runtime drops the unknown key silently
+    (a drop-in at least logs "undecoded keys"), so another value stays in
+    force. In some tables the key is fatal: runtime-rs's
+    `[hypervisor.<hv>.factory]` and `[agent.kata.mem_agent]` reject unknown
+    keys, and a Go drop-in with it under `[agent.kata]` fails to apply - the
+    runtime then refuses to load the configuration at all.
 
     Bad:   [factory]
            create_container_timeout = 120
     Good:  [runtime]
            create_container_timeout = 120
-    Fix:   imagefix kata patch CONFIG --in-place (moves it, keeps every comment).
+    Fix:   imagefix kata patch CONFIG --in-place (moves it, keeps its value and every comment).
     """
     config = subject.config
     right = ".".join(config.timeout_table)
+    value_now = config.timeout[0]
     for toml in config.files:
+        in_dropin = toml is not config.main
         for entry in toml.entries_named(TIMEOUT_KEY):
             if entry.table == config.timeout_table:
                 continue
             where = ".".join(entry.table) or "the top level"
+            if _fatal(config.runtime, entry.table, in_dropin):
+                effect = "the runtime refuses to load this configuration (the table rejects unknown keys)"
+            elif config.loads:
+                effect = f"ignored, so {value_now} s is in force"
+            else:
+                effect = "ignored"
+            fix = (f"edit {toml.path}: put it under [{right}]" if in_dropin else
+                   f"move it to [{right}]: imagefix kata patch {config.main.path} --in-place")
             yield subject.finding(
                 "KIF301",
-                f"{TIMEOUT_KEY} under [{where}] is ignored by Kata: the {config.runtime} runtime reads it "
-                f"only from [{right}] ({config.runtime_reason}), so the default "
-                f"{config.timeout[0]} s stays in force",
-                f"move it to [{right}]: imagefix kata patch {config.main.path} --in-place",
-                toml.path, entry.line + 1, table=where, expected_table=right,
+                f"{TIMEOUT_KEY} under [{where}]: the {config.runtime} runtime reads it only from [{right}] "
+                f"({config.runtime_reason}); here it is {effect}",
+                fix, toml.path, entry.line + 1, table=where, expected_table=right,
             )

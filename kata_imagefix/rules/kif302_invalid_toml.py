@@ -14,11 +14,15 @@ def check(subject: KataSubject):
     Fix: remove the duplicate by hand (imagefix does not guess which copy you
     meant), then `imagefix kata patch` puts the timeout where it works.
     """
+    for broken in subject.config.broken:
+        yield subject.finding("KIF302", f"{broken.why}: the Kata runtime cannot load its configuration",
+                              f"remove {broken.path} or make it a TOML file", broken.path, None)
     for toml in subject.config.files:
         if toml.data is None:
             yield subject.finding(
                 "KIF302",
                 f"not valid TOML: {toml.error}; the Kata runtime cannot load this file",
-                "remove the duplicate, then run imagefix kata patch",
+                "imagefix kata patch CONFIG --in-place merges a duplicate table that holds only "
+                "create_container_timeout; otherwise remove the duplicate by hand",
                 toml.path, toml.error_line,
             )

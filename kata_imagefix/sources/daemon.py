@@ -233,6 +233,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         platform=platform_of(config),
         name=name if ":" in name or "@" in name else (tags[0] if tags else name),
         digest=repo_digests[0].partition("@")[2] if repo_digests else None,
+        repo_digests=list(repo_digests),
         image_id=image_id, _read_file=read_file, _walk_layers=walk_layers,
     )
 
