@@ -1,6 +1,6 @@
 """The guest-pull budget: how long an image takes to pull inside the guest, and whether it fits.
 
-The model (KATA-FACTS.md §2-3), every constant settable:
+The model (docs/kata-config.md), every constant settable:
 
   pull time   = overhead + unpacked size / pull rate        (MB = 10^6 bytes)
   needed      = pull time x safety factor

@@ -20,7 +20,7 @@ from .users import UserKind, UserSpec, resolve_user
 
 VARIANTS = ("user", "multistage", "distroless")
 USER_MODES = ("numeric", "reset", "root")
-# KATA-FACTS §6: language images only on -debian13; debian12 reached end of life in Sept 2026.
+# Distroless language images exist only on -debian13; debian12 reached end of life in Sept 2026.
 DISTROLESS = {
     "static": "gcr.io/distroless/static-debian13",
     "base": "gcr.io/distroless/base-debian13",

@@ -1,7 +1,7 @@
 """What a pod needs to run an image on Kata: runtimeClass, numeric user, annotations - and why.
 
 Never `runAsNonRoot: true` alone for a named-user image: the kubelet cannot
-verify a non-numeric user and refuses the pod (KATA-FACTS §4); imagefix sets
+verify a non-numeric user and refuses the pod (docs/users.md); imagefix sets
 the numeric runAsUser/runAsGroup instead.
 """
 

@@ -13,7 +13,7 @@ from .users import UserSpec, resolve_user
 
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
 
-# Severity changes per profile; None drops the rule (DESIGN.md "Profiles").
+# Severity changes per profile; None drops the rule (README "Profiles").
 _PROFILE_SEVERITY: dict[str, dict[str, Severity | None]] = {
     "kata-tdx": {},
     # Without guest pull the host can read /etc/passwd: a named user works, numeric is cleaner;
