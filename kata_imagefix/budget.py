@@ -21,6 +21,13 @@ from dataclasses import dataclass, fields
 
 MIB = 2**20
 MB = 10**6
+# BudgetModel field -> the flag that sets it (cli/options.py budget_options)
+_FLAGS = {
+    "guest_memory_mib": "--guest-memory", "pull_rate_mb_s": "--pull-rate",
+    "create_timeout_s": "--create-timeout", "kubelet_timeout_s": "--kubelet-timeout",
+    "memory_reserve_mib": "--memory-reserve", "overhead_s": "--pull-overhead",
+    "safety_factor": "--safety-factor", "tmpfs_fraction": "--tmpfs-fraction",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,17 @@ class BudgetModel:
     kubelet_timeout_s: int = 120  # kubelet runtimeRequestTimeout default (2 min)
     timeout_step_s: int = 30
     memory_step_mib: int = 256
+
+    def flags(self, *, skip: tuple[str, ...] = ()) -> str:
+        """The command-line flags that give this model (only the settings that differ from the
+        defaults), so a suggested command reproduces the numbers that produced it."""
+        defaults = BudgetModel()
+        out = []
+        for name, flag in _FLAGS.items():
+            value = getattr(self, name)
+            if flag not in skip and value != getattr(defaults, name):
+                out.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+        return "".join(f" {item}" for item in out)
 
     def estimate(self, unpacked_bytes: int) -> BudgetEstimate:
         pull_s = self.overhead_s + unpacked_bytes / MB / self.pull_rate_mb_s

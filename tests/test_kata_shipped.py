@@ -160,3 +160,39 @@ def test_config_d_entries_that_break_loading_are_reported(cli, tmp_path, make, n
     doc = check(cli, link)
     assert "KIF302" in [f["rule"] for f in doc["findings"]]
     assert needle in " ".join(f["message"] for f in doc["findings"])
+
+
+def _suggested_commands(doc) -> list[list[str]]:
+    import re
+    import shlex
+
+    out = []
+    for finding in doc["findings"]:
+        for command in re.findall(r"`imagefix (kata patch [^`]*)`", finding["fix"] or ""):
+            out.append(shlex.split(command))
+    return out
+
+
+@pytest.mark.parametrize("case", ["factory-recipe", "missing-go-key", "drop-in-recipe", "budget-flags"])
+def test_every_suggested_command_run_as_printed_does_what_it_says(cli, tmp_path, case):
+    path = tmp_path / "configuration-qemu-tdx.toml"
+    text = GO_TDX.read_text()
+    args: tuple[str, ...] = ()
+    if case == "factory-recipe":
+        text = text.replace("[factory]\n", "[factory]\ncreate_container_timeout = 120\n", 1)
+    elif case == "missing-go-key":
+        text = text.replace("\ncreate_container_timeout = 60\n", "\n")
+    elif case == "drop-in-recipe":
+        (tmp_path / "config.d").mkdir()
+        (tmp_path / "config.d" / "50-recipe.toml").write_text("[factory]\ncreate_container_timeout = 150\n")
+    else:
+        args = ("--image", MYSQL, "--pull-rate", "4", "--tmpfs-fraction", "0.25")
+    path.write_text(text)
+    before = check(cli, path, *args)
+    commands = _suggested_commands(before)
+    assert before["findings"] and commands, before["findings"]
+    for command in commands:
+        result = cli(*command)
+        assert result.exit_code == 0, (command, result.stderr)
+    after = check(cli, path, *args)
+    assert after["findings"] == [], after["findings"]

@@ -38,8 +38,8 @@ def check(subject: ImageSubject):
         f"estimated guest pull + unpack needs {budget.needed_timeout_seconds:.0f} s "
         f"({pull_explanation(subject)}), above create_container_timeout "
         f"{budget.model.create_timeout_s} s",
-        f"set create_container_timeout = {seconds} in [runtime] of the Kata config "
-        "(not [factory]: ignored there), or pod annotation "
+        f"set create_container_timeout = {seconds} in the Kata config - [runtime] for the Go runtime "
+        "(kata-qemu-tdx), [agent.kata] for runtime-rs; not [factory], ignored there - or pod annotation "
         f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}"',
         needed_seconds=round(budget.needed_timeout_seconds, 1),
         recommended_create_container_timeout=seconds,

@@ -45,8 +45,9 @@ def check(subject: KataSubject):
                 effect = f"ignored, so {value_now} s is in force"
             else:
                 effect = "ignored"
-            fix = (f"edit {toml.path}: put it under [{right}]" if in_dropin else
-                   f"move it to [{right}]: imagefix kata patch {config.main.path} --in-place")
+            fix = (f"move it to [{right}] in the drop-in: `imagefix kata patch {config.main.path} "
+                   f"--drop-in {toml.path}`" if in_dropin else
+                   f"move it to [{right}]: `imagefix kata patch {config.main.path} --in-place`")
             yield subject.finding(
                 "KIF301",
                 f"{TIMEOUT_KEY} under [{where}]: the {config.runtime} runtime reads it only from [{right}] "

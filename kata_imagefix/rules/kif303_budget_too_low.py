@@ -25,6 +25,8 @@ def check(subject: KataSubject):
     memory, memory_file, memory_entry = config.memory
     main = config.main.path
     for ref, estimate in subject.estimates:
+        # the model's own flags, less the two the config supplies (kata patch reads them from it)
+        flags = estimate.model.flags(skip=("--guest-memory", "--create-timeout"))
         if not estimate.fits_create_timeout:
             seconds = estimate.recommended_timeout_seconds
             kubelet = ""
@@ -38,7 +40,9 @@ def check(subject: KataSubject):
                 f"({human_size(estimate.unpacked_bytes)}) needs {estimate.needed_timeout_seconds:.0f} s"
                 + kubelet,
                 f"set {TIMEOUT_KEY} = {seconds} in [{'.'.join(config.timeout_table)}] "
-                f"(imagefix kata patch {main} --create-container-timeout auto --image {ref}), or per pod "
+                f"(`imagefix kata patch {main} --in-place --create-container-timeout auto "
+                f"--image {ref}{flags}`), "
+                "or per pod "
                 f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}" - '
                 + PASSTHROUGH,
                 (timeout_file.path if timeout_file else main),
@@ -54,7 +58,8 @@ def check(subject: KataSubject):
                 f"{human_size(estimate.room_bytes)}, but {ref} unpacks to "
                 f"{human_size(estimate.unpacked_bytes)}",
                 f"set {MEMORY_KEY} = {mib} in [{'.'.join(config.hypervisor_table())}] "
-                f"(imagefix kata patch {main} --default-memory auto --image {ref}), or per pod "
+                f"(`imagefix kata patch {main} --in-place --default-memory auto --image {ref}{flags}`), "
+                "or per pod "
                 f'io.katacontainers.config.hypervisor.default_memory: "{mib}" (or raise the pod\'s '
                 "memory limits: TDX sizes the guest as default_memory + limits)",
                 (memory_file.path if memory_file else main),
