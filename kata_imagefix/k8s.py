@@ -18,6 +18,7 @@ from .model import Image
 from .reference import parse_docker_reference
 from .sizes import human_size
 from .users import UserKind, UserSpec, resolve_user
+from .yamledit import DocumentEditor, Insert, indent_step
 
 TIMEOUT_ANNOTATION = "io.katacontainers.config.runtime.create_container_timeout"
 MEMORY_ANNOTATION = "io.katacontainers.config.hypervisor.default_memory"
@@ -32,6 +33,32 @@ WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Runtime classes whose shipped Go configs list default_memory in enable_annotations (Kata 4.1);
+# on any other class the Go runtime refuses a pod carrying the annotation (docs/kata-config.md).
+MEMORY_ANNOTATION_CLASSES = ("kata-qemu-tdx", "kata-qemu-snp", "kata-qemu-se", "kata-qemu-coco-dev",
+                             "kata-qemu-nvidia-gpu-tdx", "kata-qemu-nvidia-gpu-snp", "kata-remote")
+
+
+@dataclass(frozen=True)
+class ClassValues:
+    """What a runtime class gives a pod without annotations, and whether it takes default_memory."""
+
+    timeout_s: int
+    memory_mib: int
+    memory_annotation: bool
+    source: str  # "the defaults" or the config file read
+
+
+def class_values(runtime_class: str, model: BudgetModel, config: Any = None) -> ClassValues:
+    """From the node's Kata config when given (main file + drop-ins), else the budget defaults."""
+    if config is not None:
+        hypervisor = config.effective((*config.hypervisor_table(), "enable_annotations"), [])[0] or []
+        return ClassValues(int(config.timeout[0]), int(config.memory[0]),
+                           "default_memory" in hypervisor, config.main.path)
+    return ClassValues(model.create_timeout_s, model.guest_memory_mib,
+                       runtime_class in MEMORY_ANNOTATION_CLASSES, "the defaults")
+
+
 @dataclass
 class PodNeeds:
     image_name: str  # as manifests spell it
@@ -40,18 +67,37 @@ class PodNeeds:
     run_as_group: int | None
     user_why: str
     fs_group: int | None
-    timeout_s: int
+    timeout_s: int  # what the image needs
     timeout_why: str
     memory_mib: int
     memory_why: str
+    in_force: ClassValues
     notes: list[str] = field(default_factory=list)
 
-    def annotations(self) -> dict[str, str]:
-        return {TIMEOUT_ANNOTATION: str(self.timeout_s), MEMORY_ANNOTATION: str(self.memory_mib)}
+    def annotations(self, existing: dict[str, Any] | None = None) -> dict[str, str]:
+        """The annotations to write: only those that raise the value in force (an annotation the
+        manifest has, else the class's), and default_memory only where the class enables it."""
+        existing = existing or {}
+        out = {}
+        in_force = self.in_force
+        for key, needed, class_value, allowed in (
+                (TIMEOUT_ANNOTATION, self.timeout_s, in_force.timeout_s, True),
+                (MEMORY_ANNOTATION, self.memory_mib, in_force.memory_mib, in_force.memory_annotation)):
+            current = _int_or_none(existing.get(key))
+            if allowed and needed > (current if current is not None else class_value):
+                out[key] = str(needed)
+        return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
 
 
 def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_class: str,
-              fs_group: int | None) -> PodNeeds:
+              fs_group: int | None, config: Any = None) -> PodNeeds:
     spec = UserSpec.parse(image.user)
     uid = gid = None
     if spec.kind is UserKind.ROOT:
@@ -60,7 +106,7 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
         resolution = resolve_user(spec, image.read_file)
         if spec.kind in (UserKind.NAMED, UserKind.INVALID) and not resolution.ok:
             raise ImagefixError(
-                f"{image.reference}: runs as named user {spec.raw!r} whose uid/gid cannot be found "
+                f"{image.reference}: runs as user {spec.raw!r} whose uid/gid cannot be found "
                 f"({resolution.problem}); a pod cannot fix that - rebuild with a numeric USER"
             )
         uid, gid = resolution.uid, resolution.gid
@@ -72,20 +118,33 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
                    "process would get gid 0 under guest pull")
         else:
             why = f"USER {spec.raw}, stated explicitly"
+    in_force = class_values(runtime_class, model, config)
     estimate = model.estimate(image.unpacked_size)
-    timeout = max(model.create_timeout_s, estimate.recommended_timeout_seconds)
+    timeout = estimate.recommended_timeout_seconds
     timeout_why = (f"guest pull + unpack of {human_size(image.unpacked_size)} needs "
                    f"~{estimate.needed_timeout_seconds:.0f} s with margin (at {model.pull_rate_mb_s:g} MB/s)")
-    memory = max(model.guest_memory_mib, estimate.recommended_memory_mib)
+    memory = estimate.recommended_memory_mib
     memory_why = (f"the unpacked image ({human_size(image.unpacked_size)}) lives in a tmpfs of "
                   f"{model.tmpfs_fraction:.0%} of guest memory, beside the workload")
-    notes = ['the annotations need containerd to pass them through: pod_annotations = '
-             '["io.katacontainers.*"] (kata-deploy sets it)']
-    if timeout > model.kubelet_timeout_s:
-        notes.append(f"{timeout} s is above the kubelet's runtimeRequestTimeout ({model.kubelet_timeout_s} s "
-                     "by default): raise it, or the kubelet gives up first")
-    return PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, timeout, timeout_why, memory,
-                    memory_why, notes)
+    needs = PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, timeout, timeout_why, memory,
+                     memory_why, in_force)
+    wanted = needs.annotations()
+    if wanted:
+        needs.notes.append('the annotations need containerd to pass them through: pod_annotations = '
+                           '["io.katacontainers.*"] (kata-deploy sets it)')
+    if memory > in_force.memory_mib and not in_force.memory_annotation:
+        needs.notes.append(f"the guest needs {memory} MiB but {runtime_class} does not enable the "
+                           "default_memory annotation (the Go runtime would refuse the pod): raise the "
+                           "pod's memory limits (TDX sizes the guest as default_memory + limits) or "
+                           "default_memory in the runtime class's config")
+    if timeout > in_force.timeout_s and timeout > model.kubelet_timeout_s:
+        needs.notes.append(f"{timeout} s is above the kubelet's runtimeRequestTimeout "
+                           f"({model.kubelet_timeout_s} s by default): raise it, or the kubelet gives up "
+                           "first")
+    if not wanted:
+        needs.notes.append(f"no annotation needed: {in_force.timeout_s} s and {in_force.memory_mib} MiB "
+                           f"({in_force.source}) already suffice")
+    return needs
 
 
 def _yaml():
@@ -122,10 +181,27 @@ def _security_context(needs: PodNeeds):
 
 
 def _annotate(annotations, needs: PodNeeds) -> None:
-    annotations[TIMEOUT_ANNOTATION] = _quoted(str(needs.timeout_s))
-    annotations.yaml_add_eol_comment(needs.timeout_why, TIMEOUT_ANNOTATION)
-    annotations[MEMORY_ANNOTATION] = _quoted(str(needs.memory_mib))
-    annotations.yaml_add_eol_comment(needs.memory_why, MEMORY_ANNOTATION)
+    why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
+    for key, value in needs.annotations(dict(annotations)).items():
+        annotations[key] = _quoted(value)
+        annotations.yaml_add_eol_comment(why[key], key)
+
+
+def manifest_name(parsed: Any, image: Image) -> str:
+    """How manifests name the image: the reference itself for registry and engine images; for a
+    layout or archive, its recorded name when that is a full reference (not just a tag)."""
+    if parsed.transport in ("", "docker", "docker-daemon"):
+        return parsed.target
+    name = image.name or ""
+    if "/" in name or ":" in name:
+        try:
+            parse_docker_reference(name)
+            return name
+        except ImagefixError:
+            pass
+    recorded = f" (it records only {name!r})" if name else ""
+    raise ImagefixError(f"{parsed.original}: say how manifests name this image with --image-name NAME, "
+                        f"e.g. --image-name spark:3.5.3{recorded}")
 
 
 def container_name(image_name: str) -> str:
@@ -140,8 +216,9 @@ def pod_yaml(needs: PodNeeds, header: str) -> str:
     pod["apiVersion"] = "v1"
     pod["kind"] = "Pod"
     metadata = CommentedMap(name=container_name(needs.image_name))
-    metadata["annotations"] = CommentedMap()
-    _annotate(metadata["annotations"], needs)
+    if needs.annotations():
+        metadata["annotations"] = CommentedMap()
+        _annotate(metadata["annotations"], needs)
     pod["metadata"] = metadata
     spec = CommentedMap()
     spec["runtimeClassName"] = needs.runtime_class
@@ -191,85 +268,131 @@ def same_image(a: str, b: str) -> bool:
 def _pod_spec(doc: Any) -> Any:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     path = WORKLOAD_PATHS.get(kind or "")
+    if path is None:
+        return None
     node = doc
-    for key in path or ():
+    for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, dict) else None
 
 
-def _pod_metadata(doc: Any) -> Any:
-    from ruamel.yaml.comments import CommentedMap
+def workloads(doc: Any) -> list[Any]:
+    """The workload objects of one document: itself, or the items of a List / *List."""
+    if not isinstance(doc, dict):
+        return []
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+        return [item for item in doc["items"] if _pod_spec(item) is not None]
+    return [doc] if _pod_spec(doc) is not None else []
 
-    path = WORKLOAD_PATHS[doc["kind"]][:-1]
-    node = doc
-    for key in path:
+
+def _pod_template(workload: Any) -> Any:
+    """The mapping that holds the pod's metadata and spec (the Pod itself, or its template)."""
+    node = workload
+    for key in WORKLOAD_PATHS[workload["kind"]][:-1]:
         node = node[key]
-    if node.get("metadata") is None:
-        node.pop("metadata", None)
-        node.insert(0, "metadata", CommentedMap())  # where people write it: before spec
-    return node["metadata"]
+    return node
 
 
-def _sequence_indent(text: str) -> tuple[int, int, int]:
-    """Keep the file's list style: `containers:\\n- name` or `containers:\\n  - name`."""
-    match = re.search(r"^( *)[A-Za-z]+:\s*\n( *)- ", text, re.M)
-    if match and len(match.group(2)) > len(match.group(1)):
-        return 2, 4, 2
-    return 2, 2, 0
+def matching_containers(spec: Any, image_name: str) -> list[Any]:
+    """Containers and init containers that run the image."""
+    out = []
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict) and same_image(str(container.get("image", "")), image_name):
+                out.append(container)
+    return out
 
 
-def patch_manifest(text: str, needs: PodNeeds) -> tuple[str, list[str]]:
-    """Apply the needs to every container running the image; other documents stay byte-identical."""
-    from ruamel.yaml.comments import CommentedMap
+def _ensure(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
+            comments: dict[str, str], *, before: str | None = None, what: str = "") -> None:
+    """Set `values` in the mapping at `path` under `parent`, creating what is missing; existing
+    scalars that differ are replaced on their line."""
+    node = parent
+    for depth, key in enumerate(path):
+        editor.editable(node, what or key)
+        child = node.get(key) if isinstance(node, dict) else None
+        rest = path[depth + 1:]
+        nested: dict[str, Any] = dict(values)
+        for name in reversed(rest):
+            nested = {name: nested}
+        if child is None or (isinstance(child, dict) and not len(child)):
+            if key in node:
+                editor.fill_empty(node, key, Insert(nested, comments))
+            else:
+                editor.insert(node, Insert({key: nested}, comments, before=before if depth == 0 else None))
+            return
+        if not isinstance(child, dict):
+            raise ImagefixError(f"{editor.where}: {key} at line {node.lc.key(key)[0] + 1} is not a mapping")
+        node = child
+    editor.editable(node, what or (path[-1] if path else "mapping"))
+    new = {}
+    for key, value in values.items():
+        if key not in node:
+            new[key] = value
+        elif node[key] != value:
+            editor.set_scalar(node, key, value)
+    if new:
+        editor.insert(node, Insert(new, comments))
+
+
+def patch_manifest(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[str, list[str]]:
+    """Apply the needs to every container and init container running the image. Documents without
+    one stay byte-identical; in the others only the inserted or changed lines differ."""
     from ruamel.yaml.error import YAMLError
 
     out: list[str] = []
     changed: list[str] = []
     for number, chunk in enumerate(split_documents(text), start=1):
-        yaml = _yaml()
         try:
-            doc = yaml.load(chunk)
+            doc = _yaml().load(chunk)
         except YAMLError as exc:
             first = str(exc).strip().splitlines()[0]
             raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
-        spec = _pod_spec(doc)
-        containers = [c for c in (spec or {}).get("containers") or []
-                      if isinstance(c, dict) and same_image(str(c.get("image", "")), needs.image_name)]
-        if not containers:
-            out.append(chunk)
-            continue
-        mapping, sequence, offset = _sequence_indent(chunk)
-        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-        if "runtimeClassName" in spec:
-            spec["runtimeClassName"] = needs.runtime_class
-        else:
-            spec.insert(0, "runtimeClassName", needs.runtime_class)
-        metadata = _pod_metadata(doc)
-        if metadata.get("annotations") is None:
-            metadata["annotations"] = CommentedMap()
-        _annotate(metadata["annotations"], needs)
-        if needs.fs_group is not None:
-            if spec.get("securityContext") is None:
-                spec["securityContext"] = CommentedMap()
-            spec["securityContext"]["fsGroup"] = needs.fs_group
-        for container in containers:
-            context = container.get("securityContext")
-            if context is None:
-                context = container["securityContext"] = CommentedMap()
-            for key, value in _security_context(needs).items():
-                context[key] = value
-            if needs.run_as_user is not None:
-                context.yaml_add_eol_comment(needs.user_why, "runAsUser")
-        name = (doc.get("metadata") or {}).get("name", "?")
-        changed.append(f"{doc['kind']}/{name}: {', '.join(str(c.get('name')) for c in containers)}")
-        prefix = ""
-        if chunk.startswith("---"):
-            first_line_end = chunk.find("\n") + 1
-            prefix = chunk[:first_line_end] if first_line_end else chunk + "\n"
-        out.append(prefix + _dump(doc, yaml))
+        editor = DocumentEditor(chunk, f"{name} document {number}")
+        editor.step = indent_step(doc)
+        for workload in workloads(doc):
+            spec = _pod_spec(workload)
+            containers = matching_containers(spec, needs.image_name)
+            if not containers:
+                continue
+            _patch_pod(editor, workload, spec, containers, needs)
+            title = (workload.get("metadata") or {}).get("name", "?") if isinstance(
+                workload.get("metadata"), dict) else "?"
+            changed.append(f"{workload['kind']}/{title}: {', '.join(str(c.get('name')) for c in containers)}")
+        out.append(editor.apply())
     if not changed:
-        raise ImagefixError(f"no Pod/Deployment/StatefulSet/Job/CronJob container uses {needs.image_name}")
+        raise ImagefixError(f"no Pod/Deployment/StatefulSet/Job/CronJob container (or init container) "
+                            f"uses {needs.image_name}")
     return "".join(out), changed
+
+
+def _patch_pod(editor: DocumentEditor, workload: Any, spec: Any, containers: list[Any],
+               needs: PodNeeds) -> None:
+    editor.editable(spec, "the pod spec")
+    if "runtimeClassName" not in spec:
+        editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
+    elif spec["runtimeClassName"] != needs.runtime_class:
+        editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
+    template = _pod_template(workload)
+    metadata = template.get("metadata")
+    existing = dict(metadata.get("annotations") or {}) if isinstance(metadata, dict) else {}
+    wanted = needs.annotations(existing)
+    if wanted:
+        why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
+        _ensure(editor, template, ["metadata", "annotations"], wanted, {k: why[k] for k in wanted},
+                before="spec")
+    if needs.fs_group is not None:
+        _ensure(editor, spec, ["securityContext"], {"fsGroup": needs.fs_group}, {})
+    values: dict[str, Any] = {}
+    if needs.run_as_user is not None:
+        values["runAsUser"] = needs.run_as_user
+    if needs.run_as_group is not None:
+        values["runAsGroup"] = needs.run_as_group
+    if values:
+        for container in containers:
+            _ensure(editor, container, ["securityContext"], values, {"runAsUser": needs.user_why},
+                    what=f"container {container.get('name')}'s securityContext")
 
 
 def kustomize_patches(text: str, needs: PodNeeds) -> str:
@@ -277,11 +400,9 @@ def kustomize_patches(text: str, needs: PodNeeds) -> str:
     from ruamel.yaml.comments import CommentedMap
 
     docs = []
-    for chunk in split_documents(text):
-        doc = _yaml().load(chunk)
+    for doc in (d for chunk in split_documents(text) for d in workloads(_yaml().load(chunk))):
         spec = _pod_spec(doc)
-        containers = [c for c in (spec or {}).get("containers") or []
-                      if isinstance(c, dict) and same_image(str(c.get("image", "")), needs.image_name)]
+        containers = matching_containers(spec, needs.image_name)
         if not containers:
             continue
         patch = CommentedMap(apiVersion=doc["apiVersion"], kind=doc["kind"])

@@ -84,6 +84,8 @@ def parse_docker_reference(text: str) -> DockerReference:
         path = name[len(domain) + 1 :]
     else:
         domain = DOCKER_HUB
+    if domain == "index.docker.io":  # Docker's legacy name for the Hub (reference.ParseNormalizedNamed)
+        domain = DOCKER_HUB
     if domain == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
     tag = match.group("tag")

@@ -175,15 +175,19 @@ def _misplaced(config) -> bool:
 @click.option("--patch", "manifest", type=click.Path(dir_okay=False),
               help="Apply to every container running the image in this YAML (multi-document).")
 @click.option("--kustomize", is_flag=True, help="With --patch: print strategic-merge patches instead.")
+@click.option("--kata-config", "kata_config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
+                   "and whether it enables the default_memory annotation.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @budget_options
 @click.pass_context
 def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, output: str | None, **kw: Any) -> None:
+        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None,
+        **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value)."""
     from .. import __version__
     from ..fileio import read_input, write_atomic
-    from ..k8s import kustomize_patches, patch_manifest, pod_needs, pod_yaml
+    from ..k8s import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
     from ..reference import parse_image_ref
     from ..sources import open_image
 
@@ -194,20 +198,21 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
     manifest_text = None
     if manifest:
         manifest_text = read_input(manifest, "manifest").decode("utf-8", "replace")
+    config = None
+    if kata_config:
+        from ..kata import load_config
+
+        config = load_config(kata_config)
     image = open_image(parsed)
     if image_name is None:
-        if parsed.transport in ("", "docker", "docker-daemon"):
-            image_name = parsed.target
-        elif image.name and ":" in image.name:
-            image_name = image.name
-        else:
-            raise ImagefixError(f"{ref}: say how manifests name this image with --image-name NAME")
-    needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group)
+        image_name = manifest_name(parsed, image)
+    needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
+                      config=config)
     if manifest_text is not None:
         if kustomize:
             text = kustomize_patches(manifest_text, needs)
         else:
-            text, changed = patch_manifest(manifest_text, needs)
+            text, changed = patch_manifest(manifest_text, needs, manifest)
             for line in changed:
                 click.echo(f"patched {line}", err=True)
     else:

@@ -196,5 +196,6 @@ def open_oci_layout(target: str, reference: str, transport: str,
         raise ImagefixError(f"{label}: manifest {descriptor['digest']} has no config")
     config_bytes = _verified(store, config_descriptor, "config")
     blobs = [_Blob(_blob_path(d), d.get("digest")) for d in manifest.get("layers") or []]
+    ref_name = (chosen[0].get("annotations") or {}).get(REF_NAME)
     return _build_image(store, reference, transport, config_bytes, blobs,
-                        name=tag, digest=descriptor.get("digest"))
+                        name=ref_name if isinstance(ref_name, str) else tag, digest=descriptor.get("digest"))
