@@ -196,3 +196,17 @@ def test_every_suggested_command_run_as_printed_does_what_it_says(cli, tmp_path,
         assert result.exit_code == 0, (command, result.stderr)
     after = check(cli, path, *args)
     assert after["findings"] == [], after["findings"]
+
+
+def test_profiles_drop_what_does_not_apply(cli, tmp_path):
+    path = tmp_path / "configuration-qemu-tdx.toml"
+    recipe = "[factory]\ncreate_container_timeout = 120\n"
+    path.write_text(GO_TDX.read_text().replace("[factory]\n", recipe, 1))
+    assert [f["rule"] for f in check(cli, path)["findings"]] == ["KIF301"]
+    assert check(cli, path, "--profile", "generic")["findings"] == []  # no Kata runtime: no KIF3xx
+    big = f"oci:{SAMPLES / 'mysql'}:8.4"
+    scan = cli("scan", "--format", "json", "--profile", "kata", "--pull-rate", "1", big).json()
+    rules = [f["rule"] for f in scan["images"][0]["findings"]]
+    assert not {"KIF202", "KIF203", "KIF204"} & set(rules)  # pulled on the host: no guest-pull budget
+    tdx = cli("scan", "--format", "json", "--pull-rate", "1", big).json()
+    assert {"KIF203", "KIF204"} <= {f["rule"] for f in tdx["images"][0]["findings"]}
