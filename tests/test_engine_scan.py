@@ -156,3 +156,12 @@ def test_a_broken_export_stream_is_one_clear_error(engine, monkeypatch):
     monkeypatch.setattr(daemon, "export_stream", cut_short)
     with pytest.raises(ImagefixError, match=r"export could not be read .*ended early"):
         image.layer_entries("export")
+
+
+def test_a_symlinked_passwd_is_followed_inside_the_image_by_both_daemon_paths(cli, engine, images):
+    tag = images.build(f"FROM {base_image()}\nRUN mkdir -p /usr/share && mv /etc/passwd /usr/share/passwd && "
+                       "ln -s ../usr/share/passwd /etc/passwd\nUSER spark\n", name="linked")
+    finding = cli("scan", "--format", "json", tag).json()["images"][0]["findings"][0]
+    assert finding["rule"] == "KIF101" and finding["fix"].startswith("USER 185:185")
+    via_container = open_daemon_image(tag, tag, force_container_read=True)
+    assert b"spark:x:185:185" in via_container.read_file("/etc/passwd")
