@@ -89,12 +89,18 @@ class RegistryClient:
         self.host = host
         self.timeout = timeout
         self.retries = retries
-        self.allow_http = is_loopback(host) or host in insecure
+        self.insecure = tuple(insecure)
+        self.allow_http = self.plain_http_allowed(host)
         self._explicit = credentials
         self._credentials: Credentials | bool | None = False  # False: not looked up yet
         self._conn: http.client.HTTPConnection | None = None
         self._auth_header: str | None = None
         self.stats = Stats()
+
+    def plain_http_allowed(self, host: str) -> bool:
+        """Plain HTTP is decided per host: loopback, or a host named with --insecure-registry.
+        A registry that may use it does not make its token realm or redirects trusted."""
+        return is_loopback(host) or host in self.insecure
 
     # --- connections ------------------------------------------------------------------------
     def _tls_context(self) -> ssl.SSLContext:
@@ -176,11 +182,14 @@ class RegistryClient:
 
     def _fetch_token(self, realm: str, service: str, scope: str, creds: Credentials | None) -> str:
         parsed = urllib.parse.urlsplit(realm)
-        if parsed.scheme not in ("https", "http") or (parsed.scheme == "http" and not
-                                                        (self.allow_http or is_loopback(parsed.netloc))):
-            raise RegistryError(f"{self.host}: refusing token realm {parsed.scheme}://{parsed.netloc} "
-                                "(plain HTTP is only for loopback or --insecure-registry)")
-        query = urllib.parse.urlencode({k: v for k, v in (("service", service), ("scope", scope)) if v})
+        if parsed.scheme not in ("https", "http") or (parsed.scheme == "http" and
+                                                        not self.plain_http_allowed(parsed.netloc)):
+            raise RegistryError(f"{self.host}: refusing token realm {parsed.scheme}://{parsed.netloc}: "
+                                "credentials go over plain HTTP only to loopback or an --insecure-registry "
+                                "host")
+        own = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)  # the realm's own query stays
+        query = urllib.parse.urlencode(own + [(k, v) for k, v in (("service", service), ("scope", scope))
+                                              if v])
         path = (parsed.path or "/") + ("?" + query if query else "")
         host = parsed.netloc
         if parsed.scheme == "https":
@@ -268,8 +277,10 @@ class RegistryClient:
         """Blob storage redirect: a fresh connection, no registry credentials sent along."""
         target = urllib.parse.urljoin(f"{self.scheme}://{self.host}{origin}", location)
         parsed = urllib.parse.urlsplit(target)
-        if parsed.scheme == "http" and not (self.allow_http or is_loopback(parsed.netloc)):
-            raise RegistryError(f"{self.host}: refusing a redirect to plain HTTP ({parsed.netloc})")
+        if parsed.scheme not in ("https", "http") or (parsed.scheme == "http" and
+                                                        not self.plain_http_allowed(parsed.netloc)):
+            raise RegistryError(f"{self.host}: refusing a redirect to {parsed.scheme}://{parsed.netloc} "
+                                "(plain HTTP is only for loopback or --insecure-registry)")
         if parsed.netloc == self.host:
             return self.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""), kind=kind)
         conn: http.client.HTTPConnection
