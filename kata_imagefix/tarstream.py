@@ -61,6 +61,11 @@ class _Source:
         self.pos = 0  # an offset, not a re-slice: slicing the rest off on every header copied ~1 MB
         self.done = False
         self.raw_bytes = 0  # compressed bytes read, for accounting
+        self.end: int | None = None  # a seekable stream's length: a skip past it is a truncated layer
+        if self.seekable:
+            here = raw.tell()
+            self.end = raw.seek(0, 2)
+            raw.seek(here)
         if compression == "gzip":
             self._decomp = _zlib().decompressobj(31)
         elif compression == "zstd":
@@ -163,7 +168,8 @@ class _Source:
         if size <= 0:
             return
         if self.seekable:
-            self.raw.seek(size, 1)
+            if self.raw.seek(size, 1) > (self.end or 0):  # seeking past the end reads as a clean end
+                raise TarFormatError("layer ends inside a file: truncated")
             return
         left = len(self.pending) - self.pos
         if left >= size:

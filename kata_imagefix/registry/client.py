@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ImagefixError
+from ..reference import checked_digest
 from .auth import Challenge, Credentials, credentials_for, parse_challenge
 from .digesting import BackgroundDigest
 
@@ -300,6 +301,8 @@ class RegistryClient:
     # --- the API ----------------------------------------------------------------------------
     def manifest(self, repository: str, reference: str) -> tuple[dict, str, bytes]:
         """(manifest, digest, raw bytes); the digest is checked against the body."""
+        if ":" in reference:  # a digest from an index or the user: checked before it goes into the URL
+            checked_digest(reference, f"{self.host}/{repository}")
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}",
                                 headers={"Accept": ", ".join(MANIFEST_TYPES)},
                                 scope=f"repository:{repository}:pull", kind="manifest")
@@ -327,6 +330,7 @@ class RegistryClient:
         return data
 
     def open_blob(self, repository: str, digest: str) -> VerifyingStream:
+        checked_digest(digest, f"{self.host}/{repository}")
         response = self.request("GET", f"/v2/{repository}/blobs/{digest}",
                                 scope=f"repository:{repository}:pull", kind="blob")
         if response.status == 404:

@@ -12,7 +12,7 @@ from ..errors import ImagefixError
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import parse_platform, pick_platform
-from ..reference import split_path_and_suffix
+from ..reference import checked_digest, split_path_and_suffix
 from ..tarstream import TarFormatError, compression_of
 from .blobstore import BlobStore, DirBlobStore, TarBlobStore
 
@@ -55,6 +55,7 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
     for index, blob in enumerate(blobs):
         if not store.exists(blob.path):
             raise ImagefixError(f"{store.label}: layer {index} blob {blob.path} is missing")
+        _check_blob_digest(store, blob, index)
         compressed = _is_compressed(store, blob.path)
         with store.open(blob.path) as handle:
             try:
@@ -148,11 +149,20 @@ def _pick_archive_entry(store: BlobStore, manifest: list[dict], wanted: str | No
 
 
 def _blob_path(descriptor: dict) -> str:
-    digest = descriptor.get("digest", "")
-    algorithm, _, hexpart = digest.partition(":")
-    if not algorithm or not hexpart or "/" in digest or ".." in digest:
-        raise ImagefixError(f"invalid digest {digest!r} in OCI layout")
+    algorithm, _, hexpart = checked_digest(descriptor.get("digest"), "OCI layout").partition(":")
     return f"blobs/{algorithm}/{hexpart}"
+
+
+def _check_blob_digest(store: BlobStore, blob: _Blob, index: int) -> None:
+    """A layer blob must be the bytes its manifest names (hashed in C, without the GIL)."""
+    if blob.digest is None:
+        return
+    algorithm, _, expected = checked_digest(blob.digest, f"{store.label}: layer {index}").partition(":")
+    with store.open(blob.path) as handle:
+        actual = hashlib.file_digest(handle, algorithm).hexdigest()
+    if actual != expected:
+        raise ImagefixError(f"{store.label}: layer {index} blob {blob.path} does not match its digest "
+                            f"{blob.digest[:19]}... (damaged or replaced)")
 
 
 def _verified(store: BlobStore, descriptor: dict, what: str) -> bytes:
