@@ -111,7 +111,7 @@ def test_corrupt_layer_blob(cli, tmp_path):
     blob = layout / "blobs/sha256" / manifest["layers"][1]["digest"].split(":")[1]
     data = blob.read_bytes()
     blob.write_bytes(data[:20] + bytes(b ^ 0xFF for b in data[20:60]) + data[60:])
-    assert_one_line_error(cli("scan", f"oci:{layout}:t"), "layer 1 blob", "cannot be read")
+    assert_one_line_error(cli("scan", f"oci:{layout}:t"), "layer 1 blob", "does not match its digest")
 
 
 @pytest.mark.parametrize(("content", "needle"), [
