@@ -77,18 +77,25 @@ def _free_backup_name(target: Path) -> Path:
     return candidate
 
 
-def write_atomic(path: str | Path, data: bytes, *, backup: bool = False) -> Path | None:
+def write_atomic(path: str | Path, data: bytes, *, backup: bool = False, force: bool = False) -> Path | None:
     """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
 
     Symbolic links are followed (the link stays, its target gets the new
     content); the target keeps its mode and, where allowed, its owner. With
     `backup`, the old content is first written to a new TARGET.bak (numbered
     when one exists: an earlier backup is never overwritten) the same atomic
-    way, never through a link.
+    way, never through a link. Without `force`, a read-only file and a file
+    with other hard links (the rename would split them) are refused.
     """
     target = resolve_link(path)
     try:
         old = target.stat() if target.exists() else None
+        if old is not None and not force:
+            if not os.access(target, os.W_OK) or not old.st_mode & 0o222:
+                raise ImagefixError(f"{path} is read-only: not rewriting it (--force to write anyway)")
+            if old.st_nlink > 1:
+                raise ImagefixError(f"{path} has {old.st_nlink - 1} other hard link(s); replacing it would "
+                                    "split them (--force to write anyway)")
         saved = None
         if backup and old is not None:
             saved = _free_backup_name(target)

@@ -76,3 +76,18 @@ def test_patch_from_stdin_names_file_and_line_when_the_base_cannot_be_read(cli):
     assert result.exit_code == 2
     assert "<stdin>:1: base image:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_read_only_and_hard_linked_files_are_refused_unless_forced(cli, tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_text(NAMED)
+    path.chmod(0o444)
+    refused = cli("patch", path, "--in-place")
+    assert refused.exit_code == 2 and "read-only" in refused.stderr and path.read_text() == NAMED
+    assert cli("patch", path, "--in-place", "--force").exit_code == 0 and "185:185" in path.read_text()
+    linked = tmp_path / "Dockerfile.linked"
+    linked.write_text(NAMED)
+    os.link(linked, tmp_path / "other-name")
+    refused = cli("patch", linked, "--in-place")
+    assert refused.exit_code == 2 and "hard link" in refused.stderr
+    assert (tmp_path / "other-name").read_text() == NAMED

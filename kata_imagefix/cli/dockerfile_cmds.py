@@ -100,11 +100,12 @@ def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args:
               help='numeric: USER uid:gid (stays non-root); reset: USER "" (root); root: USER 0:0.')
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @dockerfile_options
 @click.pass_context
 def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, in_place: bool,
-          user_mode: str, check: bool, show_diff: bool, build_args: tuple[str, ...], target: str | None,
-          resolve_base: bool) -> None:
+          user_mode: str, check: bool, show_diff: bool, force: bool, build_args: tuple[str, ...],
+          target: str | None, resolve_base: bool) -> None:
     """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was."""
     from ..fileio import write_atomic
     from ..lint import open_base_image
@@ -138,9 +139,14 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
         if to_stdout:
             click.echo(outcome.text, nl=False)
         elif output and not check:
-            write_atomic(output, outcome.text.encode("utf-8", "surrogateescape"))
+            write_atomic(output, outcome.text.encode("utf-8", "surrogateescape"), force=force)
         elif in_place and outcome.changed and not check:
-            write_atomic(path, outcome.text.encode("utf-8", "surrogateescape"))
+            try:
+                write_atomic(path, outcome.text.encode("utf-8", "surrogateescape"), force=force)
+            except ImagefixError as exc:
+                failed = True
+                click.echo(f"imagefix: error: {exc}", err=True)
+                continue
         verb = "would patch" if check else "patched"
         if outcome.changed:
             dest = f" -> {output}" if output and not check else ""

@@ -70,11 +70,12 @@ def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], ru
 @click.option("--drop-in", type=click.Path(dir_okay=False),
               help="Write only the overrides to this drop-in (e.g. config.d/50-imagefix.toml).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff.")
+@click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @budget_options
 @click.pass_context
 def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory: str | None,
                images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
-               drop_in: str | None, show_diff: bool, **kw: Any) -> None:
+               drop_in: str | None, show_diff: bool, force: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays."""
     import difflib
     from pathlib import Path
@@ -128,11 +129,11 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
     writes = bool(output or in_place or drop_in)
     report = click.echo if writes else (lambda t: click.echo(t, err=True))
     if output:
-        write_atomic(output, text.encode())
+        write_atomic(output, text.encode(), force=force)
     elif (in_place or drop_in) and text != original:
         target_dir = Path(write_to).parent
         target_dir.mkdir(parents=True, exist_ok=True)
-        saved = write_atomic(write_to, text.encode(), backup=in_place)
+        saved = write_atomic(write_to, text.encode(), backup=in_place, force=force)
         if saved is not None:
             report(f"kept the original as {saved}")
     elif not writes and not show_diff:
