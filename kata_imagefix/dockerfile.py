@@ -281,13 +281,21 @@ def _fold_heredocs(instruction: Instruction, lines: list[str]) -> None:
 _SPLIT_COMMANDS = re.compile(r"&&|\|\||;|\||\n")
 
 
-def _words(command: str) -> list[str]:
-    import shlex
+_WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
+_PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.S)
+_ACCOUNT_TOOLS = re.compile(r"useradd|adduser|groupadd|addgroup")
 
-    try:
-        return shlex.split(command, comments=False, posix=True)
-    except ValueError:
-        return command.split()
+
+def _words(command: str) -> list[str]:
+    """Shell words with quotes removed, in linear time (shlex grows each token a character at a
+    time: a 1 MB word took 13 s)."""
+    return ["".join(_unquoted(m) for m in _PART.finditer(word)) for word in _WORD.findall(command)]
+
+
+def _unquoted(part: re.Match) -> str:
+    if part.group(2) is not None:  # "...": the shell keeps backslashes except before \ " $ `
+        return re.sub(r'\\([\\"$`])', r"\1", part.group(2))
+    return part.group(1) if part.group(1) is not None else (part.group(3) or part.group(4) or "")
 
 
 def _option(words: list[str], short: str | None, long: str | None) -> str | None:
@@ -329,7 +337,9 @@ _USERADD_VALUE_OPTS = {"-u", "--uid", "-g", "--gid", "-G", "--groups", "-d", "--
 
 def _accounts_from_run(script: str, into: Accounts) -> None:
     """useradd/groupadd/adduser/addgroup, and passwd lines echoed into /etc/passwd."""
-    for command in _SPLIT_COMMANDS.split(script):
+    for command in _SPLIT_COMMANDS.split(script) if _ACCOUNT_TOOLS.search(script) else ():
+        if not _ACCOUNT_TOOLS.search(command):
+            continue  # only a command that can create an account is split into words
         words = _words(command.strip())
         while words and (words[0] in ("sudo", "exec", "set", "-e", "-x", "-ex") or "=" in words[0]):
             words = words[1:]

@@ -1,0 +1,54 @@
+"""Big and odd inputs run as a user would run them: a child process, bounded in time and memory."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+MAX_RSS_MB = 200
+
+
+def run_child(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
+    """(result, seconds, peak RSS of this child in MB): each call in its own wrapper process so the
+    peak is this command's alone."""
+    probe = ("import resource, subprocess, sys; "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
+             "print('\\nRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+             "sys.exit(r.returncode)")
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "kata_imagefix", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - start
+    lines = result.stderr.rstrip().splitlines()
+    rss_mb = int(lines[-1].split()[1]) / 1024
+    result.stderr = "\n".join(lines[:-1]).strip()
+    return result, seconds, rss_mb
+
+
+@pytest.mark.parametrize("body", ["x" * 10_000_000, "echo '" + "x " * 5_000_000,
+                                  " && ".join(f"useradd -u {i} u{i}" for i in range(200_000))])
+def test_a_10mb_run_line_lints_in_seconds(tmp_path, body):
+    path = tmp_path / "Dockerfile"
+    path.write_text(f"FROM debian:12\nRUN {body}\nUSER 1000:1000\n")
+    result, seconds, rss = run_child("lint", str(path), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert seconds < 30 and rss < MAX_RSS_MB * 1.5, (seconds, rss)  # the text itself is 10 MB, held twice
+
+
+def test_a_binary_dockerfile_is_one_line(tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(b"\x7fELF\x00\x01" * 1000)
+    result, _, _ = run_child("lint", str(path), timeout=30)
+    assert result.returncode == 2 and result.stderr.count("\n") == 0 and "binary" in result.stderr
+
+
+def test_the_shipped_sample_scans_under_the_memory_bound():
+    sample = Path(__file__).resolve().parents[2] / "samples" / "spark"
+    result, _, rss = run_child("scan", f"oci:{sample}:3.5.3", timeout=60)
+    assert result.returncode == 1 and rss < MAX_RSS_MB
