@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """imagefix lint against hadolint on the same 1000 Dockerfiles, one call each.
 
-    .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/bench_lint.py [--runs 5]
+    .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/bench_lint.py [--runs 5] [--chain 40]
 
 The Dockerfiles are generated (deterministic seed) from realistic pieces:
 multi-stage builds, ARG-driven users, useradd lines, long RUN chains.
@@ -33,12 +33,20 @@ RUNS = [
 ]
 
 
-def dockerfile(rng: random.Random) -> str:
+def run_line(rng: random.Random, chain: int) -> str:
+    """One RUN of `chain` commands joined by && (long RUN chains are where lint time goes)."""
+    if chain <= 1:
+        return rng.choice(RUNS)
+    bodies = [rng.choice(RUNS).removeprefix("RUN ") for _ in range(chain)]
+    return "RUN " + " \\\n    && ".join(bodies)
+
+
+def dockerfile(rng: random.Random, chain: int = 1) -> str:
     lines = ["# syntax=docker/dockerfile:1", f"ARG BASE={rng.choice(BASES)}", "ARG APP_UID=1000"]
     for stage in range(rng.randint(1, 3)):
         lines.append(f"FROM ${{BASE}} AS stage{stage}")
         lines += ["ARG APP_UID", "ARG APP_USER=app", "WORKDIR /opt/app", "COPY . ."]
-        lines += [rng.choice(RUNS) for _ in range(rng.randint(2, 6))]
+        lines += [run_line(rng, chain) for _ in range(rng.randint(2, 6))]
         lines.append("ENV PATH=/opt/app/bin:$PATH")
         if rng.random() < 0.8:
             lines.append(f"USER {rng.choice(USERS)}")
@@ -50,6 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--chain", type=int, default=1,
+                        help="commands per RUN (e.g. 40 for the long RUN chains of real images)")
     args = parser.parse_args()
     imagefix, hadolint = tool("imagefix"), tool("hadolint")
     rng = random.Random(20261126)
@@ -58,14 +68,14 @@ def main() -> None:
         paths = []
         for index in range(args.files):
             path = work / f"Dockerfile.{index:04d}"
-            path.write_text(dockerfile(rng))
+            path.write_text(dockerfile(rng, args.chain))
             paths.append(str(path))
         ours = [timed([imagefix, "lint", "--format", "json", *paths]) for _ in range(args.runs)]
         theirs = [timed([hadolint, "--no-fail", "--format", "json", *paths]) for _ in range(args.runs)]
     finally:
         shutil.rmtree(work)
     ours_m, theirs_m = statistics.median(ours), statistics.median(theirs)
-    print(f"{args.files} Dockerfiles, median of {args.runs} runs")
+    print(f"{args.files} Dockerfiles, {args.chain} command(s) per RUN, median of {args.runs} runs")
     print(f"imagefix lint: {ours_m:.3f} s   hadolint: {theirs_m:.3f} s   ratio: {theirs_m / ours_m:.1f}x")
 
 

@@ -15,6 +15,7 @@ from .model import SymlinkTo
 from .tarstream import HARDLINK, SYMLINK, Member, walk
 
 WHITEOUT_PREFIX = ".wh."
+MAX_HARDLINK_HOPS = 8  # real tars link to a file met earlier: a longer chain is a crafted loop
 OPAQUE_MARKER = ".wh..wh..opq"
 
 LayerOpener = Callable[[], BinaryIO]
@@ -69,7 +70,7 @@ UNTOUCHED = Verdict("none")
 
 
 def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
-                   seekable: bool = False) -> dict[str, Verdict]:
+                   seekable: bool = False, seen: frozenset[str] = frozenset()) -> dict[str, Verdict]:
     """The layer's final word on each of the normalized `targets`.
 
     Reading stops early once every target's content is found in this layer;
@@ -104,8 +105,13 @@ def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
             return verdicts  # a deletion could still be followed by a new copy: only files stop early
     for name, source in hardlinks.items():  # rare: read the link's source from the same layer again
         if verdicts[name].kind not in ("file", "link"):
+            chain = seen | {name}
+            if source in chain or len(chain) > MAX_HARDLINK_HOPS:
+                verdicts[name] = Verdict("hidden")  # a hard link to itself or a cycle: no content
+                continue
             with reopen() as again:
-                verdicts[name] = layer_verdicts(again, [source], reopen=reopen, seekable=seekable)[source]
+                verdicts[name] = layer_verdicts(again, [source], reopen=reopen, seekable=seekable,
+                                                seen=chain)[source]
                 if verdicts[name].kind == "none":
                     verdicts[name] = Verdict("hidden")
     return verdicts

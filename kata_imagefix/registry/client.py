@@ -34,6 +34,8 @@ MANIFEST_TYPES = (
 )
 INDEX_TYPES = MANIFEST_TYPES[:2]
 MAX_MANIFEST = 4 * 2**20
+MAX_ERROR_BODY = 8 * 2**10  # an error or empty-success body is never read whole (a 1 GiB 404 body)
+MAX_REDIRECTS = 10  # as Go's HTTP client
 RETRY_STATUS = (429, 500, 502, 503, 504)
 DEFAULT_TIMEOUT = 30.0
 
@@ -141,6 +143,13 @@ class RegistryClient:
         self._conn = self._connect(scheme)
         return self._conn
 
+    def _discard(self, response: http.client.HTTPResponse) -> None:
+        """Skip a body nobody needs: a few kB at most; a longer one drops the connection instead."""
+        response.read(MAX_ERROR_BODY)
+        if not response.isclosed():
+            response.close()
+            self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -228,7 +237,7 @@ class RegistryClient:
     # --- requests ---------------------------------------------------------------------------
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 body: bytes | BinaryIO | None = None, scope: str = "", kind: str = "api",
-                stream: bool = False) -> http.client.HTTPResponse:
+                stream: bool = False, redirects: int = 0) -> http.client.HTTPResponse:
         """Send with auth, retries (429/5xx, resets, with backoff) and redirects to blob storage."""
         attempt = 0
         authenticated = False
@@ -255,7 +264,7 @@ class RegistryClient:
                     continue
                 raise RegistryError(f"{self.host}: connection failed: {_reason(exc)}") from None
             if response.status in (401, 403):
-                response.read()
+                self._discard(response)
                 if response.status == 401 and not authenticated:
                     authenticated = True
                     challenge = parse_challenge(response.getheader("WWW-Authenticate", ""))
@@ -264,17 +273,19 @@ class RegistryClient:
                 who = "without credentials" if self.credentials() is None else "with the credentials given"
                 raise RegistryError(f"{self.host}: access denied {who} (HTTP {response.status})")
             if response.status in RETRY_STATUS and attempt < self.retries:
-                response.read()
+                self._discard(response)
                 attempt += 1
                 delay = _retry_after(response.getheader("Retry-After")) or 0.2 * 2**attempt
                 time.sleep(min(delay, 10))
                 continue
             if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
-                response.read()
-                return self._follow(response.getheader("Location"), path, kind)
+                self._discard(response)
+                if redirects >= MAX_REDIRECTS:
+                    raise RegistryError(f"{self.host}: more than {MAX_REDIRECTS} redirects for {path}")
+                return self._follow(response.getheader("Location"), path, kind, redirects + 1)
             return response
 
-    def _follow(self, location: str, origin: str, kind: str) -> http.client.HTTPResponse:
+    def _follow(self, location: str, origin: str, kind: str, redirects: int) -> http.client.HTTPResponse:
         """Blob storage redirect: a fresh connection, no registry credentials sent along."""
         target = urllib.parse.urljoin(f"{self.scheme}://{self.host}{origin}", location)
         parsed = urllib.parse.urlsplit(target)
@@ -283,7 +294,8 @@ class RegistryClient:
             raise RegistryError(f"{self.host}: refusing a redirect to {parsed.scheme}://{parsed.netloc} "
                                 "(plain HTTP is only for loopback or --insecure-registry)")
         if parsed.netloc == self.host:
-            return self.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""), kind=kind)
+            return self.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""), kind=kind,
+                                redirects=redirects)
         conn: http.client.HTTPConnection
         if parsed.scheme == "https":
             conn = http.client.HTTPSConnection(parsed.netloc, timeout=self.timeout,
@@ -307,7 +319,7 @@ class RegistryClient:
                                 headers={"Accept": ", ".join(MANIFEST_TYPES)},
                                 scope=f"repository:{repository}:pull", kind="manifest")
         if response.status == 404:
-            response.read()
+            self._discard(response)
             raise NotFound(f"{self.host}/{repository}: no manifest {reference} (tag or digest unknown)")
         body = self._body(response, f"manifest {reference}", MAX_MANIFEST)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -334,17 +346,17 @@ class RegistryClient:
         response = self.request("GET", f"/v2/{repository}/blobs/{digest}",
                                 scope=f"repository:{repository}:pull", kind="blob")
         if response.status == 404:
-            response.read()
+            self._discard(response)
             raise NotFound(f"{self.host}/{repository}: blob {digest} is missing (deleted from the registry?)")
         if response.status != 200:
-            response.read()
+            self._discard(response)
             raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}")
         return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats)
 
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
                                 scope=f"repository:{repository}:pull", kind="blob-check")
-        response.read()
+        self._discard(response)
         return response.status == 200
 
     def push_blob(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:
@@ -356,7 +368,7 @@ class RegistryClient:
         query = f"?mount={digest}&from={mount_from}" if mount_from else ""
         response = self.request("POST", f"/v2/{repository}/blobs/uploads/{query}", scope=scope,
                                 kind="upload", headers={"Content-Length": "0"})
-        response.read()
+        self._discard(response)
         if response.status == 201:
             return digest  # mounted: no bytes moved
         if response.status != 202 or not response.getheader("Location"):
@@ -369,7 +381,7 @@ class RegistryClient:
         response = self.request("PUT", path, body=data, scope=scope, kind="upload",
                                 headers={"Content-Type": "application/octet-stream",
                                          "Content-Length": str(len(data))})
-        response.read()
+        self._discard(response)
         if response.status != 201:
             raise RegistryError(f"{self.host}/{repository}: blob upload failed (HTTP {response.status})")
         return digest
@@ -382,7 +394,7 @@ class RegistryClient:
         query = f"?mount={digest}&from={from_repository}"
         response = self.request("POST", f"/v2/{repository}/blobs/uploads/{query}", scope=scope, kind="mount",
                                 headers={"Content-Length": "0"})
-        response.read()
+        self._discard(response)
         if response.status != 201:
             raise RegistryError(f"{self.host}: cannot mount {digest} from {from_repository} into "
                                 f"{repository} (HTTP {response.status}); imagefix does not re-upload layers")
@@ -392,7 +404,7 @@ class RegistryClient:
         response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", body=raw, scope=scope,
                                 kind="manifest-put", headers={"Content-Type": media_type,
                                                               "Content-Length": str(len(raw))})
-        body = response.read()
+        body = response.read(MAX_ERROR_BODY)
         if response.status != 201:
             detail = body.decode("utf-8", "replace")[:200]
             raise RegistryError(f"{self.host}/{repository}: manifest {reference} refused "
@@ -401,7 +413,7 @@ class RegistryClient:
 
     def _body(self, response: http.client.HTTPResponse, what: str, limit: int) -> bytes:
         if response.status != 200:
-            response.read()
+            self._discard(response)
             raise RegistryError(f"{self.host}: {what}: HTTP {response.status}")
         try:
             body = response.read(limit + 1)
@@ -467,10 +479,12 @@ class VerifyingStream:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait, or None: `nan`, `inf`, negative or unreadable values count as absent."""
     try:
-        return float(value) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 def _reason(exc: BaseException) -> str:

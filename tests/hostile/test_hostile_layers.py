@@ -67,3 +67,16 @@ def test_a_malformed_digest_never_becomes_a_path(cli, tmp_path, digest):
     result = cli("scan", f"oci:{root}:1")
     assert result.exit_code == 2 and "invalid digest" in result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("links", [[("etc/passwd", "etc/passwd")],
+                                   [("etc/passwd", "etc/group"), ("etc/group", "etc/passwd")]])
+def test_hard_link_loops_end(cli, tmp_path, links):
+    from make_samples import Entry, LayerSpec
+
+    layer = LayerSpec([Entry("etc", kind="dir"), *(Entry(name, kind="hardlink", target=target)
+                                                   for name, target in links)])
+    write_oci_layout(tmp_path / "img", {"1": ImageSpec([layer], config={"User": "spark"})})
+    result = cli("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1")
+    assert result.exit_code == 1  # KIF101 + KIF104: no passwd to read, and no hang
+    assert "no /etc/passwd" in json.dumps(result.json())
