@@ -8,7 +8,6 @@ files, not the size of the image.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import stat
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from .documents import docker_archive_manifest, load_json
 from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, member_size, normalize
 from .tarstream import HARDLINK, TarFormatError, walk
 
@@ -95,7 +95,8 @@ def entries_from_save(stream: BinaryIO, diff_ids: list[str]) -> list[list[Entry]
         if not member.is_regular:
             continue
         if name == "manifest.json":
-            manifest = json.loads(member.read())
+            manifest = docker_archive_manifest(load_json(member.read(), "docker save: manifest.json"),
+                                               "docker save: manifest.json")
             order = [normalize(path) for path in (manifest[0].get("Layers") or [])] if manifest else []
         elif name.endswith("/layer.tar") or (name.startswith("blobs/sha256/") and member.size >= 1024):
             try:

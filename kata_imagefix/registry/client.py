@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..documents import image_manifest, load_json
 from ..errors import ImagefixError
 from ..reference import checked_digest
 from .auth import Challenge, Credentials, credentials_for, parse_challenge
@@ -329,10 +330,8 @@ class RegistryClient:
             raise RegistryError(f"{self.host}/{repository}: manifest {reference} does not match its digest "
                                 f"{expected} (refused)")
         self.stats.bytes += len(body)
-        try:
-            return json.loads(body), digest, body
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RegistryError(f"{self.host}/{repository}: manifest {reference} is not JSON") from None
+        where = f"{self.host}/{repository}: manifest {reference}"
+        return image_manifest(load_json(body, where), where), digest, body
 
     def blob(self, repository: str, digest: str, limit: int = 64 * 2**20) -> bytes:
         with self.open_blob(repository, digest) as stream:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..documents import docker_archive_manifest, image_config, image_index, image_manifest, load_json
 from ..errors import ImagefixError
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
@@ -30,11 +30,7 @@ class _Blob:
 
 
 def _json(store: BlobStore, name: str, what: str) -> Any:
-    raw = store.read(name, what)
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ImagefixError(f"{store.label}: {what} {name} is not valid JSON") from None
+    return load_json(store.read(name, what), f"{store.label}: {what} {name}")
 
 
 def _is_compressed(store: BlobStore, name: str) -> bool:
@@ -45,10 +41,8 @@ def _is_compressed(store: BlobStore, name: str) -> bool:
 
 def _build_image(store: BlobStore, reference: str, transport: str, config_bytes: bytes,
                  blobs: list[_Blob], *, name: str | None, digest: str | None) -> Image:
-    try:
-        config = json.loads(config_bytes)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ImagefixError(f"{store.label}: the image config is not valid JSON") from None
+    config = image_config(load_json(config_bytes, f"{store.label}: the image config"),
+                          f"{store.label}: the image config")
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     history = layer_history(config, len(blobs))
     layers: list[Layer] = []
@@ -106,8 +100,9 @@ def open_docker_archive(target: str, reference: str) -> Image:
     store = TarBlobStore(Path(path), f"docker-archive {path}")
     if not store.exists("manifest.json"):
         raise ImagefixError(f"{store.label}: no manifest.json: not a `docker save` archive")
-    manifest = _json(store, "manifest.json", "manifest")
-    if not isinstance(manifest, list) or not manifest:
+    manifest = docker_archive_manifest(_json(store, "manifest.json", "manifest"),
+                                       f"{store.label}: manifest.json")
+    if not manifest:
         raise ImagefixError(f"{store.label}: manifest.json lists no images")
     entry = _pick_archive_entry(store, manifest, wanted)
     if not isinstance(entry, dict) or "Config" not in entry or "Layers" not in entry:
@@ -174,6 +169,11 @@ def _verified(store: BlobStore, descriptor: dict, what: str) -> bytes:
     return data
 
 
+def _manifest(store: BlobStore, descriptor: dict, label: str) -> dict:
+    where = f"{label}: manifest {descriptor['digest'][:19]}"
+    return image_manifest(load_json(_verified(store, descriptor, "manifest"), where), where)
+
+
 def open_oci_layout(target: str, reference: str, transport: str,
                     platform: str | None = None) -> Image:
     """`oci:DIR[:TAG]` or `oci-archive:TAR[:TAG]`."""
@@ -183,7 +183,7 @@ def open_oci_layout(target: str, reference: str, transport: str,
                         else TarBlobStore(Path(path), label))
     if not store.exists("oci-layout"):
         raise ImagefixError(f"{label}: no oci-layout file: not an OCI image layout")
-    index = _json(store, "index.json", "index")
+    index = image_index(_json(store, "index.json", "index"), f"{label}: index.json")
     manifests = index.get("manifests") or []
     if tag:
         chosen = [d for d in manifests if (d.get("annotations") or {}).get(REF_NAME) == tag]
@@ -197,10 +197,10 @@ def open_oci_layout(target: str, reference: str, transport: str,
     if len(chosen) > 1:
         raise ImagefixError(f"{label}: holds {len(chosen)} images; name one as {transport}:PATH:TAG")
     descriptor = chosen[0]
-    manifest = json.loads(_verified(store, descriptor, "manifest"))
+    manifest = _manifest(store, descriptor, label)
     if descriptor.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
         descriptor = pick_platform(manifest.get("manifests") or [], parse_platform(platform), label)
-        manifest = json.loads(_verified(store, descriptor, "manifest"))
+        manifest = _manifest(store, descriptor, label)
     config_descriptor = manifest.get("config")
     if not config_descriptor:
         raise ImagefixError(f"{label}: manifest {descriptor['digest']} has no config")

@@ -9,8 +9,7 @@ same pass); what each fully read layer said is cached by digest (layercache).
 
 from __future__ import annotations
 
-import json
-
+from ..documents import image_config, load_json
 from ..errors import ImagefixError
 from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
@@ -56,10 +55,8 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     config_descriptor = manifest.get("config") or {}
     if not config_descriptor.get("digest"):
         raise ImagefixError(f"{reference}: manifest {digest} has no config (schema 1 is not supported)")
-    try:
-        config = json.loads(client.blob(repository, config_descriptor["digest"]))
-    except json.JSONDecodeError:
-        raise ImagefixError(f"{reference}: the image config is not JSON") from None
+    config = image_config(load_json(client.blob(repository, config_descriptor["digest"]),
+                                    f"{reference}: the image config"), f"{reference}: the image config")
     descriptors = manifest.get("layers") or []
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     history = layer_history(config, len(descriptors))

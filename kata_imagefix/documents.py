@@ -1,0 +1,182 @@
+"""External JSON documents checked once, where they enter: OCI/Docker image documents.
+
+Each check returns the document itself, now known to have the shapes the
+OCI image spec (and Docker's archive format) allow for the fields imagefix
+reads, or raises ImagefixError naming the input and the field. Code past this
+point can use `.get()` and index without guarding against `"config": "x"`,
+`"User": 5` or `"history": 5`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import ImagefixError
+from .reference import checked_digest
+
+MAX_DEPTH = 64  # real image documents nest 5 levels; 100,000 would exhaust the stack
+
+
+def load_json(data: bytes | str, where: str) -> Any:
+    """JSON as the specs allow it: UTF-8, no NaN/Infinity, no absurd nesting."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImagefixError(f"{where}: not UTF-8 JSON") from None
+    if _too_deep(data):
+        raise ImagefixError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ImagefixError(f"{where}: not valid JSON ({str(exc)[:120]})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def _too_deep(text: str) -> bool:
+    """A cheap bracket count (strings may hold brackets: then this over-counts, which only matters
+    for documents that are hostile anyway)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def mapping(value: Any, where: str, *, optional: bool = False) -> dict:
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise ImagefixError(f"{where} must be an object, not {_kind(value)}")
+    return value
+
+
+def sequence(value: Any, where: str, *, optional: bool = False) -> list:
+    if value is None and optional:
+        return []
+    if not isinstance(value, list):
+        raise ImagefixError(f"{where} must be an array, not {_kind(value)}")
+    return value
+
+
+def text(value: Any, where: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ImagefixError(f"{where} must be a string, not {_kind(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ImagefixError(f"{where} holds a lone surrogate: not valid Unicode") from None
+    return value
+
+
+def size(value: Any, where: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 2**63:
+        shown = value if isinstance(value, int) and not isinstance(value, bool) else _kind(value)
+        raise ImagefixError(f"{where} must be a byte count, not {shown}")
+    return value
+
+
+def descriptor(value: Any, where: str) -> dict:
+    """An OCI content descriptor: digest (checked), size, mediaType, optional platform/annotations."""
+    item = mapping(value, where)
+    checked_digest(item.get("digest"), f"{where}.digest")
+    size(item.get("size"), f"{where}.size", optional=True)
+    text(item.get("mediaType"), f"{where}.mediaType", optional=True)
+    platform = mapping(item.get("platform"), f"{where}.platform", optional=True)
+    for key in ("os", "architecture", "variant"):
+        text(platform.get(key), f"{where}.platform.{key}", optional=True)
+    annotations = mapping(item.get("annotations"), f"{where}.annotations", optional=True)
+    for key, note in annotations.items():
+        text(note, f"{where}.annotations[{key!r}]")
+    return item
+
+
+def image_index(value: Any, where: str) -> dict:
+    doc = mapping(value, where)
+    for number, item in enumerate(sequence(doc.get("manifests"), f"{where}.manifests", optional=True)):
+        descriptor(item, f"{where}.manifests[{number}]")
+    return doc
+
+
+def image_manifest(value: Any, where: str) -> dict:
+    """An image manifest, or an index when it says it is one (its `manifests` are checked)."""
+    doc = mapping(value, where)
+    if "manifests" in doc:
+        return image_index(doc, where)
+    if doc.get("config") is not None:
+        descriptor(doc["config"], f"{where}.config")
+    for number, item in enumerate(sequence(doc.get("layers"), f"{where}.layers", optional=True)):
+        descriptor(item, f"{where}.layers[{number}]")
+    return doc
+
+
+def image_config(value: Any, where: str) -> dict:
+    """The fields of an image config imagefix reads, in the types the OCI image spec gives them."""
+    doc = mapping(value, where)
+    for key in ("os", "architecture", "variant", "created"):
+        text(doc.get(key), f"{where}.{key}", optional=True)
+    config = mapping(doc.get("config"), f"{where}.config", optional=True)
+    for key in ("User", "WorkingDir"):
+        text(config.get(key), f"{where}.config.{key}", optional=True)
+    for key in ("Env", "Entrypoint", "Cmd"):
+        for number, item in enumerate(sequence(config.get(key), f"{where}.config.{key}", optional=True)):
+            text(item, f"{where}.config.{key}[{number}]")
+    for key in ("ExposedPorts", "Volumes"):
+        mapping(config.get(key), f"{where}.config.{key}", optional=True)
+    for key, label in mapping(config.get("Labels"), f"{where}.config.Labels", optional=True).items():
+        text(label, f"{where}.config.Labels[{key!r}]")
+    rootfs = mapping(doc.get("rootfs"), f"{where}.rootfs", optional=True)
+    diff_ids = sequence(rootfs.get("diff_ids"), f"{where}.rootfs.diff_ids", optional=True)
+    for number, item in enumerate(diff_ids):
+        checked_digest(item, f"{where}.rootfs.diff_ids[{number}]")
+    for number, item in enumerate(sequence(doc.get("history"), f"{where}.history", optional=True)):
+        entry = mapping(item, f"{where}.history[{number}]")
+        for key in ("created_by", "comment", "created", "author"):
+            text(entry.get(key), f"{where}.history[{number}].{key}", optional=True)
+        if not isinstance(entry.get("empty_layer", False), bool):
+            raise ImagefixError(f"{where}.history[{number}].empty_layer must be a boolean")
+    return doc
+
+
+def docker_archive_manifest(value: Any, where: str) -> list[dict]:
+    """`docker save`'s manifest.json: [{"Config": path, "RepoTags": [...], "Layers": [paths]}]."""
+    entries = sequence(value, where)
+    for number, item in enumerate(entries):
+        entry = mapping(item, f"{where}[{number}]")
+        text(entry.get("Config"), f"{where}[{number}].Config")
+        for key in ("RepoTags", "Layers"):
+            for index, name in enumerate(sequence(entry.get(key), f"{where}[{number}].{key}",
+                                                  optional=key == "RepoTags")):
+                text(name, f"{where}[{number}].{key}[{index}]")
+    return entries
