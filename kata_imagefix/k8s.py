@@ -180,9 +180,9 @@ def _security_context(needs: PodNeeds):
     return context
 
 
-def _annotate(annotations, needs: PodNeeds) -> None:
+def _annotate(annotations, needs: PodNeeds, existing: dict[str, Any] | None = None) -> None:
     why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
-    for key, value in needs.annotations(dict(annotations)).items():
+    for key, value in needs.annotations(existing if existing is not None else dict(annotations)).items():
         annotations[key] = _quoted(value)
         annotations.yaml_add_eol_comment(why[key], key)
 
@@ -267,7 +267,7 @@ def same_image(a: str, b: str) -> bool:
 
 def _pod_spec(doc: Any) -> Any:
     kind = doc.get("kind") if isinstance(doc, dict) else None
-    path = WORKLOAD_PATHS.get(kind or "")
+    path = WORKLOAD_PATHS.get(kind) if isinstance(kind, str) else None
     if path is None:
         return None
     node = doc
@@ -294,11 +294,24 @@ def _pod_template(workload: Any) -> Any:
     return node
 
 
+def pod_annotations(workload: Any, where: str) -> dict[str, Any]:
+    """The annotations on the pod (template) of a workload, checked to be a mapping."""
+    metadata = _pod_template(workload).get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ImagefixError(f"{where}: metadata must be a mapping, not {type(metadata).__name__}")
+    annotations = (metadata or {}).get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ImagefixError(f"{where}: metadata.annotations must be a mapping, not "
+                            f"{type(annotations).__name__}")
+    return dict(annotations or {})
+
+
 def matching_containers(spec: Any, image_name: str) -> list[Any]:
     """Containers and init containers that run the image."""
     out = []
     for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
+        listed = spec.get(key)
+        for container in listed if isinstance(listed, list) else []:
             if isinstance(container, dict) and same_image(str(container.get("image", "")), image_name):
                 out.append(container)
     return out
@@ -375,9 +388,7 @@ def _patch_pod(editor: DocumentEditor, workload: Any, spec: Any, containers: lis
     elif spec["runtimeClassName"] != needs.runtime_class:
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
     template = _pod_template(workload)
-    metadata = template.get("metadata")
-    existing = dict(metadata.get("annotations") or {}) if isinstance(metadata, dict) else {}
-    wanted = needs.annotations(existing)
+    wanted = needs.annotations(pod_annotations(workload, editor.where))
     if wanted:
         why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
         _ensure(editor, template, ["metadata", "annotations"], wanted, {k: why[k] for k in wanted},
@@ -405,22 +416,25 @@ def kustomize_patches(text: str, needs: PodNeeds) -> str:
         containers = matching_containers(spec, needs.image_name)
         if not containers:
             continue
-        patch = CommentedMap(apiVersion=doc["apiVersion"], kind=doc["kind"])
-        patch["metadata"] = CommentedMap(name=doc["metadata"]["name"])
-        if doc["metadata"].get("namespace"):
-            patch["metadata"]["namespace"] = doc["metadata"]["namespace"]
+        metadata = doc.get("metadata")
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+            raise ImagefixError(f"{doc['kind']} without metadata.name: a kustomize patch needs the name")
+        patch = CommentedMap(apiVersion=doc.get("apiVersion", "v1"), kind=doc["kind"])
+        patch["metadata"] = CommentedMap(name=metadata["name"])
+        if metadata.get("namespace"):
+            patch["metadata"]["namespace"] = metadata["namespace"]
         pod_spec = CommentedMap(runtimeClassName=needs.runtime_class)
         if needs.fs_group is not None:
             pod_spec["securityContext"] = CommentedMap(fsGroup=needs.fs_group)
         pod_spec["containers"] = []
         for container in containers:
-            entry = CommentedMap(name=container["name"])
+            entry = CommentedMap(name=container.get("name"))
             context = _security_context(needs)
             if context:
                 entry["securityContext"] = context
             pod_spec["containers"].append(entry)
         template = CommentedMap(metadata=CommentedMap(annotations=CommentedMap()), spec=pod_spec)
-        _annotate(template["metadata"]["annotations"], needs)
+        _annotate(template["metadata"]["annotations"], needs, pod_annotations(doc, "the manifest"))
         node = patch
         path = WORKLOAD_PATHS[doc["kind"]]
         if doc["kind"] == "Pod":

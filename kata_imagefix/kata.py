@@ -156,16 +156,32 @@ def read_toml(path: str | Path) -> TomlFile:
     return parse_toml(text, str(path))
 
 
+# The keys imagefix reads, with the types Kata's config structs give them (uint32 seconds/MiB):
+# a value of another type makes the runtime refuse the file.
+_TYPED_KEYS = {TIMEOUT_KEY: "a whole number of seconds", MEMORY_KEY: "a whole number of MiB"}
+
+
 def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     entries, headers = _scan(lines)
     try:
         data = tomllib.loads(text)
-        return TomlFile(path, lines, newline, data, entries=entries, headers=headers)
     except tomllib.TOMLDecodeError as exc:
         message, line = _explain_toml_error(str(exc), lines)
         return TomlFile(path, lines, newline, None, message, line, entries, headers)
+    except RecursionError:
+        return TomlFile(path, lines, newline, None, "nested too deeply to read", None, entries, headers)
+    toml = TomlFile(path, lines, newline, data, entries=entries, headers=headers)
+    for entry in entries:
+        want = _TYPED_KEYS.get(entry.key)
+        value = toml.value(entry.path)
+        if want and value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                           or not 0 <= value < 2**32):
+            problem = (f"{entry.key} = {entry.value_text.strip()[:40]} is not {want} "
+                       "(the runtime refuses the file)")
+            return TomlFile(path, lines, newline, None, problem, entry.line + 1, entries, headers)
+    return toml
 
 
 @dataclass
