@@ -87,10 +87,25 @@ def render(template_name: str, values: dict[str, Any], template_dir: Path | None
     try:
         template = environment(template_dir).get_template(template_name)
         return template.render(template_name=template_name, **values)
-    except jinja2.TemplateNotFound:
-        raise ImagefixError(f"template {template_name} not found") from None
-    except jinja2.UndefinedError as exc:
-        raise ImagefixError(f"template {template_name}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        missing = exc.name or template_name  # an include names the missing file, not the includer
+        where = "" if missing == template_name else f" (included from {template_name})"
+        raise ImagefixError(f"template {missing} not found{where}") from None
     except jinja2.TemplateSyntaxError as exc:
         where = exc.filename or template_name
         raise ImagefixError(f"template {where} line {exc.lineno}: {exc.message}") from None
+    except ImagefixError:
+        raise  # a filter refused a value: its message says which
+    except Exception as exc:  # a user's template failing while it renders ({{ 1/0 }}, undefined, ...)
+        raise ImagefixError(f"template {_failing_line(exc, template_name)}: "
+                            f"{getattr(exc, 'message', None) or exc or type(exc).__name__}") from None
+
+
+def _failing_line(exc: BaseException, template_name: str) -> str:
+    """`name line N` from the traceback jinja2 rewrites to point into the template."""
+    import traceback
+
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return f"{Path(frame.filename).name} line {frame.lineno}"
+    return template_name

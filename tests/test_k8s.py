@@ -313,3 +313,11 @@ def test_oci_layout_name_comes_from_its_ref_name_or_is_asked_for(cli, tmp_path):
     assert named.exit_code == 0 and "image: registry.example/team/spark:3.5.3" in named.stdout
     bare = cli("k8s", SPARK)
     assert bare.exit_code == 2 and "--image-name" in bare.stderr and "'3.5.3'" in bare.stderr
+
+
+def test_invalid_utf8_in_a_manifest_is_refused_not_replaced(cli, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_bytes(MANIFEST.encode().replace(b"spark-conf", b"spark-\xff-conf"))
+    out = tmp_path / "out.yaml"
+    result = cli("k8s", SPARK, "--image-name", "spark:3.5.3", "--patch", manifest, "-o", out)
+    assert result.exit_code == 2 and "not UTF-8" in result.stderr and not out.exists()

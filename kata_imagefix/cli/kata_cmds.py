@@ -187,7 +187,7 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
         **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value)."""
     from .. import __version__
-    from ..fileio import read_input, write_atomic
+    from ..fileio import decode_text, read_input, write_atomic
     from ..k8s import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
     from ..reference import parse_image_ref
     from ..sources import open_image
@@ -198,7 +198,7 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
     parsed = parse_image_ref(ref)
     manifest_text = None
     if manifest:
-        manifest_text = read_input(manifest, "manifest").decode("utf-8", "replace")
+        manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
     config = None
     if kata_config:
         from ..kata import load_config

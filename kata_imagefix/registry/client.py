@@ -263,7 +263,11 @@ class RegistryClient:
                     attempt += 1
                     time.sleep(0.2 * 2**attempt)
                     continue
-                raise RegistryError(f"{self.host}: connection failed: {_reason(exc)}") from None
+                hint = ""
+                if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc).upper():
+                    hint = (f" - it answers in plain HTTP, not TLS; if you trust the network to it, "
+                            f"say --insecure-registry {self.host}")
+                raise RegistryError(f"{self.host}: connection failed: {_reason(exc)}{hint}") from None
             if response.status in (401, 403):
                 self._discard(response)
                 if response.status == 401 and not authenticated:

@@ -47,3 +47,17 @@ def test_kubernetes_documents_of_the_wrong_shape(cli, tmp_path, manifest):
         result = cli("k8s", SPARK, "--image-name", "spark:3.5.3", "--patch", path, "-o", out, *extra)
         assert result.exit_code == 2 and "internal error" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(("template", "needle"), [
+    ("FROM {{ base_ref }}\n{{ 1/0 }}\n", "user.Dockerfile.j2 line 2: division by zero"),
+    ("FROM {{ base_ref }}\n{% include 'missing.j2' %}\n", "template missing.j2 not found (included from"),
+    ("FROM {{ base_ref }}\nUSER {{ no_such_value }}\n", "'no_such_value' is undefined"),
+])
+def test_user_templates_that_fail_while_rendering_are_one_line(cli, tmp_path, template, needle):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "user.Dockerfile.j2").write_text(template)
+    result = cli("fix", SPARK, "--no-build", "-o", tmp_path / "out", "--template-dir", folder)
+    assert result.exit_code == 2 and needle in result.stderr, result.stderr
+    assert "internal error" not in result.stderr and not (tmp_path / "out").exists()

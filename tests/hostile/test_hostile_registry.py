@@ -88,3 +88,11 @@ def test_a_huge_error_body_is_not_read_whole(cli, scripted):
     server = scripted(answer)
     result = cli("scan", f"docker://{server.host}/missing:1")
     assert result.exit_code == 2 and "no manifest" in result.stderr
+
+
+def test_a_plain_http_registry_not_on_loopback_gets_a_hint(cli, scripted):
+    # 0.0.0.0 reaches this machine on Linux but is not a loopback address: TLS is required there
+    server = scripted(lambda h, n: _send(h, 200, {}, b"{}"))
+    port = server.host.rsplit(":", 1)[1]
+    result = cli("scan", f"docker://0.0.0.0:{port}/app:1")
+    assert result.exit_code == 2 and f"--insecure-registry 0.0.0.0:{port}" in result.stderr, result.stderr
