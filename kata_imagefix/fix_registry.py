@@ -18,7 +18,7 @@ from .platforms import describe, runnable
 from .reference import DockerReference, parse_docker_reference
 from .registry.client import INDEX_TYPES, RegistryClient, api_host
 from .registry.options import RegistryOptions
-from .sources.registry import registry_image
+from .sources.registry import registry_image, transfer_limits
 
 
 @dataclass
@@ -56,7 +56,7 @@ def fix_in_registry(source: str, target: str | None, user_mode: str, options: Re
     if not new_ref.tag or new_ref.digest:
         raise ImagefixError("--tag needs a tag (repository:tag), not a digest")
     client = RegistryClient(host, insecure=options.insecure, credentials=options.credentials,
-                            timeout=options.timeout)
+                            timeout=options.timeout, limits=transfer_limits(options))
     if not force:
         try:
             client.manifest(new_ref.path, new_ref.tag)

@@ -34,6 +34,9 @@ def runnable(descriptors: list[dict]) -> list[dict]:
     return [d for d in descriptors if (d.get("platform") or {}).get("os") not in (None, "unknown")]
 
 
+MAX_LISTED = 10  # an error line names at most this many platforms
+
+
 def pick_platform(descriptors: list[dict], wanted: Platform, label: str) -> dict:
     os_name, arch, variant = wanted
     for descriptor in descriptors:
@@ -42,7 +45,10 @@ def pick_platform(descriptors: list[dict], wanted: Platform, label: str) -> dict
             variant is None or plat.get("variant") == variant
         ):
             return descriptor
-    have = ", ".join(describe(d) for d in descriptors) or "none"
+    shown = sorted({describe(d) for d in descriptors})
+    have = ", ".join(shown[:MAX_LISTED]) or "none"
+    if len(shown) > MAX_LISTED:
+        have += f" and {len(shown) - MAX_LISTED} more"
     raise ImagefixError(
         f"{label}: no manifest for platform {'/'.join(filter(None, wanted))} (it has {have}); "
         "choose one with --platform or scan each with --all-platforms"

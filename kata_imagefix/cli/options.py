@@ -148,6 +148,12 @@ def registry_flags(func: Callable) -> Callable:
         click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin."),
         click.option("--registry-timeout", type=click.FloatRange(0.1, 3600), metavar="S",
                      help="Give up on a silent registry after S seconds. [default: 30]"),
+        click.option("--stall-seconds", type=click.FloatRange(0.1, 3600), metavar="S",
+                     help="Give up on a blob when under 64 KiB arrive in S seconds. [default: 30]"),
+        click.option("--deadline-seconds", type=click.FloatRange(1, 86400), metavar="S",
+                     help="Give up on a blob after S seconds plus its size at 1 MB/s. [default: 60]"),
+        click.option("--max-platforms", type=click.IntRange(1, 10000), metavar="N",
+                     help="With --all-platforms, consider at most N entries of an index. [default: 64]"),
     ]
     return stacked(options, func)
 
@@ -170,7 +176,11 @@ def registry_options(ctx: click.Context, kw: dict[str, Any]):
     timeout = setting(ctx, kw.pop("registry_timeout"), "registry-timeout", 30.0, float)
     return RegistryOptions(insecure=insecure, credentials=credentials, timeout=timeout,
                            exact=kw.pop("exact"), all_platforms=kw.pop("all_platforms"),
-                           platform=kw.get("platform"))
+                           platform=kw.get("platform"),
+                           stall_seconds=setting(ctx, kw.pop("stall_seconds"), "stall-seconds", 30.0, float),
+                           deadline_seconds=setting(ctx, kw.pop("deadline_seconds"), "deadline-seconds", 60.0,
+                                                    float),
+                           max_platforms=setting(ctx, kw.pop("max_platforms"), "max-platforms", 64, int))
 
 
 def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,

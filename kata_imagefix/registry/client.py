@@ -89,8 +89,10 @@ class RegistryClient:
     """One registry host; safe for one thread (make one per reference)."""
 
     def __init__(self, host: str, *, insecure: tuple[str, ...] = (), credentials: Credentials | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, retries: int = 3) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
+                 limits: TransferLimits | None = None) -> None:
         self.host = host
+        self.limits = limits or TransferLimits()
         self.timeout = timeout
         self.retries = retries
         self.insecure = tuple(insecure)
@@ -337,14 +339,18 @@ class RegistryClient:
         where = f"{self.host}/{repository}: manifest {reference}"
         return image_manifest(load_json(body, where), where), digest, body
 
-    def blob(self, repository: str, digest: str, limit: int = 64 * 2**20) -> bytes:
-        with self.open_blob(repository, digest) as stream:
-            data = stream.read(limit + 1)
-            if len(data) > limit:
-                raise RegistryError(f"{self.host}/{repository}: blob {digest} is larger than expected")
-        return data
+    def blob(self, repository: str, digest: str, limit: int = 64 * 2**20, size: int | None = None) -> bytes:
+        with self.open_blob(repository, digest, size) as stream:
+            parts: list[bytes] = []
+            received = 0
+            while chunk := stream.read(1 << 20):
+                parts.append(chunk)
+                received += len(chunk)
+                if received > limit:
+                    raise RegistryError(f"{self.host}/{repository}: blob {digest} is larger than expected")
+        return b"".join(parts)
 
-    def open_blob(self, repository: str, digest: str) -> VerifyingStream:
+    def open_blob(self, repository: str, digest: str, size: int | None = None) -> VerifyingStream:
         checked_digest(digest, f"{self.host}/{repository}")
         response = self.request("GET", f"/v2/{repository}/blobs/{digest}",
                                 scope=f"repository:{repository}:pull", kind="blob")
@@ -354,7 +360,8 @@ class RegistryClient:
         if response.status != 200:
             self._discard(response)
             raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}")
-        return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats)
+        return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats, size=size,
+                               limits=self.limits)
 
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
@@ -429,33 +436,85 @@ class RegistryClient:
         return body
 
 
+@dataclass(frozen=True)
+class TransferLimits:
+    """When a blob transfer is given up: a stall (under `stall_bytes` in `stall_seconds` while bytes
+    are still due), or past its deadline (`deadline_seconds` plus the expected size at `rate`)."""
+
+    stall_seconds: float = 30.0
+    stall_bytes: int = 64 * 2**10
+    deadline_seconds: float = 60.0
+    rate: float = 1e6  # bytes per second the deadline allows for the expected size
+
+
 class VerifyingStream:
     """A blob body that hashes what passes through and refuses a mismatch at the end.
 
-    Closing early drains the rest so that the digest is still checked.
+    Closing early drains the rest so that the digest is still checked - but
+    never more than one byte past the size the descriptor names, never at a
+    trickle, and never past the transfer's deadline.
     """
 
-    def __init__(self, response: http.client.HTTPResponse, digest: str, where: str, stats: Stats) -> None:
+    def __init__(self, response: http.client.HTTPResponse, digest: str, where: str, stats: Stats, *,
+                 size: int | None = None, limits: TransferLimits | None = None) -> None:
         self.response = response
         self.digest = digest
         self.where = where
         self.stats = stats
+        self.size = size
+        self.limits = limits or TransferLimits()
         algorithm, _, self.expected = digest.partition(":")
         self.hash = BackgroundDigest(algorithm if algorithm in ("sha256", "sha512") else "sha256")
         self.done = False
+        self.received = 0
+        now = self.started = time.monotonic()
+        self.deadline = now + self.limits.deadline_seconds + (size or 0) / self.limits.rate
+        self.window = (now, 0)  # (start, bytes received since)
 
     def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while chunk := self.read(1 << 20):
+                parts.append(chunk)
+            return b"".join(parts)
         try:
-            data = self.response.read(size if size >= 0 else None)
+            data = self.response.read1(min(size, 1 << 20)) if size else b""
         except TimeoutError:
             raise RegistryError(f"{self.where}: blob {self.digest} stalled (timed out)") from None
         except (OSError, http.client.HTTPException) as exc:
             raise RegistryError(f"{self.where}: blob {self.digest} broke off: {_reason(exc)}") from None
         self.stats.bytes += len(data)
+        self.received += len(data)
+        if self.size is not None and self.received > self.size:
+            self._abandon()
+            raise RegistryError(f"{self.where}: blob {self.digest} sends more than the {self.size} bytes its "
+                                "descriptor names (refused)")
+        self._pace(len(data))
         self.hash.update(data)
-        if not data or (size < 0):
+        if not data and size:
             self._finish()
         return data
+
+    def _pace(self, count: int) -> None:
+        now = time.monotonic()
+        if now > self.deadline:
+            self._abandon()
+            raise RegistryError(f"{self.where}: blob {self.digest} took longer than "
+                                f"{self.deadline - self.started:.0f} s (transfer deadline; gave up)")
+        start, seen = self.window
+        seen += count
+        if now - start >= self.limits.stall_seconds:
+            if seen < self.limits.stall_bytes:
+                self._abandon()
+                raise RegistryError(f"{self.where}: blob {self.digest} stalled: {seen} bytes in "
+                                    f"{now - start:.0f} s (under {self.limits.stall_bytes // 1024} KiB)")
+            start, seen = now, 0
+        self.window = (start, seen)
+
+    def _abandon(self) -> None:
+        self.done = True
+        self.hash.abandon()
+        self.response.close()
 
     def _finish(self) -> None:
         if self.done:

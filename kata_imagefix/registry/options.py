@@ -17,3 +17,6 @@ class RegistryOptions:
     exact: bool = False
     all_platforms: bool = False
     platform: str | None = None
+    stall_seconds: float = 30.0  # give up when under 64 KiB arrive in this long while bytes are due
+    deadline_seconds: float = 60.0  # per transfer, plus its expected size at 1 MB/s
+    max_platforms: int = 64  # --all-platforms considers at most this many entries of an index

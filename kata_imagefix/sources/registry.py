@@ -26,10 +26,17 @@ COMPRESSION_RATIO = 3.0
 ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
 
 
+def transfer_limits(options: RegistryOptions):
+    from ..registry.client import TransferLimits
+
+    return TransferLimits(stall_seconds=options.stall_seconds, deadline_seconds=options.deadline_seconds)
+
+
 def open_registry_images(target: str, reference: str, options: RegistryOptions) -> list[Image]:
     ref = parse_docker_reference(target)
     client = RegistryClient(api_host(ref.domain), insecure=options.insecure,
-                            credentials=options.credentials, timeout=options.timeout)
+                            credentials=options.credentials, timeout=options.timeout,
+                            limits=transfer_limits(options))
     repository = ref.path
     try:
         manifest, digest, _ = client.manifest(repository, ref.digest or ref.tag or "latest")
@@ -38,6 +45,12 @@ def open_registry_images(target: str, reference: str, options: RegistryOptions) 
     label = f"{reference}"
     if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
         entries = runnable(manifest.get("manifests") or [])
+        if options.all_platforms and len(entries) > options.max_platforms:
+            import sys
+
+            print(f"imagefix: note: {reference} lists {len(entries)} platforms; scanning the first "
+                  f"{options.max_platforms} (--max-platforms)", file=sys.stderr)
+            entries = entries[:options.max_platforms]
         chosen = entries if options.all_platforms else [
             pick_platform(entries, parse_platform(options.platform), label)]
         images = []
@@ -55,7 +68,8 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     config_descriptor = manifest.get("config") or {}
     if not config_descriptor.get("digest"):
         raise ImagefixError(f"{reference}: manifest {digest} has no config (schema 1 is not supported)")
-    config = image_config(load_json(client.blob(repository, config_descriptor["digest"]),
+    config = image_config(load_json(client.blob(repository, config_descriptor["digest"],
+                                                size=config_descriptor.get("size")),
                                     f"{reference}: the image config"), f"{reference}: the image config")
     descriptors = manifest.get("layers") or []
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
@@ -69,8 +83,10 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
             compressed_size=compressed, created_by=history[index], size_estimated=True,
         ))
 
+    sizes = {layer.digest: layer.compressed_size for layer in layers}
+
     def opener(layer_digest: str):
-        return lambda: client.open_blob(repository, layer_digest)
+        return lambda: client.open_blob(repository, layer_digest, sizes.get(layer_digest))
 
     if options.exact:
         _count_exactly(client, repository, layers, reference)
@@ -101,7 +117,7 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
         total = sum(layer.compressed_size or 0 for layer in layers)
         with byte_progress(f"reading {reference}", total) as advance:
             for layer in layers:
-                with client.open_blob(repository, layer.digest) as stream:
+                with client.open_blob(repository, layer.digest, layer.compressed_size) as stream:
                     try:
                         out.append(list(entries_from_tar(CountingReader(stream, advance))))
                     except TarFormatError as exc:
@@ -121,7 +137,7 @@ def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer],
         for layer in layers:
             if not layer.digest:
                 continue
-            with client.open_blob(repository, layer.digest) as stream:
+            with client.open_blob(repository, layer.digest, layer.compressed_size) as stream:
                 try:
                     layer.size = tar_unpacked_size(CountingReader(stream, advance))
                 except TarFormatError as exc:

@@ -96,3 +96,116 @@ def test_a_plain_http_registry_not_on_loopback_gets_a_hint(cli, scripted):
     port = server.host.rsplit(":", 1)[1]
     result = cli("scan", f"docker://0.0.0.0:{port}/app:1")
     assert result.exit_code == 2 and f"--insecure-registry 0.0.0.0:{port}" in result.stderr, result.stderr
+
+
+def _image_server(scripted, serve_blob, config: bytes):
+    import hashlib
+    import json
+
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": digest, "size": len(config)},
+                           "layers": []}).encode()
+
+    def answer(handler, _n):
+        if "/manifests/" in handler.path:
+            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
+        else:
+            try:
+                serve_blob(handler)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return scripted(answer)
+
+
+CONFIG = b'{"architecture": "amd64", "os": "linux", "config": {"User": "185:185"}}'
+
+
+def test_an_endless_blob_stops_one_byte_past_its_size(cli, scripted):
+    def endless(handler):
+        handler.send_response(200)
+        handler.end_headers()  # no length: it never ends
+        while True:
+            handler.wfile.write(b"x" * 65536)
+
+    server = _image_server(scripted, endless, CONFIG)
+    start = time.monotonic()
+    result = cli("scan", f"docker://{server.host}/endless:1")
+    assert result.exit_code == 2 and f"more than the {len(CONFIG)} bytes" in result.stderr
+    assert time.monotonic() - start < 20
+
+
+def test_a_trickling_blob_is_given_up_as_stalled(cli, scripted):
+    def trickle(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(CONFIG)))
+        handler.end_headers()
+        for byte in CONFIG:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    server = _image_server(scripted, trickle, CONFIG)
+    start = time.monotonic()
+    result = cli("scan", f"docker://{server.host}/slow:1", "--stall-seconds", "1")
+    assert result.exit_code == 2 and "stalled" in result.stderr and server.host in result.stderr
+    assert time.monotonic() - start < 10
+
+
+def test_a_transfer_past_its_deadline_is_given_up(cli, scripted):
+    big = b'{"config": {"Labels": {"pad": "' + b"x" * 2_000_000 + b'"}}}'
+
+    def steady(handler):  # 200 kB/s: above the stall floor, far below what the deadline allows
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(big)))
+        handler.end_headers()
+        for offset in range(0, len(big), 20_000):
+            handler.wfile.write(big[offset:offset + 20_000])
+            handler.wfile.flush()
+            time.sleep(0.1)
+
+    server = _image_server(scripted, steady, big)
+    start = time.monotonic()
+    result = cli("scan", f"docker://{server.host}/late:1", "--deadline-seconds", "1", "--stall-seconds", "5")
+    assert result.exit_code == 2 and "transfer deadline" in result.stderr
+    assert time.monotonic() - start < 8
+
+
+def _index_server(scripted, platforms: int):
+    import hashlib
+    import json
+
+    config_digest = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
+    child = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                   "digest": config_digest, "size": len(CONFIG)}, "layers": []}).encode()
+    child_digest = "sha256:" + hashlib.sha256(child).hexdigest()
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                       "digest": child_digest, "size": len(child),
+                                       "platform": {"os": "linux", "architecture": f"arch{i}"}}
+                                      for i in range(platforms)]}).encode()
+
+    def answer(handler, _n):
+        if handler.path.endswith("/manifests/1"):
+            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, index)
+        elif "/manifests/" in handler.path:
+            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, child)
+        else:
+            _send(handler, 200, {}, CONFIG)
+
+    return scripted(answer)
+
+
+def test_a_huge_index_is_capped_and_says_so(cli, scripted):
+    server = _index_server(scripted, 10_000)
+    start = time.monotonic()
+    result = cli("scan", "--format", "json", "--all-platforms", "--max-platforms", "3",
+                 f"docker://{server.host}/many:1")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.json()["images"]) == 3 and "lists 10000 platforms; scanning the first 3" in result.stderr
+    missing = cli("scan", "--platform", "linux/s390x", f"docker://{server.host}/many:1")
+    assert missing.exit_code == 2 and "and 9990 more" in missing.stderr and len(missing.stderr) < 1000
+    assert time.monotonic() - start < 30
