@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 import time
@@ -112,10 +113,8 @@ def _image_server(scripted, serve_blob, config: bytes):
         if "/manifests/" in handler.path:
             _send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
         else:
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 serve_blob(handler)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
     return scripted(answer)
 
