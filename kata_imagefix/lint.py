@@ -10,7 +10,7 @@ from .errors import ImagefixError
 from .model import Image
 from .rules import UserSubject
 from .scan import RuleSelection, ScanResult, run_rules
-from .users import Resolution, UserSpec, id_field, parse_colon_file, resolve_user
+from .users import Resolution, UserSpec, find_entry, id_field, resolve_user
 
 BaseOpener = Callable[[str], Image]
 
@@ -40,7 +40,7 @@ class LintResult(ScanResult):
     user: EffectiveUser | None = None
 
 
-def _group_id(ref: str | None, accounts: Accounts, base_groups: dict[str, list[str]]) -> int | None:
+def _group_id(ref: str | None, accounts: Accounts, base_groups: bytes | None) -> int | None:
     if ref is None:
         return None
     spec = UserSpec.parse(f":{ref}")
@@ -48,7 +48,7 @@ def _group_id(ref: str | None, accounts: Accounts, base_groups: dict[str, list[s
         return spec.gid
     if ref in accounts.groups:
         return accounts.groups[ref]
-    fields = base_groups.get(ref)
+    fields = find_entry(base_groups, name=ref)
     return id_field(fields[2]) if fields else None
 
 
@@ -62,7 +62,7 @@ def resolve_in_dockerfile(spec: UserSpec, accounts: Accounts, base: Image | None
     if spec.problem:
         return Resolution(None, None, source, spec.problem)
     base_read = base.read_file if base is not None else (lambda _p: None)
-    base_groups = parse_colon_file(base_read("/etc/group")) if spec.group_name else {}
+    base_groups = base_read("/etc/group") if spec.group_name else None
     uid, group_ref = spec.uid, None
     name = spec.user_name
     users = {"root": (0, "0"), **accounts.users}  # root is uid 0 by definition

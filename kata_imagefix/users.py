@@ -132,20 +132,24 @@ class Resolution:
         return f"{self.uid}:{self.gid}"
 
 
-def parse_colon_file(text: str | bytes | None) -> dict[str, list[str]]:
-    """name -> fields for /etc/passwd or /etc/group (comments and junk lines skipped)."""
-    if text is None:
-        return {}
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    entries: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[0] not in entries:
-            entries[fields[0]] = fields
-    return entries
+def find_entry(data: str | bytes | None, *, name: str | None = None,
+               id_value: int | None = None) -> list[str] | None:
+    """The first /etc/passwd or /etc/group line for a name (field 1) or a uid/gid (field 3), split
+    at ':'. A regex walks the bytes: no line list or table of a million entries is ever built."""
+    if data is None:
+        return None
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    if name is not None:
+        pattern = rb"^" + re.escape(name.encode("utf-8", "surrogateescape")) + rb":[^\n]*"
+    elif id_value is not None:
+        pattern = rb"^[^:\n#][^:\n]*:[^:\n]*:0*" + str(id_value).encode() + rb"(?::[^\n]*|$)"
+    else:
+        return None
+    match = re.search(pattern, raw, re.M)
+    if match is None:
+        return None
+    fields = match.group(0).rstrip(b"\r").decode("utf-8", "replace").split(":")
+    return fields if len(fields) >= 3 else None
 
 
 def id_field(text: str) -> int | None:
@@ -153,12 +157,10 @@ def id_field(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-def primary_gid(passwd: dict[str, list[str]], uid: int) -> int | None:
+def primary_gid(passwd: bytes | None, uid: int) -> int | None:
     """The primary gid of the first passwd entry with this uid (what containerd's WithUserID takes)."""
-    for fields in passwd.values():
-        if len(fields) >= 4 and id_field(fields[2]) == uid:
-            return id_field(fields[3])
-    return None
+    fields = find_entry(passwd, id_value=uid)
+    return id_field(fields[3]) if fields and len(fields) >= 4 else None
 
 
 def resolve_user(
@@ -173,10 +175,9 @@ def resolve_user(
     from_passwd = False
     if spec.user_name is not None or spec.group is None:
         passwd_bytes = read_file("/etc/passwd")
-        passwd = parse_colon_file(passwd_bytes)
         name = spec.user_name
         if name is not None:
-            fields = passwd.get(name)
+            fields = find_entry(passwd_bytes, name=name)
             if fields is None and name == "root":
                 fields = ["root", "x", "0", "0"]  # uid 0 by definition; a missing entry changes nothing
             if fields is None or len(fields) < 4:
@@ -189,14 +190,14 @@ def resolve_user(
             if spec.group is None:
                 gid, from_passwd = id_field(fields[3]), True
         elif uid is not None:
-            found = primary_gid(passwd, uid)
+            found = primary_gid(passwd_bytes, uid)
             # containerd's WithUserID: no entry for the uid means gid 0, without an error.
             gid, from_passwd = (found, True) if found is not None else (0, False)
     if spec.group_name is not None:
         group_bytes = read_file("/etc/group")
         if group_bytes is None:
             return Resolution(uid, None, source, "the image has no /etc/group")
-        fields = parse_colon_file(group_bytes).get(spec.group_name)
+        fields = find_entry(group_bytes, name=spec.group_name)
         gid = id_field(fields[2]) if fields else None
         if gid is None:
             return Resolution(uid, None, source, f"no group {spec.group_name!r} in the image's /etc/group")

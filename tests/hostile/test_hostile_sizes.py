@@ -51,3 +51,19 @@ def test_the_shipped_sample_scans_under_the_memory_bound():
     sample = Path(__file__).resolve().parents[2] / "samples" / "spark"
     result, _, rss = run_child("scan", f"oci:{sample}:3.5.3", timeout=60)
     assert result.returncode == 1 and rss < MAX_RSS_MB
+
+
+@pytest.mark.parametrize("kind", ["million-lines", "one-60mb-line"])
+def test_huge_passwd_files_are_searched_not_loaded_into_tables(tmp_path, kind):
+    from make_samples import SPARK_GROUP, Entry, ImageSpec, LayerSpec, write_oci_layout
+
+    if kind == "million-lines":
+        passwd = b"".join(b"user%d:x:%d:%d::/home:/bin/sh\n" % (i, 10_000 + i, 10_000 + i)
+                          for i in range(1_000_000)) + b"spark:x:185:185::/opt/spark:/bin/sh\n"
+    else:
+        passwd = b"x" * 60_000_000 + b"\nspark:x:185:185::/opt/spark:/bin/sh\n"
+    layer = LayerSpec([Entry("etc/passwd", passwd), Entry("etc/group", SPARK_GROUP.encode())])
+    write_oci_layout(tmp_path / "img", {"1": ImageSpec([layer], config={"User": "spark"})}, compress=False)
+    result, seconds, rss = run_child("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1", timeout=120)
+    assert result.returncode == 1 and '"USER 185:185' in result.stdout, result.stderr
+    assert rss < MAX_RSS_MB, rss
