@@ -38,7 +38,7 @@ def _split_key(text: str) -> tuple[str, ...]:
     return tuple(p.strip("\"'") for p in parts)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One `key = value` line of a TOML file."""
 
@@ -53,24 +53,38 @@ class Entry:
         return (*self.table, self.key)
 
 
-@dataclass
+@dataclass(eq=False)
 class TomlFile:
+    """A TOML file's lines and keys (scanned at once) and its parsed data (parsed when first asked:
+    an edit re-scans its text for line numbers without parsing it again)."""
+
     path: str
     lines: list[str]  # keepends
     newline: str
-    data: dict[str, Any] | None  # None when invalid
-    error: str | None = None
-    error_line: int | None = None  # 1-based
     entries: list[Entry] = field(default_factory=list)
     headers: dict[tuple[str, ...], int] = field(default_factory=dict)  # table -> 0-based header line
+    _outcome: tuple[dict[str, Any] | None, str | None, int | None] | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        """None when the file is not valid TOML (or a key imagefix reads has the wrong type)."""
+        return self._parsed()[0]
+
+    @property
+    def error(self) -> str | None:
+        return self._parsed()[1]
+
+    @property
+    def error_line(self) -> int | None:  # 1-based
+        return self._parsed()[2]
+
+    def _parsed(self) -> tuple[dict[str, Any] | None, str | None, int | None]:
+        if self._outcome is None:
+            self._outcome = _load(self)
+        return self._outcome
 
     def value(self, path: tuple[str, ...]) -> Any:
-        node: Any = self.data or {}
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return _get(self.data or {}, path)
 
     def entries_named(self, key: str) -> list[Entry]:
         return [e for e in self.entries if e.key == key]
@@ -95,7 +109,8 @@ def _scan(lines: list[str]) -> tuple[list[Entry], dict[tuple[str, ...], int]]:
             dotted = _split_key(key.group(2))
             value = key.group(3)
             last = _value_end(lines, index, value)
-            entries.append(Entry((*table, *dotted[:-1]), dotted[-1], index, last, value))
+            owner = table if len(dotted) == 1 else (*table, *dotted[:-1])  # shared: one tuple per table
+            entries.append(Entry(owner, dotted[-1], index, last, value))
             index = last + 1
             continue
         index += 1
@@ -165,23 +180,34 @@ def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     entries, headers = _scan(lines)
+    return TomlFile(path, lines, newline, entries, headers)
+
+
+def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None]:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads("".join(toml.lines))
     except tomllib.TOMLDecodeError as exc:
-        message, line = _explain_toml_error(str(exc), lines)
-        return TomlFile(path, lines, newline, None, message, line, entries, headers)
+        message, line = _explain_toml_error(str(exc), toml.lines)
+        return None, message, line
     except RecursionError:
-        return TomlFile(path, lines, newline, None, "nested too deeply to read", None, entries, headers)
-    toml = TomlFile(path, lines, newline, data, entries=entries, headers=headers)
-    for entry in entries:
+        return None, "nested too deeply to read", None
+    for entry in toml.entries:
         want = _TYPED_KEYS.get(entry.key)
-        value = toml.value(entry.path)
-        if want and value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                           or not 0 <= value < 2**32):
+        value = _get(data, entry.path) if want else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value < 2**32):
             problem = (f"{entry.key} = {entry.value_text.strip()[:40]} is not {want} "
                        "(the runtime refuses the file)")
-            return TomlFile(path, lines, newline, None, problem, entry.line + 1, entries, headers)
-    return toml
+            return None, problem, entry.line + 1
+    return data, None, None
+
+
+def _get(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 @dataclass
@@ -349,7 +375,8 @@ def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comme
     existing = [e for e in toml.entries if e.table == table and e.key == key]
     if existing:
         entry = existing[-1]
-        current = toml.value((*table, key))
+        plain = entry.value_text.split("#", 1)[0].strip().replace("_", "")
+        current = int(plain) if plain.isdigit() else toml.value((*table, key))
         if current == value:
             return None
         line = lines[entry.line]
