@@ -64,6 +64,6 @@ def test_huge_passwd_files_are_searched_not_loaded_into_tables(tmp_path, kind):
         passwd = b"x" * 60_000_000 + b"\nspark:x:185:185::/opt/spark:/bin/sh\n"
     layer = LayerSpec([Entry("etc/passwd", passwd), Entry("etc/group", SPARK_GROUP.encode())])
     write_oci_layout(tmp_path / "img", {"1": ImageSpec([layer], config={"User": "spark"})}, compress=False)
-    result, seconds, rss = run_child("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1", timeout=120)
+    result, _seconds, rss = run_child("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1", timeout=120)
     assert result.returncode == 1 and '"USER 185:185' in result.stdout, result.stderr
     assert rss < MAX_RSS_MB, rss
