@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .budget import BudgetEstimate, BudgetModel
-from .model import Finding, Image, Severity
+from .image.model import Image
+from .kata.budget import BudgetEstimate, BudgetModel
 from .rules import ImageSubject, Rule, UserSubject, all_rules
-from .settings import PROFILES  # noqa: F401 - re-exported for callers
+from .rules.finding import Finding, Severity
 from .users import UserSpec, resolve_user
 
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6

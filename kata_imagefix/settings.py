@@ -35,7 +35,7 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
-def load_config(path: Path | None) -> dict[str, Any]:
+def load_settings(path: Path | None) -> dict[str, Any]:
     """Read and check a config file; unknown keys are errors, not silently ignored."""
     if path is None:
         return {}

@@ -152,7 +152,7 @@ def no_engine_env(tmp_path) -> dict:
 @pytest.fixture(autouse=True)
 def _fresh_engine_client():
     """Each test connects anew, so DOCKER_HOST set by a test takes effect."""
-    from kata_imagefix.sources import daemon
+    from kata_imagefix.image.sources import daemon
 
     daemon._client_cache.clear()
     yield

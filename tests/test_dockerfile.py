@@ -12,11 +12,11 @@ from dockerfile_corpus import PATCH_ERROR, SPARK, WHY, cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kata_imagefix.dockerfile import expand, parse_dockerfile
+from kata_imagefix.dockerfile.lint import lint
+from kata_imagefix.dockerfile.parse import expand, parse_dockerfile
+from kata_imagefix.dockerfile.patch import patch
 from kata_imagefix.errors import ImagefixError
-from kata_imagefix.lint import lint
-from kata_imagefix.model import Severity
-from kata_imagefix.patch import patch
+from kata_imagefix.rules.finding import Severity
 from kata_imagefix.scan import RuleSelection
 
 CASES = cases()

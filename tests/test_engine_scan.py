@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import base_image, skopeo_to_oci
 
-from kata_imagefix.sources import open_image
-from kata_imagefix.sources.daemon import open_daemon_image
+from kata_imagefix.image.sources import open_image
+from kata_imagefix.image.sources.daemon import open_daemon_image
 
 pytestmark = pytest.mark.engine
 
@@ -112,8 +112,8 @@ def test_kif101_fix_actually_works_on_the_engine(engine, images, cli):
 
 def test_export_readers_agree_with_each_other_and_the_layer_folders(engine, built):
     """The connection-level reader and urllib3's own give the same entries as walking overlay2 folders."""
-    from kata_imagefix.layerwalk import entries_from_save
-    from kata_imagefix.sources.daemon import body_reader
+    from kata_imagefix.image.layerwalk import entries_from_save
+    from kata_imagefix.image.sources.daemon import body_reader
 
     image = open_daemon_image(built["readd"]["tag"], built["readd"]["tag"])
     diff_ids = image.config["rootfs"]["diff_ids"]
@@ -145,8 +145,8 @@ def test_a_broken_export_stream_is_one_clear_error(engine, monkeypatch):
     import io
 
     from kata_imagefix.errors import ImagefixError
-    from kata_imagefix.sources import daemon
-    from kata_imagefix.sources.httpbody import HttpBody
+    from kata_imagefix.image.sources import daemon
+    from kata_imagefix.image.sources.httpbody import HttpBody
 
     @contextlib.contextmanager
     def cut_short(api, image_id):

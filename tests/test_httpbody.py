@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kata_imagefix.sources.httpbody import HttpBody
-from kata_imagefix.tarstream import TarFormatError
+from kata_imagefix.image.sources.httpbody import HttpBody
+from kata_imagefix.image.tarstream import TarFormatError
 
 
 class Trickle(io.RawIOBase):

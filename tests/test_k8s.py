@@ -8,7 +8,7 @@ from conftest import SAMPLES
 from make_samples import SPARK_GROUP, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
 from ruamel.yaml import YAML
 
-from kata_imagefix.k8s import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, split_documents
+from kata_imagefix.k8s.pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, split_documents
 
 SPARK = f"oci:{SAMPLES / 'spark'}:3.5.3"
 DATA = __import__("pathlib").Path(__file__).parent / "data" / "kata-4.1.0"

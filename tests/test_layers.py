@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from make_samples import Entry, write_layer_tar
 
-from kata_imagefix.layerfs import find_file, member_size, tar_unpacked_size
-from kata_imagefix.tarstream import TarFormatError, walk
+from kata_imagefix.image.layerfs import find_file, member_size, tar_unpacked_size
+from kata_imagefix.image.tarstream import TarFormatError, walk
 
 
 def layer(*entries: Entry, fmt=tarfile.PAX_FORMAT) -> bytes:
@@ -177,7 +177,7 @@ def test_docker_save_stream_reads_the_same_however_it_arrives(tmp_path):
 
     from make_samples import ImageSpec, LayerSpec, write_docker_archive
 
-    from kata_imagefix.layerwalk import FILE, entries_from_save
+    from kata_imagefix.image.layerwalk import FILE, entries_from_save
 
     rng = random.Random(7)
     layers = [
@@ -201,7 +201,7 @@ def test_docker_save_stream_reads_the_same_however_it_arrives(tmp_path):
 def test_normalize_folds_like_normpath(name):
     import posixpath
 
-    from kata_imagefix.layerfs import normalize
+    from kata_imagefix.image.layerfs import normalize
 
     slow = posixpath.normpath("/" + name).lstrip("/")
     assert normalize(name) == ("" if slow == "." else slow)
@@ -209,7 +209,7 @@ def test_normalize_folds_like_normpath(name):
 
 @pytest.mark.parametrize("skippable", [True, False])
 def test_progress_counting_passes_skips_down_and_counts_every_byte(skippable):
-    from kata_imagefix.output.progress import CountingReader
+    from kata_imagefix.image.progress import CountingReader
 
     blob = layer(Entry("a", zeros=3 * 2**20), Entry("b", b"x" * 10))
 

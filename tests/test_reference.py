@@ -1,7 +1,7 @@
 import pytest
 
 from kata_imagefix.errors import ImagefixError
-from kata_imagefix.reference import parse_docker_reference, parse_image_ref, split_path_and_suffix
+from kata_imagefix.image.reference import parse_docker_reference, parse_image_ref, split_path_and_suffix
 
 
 @pytest.mark.parametrize(("text", "repository", "tag", "digest", "familiar"), [

@@ -10,9 +10,9 @@ import pytest
 from conftest import base_image
 from registries import FaultServer, Registry, TokenServer, push_spec, repo_name, spark_like, start_registry
 
+from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.auth import Credentials
 from kata_imagefix.registry.client import RegistryClient
-from kata_imagefix.sources.registry import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 
 pytestmark = pytest.mark.registry
 

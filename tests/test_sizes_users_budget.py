@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kata_imagefix.budget import BudgetModel
 from kata_imagefix.errors import ImagefixError
+from kata_imagefix.kata.budget import BudgetModel
 from kata_imagefix.sizes import human_size, parse_size
 from kata_imagefix.users import UserKind, UserSpec, resolve_user
 

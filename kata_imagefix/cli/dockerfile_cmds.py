@@ -8,14 +8,8 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from . import main
-from .options import (
-    emit_results,
-    exit_code,
-    rule_selection,
-    selection_options,
-    stacked,
-)
+from .app import main
+from .options import emit_results, exit_code, rule_selection, selection_options, stacked
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,7 +26,7 @@ def _base_opener(resolve: bool):
     """Opens FROM images for --resolve-base (daemon first, as `scan` does), once per name."""
     if not resolve:
         return None
-    from ..sources import open_image
+    from ..image.sources import open_image
 
     cache: dict[str, Any] = {}
 
@@ -45,7 +39,7 @@ def _base_opener(resolve: bool):
 
 
 def _load_dockerfile(path: str, build_args: dict[str, str]):
-    from ..dockerfile import parse_dockerfile
+    from ..dockerfile.parse import parse_dockerfile
     from ..fileio import read_input
 
     data = read_input(path, "Dockerfile")
@@ -73,7 +67,7 @@ def dockerfile_options(func: Callable) -> Callable:
 def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args: tuple[str, ...],
          target: str | None, resolve_base: bool, **kw: Any) -> None:
     """Find USER problems in Dockerfiles ('-' reads stdin), at the line that causes them."""
-    from ..lint import lint as lint_one
+    from ..dockerfile.lint import lint as lint_one
 
     selection, fail_on = rule_selection(ctx, kw)
     args = _build_args(build_args)
@@ -107,9 +101,9 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
           user_mode: str, check: bool, show_diff: bool, force: bool, build_args: tuple[str, ...],
           target: str | None, resolve_base: bool) -> None:
     """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was."""
+    from ..dockerfile.lint import open_base_image
+    from ..dockerfile.patch import patch as patch_one
     from ..fileio import write_atomic
-    from ..lint import open_base_image
-    from ..patch import patch as patch_one
 
     if output and in_place:
         raise ImagefixError("use either -o OUT or --in-place, not both")

@@ -8,11 +8,8 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from . import main
-from .options import (
-    registry_flags,
-    registry_options,
-)
+from .app import main
+from .options import registry_flags, registry_options
 
 
 @main.command()
@@ -49,8 +46,8 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
     """Turn REF into an image that runs on kata-qemu-tdx, and prove it."""
     import json as jsonlib
 
-    from ..fix import plan_fix
-    from ..reference import parse_image_ref
+    from ..fix.plan import plan_fix
+    from ..image.reference import parse_image_ref
 
     kw.update(exact=False, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
@@ -60,8 +57,8 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
             raise ImagefixError(f"--in-registry cannot make a {variant} image: that needs a real build "
                                 "(drop --in-registry, or use --variant user)")
         if parsed.transport not in ("", "docker"):
-            raise ImagefixError("--in-registry works on registry images: docker://REGISTRY/REPO:TAG")
-        from ..fix_registry import fix_in_registry, verify_in_registry
+            raise ImagefixError("--in-registry works on registry images: docker://CATALOGUE/REPO:TAG")
+        from ..fix.in_registry import fix_in_registry, verify_in_registry
 
         done = fix_in_registry(parsed.target, new_tag, user_mode, registry, force=force)
         verify_in_registry(done, registry)
@@ -76,7 +73,7 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
                        f"{len(done.platforms[0]['layers'])} layers were reused, verified by a registry scan)")
         ctx.exit(0)
 
-    from ..sources import open_image
+    from ..image.sources import open_image
 
     image = open_image(parsed, registry=registry)
     plan = plan_fix(image, variant=variant, user_mode=user_mode, runtime_base=runtime_base, keep=keep,
@@ -95,9 +92,9 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
     if parsed.transport in ("docker-archive", "oci", "oci-archive"):
         raise ImagefixError(f"{ref}: load it into the engine first (docker load), or use --no-build -o DIR")
 
-    from .. import build
-    from ..fix import default_tag
-    from ..sources.daemon import api_client
+    from ..fix import build
+    from ..fix.plan import default_tag
+    from ..image.sources.daemon import api_client
 
     api = api_client()
     if plan.runtime_ref and variant != "user":  # pin the runtime stage to what the engine has

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from . import main
+from .app import main
 from .options import (
     auto_or_int,
     budget_model,
@@ -39,7 +39,7 @@ def kata() -> None:
 def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], runtime: str | None,
                fmt: str, **kw: Any) -> None:
     """Find Kata config settings that are ignored, invalid, or too low for your images."""
-    from ..kata import load_config
+    from ..kata.config import load_config
     from ..rules.kata_subject import KataSubject
     from ..scan import ScanResult, run_rules
 
@@ -81,7 +81,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
     from pathlib import Path
 
     from ..fileio import write_atomic
-    from ..kata import dropin_text, load_config, patch_config, repair_main, timeout_to_keep
+    from ..kata.config import dropin_text, load_config, patch_config, repair_main, timeout_to_keep
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
@@ -150,7 +150,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
 def _check_effective(before, after, timeout: int | None, memory: int | None, changed: bool) -> None:
     """Fail loudly when Kata would not see the asked values after the write (a later drop-in
     shadows them, a broken entry stops the load)."""
-    from ..kata import shadowing
+    from ..kata.config import shadowing
 
     problems = shadowing(after, timeout=timeout, memory=memory)
     if problems:
@@ -162,7 +162,7 @@ TIMEOUT_NOTE = "the misplaced create_container_timeout in the main file is still
 
 
 def _misplaced(config) -> bool:
-    from ..kata import TIMEOUT_KEY
+    from ..kata.config import TIMEOUT_KEY
 
     return any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
 
@@ -188,9 +188,9 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value)."""
     from .. import __version__
     from ..fileio import decode_text, read_input, write_atomic
-    from ..k8s import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
-    from ..reference import parse_image_ref
-    from ..sources import open_image
+    from ..image.reference import parse_image_ref
+    from ..image.sources import open_image
+    from ..k8s.pod import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
 
     if kustomize and not manifest:
         raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")
@@ -201,7 +201,7 @@ def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, 
         manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
     config = None
     if kata_config:
-        from ..kata import load_config
+        from ..kata.config import load_config
 
         config = load_config(kata_config)
     image = open_image(parsed)

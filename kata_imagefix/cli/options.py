@@ -14,13 +14,13 @@ FAIL_ON = ("error", "warning", "info", "never")
 
 
 def config_values(ctx: click.Context) -> dict[str, Any]:
-    from ..settings import find_config, load_config
+    from ..settings import find_config, load_settings
 
     if "config" not in ctx.obj:
         path = ctx.obj.get("config_path")
         if path is not None and not path.exists():
             raise ImagefixError(f"cannot read config {path}: no such file")
-        ctx.obj["config"] = load_config(path or find_config())
+        ctx.obj["config"] = load_settings(path or find_config())
     return ctx.obj["config"]
 
 
@@ -38,7 +38,7 @@ def setting(ctx: click.Context, cli_value: Any, key: str, default: Any,
 
 
 def parse_fail_on(value: str):
-    from ..model import Severity
+    from ..rules.finding import Severity
 
     if value not in FAIL_ON:
         raise ImagefixError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {value!r}")
@@ -75,7 +75,7 @@ def budget_options(func: Callable) -> Callable:
 
 
 def budget_model(ctx: click.Context, kw: dict[str, Any]):
-    from ..budget import BudgetModel
+    from ..kata.budget import BudgetModel
 
     defaults = BudgetModel()
     values = {
@@ -114,14 +114,14 @@ def selection_options(func: Callable) -> Callable:
 
 
 def rule_selection(ctx: click.Context, kw: dict[str, Any]):
-    from ..rules import REGISTRY
+    from ..rules import CATALOGUE
     from ..scan import RuleSelection
     from ..settings import id_list
 
     select = tuple(setting(ctx, kw.pop("select"), "select", None, id_list) or ())
     ignore = tuple(setting(ctx, kw.pop("ignore"), "ignore", None, id_list) or ())
     for rule_id in select + ignore:
-        if not any(known.startswith(rule_id) for known in REGISTRY):
+        if not any(known.startswith(rule_id) for known in CATALOGUE):
             raise ImagefixError(f"unknown rule id {rule_id!r}; `imagefix rules` lists them")
     profile = setting(ctx, kw.pop("profile"), "profile", "kata-tdx")
     from ..settings import PROFILES
@@ -205,7 +205,7 @@ def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
 
 def estimates_for(refs: tuple[str, ...], model) -> list:
     """(ref, budget estimate) per image; an image that cannot be scanned stops the command."""
-    from ..sources import open_image
+    from ..image.sources import open_image
 
     out = []
     for ref in refs:

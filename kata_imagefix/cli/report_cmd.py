@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from . import main
+from .app import main
 from .options import budget_model, budget_options, registry_flags, registry_options
 
 
@@ -34,9 +34,9 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1."""
     import json
 
+    from ..image.sources import open_image
     from ..output import progress
     from ..sizes import parse_size
-    from ..sources import open_image
 
     budget_bytes = parse_size(budget) if budget else None  # bad sizes fail before any work
     layer_limit = parse_size(max_layer_size) if max_layer_size else None
@@ -45,7 +45,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     kw.update(exact=False, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
-    progress.enabled = fmt == "text" and output is None
+    progress.enable_on_terminal(fmt == "text" and output is None)
 
     def opener(reference: str):
         return open_image(reference, registry=registry)
@@ -55,7 +55,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         image.start_layer_walk(walk)  # an export keeps the engine busy: open the rest meanwhile
     from ..fileio import write_atomic
     from ..output import report_formats as formats
-    from ..report import apply_gates, build_report, to_dict
+    from ..report.model import apply_gates, build_report, to_dict
 
     previous = None
     if baseline:

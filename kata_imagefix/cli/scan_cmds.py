@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from . import main
+from .app import main
 from .options import (
     budget_model,
     budget_options,
@@ -59,17 +59,16 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     REF is NAME[:TAG] (local engine), docker-daemon:NAME[:TAG|@DIGEST],
     docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:TAR[:TAG].
     """
-    from ..reference import parse_image_ref
+    from ..image.reference import parse_image_ref
+    from ..image.sources import open_images
     from ..scan import DEFAULT_MAX_LAYER_SIZE, ScanResult, scan_image
     from ..sizes import parse_size
-    from ..sources import open_images
 
     selection, fail_on = rule_selection(ctx, kw)
     registry = registry_options(ctx, kw)
-    if fmt == "text":
-        from ..output import progress
+    from ..output import progress
 
-        progress.enabled = True
+    progress.enable_on_terminal(fmt == "text")
     model = budget_model(ctx, kw)
     max_layer = setting(ctx, kw["max_layer_size"], "max-layer-size", DEFAULT_MAX_LAYER_SIZE, parse_size)
     jobs = setting(ctx, kw["jobs"], "jobs", 4, int)
@@ -104,7 +103,7 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
 @click.argument("rule_ids", nargs=-1)
 def rules(rule_ids: tuple[str, ...]) -> None:
     """Explain the rules (all, or the ids given) and the budget model."""
-    from .. import budget
+    from ..kata import budget
     from ..rules import all_rules
 
     wanted = [r.upper() for r in rule_ids]

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from .. import __version__
-from ..model import Finding, Image, Severity
-from ..rules import REGISTRY
+from ..image.model import Image
+from ..rules import CATALOGUE
+from ..rules.finding import Finding, Severity
 from ..scan import ScanResult
 
 SCHEMA_VERSION = 1
@@ -17,7 +18,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rule": finding.rule,
         "severity": finding.severity.label,
-        "title": REGISTRY[finding.rule].title if finding.rule in REGISTRY else finding.rule,
+        "title": CATALOGUE[finding.rule].title if finding.rule in CATALOGUE else finding.rule,
         "message": finding.message,
         "fix": finding.fix,
     }

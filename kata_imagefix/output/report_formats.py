@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from ..report import Report, to_dict
+from ..report.model import Report, to_dict
 from ..sizes import human_size
 
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
@@ -192,7 +192,7 @@ def chart(report: Report, width: int = 720, bar: int = 18) -> dict[str, Any]:
 
 def render_html(report: Report) -> str:
     from .. import __version__
-    from ..render import environment
+    from ..fix.render import environment
 
     template = environment().get_template("report.html.j2")
     return template.render(

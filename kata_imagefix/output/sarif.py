@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from .. import __version__
-from ..model import Severity
 from ..rules import all_rules
+from ..rules.finding import Severity
 from ..scan import ScanResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..model import Finding, Severity
+from ..rules.finding import Finding, Severity
 from ..scan import ScanResult
 from ..sizes import human_size
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ..documents import image_manifest, load_json
 from ..errors import ImagefixError
-from ..reference import checked_digest
+from ..image.documents import image_manifest, load_json
+from ..image.reference import checked_digest
 from .auth import Challenge, Credentials, credentials_for, parse_challenge
 from .digesting import BackgroundDigest
 

@@ -16,11 +16,11 @@ from . import (  # noqa: F401 - imported to register the rules
     kif303_budget_too_low,
     kif304_missing_go_timeout,
 )
-from .base import REGISTRY, ImageSubject, Rule, UserSubject
+from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 
 
 def all_rules() -> list[Rule]:
-    return [REGISTRY[key] for key in sorted(REGISTRY)]
+    return [CATALOGUE[key] for key in sorted(CATALOGUE)]
 
 
-__all__ = ["REGISTRY", "ImageSubject", "Rule", "UserSubject", "all_rules"]
+__all__ = ["CATALOGUE", "ImageSubject", "Rule", "UserSubject", "all_rules"]

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..budget import BudgetEstimate
-from ..model import Finding, Image, Severity
+from ..image.model import Image
+from ..kata.budget import BudgetEstimate
 from ..users import Resolution, UserSpec
+from .finding import Finding, Severity
 
 TARGETS = ("user", "image", "kata")
 
@@ -28,7 +29,7 @@ class Rule:
         return self.doc.splitlines()[0].rstrip(".")
 
 
-REGISTRY: dict[str, Rule] = {}
+CATALOGUE: dict[str, Rule] = {}
 
 
 def rule(id: str, name: str, severity: Severity, target: str):
@@ -36,8 +37,8 @@ def rule(id: str, name: str, severity: Severity, target: str):
     assert target in TARGETS, target
 
     def register(func: Callable[[Any], Iterable[Finding]]) -> Callable[[Any], Iterable[Finding]]:
-        assert id not in REGISTRY, f"duplicate rule id {id}"
-        REGISTRY[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""))
+        assert id not in CATALOGUE, f"duplicate rule id {id}"
+        CATALOGUE[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""))
         return func
 
     return register
@@ -68,7 +69,7 @@ class UserSubject:
     def finding(self, rule_id: str, message: str, fix: str | None = None,
                 severity: Severity | None = None, **data: Any) -> Finding:
         """A finding at the USER line; `severity` only where the rule itself grades the case lower."""
-        return Finding(rule_id, severity or REGISTRY[rule_id].severity, message, fix, self.file,
+        return Finding(rule_id, severity or CATALOGUE[rule_id].severity, message, fix, self.file,
                        self.line, data=data)
 
 
@@ -80,4 +81,4 @@ class ImageSubject:
 
     def finding(self, rule_id: str, message: str, fix: str | None = None,
                 layer: int | None = None, **data: Any) -> Finding:
-        return Finding(rule_id, REGISTRY[rule_id].severity, message, fix, layer=layer, data=data)
+        return Finding(rule_id, CATALOGUE[rule_id].severity, message, fix, layer=layer, data=data)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model import Finding
-from .base import REGISTRY
+from ..kata.config import MEMORY_KEY, TIMEOUT_KEY  # noqa: F401 - the rules read them from here
+from .base import CATALOGUE
+from .finding import Finding
 
 if TYPE_CHECKING:
-    from ..budget import BudgetEstimate
-    from ..kata import KataConfig
+    from ..kata.budget import BudgetEstimate
+    from ..kata.config import KataConfig
 
-TIMEOUT_KEY = "create_container_timeout"  # the same names kata.py uses
-MEMORY_KEY = "default_memory"
 
 
 @dataclass
@@ -23,4 +22,4 @@ class KataSubject:
 
     def finding(self, rule_id: str, message: str, fix: str | None, file: str, line: int | None,
                 **data: Any) -> Finding:
-        return Finding(rule_id, REGISTRY[rule_id].severity, message, fix, file, line, data=data)
+        return Finding(rule_id, CATALOGUE[rule_id].severity, message, fix, file, line, data=data)

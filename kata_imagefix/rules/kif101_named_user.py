@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..users import UserKind
 from .base import UserSubject, rule
+from .finding import Severity
 
 GUEST_PULL_WHY = (
     "under guest pull (kata-qemu-tdx) the image is unpacked only inside the guest, so containerd "

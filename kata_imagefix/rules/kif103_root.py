@@ -1,5 +1,5 @@
-from ..model import Severity
 from .base import UserSubject, rule
+from .finding import Severity
 
 
 @rule("KIF103", "runs-as-root", Severity.INFO, "user")

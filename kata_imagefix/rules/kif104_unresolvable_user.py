@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..users import UserKind
 from .base import UserSubject, rule
+from .finding import Severity
 
 
 @rule("KIF104", "unresolvable-user", Severity.ERROR, "user")

@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..users import MAX_ID, UserKind
 from .base import UserSubject, rule
+from .finding import Severity
 
 
 @rule("KIF105", "invalid-user-string", Severity.ERROR, "user")

@@ -1,5 +1,5 @@
-from ..model import Severity
 from .base import UserSubject, rule
+from .finding import Severity
 
 
 @rule("KIF106", "user-not-known-here", Severity.INFO, "user")

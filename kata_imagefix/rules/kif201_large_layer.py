@@ -1,17 +1,7 @@
-from ..model import Severity
+from ..image.model import short_created_by
 from ..sizes import human_size
 from .base import ImageSubject, rule
-
-
-def short_created_by(text: str, width: int = 60) -> str:
-    """`/bin/sh -c #(nop) COPY file:abc in /x` -> `COPY file:abc in /x`, cut to width."""
-    text = " ".join(text.split())
-    for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
-        if text.startswith(prefix):
-            text = text[len(prefix):] if prefix.endswith(") ") else "RUN " + text[len(prefix):]
-            break
-    text = text.removesuffix(" # buildkit")
-    return text if len(text) <= width else text[: width - 1] + "…"
+from .finding import Severity
 
 
 @rule("KIF201", "large-layer", Severity.WARNING, "image")

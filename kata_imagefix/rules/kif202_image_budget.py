@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..sizes import human_size
 from .base import ImageSubject, rule
+from .finding import Severity
 
 
 @rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image")

@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..sizes import human_size
 from .base import ImageSubject, rule
+from .finding import Severity
 
 
 def pull_explanation(subject: ImageSubject) -> str:

@@ -1,5 +1,5 @@
-from ..model import Severity
 from .base import ImageSubject, rule
+from .finding import Severity
 from .kif203_pull_timeout import pull_explanation
 
 

@@ -1,5 +1,5 @@
-from ..model import Severity
 from .base import rule
+from .finding import Severity
 from .kata_subject import KataSubject
 
 

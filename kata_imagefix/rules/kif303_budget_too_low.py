@@ -1,6 +1,6 @@
-from ..model import Severity
 from ..sizes import human_size
 from .base import rule
+from .finding import Severity
 from .kata_subject import MEMORY_KEY, TIMEOUT_KEY, KataSubject
 
 PASSTHROUGH = ('containerd must pass pod annotations through '

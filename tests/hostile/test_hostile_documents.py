@@ -10,16 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from make_samples import SPARK_GROUP, SPARK_PASSWD, ImageSpec, base_layer, write_oci_layout
 
-from kata_imagefix.budget import BudgetModel
-from kata_imagefix.documents import (
+from kata_imagefix.errors import ImagefixError
+from kata_imagefix.image.documents import (
     docker_archive_manifest,
     image_config,
     image_index,
     image_manifest,
     load_json,
 )
-from kata_imagefix.errors import ImagefixError
-from kata_imagefix.model import Image
+from kata_imagefix.image.model import Image
+from kata_imagefix.kata.budget import BudgetModel
 from kata_imagefix.scan import RuleSelection, scan_image
 
 json_values = st.recursive(

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from make_samples import SPARK_GROUP, SPARK_PASSWD, ImageSpec, base_layer, write_oci_layout
 
-from kata_imagefix.tarstream import TarFormatError, walk
+from kata_imagefix.image.tarstream import TarFormatError, walk
 
 
 def _tar_with(size: int) -> bytes:

@@ -12,13 +12,13 @@ import datetime
 import json
 from dataclasses import dataclass, field
 
-from .errors import ImagefixError
-from .fix import target_user
-from .platforms import describe, runnable
-from .reference import DockerReference, parse_docker_reference
-from .registry.client import INDEX_TYPES, RegistryClient, api_host
-from .registry.options import RegistryOptions
-from .sources.registry import registry_image, transfer_limits
+from ..errors import ImagefixError
+from ..image.platforms import describe, runnable
+from ..image.reference import DockerReference, parse_docker_reference
+from ..image.sources.remote import registry_image, transfer_limits
+from ..registry.client import INDEX_TYPES, RegistryClient, api_host
+from ..registry.options import RegistryOptions
+from .plan import target_user
 
 
 @dataclass
@@ -115,7 +115,7 @@ def verify_in_registry(done: RegistryFix, options: RegistryOptions) -> None:
     """Scan the new manifests from the registry (nothing pulled): every platform has the new user."""
     from dataclasses import replace
 
-    from .sources.registry import open_registry_images
+    from ..image.sources.remote import open_registry_images
 
     check = open_registry_images(done.target, done.target, replace(options, all_platforms=True))
     pairs = zip(check, done.platforms, strict=False)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ImagefixError
-from .rules.kata_subject import MEMORY_KEY, TIMEOUT_KEY
+from ..errors import ImagefixError
 
+TIMEOUT_KEY = "create_container_timeout"
+MEMORY_KEY = "default_memory"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
 DEFAULT_TIMEOUT = {"go": 0, "rs": 30}  # Go: no code default (kata_agent.go takes the config's value)
 DEFAULT_MEMORY_MIB = 2048
@@ -165,7 +166,7 @@ def _explain_toml_error(message: str, lines: list[str]) -> tuple[str, int | None
 
 
 def read_toml(path: str | Path) -> TomlFile:
-    from .fileio import decode_text, read_input
+    from ..fileio import decode_text, read_input
 
     text = decode_text(read_input(str(path)), str(path), "a Kata configuration")
     return parse_toml(text, str(path))
@@ -335,7 +336,7 @@ def read_dropins(folder: Path, runtime: str | None) -> tuple[list[TomlFile], lis
 
 def resolved_config_path(path: str | Path) -> Path:
     """The file Kata reads for `path`: symlinks resolved (kata-deploy links the old path to runtimes/)."""
-    from .fileio import resolve_link
+    from ..fileio import resolve_link
 
     return resolve_link(path)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import ImagefixError
 from ..documents import docker_archive_manifest, image_config, image_index, image_manifest, load_json
-from ..errors import ImagefixError
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import parse_platform, pick_platform

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import BudgetEstimate, BudgetModel
-from .errors import ImagefixError
-from .layerwalk import FileView, merge
-from .model import Image
-from .rules.kif201_large_layer import short_created_by
+from ..errors import ImagefixError
+from ..image.layerwalk import FileView, merge
+from ..image.model import Image, short_created_by
+from ..kata.budget import BudgetEstimate, BudgetModel
 
 BASE_LABEL = "org.opencontainers.image.base.name"
 
@@ -213,7 +212,7 @@ def build_report(
 
 
 def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, max_growth: str | None) -> None:
-    from .sizes import human_size, parse_size
+    from ..sizes import human_size, parse_size
 
     if budget is not None:
         report.gates.append(

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ImagefixError
+from ..errors import ImagefixError
 
 Scalar = int | str
 

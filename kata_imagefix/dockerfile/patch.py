@@ -5,11 +5,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .dockerfile import Dockerfile, Instruction
-from .errors import ImagefixError
-from .lint import effective_user
-from .model import Image
-from .users import UserKind
+from ..errors import ImagefixError
+from ..image.model import Image
+from ..users import UserKind
+from .parse import Dockerfile, Instruction
+from .user import effective_user
 
 USER_MODES = ("numeric", "reset", "root")
 _WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
@@ -102,7 +102,7 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
     lines = list(dockerfile.lines)
     nl = dockerfile.newline
     if user.in_target_stage:
-        setting = dockerfile.effective_user(stage)
+        setting = dockerfile.user_setting(stage)
         assert setting is not None
         instruction = setting.instruction
         indent, keyword = _keyword_as_written(dockerfile, instruction, "USER")

@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ImagefixError
+from ...errors import ImagefixError
 from ..layerfs import normalize
 
 

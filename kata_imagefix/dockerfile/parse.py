@@ -11,8 +11,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from .errors import ImagefixError
-from .fileio import decode_text
+from ..errors import ImagefixError
+from ..fileio import decode_text
 
 _HEREDOC_WORD = re.compile(r"^\d*<<(-?)([\"']?)([^\"'\s]+)\2$")
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
@@ -111,7 +111,8 @@ class Dockerfile:
             out.append(self.stages[out[-1].parent])
         return out
 
-    def effective_user(self, stage: Stage) -> UserSetting | None:
+    def user_setting(self, stage: Stage) -> UserSetting | None:
+        """The USER instruction in force for the stage (its own, else the nearest earlier stage's)."""
         for link in self.chain(stage):
             if link.user is not None:
                 return link.user

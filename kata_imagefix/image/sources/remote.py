@@ -9,15 +9,15 @@ same pass); what each fully read layer said is cached by digest (layercache).
 
 from __future__ import annotations
 
+from ...errors import ImagefixError
+from ...registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
+from ...registry.options import RegistryOptions
 from ..documents import image_config, load_json
-from ..errors import ImagefixError
 from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
 from ..reference import parse_docker_reference
-from ..registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
-from ..registry.options import RegistryOptions
 from ..tarstream import TarFormatError
 
 # Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
@@ -27,7 +27,7 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
 
 
 def transfer_limits(options: RegistryOptions):
-    from ..registry.client import TransferLimits
+    from ...registry.client import TransferLimits
 
     return TransferLimits(stall_seconds=options.stall_seconds, deadline_seconds=options.deadline_seconds)
 
@@ -111,7 +111,7 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
                   image_id=config_descriptor["digest"], _read_file=read_file)
     def walk_layers(_how: str):
         from ..layerwalk import entries_from_tar
-        from ..output.progress import CountingReader, byte_progress
+        from ..progress import CountingReader, byte_progress
 
         out = []
         total = sum(layer.compressed_size or 0 for layer in layers)
@@ -130,7 +130,7 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
 
 
 def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
-    from ..output.progress import CountingReader, byte_progress
+    from ..progress import CountingReader, byte_progress
 
     total = sum(layer.compressed_size or 0 for layer in layers)
     with byte_progress(f"unpacking {reference}", total) as advance:

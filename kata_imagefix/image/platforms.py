@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform as host_platform
 
-from .errors import ImagefixError
+from ..errors import ImagefixError
 
 Platform = tuple[str, str, str | None]
 

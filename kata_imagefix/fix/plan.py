@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ImagefixError
-from .model import Image
+from ..errors import ImagefixError
+from ..image.model import Image
+from ..users import UserKind, UserSpec, resolve_user
 from .render import render
-from .users import UserKind, UserSpec, resolve_user
 
 VARIANTS = ("user", "multistage", "distroless")
 USER_MODES = ("numeric", "reset", "root")
@@ -91,7 +91,7 @@ def pinned_reference(image: Image) -> tuple[str, str, str]:
 
 def _repository(name: str) -> str | None:
     """The canonical repository of a reference (docker.io/library/x for x), or None."""
-    from .reference import parse_docker_reference
+    from ..image.reference import parse_docker_reference
 
     try:
         return parse_docker_reference(name).repository

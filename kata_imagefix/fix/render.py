@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ImagefixError
+from .. import __version__
+from ..errors import ImagefixError
 
 _USER = re.compile(r'^(?:""|[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?)$')
 
@@ -28,7 +28,7 @@ def templates_dir() -> Path:
             return path
     except (ModuleNotFoundError, TypeError):
         pass
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def _no_line_breaks(value: Any, what: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import ImagefixError
+from ..errors import ImagefixError
 from .reference import checked_digest
 
 MAX_DEPTH = 64  # real image documents nest 5 levels; 100,000 would exhaust the stack

@@ -1,44 +1,10 @@
-"""The one image model every source returns, and the finding model every rule returns."""
+"""The one image model every source returns: config, layers, and files read from the merged tree."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
-
-
-class Severity(IntEnum):
-    INFO = 1
-    WARNING = 2
-    ERROR = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"unknown severity {text!r}") from None
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: Severity
-    message: str
-    fix: str | None = None
-    file: str | None = None
-    line: int | None = None  # 1-based
-    layer: int | None = None  # 0-based layer index, for image findings
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def with_severity(self, severity: Severity) -> Finding:
-        return Finding(self.rule, severity, self.message, self.fix, self.file, self.line,
-                       self.layer, self.data)
 
 
 @dataclass
@@ -191,3 +157,14 @@ def platform_of(config: dict[str, Any]) -> str:
     arch = config.get("architecture") or "unknown"
     variant = config.get("variant")
     return f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
+
+
+def short_created_by(text: str, width: int = 60) -> str:
+    """`/bin/sh -c #(nop) COPY file:abc in /x` -> `COPY file:abc in /x`, cut to width."""
+    text = " ".join(text.split())
+    for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
+        if text.startswith(prefix):
+            text = text[len(prefix):] if prefix.endswith(") ") else "RUN " + text[len(prefix):]
+            break
+    text = text.removesuffix(" # buildkit")
+    return text if len(text) <= width else text[: width - 1] + "…"

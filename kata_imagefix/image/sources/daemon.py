@@ -15,7 +15,7 @@ import stat
 import tarfile
 from typing import Any
 
-from ..errors import ImagefixError
+from ...errors import ImagefixError
 from ..layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, normalize
 from ..model import Image, Layer, SymlinkTo, platform_of
 
@@ -213,7 +213,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         if how == "direct":
             raise ImagefixError(f"{reference}: the engine's layer directories cannot be read here "
                                 "(needs overlay2 and root on the engine's host)")
-        from ..output.progress import CountingReader, byte_progress, showing
+        from ..progress import CountingReader, byte_progress, showing
 
         about = sum(layer.size or 0 for layer in layers)  # the export is about this big
         try:

@@ -14,8 +14,8 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ImagefixError
-from .fix import FixPlan, compare_configs
+from ..errors import ImagefixError
+from .plan import FixPlan, compare_configs
 
 
 @dataclass
@@ -164,10 +164,10 @@ class LocalFix:
 def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bool, push_after: bool,
                      auth_config: dict | None, show_progress: bool) -> LocalFix:
     """The whole local fix: build, prove it (config, `id`, re-scan), then tag, then maybe push."""
-    from .budget import BudgetModel
-    from .reference import parse_docker_reference
-    from .scan import RuleSelection, scan_image
-    from .sources.daemon import open_daemon_image
+    from ..image.reference import parse_docker_reference
+    from ..image.sources.daemon import open_daemon_image
+    from ..kata.budget import BudgetModel
+    from ..scan import RuleSelection, scan_image
 
     parse_docker_reference(tag)
     if tag_exists(api, tag) and not force:

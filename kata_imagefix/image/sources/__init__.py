@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ImagefixError
+from ...errors import ImagefixError
+from ...registry.options import RegistryOptions
 from ..model import Image
 from ..reference import ImageRef, parse_image_ref
-from ..registry.options import RegistryOptions
 
 
 def _daemon_may_exist() -> bool:
@@ -52,7 +52,7 @@ def open_images(text: str | ImageRef, *, platform: str | None = None,
 
 
 def _from_registry(ref: ImageRef, options: RegistryOptions) -> list[Image]:
-    from .registry import open_registry_images  # ssl, http.client: only when a registry is asked
+    from .remote import open_registry_images
 
     return open_registry_images(ref.target, ref.original, options)
 

@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import BudgetModel
-from .errors import ImagefixError
-from .model import Image
-from .reference import parse_docker_reference
-from .sizes import human_size
-from .users import UserKind, UserSpec, resolve_user
+from ..errors import ImagefixError
+from ..image.model import Image
+from ..image.reference import parse_docker_reference
+from ..kata.budget import BudgetModel
+from ..sizes import human_size
+from ..users import UserKind, UserSpec, resolve_user
 from .yamledit import DocumentEditor, Insert, indent_step
 
 TIMEOUT_ANNOTATION = "io.katacontainers.config.runtime.create_container_timeout"

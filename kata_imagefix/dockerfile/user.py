@@ -1,16 +1,17 @@
-"""Lint a Dockerfile: the effective USER of its final (or --target) stage, through the user rules."""
+"""The USER a Dockerfile stage runs as, and its uid/gid from what the Dockerfile creates (and the base).
+
+Shared by lint (which judges it) and patch (which rewrites it).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dockerfile import Accounts, Dockerfile, Stage, UserSetting
-from .errors import ImagefixError
-from .model import Image
-from .rules import UserSubject
-from .scan import RuleSelection, ScanResult, run_rules
-from .users import Resolution, UserSpec, find_entry, id_field, resolve_user
+from ..errors import ImagefixError
+from ..image.model import Image
+from ..users import Resolution, UserSpec, find_entry, id_field, resolve_user
+from .parse import Accounts, Dockerfile, Stage, UserSetting
 
 BaseOpener = Callable[[str], Image]
 
@@ -34,10 +35,6 @@ class EffectiveUser:
         return self.spec.raw
 
 
-@dataclass
-class LintResult(ScanResult):
-    dockerfile: Dockerfile | None = None
-    user: EffectiveUser | None = None
 
 
 def _group_id(ref: str | None, accounts: Accounts, base_groups: bytes | None) -> int | None:
@@ -118,7 +115,7 @@ def _unknown_user(setting: UserSetting) -> str:
 
 
 def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None) -> EffectiveUser | None:
-    setting = dockerfile.effective_user(stage)
+    setting = dockerfile.user_setting(stage)
     accounts = dockerfile.accounts_for(stage)
     if setting is not None:
         value, unresolved = setting.value, setting.unresolved
@@ -154,25 +151,3 @@ def open_base_image(dockerfile: Dockerfile, stage: Stage, open_base: BaseOpener 
         raise ImagefixError(f"{dockerfile.path}:{root.from_instruction.line}: base image: {exc}") from None
 
 
-def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None = None,
-         open_base: BaseOpener | None = None) -> LintResult:
-    stage = dockerfile.stage(target)
-    root = dockerfile.chain(stage)[-1]
-    result = LintResult(dockerfile.path, dockerfile=dockerfile)
-    if dockerfile.windows:
-        result.notes.append(f"skipped: a Windows image ({dockerfile.windows}) is not a Kata workload")
-        return result
-    base = open_base_image(dockerfile, stage, open_base)
-    user = effective_user(dockerfile, stage, base)
-    result.user = user
-    if user is None:
-        if root.base.lower() != "scratch":
-            result.notes.append(f"USER comes from the base image {root.base}: --resolve-base checks it")
-        return result
-    subject = UserSubject(user.spec, user.resolver, where=user.where, file=dockerfile.path, line=user.line,
-                          unknown=user.unknown, written=user.written or None)
-    ignored = dockerfile.global_ignores | dockerfile.ignores.get(user.line, set())
-    kept, suppressed = run_rules(subject, "user", selection, extra_ignored=ignored)
-    result.findings = kept
-    result.suppressed = suppressed
-    return result

@@ -1,0 +1,52 @@
+"""The `imagefix` command group and its error handling (one line, exit 2, --debug for more).
+
+Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+2 bad usage or input (one line on stderr; --debug shows the traceback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ImagefixError
+
+
+class ImagefixGroup(click.Group):
+    """Turns ImagefixError (and any crash) into one line on stderr and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImagefixError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"imagefix: error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("imagefix: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # a bug: still one line, with the way to see more
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"imagefix: internal error: {type(exc).__name__}: {exc} "
+                       "(run with --debug for the traceback)", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=ImagefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagefix")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file (default: nearest .imagefix.toml or [tool.imagefix]).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, config_path: Path | None) -> None:
+    """Get container images ready for Kata Containers (kata-qemu-tdx)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["config_path"] = config_path

@@ -1,0 +1,1 @@
+"""Dockerfiles: parse (stages, expansion, heredocs), the effective USER, lint and patch."""

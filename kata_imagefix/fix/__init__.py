@@ -1,0 +1,1 @@
+"""Fixed images: plan, render from templates, build and verify, or rewrite in the registry."""

@@ -1,0 +1,59 @@
+"""Progress events of long image work (export, layer reads), for whatever UI listens.
+
+The core never draws anything: it reports bytes through `byte_progress`, and
+the command line installs a reporter (output/progress.py) when a terminal is
+watching - the way dive's core reports through its event bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+Advance = Callable[[int], None]
+Reporter = Callable[[str, "int | None"], contextlib.AbstractContextManager[Advance]]
+
+_reporter: Reporter | None = None
+
+
+def set_reporter(reporter: Reporter | None) -> None:
+    """Install (or remove, with None) the UI that shows progress."""
+    global _reporter
+    _reporter = reporter
+
+
+def showing() -> bool:
+    return _reporter is not None
+
+
+@contextlib.contextmanager
+def byte_progress(description: str, total: int | None) -> Iterator[Advance]:
+    """Yields advance(n_bytes); a no-op unless a reporter is installed."""
+    if _reporter is None:
+        yield lambda _n: None
+        return
+    with _reporter(description, total) as advance:
+        yield advance
+
+
+class CountingReader:
+    """Wraps a stream and reports bytes read (for progress).
+
+    It offers skip() only when the stream has one: tarstream then hands skips
+    down uncopied, and otherwise reads through as it would without the wrapper.
+    """
+
+    def __init__(self, stream, advance: Advance) -> None:
+        self.stream, self.advance = stream, advance
+        if hasattr(stream, "skip"):
+            self.skip = self._skip
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.advance(len(data))
+        return data
+
+    def _skip(self, size: int) -> int:
+        done = self.stream.skip(size)
+        self.advance(done)
+        return done

@@ -1,0 +1,1 @@
+"""What a pod needs on Kata, and manifests edited line by line."""

@@ -1,0 +1,1 @@
+"""Kata runtime configuration as Kata loads it, and the guest-pull budget."""

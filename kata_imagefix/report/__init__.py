@@ -1,0 +1,1 @@
+"""Size reports before push: layers, base share, growth, waste, gates."""
