@@ -17,6 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+# How a fix writes a named user: the one table `patch`, `fix` and their --user-mode read.
+USER_MODES = {
+    "numeric": "USER uid:gid from the image's own files (stays non-root)",
+    "reset": 'USER "" (runs as root: the builder stores an empty user)',
+    "root": "USER 0:0 (root, said explicitly)",
+}
 MAX_ID = 2**31 - 1  # containerd follows runc: uid/gid above MaxInt32 are refused
 _INT64 = 2**63
 _GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")  # ASCII only: '١٨٥' and '１８５' are names to Go

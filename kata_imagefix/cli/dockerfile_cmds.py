@@ -9,7 +9,15 @@ import click
 
 from ..errors import ImagefixError
 from .app import main
-from .options import emit_results, exit_code, rule_selection, selection_options, stacked
+from .options import (
+    emit_results,
+    exit_code,
+    format_option,
+    rule_selection,
+    selection_options,
+    stacked,
+    user_mode_option,
+)
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -59,8 +67,7 @@ def dockerfile_options(func: Callable) -> Callable:
 
 @main.command()
 @click.argument("dockerfiles", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "gnu"]), default="text",
-              show_default=True)
+@format_option
 @selection_options
 @dockerfile_options
 @click.pass_context
@@ -89,9 +96,7 @@ def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
               help="Write the patched Dockerfile here (always written, changed or not).")
 @click.option("--in-place", is_flag=True, help="Replace each Dockerfile atomically when it changes.")
-@click.option("--user-mode", type=click.Choice(["numeric", "reset", "root"]), default="numeric",
-              show_default=True,
-              help='numeric: USER uid:gid (stays non-root); reset: USER "" (root); root: USER 0:0.')
+@user_mode_option
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
 @click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")

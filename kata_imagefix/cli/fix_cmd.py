@@ -8,24 +8,22 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..fix.plan import DISTROLESS, VARIANTS
 from .app import main
-from .options import registry_flags, registry_options
+from .options import registry_flags, registry_options, user_mode_option
 
 
 @main.command()
 @click.argument("ref")
-@click.option("--variant", type=click.Choice(["user", "multistage", "distroless"]), default="user",
-              show_default=True)
-@click.option("--user-mode", type=click.Choice(["numeric", "reset", "root"]), default="numeric",
-              show_default=True,
-              help='numeric: USER uid:gid (stays non-root); reset: USER "" (root); root: USER 0:0.')
+@click.option("--variant", type=click.Choice(list(VARIANTS)), default="user", show_default=True,
+              help="; ".join(f"{name}: {what}" for name, (_, what) in VARIANTS.items()))
+@user_mode_option
 @click.option("--runtime-base", metavar="REF",
               help="Runtime stage image (multistage; overrides distroless).")
 @click.option("--keep", multiple=True, metavar="PATH",
               help="Path to copy into the runtime stage (repeatable).")
-@click.option("--distroless", default="static", show_default=True,
-              type=click.Choice(["static", "base", "base-nossl", "cc", "java17", "java21", "python3",
-                                 "nodejs22"]))
+@click.option("--distroless", default="static", show_default=True, type=click.Choice(list(DISTROLESS)),
+              help="Which distroless runtime (-debian13).")
 @click.option("--template-dir", type=click.Path(file_okay=False, exists=True),
               help="Your own templates (same names as the shipped ones win).")
 @click.option("--tag", "new_tag", metavar="NEWREF",
@@ -56,8 +54,8 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
         if variant != "user":
             raise ImagefixError(f"--in-registry cannot make a {variant} image: that needs a real build "
                                 "(drop --in-registry, or use --variant user)")
-        if parsed.transport not in ("", "docker"):
-            raise ImagefixError("--in-registry works on registry images: docker://CATALOGUE/REPO:TAG")
+        if not parsed.kind.remote:
+            raise ImagefixError("--in-registry works on registry images: docker://REGISTRY/REPO:TAG")
         from ..fix.in_registry import fix_in_registry, verify_in_registry
 
         done = fix_in_registry(parsed.target, new_tag, user_mode, registry, force=force)
@@ -89,7 +87,7 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
         for note in plan.notes:
             click.echo(f"note: {note}")
         ctx.exit(0)
-    if parsed.transport in ("docker-archive", "oci", "oci-archive"):
+    if not parsed.kind.buildable:
         raise ImagefixError(f"{ref}: load it into the engine first (docker load), or use --no-build -o DIR")
 
     from ..fix import build

@@ -16,6 +16,7 @@ from .options import (
     emit_results,
     estimates_for,
     exit_code,
+    format_option,
     rule_selection,
     selection_options,
 )
@@ -31,8 +32,7 @@ def kata() -> None:
 @click.option("--image", "images", multiple=True, metavar="REF",
               help="Images the config must serve (budget: timeout and default_memory).")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "gnu"]), default="text",
-              show_default=True)
+@format_option
 @selection_options
 @budget_options
 @click.pass_context

@@ -53,23 +53,28 @@ def stacked(options: list[Callable], func: Callable) -> Callable:
 
 
 def budget_options(func: Callable) -> Callable:
-    """The budget model's settings, shared by every command that estimates."""
+    """The budget model's settings, shared by every command that estimates; defaults from BudgetModel."""
+    from ..kata.budget import BudgetModel
+
+    d = BudgetModel()
     options = [
         click.option("--guest-memory", type=int, metavar="MiB",
-                     help="Guest memory (Kata default_memory). [default: 2048]"),
+                     help=f"Guest memory (Kata default_memory). [default: {d.guest_memory_mib}]"),
         click.option("--pull-rate", type=float, metavar="MB/s",
-                     help="Guest pull + unpack rate. [default: 10]"),
+                     help=f"Guest pull + unpack rate. [default: {d.pull_rate_mb_s:g}]"),
         click.option("--create-timeout", type=int, metavar="S",
-                     help="Kata create_container_timeout in force. [default: 60]"),
+                     help=f"Kata create_container_timeout in force. [default: {d.create_timeout_s}]"),
         click.option("--kubelet-timeout", type=int, metavar="S",
-                     help="kubelet runtimeRequestTimeout in force. [default: 120]"),
+                     help=f"kubelet runtimeRequestTimeout in force. [default: {d.kubelet_timeout_s}]"),
         click.option("--memory-reserve", type=int, metavar="MiB",
-                     help="Guest memory kept for kernel, agent and workload. [default: 512]"),
+                     help=f"Guest memory kept for kernel, agent and workload. "
+                          f"[default: {d.memory_reserve_mib}]"),
         click.option("--pull-overhead", type=float, metavar="S",
-                     help="Fixed cost of a guest pull. [default: 5]"),
-        click.option("--safety-factor", type=float, help="Margin on the estimate. [default: 1.5]"),
+                     help=f"Fixed cost of a guest pull. [default: {d.overhead_s:g}]"),
+        click.option("--safety-factor", type=float,
+                     help=f"Margin on the estimate. [default: {d.safety_factor:g}]"),
         click.option("--tmpfs-fraction", type=float,
-                     help="Share of guest memory the image tmpfs may use. [default: 0.5]"),
+                     help=f"Share of guest memory the image tmpfs may use. [default: {d.tmpfs_fraction:g}]"),
     ]
     return stacked(options, func)
 
@@ -183,24 +188,30 @@ def registry_options(ctx: click.Context, kw: dict[str, Any]):
                            max_platforms=setting(ctx, kw.pop("max_platforms"), "max-platforms", 64, int))
 
 
+def user_mode_option(func: Callable) -> Callable:
+    """`--user-mode` from users.USER_MODES."""
+    from ..users import USER_MODES
+
+    return click.option("--user-mode", type=click.Choice(list(USER_MODES)), default="numeric",
+                        show_default=True,
+                        help="; ".join(f"{name}: {what}" for name, what in USER_MODES.items()))(func)
+
+
+def format_option(func: Callable) -> Callable:
+    """`--format` with every findings format of output.FINDING_FORMATS."""
+    from ..output import FINDING_FORMATS
+
+    return click.option("--format", "fmt", type=click.Choice(list(FINDING_FORMATS)), default="text",
+                        show_default=True,
+                        help="; ".join(f"{f.name}: {f.what}" for f in FINDING_FORMATS.values()))(func)
+
+
 def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
-                  *, key: str = "images", show_location: bool = False) -> None:
-    if fmt == "json":
-        from ..output import json_out
+                 *, key: str = "images", show_location: bool = False) -> None:
+    from ..output import FINDING_FORMATS
 
-        click.echo(json_out.render(results, fail_on, profile=profile, errors=errors, key=key), nl=False)
-    elif fmt == "sarif":
-        from ..output import sarif
-
-        click.echo(sarif.render(results), nl=False)
-    elif fmt == "gnu":
-        from ..output import gnu
-
-        click.echo(gnu.render(results), nl=False)
-    else:
-        from ..output import text
-
-        click.echo(text.render(results, fail_on, show_location=show_location), nl=False)
+    click.echo(FINDING_FORMATS[fmt].render(results, fail_on=fail_on, profile=profile, errors=errors, key=key,
+                                           show_location=show_location), nl=False)
 
 
 def estimates_for(refs: tuple[str, ...], model) -> list:

@@ -14,6 +14,7 @@ from .options import (
     budget_options,
     emit_results,
     exit_code,
+    format_option,
     registry_flags,
     registry_options,
     rule_selection,
@@ -39,8 +40,7 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 
 @main.command()
 @click.argument("refs", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True)
+@format_option
 @selection_options
 @click.option("--max-layer-size", metavar="SIZE", help="Per-layer limit for KIF201. [default: 100MB]")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..users import UserKind
+from ..users import USER_MODES, UserKind
 from .parse import Dockerfile, Instruction
 from .user import effective_user
 
-USER_MODES = ("numeric", "reset", "root")
 _WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
 
 

@@ -15,11 +15,15 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..users import UserKind, UserSpec, resolve_user
+from ..users import USER_MODES, UserKind, UserSpec, resolve_user
 from .render import render
 
-VARIANTS = ("user", "multistage", "distroless")
-USER_MODES = ("numeric", "reset", "root")
+# variant -> its template and what it makes: the one table --variant reads.
+VARIANTS = {
+    "user": ("user.Dockerfile.j2", "FROM the original + a USER the host never looks up"),
+    "multistage": ("multistage.Dockerfile.j2", "the original as a build stage, kept paths on --runtime-base"),
+    "distroless": ("distroless.Dockerfile.j2", "the kept paths on a distroless runtime"),
+}
 # Distroless language images exist only on -debian13; debian12 reached end of life in Sept 2026.
 DISTROLESS = {
     "static": "gcr.io/distroless/static-debian13",
@@ -194,7 +198,7 @@ def plan_fix(image: Image, *, variant: str = "user", user_mode: str = "numeric",
         plan.runtime_ref = runtime_pin or runtime
         values.update(runtime_ref=plan.runtime_ref, keep=kept, image=_runtime_values(image),
                       distroless=distroless)
-    plan.dockerfile = render(f"{variant}.Dockerfile.j2", values, template_dir)
+    plan.dockerfile = render(VARIANTS[variant][0], values, template_dir)
     return plan
 
 

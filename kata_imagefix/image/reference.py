@@ -28,7 +28,28 @@ _REFERENCE = re.compile(
 _NAME_MAX = 255
 
 DOCKER_HUB = "docker.io"
-TRANSPORTS = ("docker", "docker-daemon", "docker-archive", "oci", "oci-archive")
+
+
+@dataclass(frozen=True)
+class Transport:
+    """What a transport word says about where an image is: the one table commands ask, instead of
+    comparing transport strings."""
+
+    word: str  # "" for a bare reference
+    named: bool  # the target is an image name, as manifests and registries spell it
+    remote: bool  # it may be (or is) read from a registry: fix --in-registry can rewrite it
+    buildable: bool  # the engine can build FROM it (it has the image, or pulls it)
+    file: bool  # a file or folder on this machine
+
+
+TRANSPORTS: dict[str, Transport] = {t.word: t for t in (
+    Transport("", named=True, remote=True, buildable=True, file=False),
+    Transport("docker", named=True, remote=True, buildable=True, file=False),
+    Transport("docker-daemon", named=True, remote=False, buildable=True, file=False),
+    Transport("docker-archive", named=False, remote=False, buildable=False, file=True),
+    Transport("oci", named=False, remote=False, buildable=False, file=True),
+    Transport("oci-archive", named=False, remote=False, buildable=False, file=True),
+)}
 _TRANSPORT_WORD = re.compile(r"^(?P<word>[A-Za-z][A-Za-z0-9+.-]*):(?P<slashes>//)?(?P<rest>.*)$", re.S)
 
 
@@ -115,6 +136,10 @@ class ImageRef:
     def display(self) -> str:
         return self.original
 
+    @property
+    def kind(self) -> Transport:
+        return TRANSPORTS[self.transport]
+
 
 def parse_image_ref(text: str) -> ImageRef:
     """Split `transport:rest`; anything that is not a transport must be a Docker reference."""
@@ -125,14 +150,14 @@ def parse_image_ref(text: str) -> ImageRef:
         if word == "docker" and match.group("slashes"):
             parse_docker_reference(rest)
             return ImageRef("docker", rest, text)
-        if word in TRANSPORTS and word != "docker" and not match.group("slashes"):
+        if word in TRANSPORTS and word not in ("", "docker") and not match.group("slashes"):
             if not rest:
                 raise ImagefixError(f"invalid reference {text!r}: nothing after '{word}:'")
             if word == "docker-daemon":
                 parse_docker_reference(rest)
             return ImageRef(word, rest, text)
         if match.group("slashes") or (not is_docker_reference(text) and _looks_like_path(rest)):
-            known = ", ".join(f"{t}://" if t == "docker" else f"{t}:" for t in TRANSPORTS)
+            known = ", ".join(f"{t}://" if t == "docker" else f"{t}:" for t in TRANSPORTS if t)
             raise ImagefixError(f"unknown transport {word!r} in {text!r}: use one of {known}")
     parse_docker_reference(text)
     return ImageRef("", text, text)

@@ -190,7 +190,7 @@ def _annotate(annotations, needs: PodNeeds, existing: dict[str, Any] | None = No
 def manifest_name(parsed: Any, image: Image) -> str:
     """How manifests name the image: the reference itself for registry and engine images; for a
     layout or archive, its recorded name when that is a full reference (not just a tag)."""
-    if parsed.transport in ("", "docker", "docker-daemon"):
+    if parsed.kind.named:
         return parsed.target
     name = image.name or ""
     if "/" in name or ":" in name:

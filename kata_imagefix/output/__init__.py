@@ -1,3 +1,36 @@
-"""One formatter per format, all fed the same ScanResult list."""
+"""One formatter per format, all fed the same ScanResult list; FINDING_FORMATS is the one table of them.
 
-FORMATS = ("text", "json", "sarif", "gnu")
+Every command that reports findings builds its `--format` choice from this
+table, so a new format is one entry here and one module beside this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FindingFormat:
+    name: str
+    module: str  # the module beside this file that renders it
+    what: str  # for --help
+
+    def render(self, results: list, *, fail_on: Any, profile: str, errors: list, key: str,
+               show_location: bool) -> str:
+        renderer: Callable[..., str] = import_module(f"{__name__}.{self.module}").render
+        if self.name == "json":
+            return renderer(results, fail_on, profile=profile, errors=errors, key=key)
+        if self.name == "text":
+            return renderer(results, fail_on, show_location=show_location)
+        return renderer(results)
+
+
+FINDING_FORMATS: dict[str, FindingFormat] = {f.name: f for f in (
+    FindingFormat("text", "text", "for a terminal (grouped, with fixes)"),
+    FindingFormat("json", "json_out", "stable JSON: findings arrays, errors, summary"),
+    FindingFormat("sarif", "sarif", "SARIF 2.1.0 for code scanning"),
+    FindingFormat("gnu", "gnu", "FILE:LINE: severity: RULE message, for editors and annotators"),
+)}

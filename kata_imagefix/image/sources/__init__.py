@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ...errors import ImagefixError
 from ...registry.options import RegistryOptions
@@ -21,40 +22,55 @@ def open_images(text: str | ImageRef, *, platform: str | None = None,
     options = registry or RegistryOptions()
     if platform:
         options = RegistryOptions(**{**options.__dict__, "platform": platform})
-    if ref.transport == "docker-archive":
-        from .archive import open_docker_archive
+    return OPENERS[ref.transport](ref, options)
 
-        return [open_docker_archive(ref.target, ref.original)]
-    if ref.transport in ("oci", "oci-archive"):
-        from .archive import open_oci_layout
 
-        return [open_oci_layout(ref.target, ref.original, ref.transport, platform)]
-    if ref.transport == "docker-daemon":
-        from .daemon import open_daemon_image
+def _docker_archive(ref: ImageRef, _options: RegistryOptions) -> list[Image]:
+    from .archive import open_docker_archive
 
-        return [open_daemon_image(ref.target, ref.original)]
-    if ref.transport == "docker":
+    return [open_docker_archive(ref.target, ref.original)]
+
+
+def _oci(ref: ImageRef, options: RegistryOptions) -> list[Image]:
+    from .archive import open_oci_layout
+
+    return [open_oci_layout(ref.target, ref.original, ref.transport, options.platform)]
+
+
+def _daemon(ref: ImageRef, _options: RegistryOptions) -> list[Image]:
+    from .daemon import open_daemon_image
+
+    return [open_daemon_image(ref.target, ref.original)]
+
+
+def _bare(ref: ImageRef, options: RegistryOptions) -> list[Image]:
+    """A bare reference: the local engine when it has the image, else the registry."""
+    if not _daemon_may_exist():
         return _from_registry(ref, options)
-    # A bare reference: the local engine when it has the image, else the registry.
-    if _daemon_may_exist():
-        from .daemon import DaemonUnavailable, ImageNotInDaemon, open_daemon_image
+    from .daemon import DaemonUnavailable, ImageNotInDaemon, open_daemon_image
 
+    try:
+        return [open_daemon_image(ref.target, ref.original, transport="docker-daemon")]
+    except (ImageNotInDaemon, DaemonUnavailable) as exc:
+        local = "not in the local Docker engine" if isinstance(exc, ImageNotInDaemon) \
+            else "no local Docker engine answers"
         try:
-            return [open_daemon_image(ref.target, ref.original, transport="docker-daemon")]
-        except (ImageNotInDaemon, DaemonUnavailable) as exc:
-            local = "not in the local Docker engine" if isinstance(exc, ImageNotInDaemon) \
-                else "no local Docker engine answers"
-            try:
-                return _from_registry(ref, options)
-            except ImagefixError as remote:
-                raise ImagefixError(f"{ref.original}: {local}, and from the registry: {remote}") from None
-    return _from_registry(ref, options)
+            return _from_registry(ref, options)
+        except ImagefixError as remote:
+            raise ImagefixError(f"{ref.original}: {local}, and from the registry: {remote}") from None
 
 
 def _from_registry(ref: ImageRef, options: RegistryOptions) -> list[Image]:
     from .remote import open_registry_images
 
     return open_registry_images(ref.target, ref.original, options)
+
+
+# transport word -> opener: the one table (image.reference.TRANSPORTS says what each word is).
+OPENERS: dict[str, Callable[[ImageRef, RegistryOptions], list[Image]]] = {
+    "": _bare, "docker": _from_registry, "docker-daemon": _daemon, "docker-archive": _docker_archive,
+    "oci": _oci, "oci-archive": _oci,
+}
 
 
 def open_image(text: str | ImageRef, *, platform: str | None = None,
