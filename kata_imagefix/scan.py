@@ -13,19 +13,6 @@ from .users import UserSpec, resolve_user
 
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
 
-# Severity changes per profile; None drops the rule (README "Profiles").
-_PROFILE_SEVERITY: dict[str, dict[str, Severity | None]] = {
-    "kata-tdx": {},
-    # Without guest pull the host can read /etc/passwd: a named user works, numeric is cleaner;
-    # the image is pulled on the host, so the guest-pull budget rules do not apply.
-    "kata": {"KIF101": Severity.WARNING, "KIF102": Severity.INFO,
-             "KIF202": None, "KIF203": None, "KIF204": None},
-    # No Kata runtime: only the size rules mean anything.
-    "generic": {rid: None for rid in ("KIF101", "KIF102", "KIF103", "KIF104", "KIF105", "KIF203", "KIF204",
-                                      "KIF301", "KIF302", "KIF303", "KIF304")},
-}
-
-
 @dataclass(frozen=True)
 class RuleSelection:
     profile: str = "kata-tdx"
@@ -33,8 +20,8 @@ class RuleSelection:
     ignore: tuple[str, ...] = ()
 
     def severity_for(self, rule: Rule) -> Severity | None:
-        overrides = _PROFILE_SEVERITY[self.profile]
-        return overrides.get(rule.id, rule.severity)
+        """The rule's severity under this profile (declared on the rule); None when it does not apply."""
+        return rule.profiles.get(self.profile, rule.severity)
 
     def active(self, rule: Rule) -> bool:
         if self.severity_for(rule) is None:

@@ -31,6 +31,12 @@ class ImagefixGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("imagefix: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `imagefix rules | head`: the reader left; nothing to say
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except Exception as exc:  # a bug: still one line, with the way to see more
             if ctx.obj and ctx.obj.get("debug"):
                 raise

@@ -112,7 +112,10 @@ def rules(rule_ids: tuple[str, ...]) -> None:
         raise ImagefixError(f"no rule matches {', '.join(rule_ids)}")
     for rule in chosen:
         click.echo(click.style(f"{rule.id}  {rule.name}", bold=True) + f"  [{rule.severity.label}]")
-        click.echo("    " + rule.doc.replace("\n", "\n    ").replace("    \n", "\n") + "\n")
+        click.echo("    " + rule.doc.replace("\n", "\n    ").replace("    \n", "\n"))
+        other = "; ".join(f"--profile {name}: {severity.label if severity else 'off'}"
+                          for name, severity in rule.profiles.items())
+        click.echo(f"    ({other})\n" if other else "")
     if not wanted:
         click.echo(click.style("Budget model (KIF202-KIF204, kata, k8s)", bold=True))
         doc = budget.__doc__ or ""

@@ -23,6 +23,8 @@ class Rule:
     target: str  # what check() receives: "user" -> UserSubject, "image" -> ImageSubject
     check: Callable[[Any], Iterable[Finding]]
     doc: str
+    # profile -> the severity there (None: the rule does not apply); kata-tdx is the rule's own severity
+    profiles: dict[str, Severity | None] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -32,13 +34,16 @@ class Rule:
 CATALOGUE: dict[str, Rule] = {}
 
 
-def rule(id: str, name: str, severity: Severity, target: str):
-    """Register a check function as a rule; its docstring is the rule's docs entry."""
+def rule(id: str, name: str, severity: Severity, target: str, *,
+         profiles: dict[str, Severity | None] | None = None):
+    """Register a check function as a rule; its docstring is the rule's docs entry, `profiles` how it
+    weighs where there is no guest pull (`kata`) or no Kata at all (`generic`)."""
     assert target in TARGETS, target
 
     def register(func: Callable[[Any], Iterable[Finding]]) -> Callable[[Any], Iterable[Finding]]:
         assert id not in CATALOGUE, f"duplicate rule id {id}"
-        CATALOGUE[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""))
+        CATALOGUE[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""),
+                             dict(profiles or {}))
         return func
 
     return register

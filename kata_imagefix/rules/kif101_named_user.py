@@ -9,7 +9,8 @@ GUEST_PULL_WHY = (
 )
 
 
-@rule("KIF101", "named-user", Severity.ERROR, "user")
+@rule("KIF101", "named-user", Severity.ERROR, "user",
+      profiles={"kata": Severity.WARNING, "generic": None})
 def check(subject: UserSubject):
     """Runs as a named user or group, which the host cannot resolve under guest pull.
 

@@ -3,7 +3,8 @@ from .base import UserSubject, rule
 from .finding import Severity
 
 
-@rule("KIF102", "numeric-user-without-group", Severity.WARNING, "user")
+@rule("KIF102", "numeric-user-without-group", Severity.WARNING, "user",
+      profiles={"kata": Severity.INFO, "generic": None})
 def check(subject: UserSubject):
     """Numeric user without a group whose primary group is not 0: under guest pull it becomes gid 0.
 

@@ -2,7 +2,8 @@ from .base import UserSubject, rule
 from .finding import Severity
 
 
-@rule("KIF103", "runs-as-root", Severity.INFO, "user")
+@rule("KIF103", "runs-as-root", Severity.INFO, "user",
+      profiles={"generic": None})
 def check(subject: UserSubject):
     """Runs as root without a name: works on Kata; least privilege is then the pod's job.
 
@@ -12,6 +13,9 @@ def check(subject: UserSubject):
 
     Seen as: no USER, `USER ""`, `USER 0`, `USER 0:0`, `USER :185`.
     `USER root` is a *name* and therefore KIF101: write `USER 0:0`.
+
+    Fix:   nothing is needed for Kata; for least privilege set runAsUser and
+           runAsGroup in the pod's securityContext.
     """
     if subject.unknown is not None:
         return

@@ -3,7 +3,8 @@ from .base import UserSubject, rule
 from .finding import Severity
 
 
-@rule("KIF104", "unresolvable-user", Severity.ERROR, "user")
+@rule("KIF104", "unresolvable-user", Severity.ERROR, "user",
+      profiles={"generic": None})
 def check(subject: UserSubject):
     """A named USER whose uid/gid cannot be found.
 

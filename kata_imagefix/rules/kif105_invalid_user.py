@@ -3,7 +3,8 @@ from .base import UserSubject, rule
 from .finding import Severity
 
 
-@rule("KIF105", "invalid-user-string", Severity.ERROR, "user")
+@rule("KIF105", "invalid-user-string", Severity.ERROR, "user",
+      profiles={"generic": None})
 def check(subject: UserSubject):
     """A USER string containerd refuses, or that silently becomes another user.
 

@@ -2,7 +2,8 @@ from .base import UserSubject, rule
 from .finding import Severity
 
 
-@rule("KIF106", "user-not-known-here", Severity.INFO, "user")
+@rule("KIF106", "user-not-known-here", Severity.INFO, "user",
+      profiles={"generic": None})
 def check(subject: UserSubject):
     """The USER is built from variables the Dockerfile gives no value: the user is not known here.
 

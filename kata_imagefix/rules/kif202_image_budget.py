@@ -3,7 +3,8 @@ from .base import ImageSubject, rule
 from .finding import Severity
 
 
-@rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image")
+@rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image",
+      profiles={"kata": None})
 def check(subject: ImageSubject):
     """Unpacked image size is above the guest's image budget.
 

@@ -12,7 +12,8 @@ def pull_explanation(subject: ImageSubject) -> str:
             f"margin = {budget.needed_timeout_seconds:.0f} s{estimated}")
 
 
-@rule("KIF203", "pull-exceeds-create-timeout", Severity.WARNING, "image")
+@rule("KIF203", "pull-exceeds-create-timeout", Severity.WARNING, "image",
+      profiles={"kata": None, "generic": None})
 def check(subject: ImageSubject):
     """Estimated guest pull + unpack time is above `create_container_timeout`.
 

@@ -3,7 +3,8 @@ from .finding import Severity
 from .kif203_pull_timeout import pull_explanation
 
 
-@rule("KIF204", "pull-exceeds-kubelet-timeout", Severity.WARNING, "image")
+@rule("KIF204", "pull-exceeds-kubelet-timeout", Severity.WARNING, "image",
+      profiles={"kata": None, "generic": None})
 def check(subject: ImageSubject):
     """The pull estimate is also above the kubelet's `runtimeRequestTimeout`.
 

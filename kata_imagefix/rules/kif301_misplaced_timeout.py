@@ -11,7 +11,8 @@ def _fatal(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
     return in_dropin and len(table) == 2 and table[0] in ("agent", "hypervisor")
 
 
-@rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata")
+@rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata",
+      profiles={"generic": None})
 def check(subject: KataSubject):
     """Kata config: `create_container_timeout` in a table where the runtime ignores it or refuses the file.
 

@@ -3,7 +3,8 @@ from .finding import Severity
 from .kata_subject import KataSubject
 
 
-@rule("KIF302", "config-not-valid-toml", Severity.ERROR, "kata")
+@rule("KIF302", "config-not-valid-toml", Severity.ERROR, "kata",
+      profiles={"generic": None})
 def check(subject: KataSubject):
     """Kata config: the file is not valid TOML (e.g. a second `[factory]` header).
 

@@ -7,7 +7,8 @@ PASSTHROUGH = ('containerd must pass pod annotations through '
                '(pod_annotations = ["io.katacontainers.*"], as kata-deploy sets it)')
 
 
-@rule("KIF303", "config-too-low-for-images", Severity.WARNING, "kata")
+@rule("KIF303", "config-too-low-for-images", Severity.WARNING, "kata",
+      profiles={"generic": None})
 def check(subject: KataSubject):
     """Kata config: the effective timeout or `default_memory` is too low for the images given.
 

@@ -3,7 +3,8 @@ from .finding import Severity
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
-@rule("KIF304", "go-runtime-without-timeout", Severity.ERROR, "kata")
+@rule("KIF304", "go-runtime-without-timeout", Severity.ERROR, "kata",
+      profiles={"generic": None})
 def check(subject: KataSubject):
     """Kata config: the Go runtime's `[runtime]` has no `create_container_timeout`: it runs with 0 s.
 
