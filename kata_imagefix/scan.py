@@ -41,9 +41,6 @@ class ScanResult:
     budget: BudgetEstimate | None = None
     notes: list[str] = field(default_factory=list)
 
-    def worst(self) -> Severity | None:
-        return max((f.severity for f in self.findings), default=None)
-
 
 def run_rules(subject: object, target: str, selection: RuleSelection,
               extra_ignored: Iterable[str] = ()) -> tuple[list[Finding], list[Finding]]:

@@ -23,7 +23,6 @@ class EffectiveUser:
     where: str
     resolver: Callable[[], Resolution]
     in_target_stage: bool  # the USER instruction sits in the stage that runs
-    from_base: bool = False
     written: str = ""  # as the Dockerfile spells it, before ARG/ENV expansion
     unknown: str | None = None  # why the user cannot be known here (variables without a value)
 
@@ -136,7 +135,7 @@ def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None) -> 
     return EffectiveUser(
         spec, root.from_instruction.line, f"the base image {root.base} (inherited)",
         lambda: resolve_user(spec, base.read_file, "the base image's /etc/passwd and /etc/group"),
-        in_target_stage=False, from_base=True,
+        in_target_stage=False,
     )
 
 

@@ -357,11 +357,6 @@ def load_config(path: str | Path, runtime: str | None = None) -> KataConfig:
 
 # --- editing ---------------------------------------------------------------------------------
 
-@dataclass
-class Change:
-    description: str
-
-
 def _last_key_line(toml: TomlFile, table: tuple[str, ...]) -> int | None:
     lines = [e.last_line for e in toml.entries if e.table == table]
     if lines:

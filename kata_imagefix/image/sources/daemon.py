@@ -258,7 +258,3 @@ def body_reader(response: Any) -> Any:
         return HttpBody(body.fp, chunked=bool(body.chunked), length=body.length)
     except AttributeError:
         return response.raw
-
-
-def storage_driver() -> str:
-    return api_client().info().get("Driver", "unknown")
