@@ -77,94 +77,28 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
                images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
                drop_in: str | None, show_diff: bool, force: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays."""
-    import difflib
-    from pathlib import Path
-
-    from ..fileio import write_atomic
-    from ..kata.config import dropin_text, load_config, patch_config, repair_main, timeout_to_keep
+    from ..kata.patching import KataPatchRequest, plan_kata_patch, write_kata_patch
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
-    want_timeout = auto_or_int(timeout, "--create-container-timeout")
-    want_memory = auto_or_int(memory, "--default-memory")
-    if "auto" in (want_timeout, want_memory) and not images:
-        raise ImagefixError("auto needs the images: add --image REF (one or more)")
-    config, repairs = repair_main(load_config(config_file, runtime))
-    model = config_budget_model(ctx, kw, config)
-    estimates = estimates_for(images, model)
-    why_timeout = why_memory = ""
-    if estimates:
-        slowest = max(estimates, key=lambda e: e[1].needed_timeout_seconds)
-        biggest = max(estimates, key=lambda e: e[1].unpacked_bytes)
-        why_timeout = (f"guest pull + unpack of {slowest[0]} needs ~"
-                       f"{slowest[1].needed_timeout_seconds:.0f} s with margin")
-        why_memory = f"{biggest[0]} unpacks into a tmpfs of {model.tmpfs_fraction:.0%} of guest memory"
-        if want_timeout == "auto":
-            needed = slowest[1].recommended_timeout_seconds
-            want_timeout = needed if needed > config.timeout[0] else None
-        if want_memory == "auto":
-            needed = biggest[1].recommended_memory_mib
-            want_memory = needed if needed > config.memory[0] else None
-    want_timeout, why_timeout = timeout_to_keep(config, want_timeout, why_timeout)
-    if drop_in:
-        target = Path(drop_in)
-        if target.resolve().parent != config.dropin_dir.resolve():
-            raise ImagefixError(f"{drop_in} is not in {config.dropin_dir}, the config.d Kata reads for "
-                                f"{config_file}: it would change nothing")
-        text, changes = dropin_text(config, str(target), timeout=want_timeout, memory=want_memory,
-                                    why_timeout=why_timeout or "set by imagefix",
-                                    why_memory=why_memory or "set by imagefix")
-        write_to = target
-    else:
-        text, changes = patch_config(config, timeout=want_timeout, memory=want_memory,
-                                     why_timeout=why_timeout, why_memory=why_memory)
-        write_to = Path(config_file)
-    original = Path(write_to).read_text() if Path(write_to).is_file() else ""
-    after = config.with_text(str(write_to), text)
-    _check_effective(config, after, want_timeout, want_memory, text != original)
-    if show_diff and text != original:
-        name = str(write_to).lstrip("/")
-        click.echo("".join(difflib.unified_diff(original.splitlines(True), text.splitlines(True),
-                                                f"a/{name}", f"b/{name}")), nl=False)
+    request = KataPatchRequest(config_file, auto_or_int(timeout, "--create-container-timeout"),
+                               auto_or_int(memory, "--default-memory"), runtime, drop_in, bool(images))
+    patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
+                            lambda model: estimates_for(images, model))
+    if show_diff and patch.changed:
+        click.echo(patch.diff(), nl=False)
     writes = bool(output or in_place or drop_in)
     report = click.echo if writes else (lambda t: click.echo(t, err=True))
-    if output:
-        write_atomic(output, text.encode(), force=force)
-    elif (in_place or drop_in) and text != original:
-        target_dir = Path(write_to).parent
-        target_dir.mkdir(parents=True, exist_ok=True)
-        saved = write_atomic(write_to, text.encode(), backup=in_place, force=force)
-        if saved is not None:
+    if writes:
+        saved = write_kata_patch(patch, output=output, in_place=in_place, force=force)
+        if saved:
             report(f"kept the original as {saved}")
-    elif not writes and not show_diff:
-        click.echo(text, nl=False)
-    for change in repairs + changes or ["unchanged: the config already does what was asked"]:
+    elif not show_diff:
+        click.echo(patch.text, nl=False)
+    for change in patch.changes or ["unchanged: the config already does what was asked"]:
         report(change)
-    if drop_in and _misplaced(config):
-        report(f"note: {TIMEOUT_NOTE}")
-    if in_place and config.kata_deploy:
-        report(f"note: {config.resolved} is managed by kata-deploy and replaced on upgrade; keep "
-               f"changes in a drop-in: --drop-in {config.dropin_dir}/90-imagefix.toml")
-
-
-def _check_effective(before, after, timeout: int | None, memory: int | None, changed: bool) -> None:
-    """Fail loudly when Kata would not see the asked values after the write (a later drop-in
-    shadows them, a broken entry stops the load)."""
-    from ..kata.config import shadowing
-
-    problems = shadowing(after, timeout=timeout, memory=memory)
-    if problems:
-        verb = "the change" if changed else "the config"
-        raise ImagefixError(f"{verb} would not take effect: {'; '.join(problems)}")
-
-
-TIMEOUT_NOTE = "the misplaced create_container_timeout in the main file is still there (ignored by Kata)"
-
-
-def _misplaced(config) -> bool:
-    from ..kata.config import TIMEOUT_KEY
-
-    return any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
+    for note in patch.notes if (drop_in or in_place) else []:
+        report(f"note: {note}")
 
 
 @main.command()

@@ -1,0 +1,128 @@
+"""`kata patch` as one call: what to set (asked, auto from images, the recipe's misplaced value), where
+(main file, through links, or a drop-in), checked against the effective value before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ImagefixError
+from .budget import BudgetEstimate, BudgetModel
+from .config import (
+    TIMEOUT_KEY,
+    KataConfig,
+    dropin_text,
+    load_config,
+    patch_config,
+    repair_main,
+    shadowing,
+    timeout_to_keep,
+)
+
+Estimator = Callable[[BudgetModel], list[tuple[str, BudgetEstimate]]]
+
+
+@dataclass
+class KataPatchRequest:
+    config_file: str
+    timeout: str | int | None = None  # "auto", seconds, or None
+    memory: str | int | None = None  # "auto", MiB, or None
+    runtime: str | None = None
+    drop_in: str | None = None
+    has_images: bool = False
+
+
+@dataclass
+class KataPatch:
+    """The new text of one file, why, and what a user should know; nothing written yet."""
+
+    config: KataConfig
+    write_to: Path
+    original: str
+    text: str
+    changes: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self) -> str:
+        name = str(self.write_to).lstrip("/")
+        return "".join(difflib.unified_diff(self.original.splitlines(True), self.text.splitlines(True),
+                                            f"a/{name}", f"b/{name}"))
+
+
+def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig], BudgetModel],
+                    estimate: Estimator) -> KataPatch:
+    """Everything `kata patch` decides; raises when the change would not take effect."""
+    if "auto" in (request.timeout, request.memory) and not request.has_images:
+        raise ImagefixError("auto needs the images: add --image REF (one or more)")
+    config, repairs = repair_main(load_config(request.config_file, request.runtime))
+    model = model_for(config)
+    timeout, memory, why_timeout, why_memory = _auto_values(config, model, estimate(model), request)
+    timeout, why_timeout = timeout_to_keep(config, timeout, why_timeout)
+    if request.drop_in:
+        write_to = Path(request.drop_in)
+        if write_to.resolve().parent != config.dropin_dir.resolve():
+            raise ImagefixError(f"{request.drop_in} is not in {config.dropin_dir}, the config.d Kata reads "
+                                f"for {request.config_file}: it would change nothing")
+        text, changes = dropin_text(config, str(write_to), timeout=timeout, memory=memory,
+                                    why_timeout=why_timeout or "set by imagefix",
+                                    why_memory=why_memory or "set by imagefix")
+    else:
+        write_to = Path(request.config_file)
+        text, changes = patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
+                                     why_memory=why_memory)
+    original = write_to.read_text() if write_to.is_file() else ""
+    problems = shadowing(config.with_text(str(write_to), text), timeout=timeout, memory=memory)
+    if problems:
+        verb = "the change" if text != original else "the config"
+        raise ImagefixError(f"{verb} would not take effect: {'; '.join(problems)}")
+    patch = KataPatch(config, write_to, original, text, repairs + changes)
+    misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
+    if request.drop_in and misplaced:
+        patch.notes.append("the misplaced create_container_timeout in the main file is still there "
+                           "(ignored by Kata)")
+    if not request.drop_in and config.kata_deploy:
+        patch.notes.append(f"{config.resolved} is managed by kata-deploy and replaced on upgrade; keep "
+                           f"changes in a drop-in: --drop-in {config.dropin_dir}/90-imagefix.toml")
+    return patch
+
+
+def _auto_values(config: KataConfig, model: BudgetModel, estimates: list[tuple[str, Any]],
+                 request: KataPatchRequest) -> tuple[int | None, int | None, str, str]:
+    """The asked values, with `auto` turned into what the images need (only when above what is in force)."""
+    timeout, memory = request.timeout, request.memory
+    why_timeout = why_memory = ""
+    if estimates:
+        slowest = max(estimates, key=lambda e: e[1].needed_timeout_seconds)
+        biggest = max(estimates, key=lambda e: e[1].unpacked_bytes)
+        why_timeout = (f"guest pull + unpack of {slowest[0]} needs ~"
+                       f"{slowest[1].needed_timeout_seconds:.0f} s with margin")
+        why_memory = f"{biggest[0]} unpacks into a tmpfs of {model.tmpfs_fraction:.0%} of guest memory"
+        if timeout == "auto":
+            needed = slowest[1].recommended_timeout_seconds
+            timeout = needed if needed > config.timeout[0] else None
+        if memory == "auto":
+            needed = biggest[1].recommended_memory_mib
+            memory = needed if needed > config.memory[0] else None
+    return timeout, memory, why_timeout, why_memory  # type: ignore[return-value]
+
+
+def write_kata_patch(patch: KataPatch, *, output: str | None, in_place: bool, force: bool) -> str | None:
+    """Write the patch where asked; returns the backup made, if any."""
+    from ..fileio import write_atomic
+
+    if output:
+        write_atomic(output, patch.text.encode(), force=force)
+        return None
+    if not patch.changed:
+        return None
+    patch.write_to.parent.mkdir(parents=True, exist_ok=True)
+    saved = write_atomic(patch.write_to, patch.text.encode(), backup=in_place, force=force)
+    return str(saved) if saved is not None else None
