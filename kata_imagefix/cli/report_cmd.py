@@ -51,19 +51,11 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         return open_image(reference, registry=registry)
 
     image = opener(ref)
-    if files:
-        image.start_layer_walk(walk)  # an export keeps the engine busy: open the rest meanwhile
     from ..fileio import write_atomic
     from ..output import report_formats as formats
     from ..report.model import apply_gates, build_report, to_dict
 
-    previous = None
-    if baseline:
-        try:
-            previous = opener(baseline)
-        except ImagefixError as exc:
-            raise ImagefixError(f"baseline {baseline}: {exc}") from None
-    result = build_report(image, model, opener=opener, base_ref=base_ref, baseline=previous, files=files,
+    result = build_report(image, model, opener=opener, base_ref=base_ref, baseline_ref=baseline, files=files,
                           walk=walk)
     apply_gates(result, budget=budget_bytes, max_layer=layer_limit, max_growth=max_growth)
     if fmt == "json":

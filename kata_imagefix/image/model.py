@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -25,7 +24,16 @@ class SymlinkTo:
     target: str
 
 
-FileReader = Callable[[str], "bytes | SymlinkTo | None"]
+class LayerContents(Protocol):
+    """What a source offers beyond the config: files of the merged tree, and every layer's entries."""
+
+    def read_file(self, path: str) -> bytes | SymlinkTo | None:
+        """The file at `path` in the merged layers (a link is answered as SymlinkTo), or None."""
+
+    def layer_entries(self, how: str) -> tuple[list[list[tuple[str, int, str]]], str]:
+        """Each layer's (path, bytes, kind) entries, bottom-up; and how they were read."""
+
+
 MAX_LINKS = 40  # as the kernel's ELOOP
 
 
@@ -52,12 +60,8 @@ class Image:
     image_id: str | None = None  # config digest
     transfer: Any = None  # registry request/byte counts, for images read from a registry
     repo_digests: list[str] = field(default_factory=list)  # the engine's RepoDigests (NAME@sha256:...)
-    _read_file: FileReader | None = field(default=None, repr=False)
-    # Each layer's (path, bytes, kind) entries, bottom-up; the argument says how ("auto", "direct", "export").
-    _walk_layers: Callable[[str], tuple[list[list[tuple[str, int, str]]], str]] | None = \
-        field(default=None, repr=False)
+    contents: LayerContents | None = field(default=None, repr=False)  # how the source reads its layers
     _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
-    _walk_started: tuple[str, Any, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def user(self) -> str:
@@ -92,40 +96,10 @@ class Image:
         return any(layer.size_estimated for layer in self.layers)
 
     def layer_entries(self, how: str = "auto") -> tuple[list[list[tuple[str, int, str]]], str]:
-        """Every layer's file entries, read once; and the way they were read."""
-        if self._walk_layers is None:
+        """Every layer's (path, bytes, kind) entries, bottom-up, and how they were read."""
+        if self.contents is None:
             raise ValueError(f"{self.reference}: this source cannot list files")
-        if self._walk_started is not None and self._walk_started[0] == how:
-            _, thread, outcome = self._walk_started
-            self._walk_started = None
-            thread.join()
-            if "error" in outcome:
-                raise outcome["error"]
-            return outcome["value"]
-        return self._walk_layers(how)
-
-    def start_layer_walk(self, how: str = "auto") -> None:
-        """Begin `layer_entries(how)` in the background; the next call with the same `how` collects it.
-
-        Why: `docker save` keeps the engine busy for seconds before its first byte,
-        and a caller has other work (baseline, base image, formats) to do meanwhile.
-        """
-        import threading
-
-        if self._walk_layers is None or self._walk_started is not None:
-            return
-        outcome: dict[str, Any] = {}
-        walker = self._walk_layers
-
-        def run() -> None:
-            try:
-                outcome["value"] = walker(how)
-            except BaseException as exc:  # handed to the caller of layer_entries
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run, name="layer-walk", daemon=True)
-        thread.start()
-        self._walk_started = (how, thread, outcome)
+        return self.contents.layer_entries(how)
 
     def read_file(self, path: str) -> bytes | None:
         """A file from the merged filesystem (whiteouts honoured, links followed inside it), or None."""
@@ -134,10 +108,10 @@ class Image:
         return self._file_cache[path]
 
     def _read_following_links(self, path: str) -> bytes | None:
-        if self._read_file is None:
+        if self.contents is None:
             return None
         for _ in range(MAX_LINKS):
-            answer = self._read_file(path)
+            answer = self.contents.read_file(path)
             if not isinstance(answer, SymlinkTo):
                 return answer
             path = follow_link(path, answer.target)

@@ -165,14 +165,27 @@ def build_report(
     *,
     opener: Callable[[str], Image],
     base_ref: str | None = None,
-    baseline: Image | None = None,
+    baseline_ref: str | None = None,
     files: int = 0,
     walk: str = "auto",
 ) -> Report:
+    """The report; with `files`, the layer walk runs beside the baseline's opening (`docker save` keeps
+    the engine busy for seconds before its first byte)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     view = None
     how = None
+    baseline = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-walk") as pool:
+        walked = pool.submit(image.layer_entries, walk) if files else None
+        if baseline_ref:
+            try:
+                baseline = opener(baseline_ref)
+            except ImagefixError as exc:
+                raise ImagefixError(f"baseline {baseline_ref}: {exc}") from None
+        if walked is not None:
+            entries, how = walked.result()
     if files:
-        entries, how = image.layer_entries(walk)
         view = merge(entries, files)
         for layer, size in zip(image.layers, view.layer_sizes, strict=False):
             layer.size, layer.size_estimated = size, False  # exact, from the walk

@@ -67,31 +67,37 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
             created_by=history[index],
         ))
 
-    def read_file(path: str):
-        openers = [lambda b=blob: store.open(b.path) for blob in reversed(blobs)]
-        try:
-            return find_file(path, openers, seekable=True)
-        except (TarFormatError, OSError) as exc:
-            raise ImagefixError(f"{store.label}: cannot read {path} from its layers ({exc})") from None
-
-    def walk_layers(_how: str):
-        from ..layerwalk import entries_from_tar
-
-        out = []
-        for index, blob in enumerate(blobs):
-            with store.open(blob.path) as handle:
-                try:
-                    out.append(list(entries_from_tar(handle, seekable=True)))
-                except (TarFormatError, OSError) as exc:
-                    raise ImagefixError(f"{store.label}: layer {index} cannot be read ({exc})") from None
-        return out, "archive"
-
     return Image(
         reference=reference, transport=transport, config=config, layers=layers,
         platform=platform_of(config), name=name, digest=digest,
-        image_id="sha256:" + hashlib.sha256(config_bytes).hexdigest(), _read_file=read_file,
-        _walk_layers=walk_layers,
+        image_id="sha256:" + hashlib.sha256(config_bytes).hexdigest(), contents=StoreLayers(store, blobs),
     )
+
+
+class StoreLayers:
+    """Files and entries of layers stored as tar members or files (docker-archive, OCI layout)."""
+
+    def __init__(self, store: BlobStore, blobs: list[_Blob]) -> None:
+        self.store, self.blobs = store, blobs
+
+    def read_file(self, path: str):
+        openers = [lambda b=blob: self.store.open(b.path) for blob in reversed(self.blobs)]
+        try:
+            return find_file(path, openers, seekable=True)
+        except (TarFormatError, OSError) as exc:
+            raise ImagefixError(f"{self.store.label}: cannot read {path} from its layers ({exc})") from None
+
+    def layer_entries(self, _how: str):
+        from ..layerwalk import entries_from_tar
+
+        out = []
+        for index, blob in enumerate(self.blobs):
+            with self.store.open(blob.path) as handle:
+                try:
+                    out.append(list(entries_from_tar(handle, seekable=True)))
+                except (TarFormatError, OSError) as exc:
+                    raise ImagefixError(f"{self.store.label}: layer {index} cannot be read ({exc})") from None
+        return out, "archive"
 
 
 def open_docker_archive(target: str, reference: str) -> Image:

@@ -196,36 +196,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         "created": inspect.get("Created"),
     }
     image_id = inspect["Id"]
-    overlay = None if force_container_read else _overlay_dirs(inspect)
-
-    def read_file(path: str):
-        if overlay is not None:
-            return find_file_in_overlay(path, overlay)
-        return _read_via_container(api, image_id, path)
-
-    def walk_layers(how: str):
-        from ..layerwalk import entries_from_dir, entries_from_save
-        from ..tarstream import TarFormatError
-
-        dirs = _overlay_dirs(inspect)
-        if how != "export" and dirs is not None and len(dirs) == len(diff_ids):
-            return [list(entries_from_dir(d)) for d in reversed(dirs)], "direct"
-        if how == "direct":
-            raise ImagefixError(f"{reference}: the engine's layer directories cannot be read here "
-                                "(needs overlay2 and root on the engine's host)")
-        from ..progress import CountingReader, byte_progress, showing
-
-        about = sum(layer.size or 0 for layer in layers)  # the export is about this big
-        try:
-            with byte_progress(f"exporting {reference} (the engine writes it all before its first byte)",
-                               about) as advance, export_stream(api, image_id) as stream:
-                reader = CountingReader(stream, advance) if showing() else stream
-                return entries_from_save(reader, diff_ids), "export"
-        except docker.errors.APIError as exc:
-            raise ImagefixError(f"{reference}: the engine refused to export it: {exc.explanation}") from None
-        except (TarFormatError, OSError) as exc:
-            raise ImagefixError(f"{reference}: the engine's export could not be read ({exc})") from None
-
+    contents = DaemonLayers(api, inspect, reference, layers, force_container_read=force_container_read)
     repo_digests = inspect.get("RepoDigests") or []
     tags = inspect.get("RepoTags") or []
     return Image(
@@ -234,8 +205,51 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         name=name if ":" in name or "@" in name else (tags[0] if tags else name),
         digest=repo_digests[0].partition("@")[2] if repo_digests else None,
         repo_digests=list(repo_digests),
-        image_id=image_id, _read_file=read_file, _walk_layers=walk_layers,
+        image_id=image_id, contents=contents,
     )
+
+
+class DaemonLayers:
+    """An engine image's files: overlay2's layer folders when readable, else a never-started container;
+    its layer entries from those folders, or from `docker save`."""
+
+    def __init__(self, api: Any, inspect: dict, reference: str, layers: list[Layer], *,
+                 force_container_read: bool = False) -> None:
+        self.api, self.inspect, self.reference, self.layers = api, inspect, reference, layers
+        self.image_id = inspect["Id"]
+        self.diff_ids = (inspect.get("RootFS") or {}).get("Layers") or []
+        self.overlay = None if force_container_read else _overlay_dirs(inspect)
+
+    def read_file(self, path: str) -> bytes | SymlinkTo | None:
+        if self.overlay is not None:
+            return find_file_in_overlay(path, self.overlay)
+        return _read_via_container(self.api, self.image_id, path)
+
+    def layer_entries(self, how: str):
+        import docker
+
+        from ..layerwalk import entries_from_dir, entries_from_save
+        from ..tarstream import TarFormatError
+
+        dirs = _overlay_dirs(self.inspect)
+        if how != "export" and dirs is not None and len(dirs) == len(self.diff_ids):
+            return [list(entries_from_dir(d)) for d in reversed(dirs)], "direct"
+        if how == "direct":
+            raise ImagefixError(f"{self.reference}: the engine's layer directories cannot be read here "
+                                "(needs overlay2 and root on the engine's host)")
+        from ..progress import CountingReader, byte_progress, showing
+
+        about = sum(layer.size or 0 for layer in self.layers)  # the export is about this big
+        try:
+            with byte_progress(f"exporting {self.reference} (the engine writes it all before its first byte)",
+                               about) as advance, export_stream(self.api, self.image_id) as stream:
+                reader = CountingReader(stream, advance) if showing() else stream
+                return entries_from_save(reader, self.diff_ids), "export"
+        except docker.errors.APIError as exc:
+            raise ImagefixError(f"{self.reference}: the engine refused to export it: {exc.explanation}") \
+                from None
+        except (TarFormatError, OSError) as exc:
+            raise ImagefixError(f"{self.reference}: the engine's export could not be read ({exc})") from None
 
 
 @contextlib.contextmanager

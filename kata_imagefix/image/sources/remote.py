@@ -15,7 +15,7 @@ from ...registry.options import RegistryOptions
 from ..documents import image_config, load_json
 from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
-from ..model import Image, Layer, layer_history, platform_of
+from ..model import Image, Layer, SymlinkTo, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
 from ..reference import parse_docker_reference
 from ..tarstream import TarFormatError
@@ -83,50 +83,53 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
             compressed_size=compressed, created_by=history[index], size_estimated=True,
         ))
 
-    sizes = {layer.digest: layer.compressed_size for layer in layers}
-
-    def opener(layer_digest: str):
-        return lambda: client.open_blob(repository, layer_digest, sizes.get(layer_digest))
-
     if options.exact:
         _count_exactly(client, repository, layers, reference)
+    return Image(reference=reference, transport="docker", config=config, layers=layers,
+                 platform=platform_of(config), name=name, digest=digest,
+                 image_id=config_descriptor["digest"], transfer=client.stats,
+                 contents=RegistryLayers(client, repository, layers, reference))
 
-    found: dict[str, bytes | None] = {}
 
-    def read_file(path: str):
-        if path not in found:
+class RegistryLayers:
+    """A registry image's files, read from the top layer down only until they are settled (passwd and
+    group in one pass, remembered by layer digest); its entries by streaming every layer."""
+
+    def __init__(self, client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
+        self.client, self.repository, self.layers, self.reference = client, repository, layers, reference
+        self.found: dict[str, bytes | SymlinkTo | None] = {}
+
+    def _opener(self, layer: Layer):
+        return lambda: self.client.open_blob(self.repository, layer.digest, layer.compressed_size)
+
+    def read_file(self, path: str):
+        if path not in self.found:
             # the account files travel together: one pass over the layers answers both
-            wanted = [path, *(p for p in ACCOUNT_FILES if p != path and p not in found)] \
+            wanted = [path, *(p for p in ACCOUNT_FILES if p != path and p not in self.found)] \
                 if path in ACCOUNT_FILES else [path]
-            top_down = [layer for layer in reversed(layers) if layer.digest]
+            top_down = [layer for layer in reversed(self.layers) if layer.digest]
             try:
-                found.update(find_files(wanted, [opener(layer.digest) for layer in top_down],
-                                        keys=[layer.digest for layer in top_down], cache=default_cache()))
+                self.found.update(find_files(wanted, [self._opener(layer) for layer in top_down],
+                                             keys=[layer.digest for layer in top_down],
+                                             cache=default_cache()))
             except TarFormatError as exc:
-                raise ImagefixError(f"{reference}: cannot read {path} from its layers ({exc})") from None
-        return found[path]
+                raise ImagefixError(f"{self.reference}: cannot read {path} from its layers ({exc})") from None
+        return self.found[path]
 
-    image = Image(reference=reference, transport="docker", config=config, layers=layers,
-                  platform=platform_of(config), name=name, digest=digest,
-                  image_id=config_descriptor["digest"], _read_file=read_file)
-    def walk_layers(_how: str):
+    def layer_entries(self, _how: str):
         from ..layerwalk import entries_from_tar
         from ..progress import CountingReader, byte_progress
 
         out = []
-        total = sum(layer.compressed_size or 0 for layer in layers)
-        with byte_progress(f"reading {reference}", total) as advance:
-            for layer in layers:
-                with client.open_blob(repository, layer.digest, layer.compressed_size) as stream:
+        total = sum(layer.compressed_size or 0 for layer in self.layers)
+        with byte_progress(f"reading {self.reference}", total) as advance:
+            for layer in self.layers:
+                with self._opener(layer)() as stream:
                     try:
                         out.append(list(entries_from_tar(CountingReader(stream, advance))))
                     except TarFormatError as exc:
-                        raise ImagefixError(f"{reference}: layer {layer.index}: {exc}") from None
+                        raise ImagefixError(f"{self.reference}: layer {layer.index}: {exc}") from None
         return out, "registry"
-
-    image._walk_layers = walk_layers
-    image.transfer = client.stats
-    return image
 
 
 def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
