@@ -45,14 +45,42 @@ class ImagefixGroup(click.Group):
             ctx.exit(2)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+
+    click.echo(f"imagefix {__version__}")
+    click.echo(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    try:
+        import docker
+
+        engine = docker.APIClient(version="auto", timeout=3).version()
+        click.echo(f"Docker engine {engine.get('Version', '?')}, API {engine.get('ApiVersion', '?')}")
+    except Exception:  # no engine here: say so, the rest still helps a bug report
+        click.echo("Docker engine: none answers")
+    ctx.exit(0)
+
+
 @click.group(cls=ImagefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="imagefix")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show imagefix's, Python's and the Docker engine API's versions (for bug reports).")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in text output; auto honours NO_COLOR and colours only a terminal.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: nearest .imagefix.toml or [tool.imagefix]).")
 @click.pass_context
-def main(ctx: click.Context, debug: bool, config_path: Path | None) -> None:
-    """Get container images ready for Kata Containers (kata-qemu-tdx)."""
+def main(ctx: click.Context, color: str, debug: bool, config_path: Path | None) -> None:
+    """Get container images ready for Kata Containers (kata-qemu-tdx).
+
+    \b
+    Example:
+      imagefix scan spark:3.5.3
+    """
+    import os
+
+    ctx.color = {"always": True, "never": False}.get(color, False if os.environ.get("NO_COLOR") else None)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["config_path"] = config_path

@@ -73,7 +73,12 @@ def dockerfile_options(func: Callable) -> Callable:
 @click.pass_context
 def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args: tuple[str, ...],
          target: str | None, resolve_base: bool, **kw: Any) -> None:
-    """Find USER problems in Dockerfiles ('-' reads stdin), at the line that causes them."""
+    """Find USER problems in Dockerfiles ('-' reads stdin), at the line that causes them.
+
+    \b
+    Example:
+      imagefix lint Dockerfile --resolve-base --format gnu
+    """
     from ..dockerfile.lint import lint as lint_one
 
     selection, fail_on = rule_selection(ctx, kw)
@@ -105,7 +110,12 @@ def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args:
 def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, in_place: bool,
           user_mode: str, check: bool, show_diff: bool, force: bool, build_args: tuple[str, ...],
           target: str | None, resolve_base: bool) -> None:
-    """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was."""
+    """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was.
+
+    \b
+    Example:
+      imagefix patch Dockerfile --in-place
+    """
     from ..dockerfile.lint import open_base_image
     from ..dockerfile.patch import patch as patch_one
     from ..fileio import write_atomic

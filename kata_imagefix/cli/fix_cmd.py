@@ -39,7 +39,12 @@ from .options import registry_flags, registry_options, user_mode_option
 def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base: str | None,
         keep: tuple[str, ...], distroless: str, template_dir: str | None, new_tag: str | None, no_build: bool,
         out_dir: str | None, do_push: bool, in_registry: bool, force: bool, fmt: str, **kw: Any) -> None:
-    """Turn REF into an image that runs on kata-qemu-tdx, and prove it."""
+    """Turn REF into an image that runs on kata-qemu-tdx, and prove it.
+
+    \b
+    Example:
+      imagefix fix spark:3.5.3 --push
+    """
     from ..fix.run import FixRequest, run_fix
     from ..output.fix_formats import render_fix
 

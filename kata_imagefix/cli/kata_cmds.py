@@ -24,7 +24,12 @@ from .options import (
 
 @main.group()
 def kata() -> None:
-    """Check and fix Kata runtime configuration (configuration-qemu-tdx.toml)."""
+    """Check and fix Kata runtime configuration (configuration-qemu-tdx.toml).
+
+    \b
+    Example:
+      imagefix kata check /etc/kata-containers/configuration-qemu-tdx.toml
+    """
 
 
 @kata.command("check")
@@ -38,7 +43,12 @@ def kata() -> None:
 @click.pass_context
 def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], runtime: str | None,
                fmt: str, **kw: Any) -> None:
-    """Find Kata config settings that are ignored, invalid, or too low for your images."""
+    """Find Kata config settings that are ignored, invalid, or too low for your images.
+
+    \b
+    Example:
+      imagefix kata check configuration-qemu-tdx.toml --image mysql:8.4
+    """
     from ..kata.config import load_config
     from ..rules.kata_subject import KataSubject
     from ..scan import ScanResult, run_rules
@@ -76,7 +86,12 @@ def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], ru
 def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory: str | None,
                images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
                drop_in: str | None, show_diff: bool, force: bool, **kw: Any) -> None:
-    """Put create_container_timeout where Kata reads it and size it; every comment stays."""
+    """Put create_container_timeout where Kata reads it and size it; every comment stays.
+
+    \b
+    Example:
+      imagefix kata patch configuration-qemu-tdx.toml --in-place --create-container-timeout auto
+    """
     from ..kata.patching import KataPatchRequest, plan_kata_patch, write_kata_patch
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
@@ -119,7 +134,12 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
 def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
         manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None,
         **kw: Any) -> None:
-    """Print what a pod needs to run REF on Kata (YAML, a comment on every value)."""
+    """Print what a pod needs to run REF on Kata (YAML, a comment on every value).
+
+    \b
+    Example:
+      imagefix k8s spark:3.5.3 --patch deploy.yaml -o deploy.kata.yaml
+    """
     from .. import __version__
     from ..fileio import decode_text, read_input, write_atomic
     from ..image.reference import parse_image_ref

@@ -31,7 +31,12 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
 def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
            max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
            output: str | None, **kw: Any) -> None:
-    """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1."""
+    """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1.
+
+    \b
+    Example:
+      imagefix report myapp:2.0 --baseline myapp:1.9 --budget 800MB
+    """
     import json
 
     from ..image.sources import open_image

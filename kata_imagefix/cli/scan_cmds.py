@@ -58,6 +58,10 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
 
     REF is NAME[:TAG] (local engine), docker-daemon:NAME[:TAG|@DIGEST],
     docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:TAR[:TAG].
+
+    \b
+    Example:
+      imagefix scan spark:3.5.3 docker://registry.example/app:2.0 --format sarif
     """
     from ..image.reference import parse_image_ref
     from ..image.sources import open_images
@@ -102,7 +106,12 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
 @main.command()
 @click.argument("rule_ids", nargs=-1)
 def rules(rule_ids: tuple[str, ...]) -> None:
-    """Explain the rules (all, or the ids given) and the budget model."""
+    """Explain the rules (all, or the ids given) and the budget model.
+
+    \b
+    Example:
+      imagefix rules KIF101
+    """
     from ..kata import budget
     from ..rules import all_rules
 

@@ -33,4 +33,6 @@ FINDING_FORMATS: dict[str, FindingFormat] = {f.name: f for f in (
     FindingFormat("json", "json_out", "stable JSON: findings arrays, errors, summary"),
     FindingFormat("sarif", "sarif", "SARIF 2.1.0 for code scanning"),
     FindingFormat("gnu", "gnu", "FILE:LINE: severity: RULE message, for editors and annotators"),
+    FindingFormat("gitlab", "gitlab", "GitLab code quality report (Code Climate JSON)"),
+    FindingFormat("codeclimate", "gitlab", "the same as gitlab"),
 )}

@@ -1,0 +1,37 @@
+"""GitLab code quality (Code Climate) JSON: one array of issues, as GitLab's merge request widget reads it.
+
+Fields per GitLab's documentation: description, check_name, fingerprint (stable
+across runs), severity (info, minor, major, critical, blocker), location.path
+and location.lines.begin. Image findings have no file: their path is the image
+reference and the line 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..rules.finding import Severity
+from ..scan import ScanResult
+
+_SEVERITY = {Severity.INFO: "info", Severity.WARNING: "minor", Severity.ERROR: "major"}
+
+
+def render(results: list[ScanResult]) -> str:
+    issues = []
+    for result in results:
+        for finding in result.findings:
+            path = finding.file or result.subject
+            line = finding.line or 1
+            key = f"{finding.rule}|{path}|{line}|{finding.message}"
+            fix = f" Fix: {finding.fix}" if finding.fix else ""
+            issues.append({
+                "type": "issue",
+                "description": f"{finding.rule}: {finding.message}{fix}",
+                "check_name": finding.rule,
+                "categories": ["Bug Risk"],
+                "fingerprint": hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest(),
+                "severity": _SEVERITY[finding.severity],
+                "location": {"path": path, "lines": {"begin": line}},
+            })
+    return json.dumps(issues, indent=2) + "\n"
