@@ -33,7 +33,7 @@ def kata() -> None:
 
 
 @kata.command("check")
-@click.argument("config_file", metavar="CONFIG")
+@click.argument("config_files", metavar="CONFIG...", nargs=-1, required=True)
 @click.option("--image", "images", multiple=True, metavar="REF",
               help="Images the config must serve (budget: timeout and default_memory).")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
@@ -41,30 +41,26 @@ def kata() -> None:
 @selection_options
 @budget_options
 @click.pass_context
-def kata_check(ctx: click.Context, config_file: str, images: tuple[str, ...], runtime: str | None,
-               fmt: str, **kw: Any) -> None:
+def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[str, ...],
+               runtime: str | None, fmt: str, **kw: Any) -> None:
     """Find Kata config settings that are ignored, invalid, or too low for your images.
+
+    A drop-in (a file in config.d/) checks the configuration*.toml files it belongs to.
 
     \b
     Example:
       imagefix kata check configuration-qemu-tdx.toml --image mysql:8.4
     """
-    from ..kata.config import load_config
-    from ..rules.kata_subject import KataSubject
-    from ..scan import ScanResult, run_rules
+    from ..kata.check import check_config
+    from ..kata.config import main_configs
 
     selection, fail_on = rule_selection(ctx, kw)
-    config = load_config(config_file, runtime)
-    model = config_budget_model(ctx, kw, config)
-    subject = KataSubject(config, estimates_for(images, model))
-    kept, suppressed = run_rules(subject, "kata", selection)
-    result = ScanResult(config_file, kept, suppressed)
-    dropins = f"; drop-ins: {', '.join(d.path for d in config.dropins)}" if config.dropins else ""
-    result.notes.append(f"runtime: {config.runtime} ({config.runtime_reason}); "
-                        f"effective create_container_timeout {config.timeout[0]} s, "
-                        f"default_memory {config.memory[0]} MiB{dropins}")
-    emit_results([result], fmt, fail_on, selection.profile, [], key="files", show_location=True)
-    ctx.exit(exit_code([result], fail_on, []))
+    results = [check_config(path, runtime, selection,
+                            lambda config: config_budget_model(ctx, dict(kw), config),
+                            lambda model: estimates_for(images, model))
+               for path in main_configs(config_files)]
+    emit_results(results, fmt, fail_on, selection.profile, [], key="files", show_location=True)
+    ctx.exit(exit_code(results, fail_on, []))
 
 
 @kata.command("patch")

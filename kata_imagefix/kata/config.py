@@ -549,3 +549,20 @@ def dropin_text(config: KataConfig, path: str, *, timeout: int | None, memory: i
         existing = parse_toml(header, path)
     return patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
                         why_memory=why_memory, toml=existing)
+
+
+def main_configs(paths: tuple[str, ...] | list[str]) -> list[str]:
+    """The configurations to check for the paths given: a config.d entry stands for the
+    configuration*.toml files of the folder above it (what a pre-commit hook passes)."""
+    out: list[str] = []
+    for path in paths:
+        folder = Path(path).parent
+        if folder.name == "config.d":
+            owners = sorted(str(p) for p in folder.parent.glob("configuration*.toml"))
+            if not owners:
+                raise ImagefixError(f"{path}: a config.d entry, but no configuration*.toml beside {folder}")
+            out += owners
+        else:
+            out.append(str(path))
+    return list(dict.fromkeys(out))
+
