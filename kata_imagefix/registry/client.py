@@ -477,21 +477,35 @@ class VerifyingStream:
             while chunk := self.read(1 << 20):
                 parts.append(chunk)
             return b"".join(parts)
-        try:
-            data = self.response.read1(min(size, 1 << 20)) if size else b""
-        except TimeoutError:
-            raise RegistryError(f"{self.where}: blob {self.digest} stalled (timed out)") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"{self.where}: blob {self.digest} broke off: {_reason(exc)}") from None
+        if self.done or not size:
+            return b""
+        want = min(size, 1 << 20)
+        if self.size is not None:  # never more than one byte past what the descriptor names
+            want = min(want, max(self.size - self.received + 1, 1))
+        parts, got = [], 0
+        while got < want:  # read1 returns what the socket buffer holds (~8 kB): gather up to `want`
+            try:
+                chunk = self.response.read1(want - got)
+            except TimeoutError:
+                raise RegistryError(f"{self.where}: blob {self.digest} stalled (timed out)") from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise RegistryError(f"{self.where}: blob {self.digest} broke off: {_reason(exc)}") from None
+            if not chunk:
+                self.response.close()  # at the end: frees the connection for the next request
+                break
+            parts.append(chunk)
+            got += len(chunk)
+            self._pace(len(chunk))  # a trickle cannot keep this loop waiting past the stall limit
+        data = b"".join(parts) if len(parts) != 1 else parts[0]
         self.stats.bytes += len(data)
         self.received += len(data)
         if self.size is not None and self.received > self.size:
             self._abandon()
             raise RegistryError(f"{self.where}: blob {self.digest} sends more than the {self.size} bytes its "
                                 "descriptor names (refused)")
-        self._pace(len(data))
-        self.hash.update(data)
-        if not data and size:
+        if data:
+            self.hash.update(data)
+        else:
             self._finish()
         return data
 
