@@ -161,3 +161,27 @@ def test_sample_report_needs_no_engine(cli):
     assert doc["files"]["largest_files"][0] == {"path": "/opt/spark/jars/sample-assembly.jar",
                                                 "bytes": 150_000_000, "layer": 1}
     assert doc["base"]["layers"] == 0 and "base unknown" in doc["base"]["notes"][-1]
+
+
+@pytest.mark.registry
+def test_push_gate_pushes_a_passing_image_and_holds_back_a_failing_one(cli, engine, images, registry):
+    from registries import repo_name
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    built = images.build(f"FROM {base_image()}\nRUN dd if=/dev/zero of=/blob bs=1000000 count=3\n", name="gate")
+    repository = repo_name("gate")
+    target = f"{registry.host}/{repository}"
+    engine.tag(built, target, "v1")
+    images.tags.append(f"{target}:v1")
+    held = cli("report", f"{target}:v1", "--budget", "1MB", "--push")
+    assert held.exit_code == 1 and "not pushed: gates crossed: budget" in held.stderr
+    client = RegistryClient(registry.host)
+    with pytest.raises(Exception, match="no manifest"):
+        client.manifest(repository, "v1")
+    passed = cli("report", f"{target}:v1", "--budget", "1GB", "--push", "--format", "json")
+    assert passed.exit_code == 0, passed.stderr
+    push = passed.json()["push"]
+    assert push["pushed"] and push["digest"].startswith("sha256:")
+    _, digest, _ = client.manifest(repository, "v1")
+    assert digest == push["digest"]  # what arrived is what was pushed

@@ -25,12 +25,14 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--push", "do_push", is_flag=True,
+              help="Pre-push gate: push REF (a local image with a registry name) only if every gate passes.")
 @registry_flags
 @budget_options
 @click.pass_context
 def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
            max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
-           output: str | None, **kw: Any) -> None:
+           output: str | None, do_push: bool, **kw: Any) -> None:
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1.
 
     \b
@@ -63,6 +65,10 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     result = build_report(image, model, opener=opener, base_ref=base_ref, baseline_ref=baseline, files=files,
                           walk=walk)
     apply_gates(result, budget=budget_bytes, max_layer=layer_limit, max_growth=max_growth)
+    if do_push:
+        from ..report.push import push_if_passed
+
+        result.push = push_if_passed(result, image, registry, show_progress=fmt == "text" and output is None)
     if fmt == "json":
         text = json.dumps(to_dict(result), indent=2) + "\n"
     elif fmt == "markdown":
@@ -76,4 +82,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         click.echo(f"wrote {output}: {formats.verdict(result)}")
     else:
         click.echo(text, nl=False)
+    if result.push is not None and fmt != "json":
+        click.echo(f"pushed {result.push.reference}@{result.push.digest}" if result.push.pushed
+                   else result.push.why, err=not result.push.pushed)
     ctx.exit(1 if result.failed else 0)

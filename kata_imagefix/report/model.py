@@ -68,6 +68,7 @@ class Report:
     files: FileView | None = None
     walk: str | None = None  # how layers were read for --files
     gates: list[Gate] = field(default_factory=list)
+    push: Any = None  # report.push.PushOutcome, with --push
 
     @property
     def failed(self) -> bool:
@@ -290,6 +291,8 @@ def to_dict(report: Report) -> dict[str, Any]:
             {"name": g.name, "limit": g.limit, "actual": g.actual, "crossed": g.crossed} for g in report.gates
         ],
         "passed": not report.failed,
+        **({"push": {"pushed": report.push.pushed, "reference": report.push.reference,
+                     "digest": report.push.digest, "why": report.push.why or None}} if report.push else {}),
     }
     if report.baseline is not None:
         b = report.baseline

@@ -1,0 +1,35 @@
+"""The pre-push gate: push the image only when every gate of its report passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ImagefixError
+from .model import Report
+
+
+@dataclass
+class PushOutcome:
+    pushed: bool
+    reference: str
+    digest: str | None = None
+    why: str = ""  # why not, when not pushed
+
+
+def push_if_passed(report: Report, image: Any, registry: Any, *, show_progress: bool) -> PushOutcome:
+    """Push through the Docker SDK when no gate was crossed; otherwise say which gates stopped it."""
+    if report.failed:
+        crossed = ", ".join(f"{g.name} ({g.actual} > {g.limit})" for g in report.gates if g.crossed)
+        return PushOutcome(False, report.reference, why=f"not pushed: gates crossed: {crossed}")
+    if image.transport != "docker-daemon" or not image.name or "@" in image.name:
+        raise ImagefixError(f"{report.reference}: --push pushes a local image with a registry name "
+                            "(repository:tag); this one is not in the local engine under such a name")
+    from ..fix.build import push
+    from ..image.sources.daemon import api_client
+
+    auth = None
+    if registry.credentials is not None:
+        auth = {"username": registry.credentials.username, "password": registry.credentials.password}
+    digest = push(api_client(), image.name, auth_config=auth, show_progress=show_progress)
+    return PushOutcome(True, image.name, digest)
