@@ -169,7 +169,8 @@ def test_push_gate_pushes_a_passing_image_and_holds_back_a_failing_one(cli, engi
 
     from kata_imagefix.registry.client import RegistryClient
 
-    built = images.build(f"FROM {base_image()}\nRUN dd if=/dev/zero of=/blob bs=1000000 count=3\n", name="gate")
+    dockerfile = f"FROM {base_image()}\nRUN dd if=/dev/zero of=/blob bs=1000000 count=3\n"
+    built = images.build(dockerfile, name="gate")
     repository = repo_name("gate")
     target = f"{registry.host}/{repository}"
     engine.tag(built, target, "v1")
