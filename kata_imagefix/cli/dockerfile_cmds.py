@@ -116,28 +116,22 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
     Example:
       imagefix patch Dockerfile --in-place
     """
-    from ..dockerfile.lint import open_base_image
-    from ..dockerfile.patch import patch as patch_one
+    from ..dockerfile.patch import check_destination, patch_file
     from ..fileio import write_atomic
 
-    if output and in_place:
-        raise ImagefixError("use either -o OUT or --in-place, not both")
-    if output and len(dockerfiles) > 1:
-        raise ImagefixError("-o OUT takes one Dockerfile; use --in-place for several")
-    if in_place and "-" in dockerfiles:
-        raise ImagefixError("--in-place cannot replace stdin")
     to_stdout = not (output or in_place or check or show_diff)
-    if to_stdout and len(dockerfiles) > 1:
-        raise ImagefixError("several Dockerfiles: use --in-place, --check or --diff")
-    args = _build_args(build_args)
-    open_base = _base_opener(resolve_base)
+    check_destination(dockerfiles, output=output, in_place=in_place, to_stdout=to_stdout)
+    args, open_base = _build_args(build_args), _base_opener(resolve_base)
     failed = would_change = False
     report = (lambda text: click.echo(text, err=True)) if to_stdout or show_diff else click.echo
     for path in dockerfiles:
         try:
-            dockerfile = _load_dockerfile(path, args)
-            base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
-            outcome = patch_one(dockerfile, user_mode, target=target, base=base)
+            outcome = patch_file(path, user_mode, target=target, build_args=args, open_base=open_base)
+            data = outcome.text.encode("utf-8", "surrogateescape")
+            if output and not check:
+                write_atomic(output, data, force=force)
+            elif in_place and outcome.changed and not check:
+                write_atomic(path, data, force=force)
         except ImagefixError as exc:
             failed = True
             click.echo(f"imagefix: error: {exc}", err=True)
@@ -147,21 +141,9 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
             click.echo(outcome.diff(), nl=False)
         if to_stdout:
             click.echo(outcome.text, nl=False)
-        elif output and not check:
-            write_atomic(output, outcome.text.encode("utf-8", "surrogateescape"), force=force)
-        elif in_place and outcome.changed and not check:
-            try:
-                write_atomic(path, outcome.text.encode("utf-8", "surrogateescape"), force=force)
-            except ImagefixError as exc:
-                failed = True
-                click.echo(f"imagefix: error: {exc}", err=True)
-                continue
-        verb = "would patch" if check else "patched"
         if outcome.changed:
             dest = f" -> {output}" if output and not check else ""
-            report(f"{verb} {outcome.path}{dest}: {outcome.description}")
+            report(f"{'would patch' if check else 'patched'} {outcome.path}{dest}: {outcome.description}")
         else:
             report(f"unchanged {outcome.path}: its USER needs no change in {user_mode} mode")
-    if failed:
-        ctx.exit(2)
-    ctx.exit(1 if check and would_change else 0)
+    ctx.exit(2 if failed else 1 if check and would_change else 0)

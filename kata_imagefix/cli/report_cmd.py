@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..errors import ImagefixError
+from ..output import REPORT_FORMATS
 from .app import main
 from .options import budget_model, budget_options, registry_flags, registry_options
 
@@ -22,8 +22,7 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
               help="Read every layer once: the N largest files and directories, and the waste.")
 @click.option("--walk", type=click.Choice(["auto", "direct", "export"]), default="auto", show_default=True,
               help="Daemon images: read overlay2 layer folders directly, or export the image.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("--push", "do_push", is_flag=True,
               help="Pre-push gate: push REF (a local image with a registry name) only if every gate passes.")
@@ -39,50 +38,36 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     Example:
       imagefix report myapp:2.0 --baseline myapp:1.9 --budget 800MB
     """
-    import json
-
     from ..image.sources import open_image
     from ..output import progress
-    from ..sizes import parse_size
+    from ..output.report_formats import render, verdict
+    from ..report.model import Gates, apply_gates, build_report
 
-    budget_bytes = parse_size(budget) if budget else None  # bad sizes fail before any work
-    layer_limit = parse_size(max_layer_size) if max_layer_size else None
-    if max_growth and not baseline:
-        raise ImagefixError("--max-growth needs --baseline REF to compare with")
+    gates = Gates.parse(budget, max_layer_size, max_growth, bool(baseline))  # bad limits fail before any work
     kw.update(exact=False, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
-    progress.enable_on_terminal(fmt == "text" and output is None)
+    showing = fmt == "text" and output is None
+    progress.enable_on_terminal(showing)
 
     def opener(reference: str):
         return open_image(reference, registry=registry)
 
-    image = opener(ref)
-    from ..fileio import write_atomic
-    from ..output import report_formats as formats
-    from ..report.model import apply_gates, build_report, to_dict
-
-    result = build_report(image, model, opener=opener, base_ref=base_ref, baseline_ref=baseline, files=files,
-                          walk=walk)
-    apply_gates(result, budget=budget_bytes, max_layer=layer_limit, max_growth=max_growth)
+    result = build_report(opener(ref), model, opener=opener, base_ref=base_ref, baseline_ref=baseline,
+                          files=files, walk=walk)
+    apply_gates(result, budget=gates.budget, max_layer=gates.max_layer, max_growth=gates.max_growth)
     if do_push:
         from ..report.push import push_if_passed
 
-        result.push = push_if_passed(result, image, registry, show_progress=fmt == "text" and output is None)
-    if fmt == "json":
-        text = json.dumps(to_dict(result), indent=2) + "\n"
-    elif fmt == "markdown":
-        text = formats.render_markdown(result)
-    elif fmt == "html":
-        text = formats.render_html(result)
-    else:
-        text = formats.render_text(result)
+        result.push = push_if_passed(result, registry, show_progress=showing)
+    text = render(result, fmt)
     if output:
+        from ..fileio import write_atomic
+
         write_atomic(output, text.encode())
-        click.echo(f"wrote {output}: {formats.verdict(result)}")
+        click.echo(f"wrote {output}: {verdict(result)}")
     else:
         click.echo(text, nl=False)
     if result.push is not None and fmt != "json":
-        click.echo(f"pushed {result.push.reference}@{result.push.digest}" if result.push.pushed
-                   else result.push.why, err=not result.push.pushed)
+        click.echo(result.push.summary, err=not result.push.pushed)
     ctx.exit(1 if result.failed else 0)

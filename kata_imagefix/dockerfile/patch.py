@@ -122,3 +122,28 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
     text = prefix + "".join(lines)
     return PatchOutcome(dockerfile.path, prefix + original, text,
                         f"{comment.removesuffix(f' ({_WHY})')} ({where})")
+
+
+def patch_file(path: str, mode: str, *, target: str | None = None, build_args: dict[str, str] | None = None,
+               open_base=None) -> PatchOutcome:
+    """Read a Dockerfile ('-' is stdin), open its base when asked, and patch it (nothing written)."""
+    from ..fileio import read_input
+    from .parse import parse_dockerfile
+    from .user import open_base_image
+
+    dockerfile = parse_dockerfile(read_input(path, "Dockerfile"), "<stdin>" if path == "-" else path,
+                                  build_args or {})
+    base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
+    return patch(dockerfile, mode, target=target, base=base)
+
+
+def check_destination(paths: tuple[str, ...], *, output: str | None, in_place: bool, to_stdout: bool) -> None:
+    """The one-line refusals for where patched Dockerfiles cannot go."""
+    if output and in_place:
+        raise ImagefixError("use either -o OUT or --in-place, not both")
+    if output and len(paths) > 1:
+        raise ImagefixError("-o OUT takes one Dockerfile; use --in-place for several")
+    if in_place and "-" in paths:
+        raise ImagefixError("--in-place cannot replace stdin")
+    if to_stdout and len(paths) > 1:
+        raise ImagefixError("several Dockerfiles: use --in-place, --check or --diff")

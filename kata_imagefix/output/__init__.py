@@ -36,3 +36,6 @@ FINDING_FORMATS: dict[str, FindingFormat] = {f.name: f for f in (
     FindingFormat("gitlab", "gitlab", "GitLab code quality report (Code Climate JSON)"),
     FindingFormat("codeclimate", "gitlab", "the same as gitlab"),
 )}
+
+# The size report's formats (output/report_formats.py renders each).
+REPORT_FORMATS = ("text", "json", "markdown", "html")

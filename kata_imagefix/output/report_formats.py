@@ -204,3 +204,14 @@ def render_html(report: Report) -> str:
         human_size=human_size,
         version=__version__,
     )
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in one of output.REPORT_FORMATS."""
+    if fmt == "json":
+        import json
+
+        from ..report.model import to_dict
+
+        return json.dumps(to_dict(report), indent=2) + "\n"
+    return {"markdown": render_markdown, "html": render_html}.get(fmt, render_text)(report)

@@ -69,6 +69,7 @@ class Report:
     walk: str | None = None  # how layers were read for --files
     gates: list[Gate] = field(default_factory=list)
     push: Any = None  # report.push.PushOutcome, with --push
+    image: Image | None = field(default=None, repr=False)  # what the report is about
 
     @property
     def failed(self) -> bool:
@@ -219,10 +220,30 @@ def build_report(
         model.estimate(image.unpacked_size),
         files=view,
         walk=how,
+        image=image,
     )
     if baseline is not None:
         report.baseline = compare(image, baseline, base)
     return report
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The limits a report is held to, read (and refused when unreadable) before any work."""
+
+    budget: int | None = None
+    max_layer: int | None = None
+    max_growth: str | None = None
+
+    @classmethod
+    def parse(cls, budget: str | None, max_layer_size: str | None, max_growth: str | None,
+              has_baseline: bool) -> Gates:
+        from ..sizes import parse_size
+
+        if max_growth and not has_baseline:
+            raise ImagefixError("--max-growth needs --baseline REF to compare with")
+        return cls(parse_size(budget) if budget else None,
+                   parse_size(max_layer_size) if max_layer_size else None, max_growth)
 
 
 def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, max_growth: str | None) -> None:

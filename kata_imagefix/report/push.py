@@ -16,12 +16,17 @@ class PushOutcome:
     digest: str | None = None
     why: str = ""  # why not, when not pushed
 
+    @property
+    def summary(self) -> str:
+        return f"pushed {self.reference}@{self.digest}" if self.pushed else self.why
 
-def push_if_passed(report: Report, image: Any, registry: Any, *, show_progress: bool) -> PushOutcome:
+
+def push_if_passed(report: Report, registry: Any, *, show_progress: bool) -> PushOutcome:
     """Push through the Docker SDK when no gate was crossed; otherwise say which gates stopped it."""
     if report.failed:
         crossed = ", ".join(f"{g.name} ({g.actual} > {g.limit})" for g in report.gates if g.crossed)
         return PushOutcome(False, report.reference, why=f"not pushed: gates crossed: {crossed}")
+    image = report.image
     if image.transport != "docker-daemon" or not image.name or "@" in image.name:
         raise ImagefixError(f"{report.reference}: --push pushes a local image with a registry name "
                             "(repository:tag); this one is not in the local engine under such a name")
