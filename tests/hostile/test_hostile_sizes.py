@@ -67,3 +67,20 @@ def test_huge_passwd_files_are_searched_not_loaded_into_tables(tmp_path, kind):
     result, _seconds, rss = run_child("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1", timeout=120)
     assert result.returncode == 1 and '"USER 185:185' in result.stdout, result.stderr
     assert rss < MAX_RSS_MB, rss
+
+
+def test_k8s_patch_of_100000_documents_is_linear(tmp_path):
+    from conftest import SAMPLES
+
+    doc = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\nspec:\n  template:\n"
+           "    spec:\n      containers:\n      - name: app\n        image: {image}\n")
+    manifest = tmp_path / "fleet.yaml"
+    manifest.write_text("---\n".join(doc.format(i=i, image="spark:3.5.3" if i % 1000 == 0 else f"web:{i}")
+                                     for i in range(100_000)))
+    out = tmp_path / "fleet.kata.yaml"
+    result, seconds, rss = run_child("k8s", f"oci:{SAMPLES / 'spark'}:3.5.3", "--image-name", "spark:3.5.3",
+                                     "--patch", str(manifest), "-o", str(out), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().count("runAsUser: 185") == 100
+    assert seconds < 120, seconds  # a guard against a quadratic or per-document round trip, not a benchmark
+    assert rss < MAX_RSS_MB * 1.5, rss
