@@ -1,4 +1,4 @@
-"""`imagefix kata check|patch` and `imagefix k8s`: what lives around the image."""
+"""`imagefix kata check|patch`: the Kata configuration as Kata loads it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from ..errors import ImagefixError
 from .app import main
 from .options import (
     auto_or_int,
-    budget_model,
     budget_options,
     config_budget_model,
     emit_results,
@@ -110,66 +109,3 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
         report(change)
     for note in patch.notes if (drop_in or in_place) else []:
         report(f"note: {note}")
-
-
-@main.command()
-@click.argument("ref")
-@click.option("--runtime-class", default="kata-qemu-tdx", show_default=True)
-@click.option("--fs-group", type=click.IntRange(0), help="Pod fsGroup for volumes.")
-@click.option("--image-name", metavar="NAME",
-              help="The image as manifests name it [default: REF without its transport].")
-@click.option("--patch", "manifest", type=click.Path(dir_okay=False),
-              help="Apply to every container running the image in this YAML (multi-document).")
-@click.option("--kustomize", is_flag=True, help="With --patch: print strategic-merge patches instead.")
-@click.option("--kata-config", "kata_config", type=click.Path(dir_okay=False), metavar="FILE",
-              help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
-                   "and whether it enables the default_memory annotation.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@budget_options
-@click.pass_context
-def k8s(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None,
-        **kw: Any) -> None:
-    """Print what a pod needs to run REF on Kata (YAML, a comment on every value).
-
-    \b
-    Example:
-      imagefix k8s spark:3.5.3 --patch deploy.yaml -o deploy.kata.yaml
-    """
-    from .. import __version__
-    from ..fileio import decode_text, read_input, write_atomic
-    from ..image.reference import parse_image_ref
-    from ..image.sources import open_image
-    from ..k8s.pod import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
-
-    if kustomize and not manifest:
-        raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")
-    model = budget_model(ctx, kw)
-    parsed = parse_image_ref(ref)
-    manifest_text = None
-    if manifest:
-        manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
-    config = None
-    if kata_config:
-        from ..kata.config import load_config
-
-        config = load_config(kata_config)
-    image = open_image(parsed)
-    if image_name is None:
-        image_name = manifest_name(parsed, image)
-    needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
-                      config=config)
-    if manifest_text is not None:
-        if kustomize:
-            text = kustomize_patches(manifest_text, needs)
-        else:
-            text, changed = patch_manifest(manifest_text, needs, manifest)
-            for line in changed:
-                click.echo(f"patched {line}", err=True)
-    else:
-        text = pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
-                               f"{runtime_class}")
-    if output:
-        write_atomic(output, text.encode())
-    else:
-        click.echo(text, nl=False)

@@ -12,7 +12,7 @@ from ..kata.budget import BudgetEstimate
 from ..users import Resolution, UserSpec
 from .finding import Finding, Severity
 
-TARGETS = ("user", "image", "kata")
+TARGETS = ("user", "image", "kata", "pod")
 
 
 @dataclass(frozen=True)

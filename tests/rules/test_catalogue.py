@@ -19,7 +19,7 @@ def _cases(name: str) -> list:
 
 
 def test_every_rule_fires_once_and_stays_quiet_once_in_its_family_spec():
-    cases = [c for family in ("user", "image", "kata") for c in _cases(family)]
+    cases = [c for family in ("user", "image", "kata", "pod") for c in _cases(family)]
     for rule_id in CATALOGUE:
         outcomes = {case[2] for case in cases if case[0] == rule_id}
         assert outcomes == {True, False}, f"{rule_id}: add a firing and a quiet case to tests/rules/"

@@ -1,0 +1,90 @@
+"""`imagefix k8s check`: every Kata workload of the manifests through the pod rules (KIF4xx).
+
+Images are read the way a node pulls them - from the registry, without
+pulling (the registry source, its layer cache and credentials) - each
+distinct image once, `jobs` at a time. The values in force for a pod are its
+annotations, else its runtime class's Kata config, else the budget defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ImagefixError
+from ..kata.budget import BudgetModel
+from ..rules.pod_subject import ContainerView, PodSubject
+from ..scan import RuleSelection, ScanResult, run_rules
+from .manifests import Workload, load_workloads, manifest_paths
+from .pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, _int_or_none, class_values
+
+MIB = 2**20
+
+
+@dataclass
+class AuditOptions:
+    runtime_classes: tuple[str, ...] = ()  # empty: any class whose name starts with "kata"
+    all_pods: bool = False
+    prefer_local: bool = False
+    jobs: int = 4
+    kata_configs: dict[str, Any] = field(default_factory=dict)  # class ("" for every class) -> KataConfig
+
+
+def is_kata(workload: Workload, options: AuditOptions) -> bool:
+    if options.all_pods:
+        return True
+    name = workload.runtime_class or ""
+    return name in options.runtime_classes if options.runtime_classes else name.startswith("kata")
+
+
+def audit(args: tuple[str, ...], options: AuditOptions, model: BudgetModel, selection: RuleSelection,
+          open_image: Callable[[str], Any]) -> tuple[list[ScanResult], int]:
+    """(one result per audited workload, how many workloads were skipped as not Kata)."""
+    workloads = [w for path in manifest_paths(args) for w in load_workloads(path)]
+    chosen = [w for w in workloads if is_kata(w, options)]
+    images = _read_images({c.image for w in chosen for c in w.containers}, options, open_image)
+    results = []
+    for workload in chosen:
+        views = [ContainerView(c, workload.security, *images[c.image]) for c in workload.containers]
+        subject = _subject(workload, views, model, options)
+        kept, suppressed = run_rules(subject, "pod", selection)
+        result = ScanResult(workload.title, kept, suppressed)
+        result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
+                            f"create_container_timeout {subject.model.create_timeout_s} s "
+                            f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
+                            f"({subject.memory_source})")
+        results.append(result)
+    return results, len(workloads) - len(chosen)
+
+
+def _read_images(refs: set[str], options: AuditOptions,
+                 open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
+    """image -> (Image or None, error): each distinct image once, `jobs` at a time."""
+    def one(ref: str) -> tuple[Any, str | None]:
+        try:
+            return open_image(ref if options.prefer_local else f"docker://{ref}"), None
+        except ImagefixError as exc:
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        ordered = sorted(refs)
+        return dict(zip(ordered, pool.map(one, ordered), strict=True))
+
+
+def _subject(workload: Workload, views: list[ContainerView], model: BudgetModel,
+             options: AuditOptions) -> PodSubject:
+    """The model with the values in force for this pod: annotation, else class config, else defaults."""
+    config = options.kata_configs.get(workload.runtime_class or "") or options.kata_configs.get("")
+    in_force = class_values(workload.runtime_class or "", model, config)
+    timeout = _int_or_none(workload.annotations.get(TIMEOUT_ANNOTATION))
+    memory = _int_or_none(workload.annotations.get(MEMORY_ANNOTATION))
+    timeout_source = "its annotation" if timeout is not None else in_force.source
+    memory_source = "its annotation" if memory is not None else in_force.source
+    limits = sum(c.memory_limit or 0 for c in workload.containers if not c.init) // MIB
+    if limits:
+        memory_source += f" + {limits} MiB of memory limits (static sizing)"
+    pod_model = replace(model, create_timeout_s=timeout if timeout is not None else in_force.timeout_s,
+                        guest_memory_mib=(memory if memory is not None else in_force.memory_mib) + limits)
+    return PodSubject(workload, views, pod_model, timeout_source, memory_source)

@@ -1,0 +1,139 @@
+"""Kubernetes manifests in (files, folders, stdin; YAML or JSON; Lists), workloads and containers out.
+
+Each container carries the file and 1-based line of its `image:` so findings
+(and SARIF) point into the manifest.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ImagefixError
+from .pod import WORKLOAD_PATHS, _pod_spec, _pod_template, split_documents, workloads
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass
+class Container:
+    name: str
+    image: str
+    line: int | None  # 1-based line of `image:`
+    init: bool
+    security: dict[str, Any]  # the container's securityContext
+    memory_limit: int | None  # bytes
+
+
+@dataclass
+class Workload:
+    file: str
+    kind: str
+    namespace: str
+    name: str
+    runtime_class: str | None
+    annotations: dict[str, str]
+    security: dict[str, Any]  # the pod's securityContext
+    containers: list[Container] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}"
+
+
+def manifest_paths(args: tuple[str, ...] | list[str]) -> list[str]:
+    """Files as given, folders searched for *.yaml, *.yml, *.json (sorted), '-' for stdin."""
+    out: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if arg == "-" or path.is_file():
+            out.append(arg)
+        elif path.is_dir():
+            out += sorted(str(p) for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        else:
+            raise ImagefixError(f"{arg}: no such file or folder")
+    return out
+
+
+def load_workloads(path: str) -> list[Workload]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from ..fileio import decode_text, read_input
+
+    name = "<stdin>" if path == "-" else path
+    text = decode_text(read_input(path, "manifest") if path != "-" else sys.stdin.buffer.read(), name,
+                       "a Kubernetes manifest")
+    loader = YAML(typ="rt")
+    out: list[Workload] = []
+    offset = 0
+    for chunk in split_documents(text):
+        try:
+            doc = loader.load(chunk)
+        except YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{offset + mark.line + 1}" if mark is not None else ""
+            first = str(exc).strip().splitlines()[0]
+            raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
+        for item in workloads(doc):
+            out.append(_workload(item, name, offset))
+        offset += chunk.count("\n")
+    return out
+
+
+def _workload(item: Any, file: str, offset: int) -> Workload:
+    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    template = _pod_template(item)
+    pod_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    annotations = pod_meta.get("annotations") if isinstance(pod_meta.get("annotations"), dict) else {}
+    spec = _pod_spec(item)
+    security = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    runtime_class = spec.get("runtimeClassName")
+    workload = Workload(file, str(item.get("kind")), str(metadata.get("namespace") or "default"),
+                        str(metadata.get("name") or "?"),
+                        runtime_class if isinstance(runtime_class, str) else None,
+                        {str(k): str(v) for k, v in annotations.items()}, dict(security))
+    for key, init in (("initContainers", True), ("containers", False)):
+        listed = spec.get(key)
+        for container in listed if isinstance(listed, list) else []:
+            if not isinstance(container, dict):
+                continue
+            image = container.get("image")
+            if not isinstance(image, str) or not image:
+                raise ImagefixError(f"{file}:{offset + container.lc.line + 1}: {workload.title} container "
+                                    f"{container.get('name', '?')!r} has no image")
+            line = offset + container.lc.value("image")[0] + 1 if hasattr(container, "lc") else None
+            context = container.get("securityContext")
+            workload.containers.append(Container(
+                str(container.get("name") or "?"), image, line, init,
+                dict(context) if isinstance(context, dict) else {}, _memory_limit(container)))
+    return workload
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9,
+          "T": 10**12, "k": 10**3, "m": 10**-3}
+
+
+def _memory_limit(container: dict) -> int | None:
+    """resources.limits.memory in bytes (Kubernetes quantity syntax), or None."""
+    resources = container.get("resources")
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    value = limits.get("memory") if isinstance(limits, dict) else None
+    if value is None:
+        return None
+    text = str(value).strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * _UNITS[unit])
+            except ValueError:
+                return None
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+__all__ = ["WORKLOAD_PATHS", "Container", "Workload", "load_workloads", "manifest_paths"]
