@@ -83,7 +83,8 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
         "schema_version": SCHEMA_VERSION,
         "profile": profile,
         "fail_on": fail_on.label if fail_on else "never",
-        key: [result_dict(r, fail_on, "file" if key == "files" else "reference") for r in results],
+        key: [result_dict(r, fail_on, {"files": "file", "workloads": "workload"}.get(key, "reference"))
+              for r in results],
         "errors": [{"reference": ref, "error": msg} for ref, msg in errors],
         "summary": counts,
     }

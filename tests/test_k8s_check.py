@@ -1,0 +1,150 @@
+"""`imagefix k8s check` over manifests whose images live in the loopback registry (read, never pulled)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from registries import push_spec, repo_name, spark_like
+
+from kata_imagefix.registry.client import RegistryClient
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, tmp_path_factory) -> dict[str, str]:
+    """A named-user image, a numeric one and a big root one, pushed once for the module."""
+    client = RegistryClient(registry.host)
+    work = tmp_path_factory.mktemp("k8s-images")
+    out = {}
+    for key, spec in (("named", spark_like("spark")), ("numeric", spark_like("185:185")),
+                      ("root", spark_like("0:0", big=2_000_000))):
+        repository = repo_name(f"k8s-{key}")
+        push_spec(client, work, repository, "1", spec)
+        out[key] = f"{registry.host}/{repository}:1"
+    return out
+
+
+MANIFEST = """\
+# a Helm-style stream: comments, ---, several kinds
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: spark
+  namespace: analytics
+spec:
+  selector: {{matchLabels: {{app: spark}}}}
+  template:
+    spec:
+      runtimeClassName: kata-qemu-tdx
+      initContainers:
+      - name: init
+        image: {named}
+      containers:
+      - name: driver
+        image: {named}
+        securityContext:
+          runAsUser: 185
+          runAsGroup: 185
+      - name: strict
+        image: {named}
+        securityContext:
+          runAsNonRoot: true
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "0 1 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          runtimeClassName: kata-qemu-tdx
+          restartPolicy: Never
+          securityContext:
+            runAsGroup: 185
+          containers:
+          - name: job
+            image: {numeric}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: plain
+spec:
+  containers:
+  - name: web
+    image: {named}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: missing
+spec:
+  runtimeClassName: kata-qemu-tdx
+  containers:
+  - name: ghost
+    image: {missing}
+"""
+
+
+def manifest(pushed, registry) -> str:
+    return MANIFEST.format(**pushed, missing=f"{registry.host}/imagefix-test/absent:1")
+
+
+def by_workload(doc: dict) -> dict[str, list[tuple[str, str, int]]]:
+    return {w["workload"]: sorted((f["rule"], f["data"]["container"], f["line"]) for f in w["findings"])
+            for w in doc["workloads"]}
+
+
+def test_the_pod_decides_not_the_image_alone(cli, pushed, registry, tmp_path):
+    path = tmp_path / "stream.yaml"
+    path.write_text(manifest(pushed, registry))
+    result = cli("k8s", "check", "--format", "json", path)
+    assert result.exit_code == 1, result.stderr
+    found = by_workload(result.json())
+    text = path.read_text().splitlines()
+
+    def image_line(container: str) -> int:  # 1-based line of the container's `image:`
+        return text.index(next(t for t in text if t.strip() == f"- name: {container}")) + 2
+
+    assert found["analytics/Deployment/spark"] == [
+        ("KIF401", "init", image_line("init")),      # an init container with a named user
+        ("KIF401", "strict", image_line("strict")),  # runAsNonRoot alone does not give a number
+        ("KIF403", "strict", image_line("strict")),  # ... and the kubelet cannot verify the name
+    ]                                                # driver: runAsUser/runAsGroup given - no false alarm
+    assert found["default/CronJob/nightly"] == [("KIF404", "job", image_line("job"))]  # group, no user
+    assert found["default/Pod/missing"] == [("KIF407", "ghost", image_line("ghost"))]
+    assert "default/Pod/plain" not in found  # not a Kata pod
+    assert "default/Pod/plain" in by_workload(cli("k8s", "check", "--format", "json", "--all", path).json())
+
+
+def test_stdin_lists_and_the_tmpfs_of_a_whole_pod(cli, pushed, registry):
+    containers = [{"name": "a", "image": pushed["root"]}, {"name": "b", "image": pushed["numeric"]}]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pair", "namespace": "ns"},
+           "spec": {"runtimeClassName": "kata-qemu-tdx", "containers": containers}}
+    listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": [pod]}, indent=2)
+    result = cli("k8s", "check", "--format", "json", "--guest-memory", "4", "--memory-reserve", "1", "-",
+                 input=listed)
+    found = by_workload(result.json())["ns/Pod/pair"]
+    assert [rule for rule, _, _ in found] == ["KIF406", "KIF406"]  # each contributing container is named
+
+
+def test_bad_inputs_are_one_line(cli, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n")
+    result = cli("k8s", "check", broken)
+    assert result.exit_code == 2 and f"{broken}:" in result.stderr and "not valid YAML" in result.stderr
+    noimage = tmp_path / "noimage.yaml"
+    noimage.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  runtimeClassName: kata\n"
+                       "  containers:\n  - name: a\n")
+    result = cli("k8s", "check", noimage)
+    assert result.exit_code == 2 and "has no image" in result.stderr
+    assert cli("k8s", "check", tmp_path / "none.yaml").exit_code == 2
+    other = tmp_path / "other.yaml"
+    other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    result = cli("k8s", "check", other)
+    assert result.exit_code == 2 and "no Kata workload" in result.stderr
