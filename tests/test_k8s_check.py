@@ -148,3 +148,41 @@ def test_bad_inputs_are_one_line(cli, tmp_path):
     other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     result = cli("k8s", "check", other)
     assert result.exit_code == 2 and "no Kata workload" in result.stderr
+
+
+def only_lines_added(before: str, after: str) -> bool:
+    remaining = iter(after.splitlines(keepends=True))
+    return all(any(line == candidate for candidate in remaining) for line in before.splitlines(keepends=True))
+
+
+def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, pushed, registry, tmp_path):
+    path = tmp_path / "stream.yaml"
+    original = manifest(pushed, registry)
+    path.write_text(original)
+    assert cli("k8s", "fix", "--check", path).exit_code == 1
+    result = cli("k8s", "fix", "--in-place", path)
+    assert result.exit_code == 1  # the missing image cannot be fixed: said, the rest written
+    assert "not fixed: default/Pod/missing: KIF407" in result.stderr
+    assert "fixed" in result.stdout and "init: runAsUser: 185, runAsGroup: 185" in result.stdout
+    text = path.read_text()
+    assert only_lines_added(original, text)
+    before, after = original.split("---\n"), text.split("---\n")
+    assert before[2] == after[2] and before[3] == after[3]  # the plain pod and the missing one: untouched
+    audit = by_workload(cli("k8s", "check", "--format", "json", path).json())
+    assert audit["analytics/Deployment/spark"] == [] and audit["default/CronJob/nightly"] == []
+    again = cli("k8s", "fix", "--in-place", path)
+    assert path.read_text() == text and "fixed" not in again.stdout  # idempotent
+    assert cli("k8s", "fix", "--check", path).exit_code == 0
+
+
+def test_fix_raises_the_timeout_annotation_never_lowers_it(cli, pushed, tmp_path):
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations:\n"
+           '    io.katacontainers.config.runtime.create_container_timeout: "{t}"\n'
+           "spec:\n  runtimeClassName: kata-qemu-tdx\n  containers:\n  - name: a\n    image: {image}\n")
+    path = tmp_path / "pod.yaml"
+    path.write_text(pod.format(t=5, image=pushed["root"]))
+    result = cli("k8s", "fix", "--in-place", "--pull-rate", "0.01", path)
+    assert result.exit_code == 0, result.stderr
+    assert "timeout 5 -> " in result.stdout and '"5"' not in path.read_text()
+    path.write_text(pod.format(t=99999, image=pushed["root"]))
+    assert cli("k8s", "fix", "--check", "--pull-rate", "0.01", path).exit_code == 0  # higher: left alone

@@ -70,21 +70,14 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     Example:
       helm template charts/spark | imagefix k8s check - --kata-config kata-qemu-tdx=config.toml
     """
-    from ..image.sources import open_image
-    from ..k8s.audit import AuditOptions, audit
-    from ..kata.config import load_config
+    from ..k8s.audit import AuditOptions, audit, read_sources
 
     selection, fail_on = rule_selection(ctx, kw)
     kw.update(exact=False, all_platforms=False, platform=platform)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
-    configs = {}
-    for item in kata_configs:
-        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
-        configs[name] = load_config(path)
-    options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, configs)
-    results, skipped = audit(manifests, options, model, selection,
-                             lambda ref: open_image(ref, platform=platform, registry=registry))
+    options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
+    results, skipped = audit(read_sources(manifests), options, model, selection, _opener(platform, registry))
     if not results:
         raise ImagefixError(f"no Kata workload in {', '.join(manifests)} ({skipped} other workload(s) "
                             "skipped; --all audits every pod, --runtime-class names the classes)")
@@ -153,3 +146,99 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         write_atomic(output, text.encode())
     else:
         click.echo(text, nl=False)
+
+
+@k8s.command("fix")
+@click.argument("manifests", metavar="MANIFEST...|-", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fixed manifest here.")
+@click.option("--in-place", is_flag=True, help="Rewrite each manifest that needs a change (atomically).")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a change is needed (for CI).")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@click.option("--runtime-class", "runtime_classes", multiple=True, metavar="NAME",
+              help="Fix pods of this runtime class (repeatable) [default: any name starting with kata].")
+@click.option("--all", "all_pods", is_flag=True, help="Fix every pod, Kata or not.")
+@click.option("--kata-config", "kata_configs", multiple=True, metavar="[CLASS=]FILE",
+              help="A runtime class's Kata config on the nodes: its values in force.")
+@click.option("--prefer-local", is_flag=True, help="Read images from the local engine when it has them.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's].")
+@registry_flags
+@budget_options
+@click.pass_context
+def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, in_place: bool, check: bool,
+            show_diff: bool, runtime_classes: tuple[str, ...], all_pods: bool, kata_configs: tuple[str, ...],
+            prefer_local: bool, jobs: int, platform: str | None, **kw: Any) -> None:
+    """Write numeric users and the timeout annotation into Kata workloads; every other byte stays.
+
+    Exit 0 when nothing error-level is left, 1 listing what could not be fixed
+    (or, with --check, when a change is needed), 2 for bad input (nothing written).
+
+    \b
+    Example:
+      imagefix k8s fix deploy/ --in-place
+    """
+    from ..fileio import write_atomic
+    from ..k8s.audit import AuditOptions, audit, read_images, read_sources
+    from ..k8s.fixing import fix_manifest
+    from ..k8s.manifests import workloads_in
+    from ..scan import RuleSelection
+
+    if sum(bool(x) for x in (output, in_place, check)) > 1:
+        raise ImagefixError("use one of -o OUT, --in-place, --check")
+    sources = read_sources(manifests)
+    if (output or not (in_place or check or show_diff)) and len(sources) > 1:
+        raise ImagefixError("several manifests: use --in-place, --check or --diff")
+    kw.update(exact=False, all_platforms=False, platform=platform)
+    registry, model = registry_options(ctx, kw), budget_model(ctx, kw)
+    options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
+    opener = _opener(platform, registry)
+    refs = {c.image for name, text in sources for w in workloads_in(name, text) for c in w.containers}
+    images = read_images(refs, options, opener)
+    fixed = [fix_manifest(name, text, images, options, model) for name, text in sources]
+    for item in fixed:
+        if show_diff and item.changed:
+            click.echo(_diff(item), nl=False)
+        if check or show_diff:
+            continue
+        if output:
+            write_atomic(output, item.text.encode())
+        elif not in_place:
+            click.echo(item.text, nl=False)
+        elif item.changed:
+            write_atomic(item.name, item.text.encode())
+    report = click.echo if (output or in_place) else (lambda t: click.echo(t, err=True))
+    for item in fixed:
+        for change in item.changes:
+            report(f"{'would fix' if check else 'fixed'} {item.name}: {change}")
+    if check:
+        ctx.exit(1 if any(item.changed for item in fixed) else 0)
+    written = [(item.name, item.text) for item in fixed]
+    left, _ = audit(written, options, model, RuleSelection(), opener, images)  # as the nodes will see it
+    errors = [(r.subject, f) for r in left for f in r.findings if f.severity.label == "error"]
+    for subject, finding in errors:
+        click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)
+    ctx.exit(1 if errors else 0)
+
+
+def _kata_configs(items: tuple[str, ...]) -> dict[str, Any]:
+    from ..kata.config import load_config
+
+    configs = {}
+    for item in items:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        configs[name] = load_config(path)
+    return configs
+
+
+def _opener(platform: str | None, registry: Any):
+    from ..image.sources import open_image
+
+    return lambda ref: open_image(ref, platform=platform, registry=registry)
+
+
+def _diff(item) -> str:
+    import difflib
+
+    name = item.name.lstrip("/")
+    return "".join(difflib.unified_diff(item.original.splitlines(True), item.text.splitlines(True),
+                                        f"a/{name}", f"b/{name}"))

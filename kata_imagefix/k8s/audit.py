@@ -17,7 +17,7 @@ from ..errors import ImagefixError
 from ..kata.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
-from .manifests import Workload, load_workloads, manifest_paths
+from .manifests import Workload, manifest_paths, read_manifest, workloads_in
 from .pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, _int_or_none, class_values
 
 MIB = 2**20
@@ -39,12 +39,19 @@ def is_kata(workload: Workload, options: AuditOptions) -> bool:
     return name in options.runtime_classes if options.runtime_classes else name.startswith("kata")
 
 
-def audit(args: tuple[str, ...], options: AuditOptions, model: BudgetModel, selection: RuleSelection,
-          open_image: Callable[[str], Any]) -> tuple[list[ScanResult], int]:
-    """(one result per audited workload, how many workloads were skipped as not Kata)."""
-    workloads = [w for path in manifest_paths(args) for w in load_workloads(path)]
+def read_sources(args: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(name, text) of every manifest the arguments name (files, folders, '-')."""
+    return [read_manifest(path) for path in manifest_paths(args)]
+
+
+def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetModel, selection: RuleSelection,
+          open_image: Callable[[str], Any], images: dict | None = None) -> tuple[list[ScanResult], int]:
+    """(one result per audited workload, how many workloads were skipped as not Kata). `images` are
+    images read already (reused by `k8s fix` to check what it wrote)."""
+    workloads = [w for name, text in sources for w in workloads_in(name, text)]
     chosen = [w for w in workloads if is_kata(w, options)]
-    images = _read_images({c.image for w in chosen for c in w.containers}, options, open_image)
+    images = images if images is not None else read_images(
+        {c.image for w in chosen for c in w.containers}, options, open_image)
     results = []
     for workload in chosen:
         views = [ContainerView(c, workload.security, *images[c.image]) for c in workload.containers]
@@ -59,7 +66,7 @@ def audit(args: tuple[str, ...], options: AuditOptions, model: BudgetModel, sele
     return results, len(workloads) - len(chosen)
 
 
-def _read_images(refs: set[str], options: AuditOptions,
+def read_images(refs: set[str], options: AuditOptions,
                  open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
     """image -> (Image or None, error): each distinct image once, `jobs` at a time."""
     def one(ref: str) -> tuple[Any, str | None]:

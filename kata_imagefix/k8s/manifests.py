@@ -57,15 +57,23 @@ def manifest_paths(args: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def load_workloads(path: str) -> list[Workload]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
+def read_manifest(path: str) -> tuple[str, str]:
+    """(name, text) of a manifest file, or of stdin for '-'."""
     from ..fileio import decode_text, read_input
 
     name = "<stdin>" if path == "-" else path
-    text = decode_text(read_input(path, "manifest") if path != "-" else sys.stdin.buffer.read(), name,
-                       "a Kubernetes manifest")
+    data = sys.stdin.buffer.read() if path == "-" else read_input(path, "manifest")
+    return name, decode_text(data, name, "a Kubernetes manifest")
+
+
+def load_workloads(path: str) -> list[Workload]:
+    return workloads_in(*read_manifest(path))
+
+
+def workloads_in(name: str, text: str) -> list[Workload]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     loader = YAML(typ="rt")
     out: list[Workload] = []
     offset = 0
