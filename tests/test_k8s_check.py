@@ -186,3 +186,23 @@ def test_fix_raises_the_timeout_annotation_never_lowers_it(cli, pushed, tmp_path
     assert "timeout 5 -> " in result.stdout and '"5"' not in path.read_text()
     path.write_text(pod.format(t=99999, image=pushed["root"]))
     assert cli("k8s", "fix", "--check", "--pull-rate", "0.01", path).exit_code == 0  # higher: left alone
+
+
+def test_shards_cover_every_workload_once_and_merge_to_the_same_report(cli, pushed, registry, tmp_path):
+    path = tmp_path / "stream.yaml"
+    path.write_text(manifest(pushed, registry))
+    whole = cli("k8s", "check", "--format", "json", path).json()
+    parts = []
+    for index in range(3):
+        result = cli("k8s", "check", "--format", "json", "--shard", f"{index}/3", path)
+        out = tmp_path / f"shard-{index}.json"
+        out.write_text(result.stdout)
+        parts.append(out)
+    names = [w["workload"] for p in parts for w in json.loads(p.read_text())["workloads"]]
+    assert sorted(names) == sorted(w["workload"] for w in whole["workloads"])  # each exactly once
+    merged = cli("merge", "--format", "json", *parts)
+    assert merged.exit_code == 1
+    assert by_workload(merged.json()) == by_workload(whole)
+    table = cli("merge", "--format", "markdown", *parts).stdout
+    assert "| ❌ |" in table and "KIF401" in table
+    assert cli("k8s", "check", "--shard", "3/3", path).exit_code == 2

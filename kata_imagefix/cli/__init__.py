@@ -3,7 +3,7 @@
 The command modules register themselves on `main` when they are imported here.
 """
 
-from . import dockerfile_cmds, fix_cmd, k8s_cmds, kata_cmds, report_cmd, scan_cmds  # noqa: F401
+from . import dockerfile_cmds, fix_cmd, k8s_cmds, kata_cmds, merge_cmd, report_cmd, scan_cmds  # noqa: F401
 from .app import main
 
 __all__ = ["main"]

@@ -51,6 +51,9 @@ def k8s() -> None:
 @click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Images read at once (each distinct image once).")
 @click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's].")
+@click.option("--shard", metavar="I/N",
+              help="Only the I-th (0-based) of N stable slices of the workloads: split a fleet audit "
+                   "across an Indexed Job or a CI matrix, then `imagefix merge` the JSON results.")
 @format_option
 @selection_options
 @registry_flags
@@ -58,7 +61,7 @@ def k8s() -> None:
 @click.pass_context
 def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...],
               all_pods: bool, kata_configs: tuple[str, ...], prefer_local: bool, jobs: int,
-              platform: str | None, fmt: str, **kw: Any) -> None:
+              platform: str | None, shard: str | None, fmt: str, **kw: Any) -> None:
     """Find the containers of Kata workloads that will not start, and why (KIF4xx).
 
     Reads YAML or JSON files, folders (*.yaml, *.yml, *.json) or - (stdin):
@@ -76,9 +79,10 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     kw.update(exact=False, all_platforms=False, platform=platform)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
-    options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
+    options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs),
+                           _shard(shard))
     results, skipped = audit(read_sources(manifests), options, model, selection, _opener(platform, registry))
-    if not results:
+    if not results and options.shard is None:
         raise ImagefixError(f"no Kata workload in {', '.join(manifests)} ({skipped} other workload(s) "
                             "skipped; --all audits every pod, --runtime-class names the classes)")
     emit_results(results, fmt, fail_on, selection.profile, [], key="workloads", show_location=True)
@@ -218,6 +222,15 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     for subject, finding in errors:
         click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)
     ctx.exit(1 if errors else 0)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise ImagefixError(f"--shard takes I/N with 0 <= I < N, not {text!r}")
+    return int(index), int(count)
 
 
 def _kata_configs(items: tuple[str, ...]) -> dict[str, Any]:

@@ -30,6 +30,17 @@ class AuditOptions:
     prefer_local: bool = False
     jobs: int = 4
     kata_configs: dict[str, Any] = field(default_factory=dict)  # class ("" for every class) -> KataConfig
+    shard: tuple[int, int] | None = None  # (I, N): only the I-th of N stable slices of the workloads
+
+
+def in_shard(workload: Workload, shard: tuple[int, int] | None) -> bool:
+    """Stable across runs and machines: a hash of namespace/kind/name, not of the input order."""
+    if shard is None:
+        return True
+    import hashlib
+
+    index, count = shard
+    return int(hashlib.sha256(workload.title.encode()).hexdigest()[:16], 16) % count == index
 
 
 def is_kata(workload: Workload, options: AuditOptions) -> bool:
@@ -49,7 +60,7 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
     """(one result per audited workload, how many workloads were skipped as not Kata). `images` are
     images read already (reused by `k8s fix` to check what it wrote)."""
     workloads = [w for name, text in sources for w in workloads_in(name, text)]
-    chosen = [w for w in workloads if is_kata(w, options)]
+    chosen = [w for w in workloads if is_kata(w, options) and in_shard(w, options.shard)]
     images = images if images is not None else read_images(
         {c.image for w in chosen for c in w.containers}, options, open_image)
     results = []

@@ -35,6 +35,7 @@ FINDING_FORMATS: dict[str, FindingFormat] = {f.name: f for f in (
     FindingFormat("gnu", "gnu", "FILE:LINE: severity: RULE message, for editors and annotators"),
     FindingFormat("gitlab", "gitlab", "GitLab code quality report (Code Climate JSON)"),
     FindingFormat("codeclimate", "gitlab", "the same as gitlab"),
+    FindingFormat("markdown", "markdown", "a table for a pull request comment"),
 )}
 
 # The size report's formats (output/report_formats.py renders each).
