@@ -206,3 +206,14 @@ def test_shards_cover_every_workload_once_and_merge_to_the_same_report(cli, push
     table = cli("merge", "--format", "markdown", *parts).stdout
     assert "| ❌ |" in table and "KIF401" in table
     assert cli("k8s", "check", "--shard", "3/3", path).exit_code == 2
+
+
+def test_the_indexed_job_example_is_valid_kubernetes():
+    import kubernetes_validate
+    import yaml
+    from conftest import ROOT
+
+    for doc in yaml.safe_load_all((ROOT / "docs" / "examples" / "fleet-audit-job.yaml").read_text()):
+        kubernetes_validate.validate(doc, "1.31", strict=True)
+        assert doc["spec"]["completionMode"] == "Indexed"
+        assert "--shard" in doc["spec"]["template"]["spec"]["containers"][0]["args"][0]
