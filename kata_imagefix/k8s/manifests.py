@@ -71,27 +71,52 @@ def load_workloads(path: str) -> list[Workload]:
 
 
 def workloads_in(name: str, text: str) -> list[Workload]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    """libyaml (C) reads each document; the `image:` lines come from its nodes' marks. The round-trip
+    parser is ~40x slower and only needed where a document is edited (`k8s fix`)."""
+    import yaml
 
-    loader = YAML(typ="rt")
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     out: list[Workload] = []
     offset = 0
     for chunk in split_documents(text):
+        loader = loader_class(chunk)
         try:
-            doc = loader.load(chunk)
-        except YAMLError as exc:
+            node = loader.get_single_node()
+            doc = loader.construct_document(node) if node is not None else None
+        except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{offset + mark.line + 1}" if mark is not None else ""
             first = str(exc).strip().splitlines()[0]
             raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
+        finally:
+            loader.dispose()
+        lines: dict[int, int] = {}
+        if node is not None:
+            _image_lines(node, doc, lines, offset)
         for item in workloads(doc):
-            out.append(_workload(item, name, offset))
+            out.append(_workload(item, name, offset, lines))
         offset += chunk.count("\n")
     return out
 
 
-def _workload(item: Any, file: str, offset: int) -> Workload:
+def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
+    """id(container mapping) -> 1-based line of its `image:` value, walking nodes beside the data."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            if key.value == "image":
+                out[id(data)] = offset + value.start_mark.line + 1
+            if key.value in data:
+                _image_lines(value, data[key.value], out, offset)
+    elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+        for item_node, item in zip(node.value, data, strict=False):
+            _image_lines(item_node, item, out, offset)
+
+
+def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = None) -> Workload:
     metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
     template = _pod_template(item)
     pod_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
@@ -110,9 +135,10 @@ def _workload(item: Any, file: str, offset: int) -> Workload:
                 continue
             image = container.get("image")
             if not isinstance(image, str) or not image:
-                raise ImagefixError(f"{file}:{offset + container.lc.line + 1}: {workload.title} container "
-                                    f"{container.get('name', '?')!r} has no image")
-            line = offset + container.lc.value("image")[0] + 1 if hasattr(container, "lc") else None
+                raise ImagefixError(f"{file}: {workload.title} container {container.get('name', '?')!r} "
+                                    "has no image")
+            line = offset + container.lc.value("image")[0] + 1 if hasattr(container, "lc") \
+                else (lines or {}).get(id(container))
             context = container.get("securityContext")
             workload.containers.append(Container(
                 str(container.get("name") or "?"), image, line, init,
