@@ -184,5 +184,6 @@ def test_push_gate_pushes_a_passing_image_and_holds_back_a_failing_one(cli, engi
     assert passed.exit_code == 0, passed.stderr
     push = passed.json()["push"]
     assert push["pushed"] and push["digest"].startswith("sha256:")
+    assert any(e.get("status") == "Pushed" or "Pushed" in str(e.get("status")) for e in push["events"])
     _, digest, _ = client.manifest(repository, "v1")
     assert digest == push["digest"]  # what arrived is what was pushed

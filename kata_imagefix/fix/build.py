@@ -130,8 +130,13 @@ def apply_tag(api: Any, image_id: str, tag: str) -> None:
         raise ImagefixError(f"could not tag {image_id[:19]} as {tag}")
 
 
-def push(api: Any, tag: str, *, auth_config: dict | None, show_progress: bool) -> str:
-    """Push with the engine (Docker's own credentials, or the ones given); returns the digest."""
+_EVENT_KEYS = ("status", "id", "progressDetail", "aux", "error")
+
+
+def push(api: Any, tag: str, *, auth_config: dict | None, show_progress: bool,
+         events: list[dict] | None = None) -> str:
+    """Push with the engine (Docker's own credentials, or the ones given); returns the digest. With
+    `events`, the engine's progress events are kept there (status, id, progress detail)."""
     repository, _, version = tag.rpartition(":")
     digest = ""
     console = None
@@ -140,6 +145,8 @@ def push(api: Any, tag: str, *, auth_config: dict | None, show_progress: bool) -
 
         console = Console(stderr=True)
     for event in api.push(repository, version, stream=True, decode=True, auth_config=auth_config):
+        if events is not None:
+            events.append({k: v for k, v in event.items() if k in _EVENT_KEYS})
         if "error" in event:
             detail = event.get("errorDetail", {}).get("message") or event["error"]
             raise ImagefixError(f"push of {tag} refused: {detail.strip()}")

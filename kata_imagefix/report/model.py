@@ -313,7 +313,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         ],
         "passed": not report.failed,
         **({"push": {"pushed": report.push.pushed, "reference": report.push.reference,
-                     "digest": report.push.digest, "why": report.push.why or None}} if report.push else {}),
+                     "digest": report.push.digest, "why": report.push.why or None,
+                     "events": report.push.events}} if report.push else {}),
     }
     if report.baseline is not None:
         b = report.baseline

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ImagefixError
@@ -15,6 +15,7 @@ class PushOutcome:
     reference: str
     digest: str | None = None
     why: str = ""  # why not, when not pushed
+    events: list[dict] = field(default_factory=list)  # the engine's push events
 
     @property
     def summary(self) -> str:
@@ -36,5 +37,6 @@ def push_if_passed(report: Report, registry: Any, *, show_progress: bool) -> Pus
     auth = None
     if registry.credentials is not None:
         auth = {"username": registry.credentials.username, "password": registry.credentials.password}
-    digest = push(api_client(), image.name, auth_config=auth, show_progress=show_progress)
-    return PushOutcome(True, image.name, digest)
+    events: list[dict] = []
+    digest = push(api_client(), image.name, auth_config=auth, show_progress=show_progress, events=events)
+    return PushOutcome(True, image.name, digest, events=events)
