@@ -217,3 +217,39 @@ def test_the_indexed_job_example_is_valid_kubernetes():
         kubernetes_validate.validate(doc, "1.31", strict=True)
         assert doc["spec"]["completionMode"] == "Indexed"
         assert "--shard" in doc["spec"]["template"]["spec"]["containers"][0]["args"][0]
+
+
+KINDS = {  # kind -> the path from the object to its pod template (the pod itself for Pod)
+    "Pod": [], "Deployment": ["spec", "template"], "StatefulSet": ["spec", "template"],
+    "DaemonSet": ["spec", "template"], "ReplicaSet": ["spec", "template"], "Job": ["spec", "template"],
+    "CronJob": ["spec", "jobTemplate", "spec", "template"], "ReplicationController": ["spec", "template"],
+    "PodTemplate": ["template"],
+}
+
+
+def test_every_workload_kind_is_audited(cli, pushed, tmp_path):
+    items = []
+    for kind, path in KINDS.items():
+        containers = [{"name": "c", "image": pushed["named"]}]
+        pod = {"spec": {"runtimeClassName": "kata-qemu-tdx", "containers": containers}}
+        obj: dict = {"apiVersion": "v1", "kind": kind, "metadata": {"name": kind.lower()}}
+        node = obj
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        if path:
+            node[path[-1]] = pod
+        else:
+            obj.update(pod)
+        items.append(obj)
+    manifest = tmp_path / "kinds.json"
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    found = by_workload(cli("k8s", "check", "--format", "json", manifest).json())
+    assert sorted(found) == sorted(f"default/{kind}/{kind.lower()}" for kind in KINDS)
+    assert all(rules == [("KIF401", "c", rules[0][2])] for rules in found.values())
+
+
+def test_a_binary_manifest_is_one_line(cli, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_bytes(b"\x7fELF\x00\x01")
+    result = cli("k8s", "check", path)
+    assert result.exit_code == 2 and "binary" in result.stderr and len(result.stderr.splitlines()) == 1
