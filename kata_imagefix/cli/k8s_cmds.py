@@ -18,6 +18,7 @@ from .options import (
     registry_options,
     rule_selection,
     selection_options,
+    stacked,
 )
 
 
@@ -40,17 +41,28 @@ def k8s() -> None:
     """
 
 
+def workload_flags(func):
+    """Which pods, the nodes' Kata configs and platform, how images are read: shared by check and fix."""
+    options = [
+        click.argument("manifests", metavar="MANIFEST...|-", nargs=-1, required=True),
+        click.option("--runtime-class", "runtime_classes", multiple=True, metavar="NAME",
+                     help="Pods of this runtime class (repeatable) [default: any name starting with kata]."),
+        click.option("--all", "all_pods", is_flag=True, help="Every pod, Kata or not (a preview before a "
+                                                              "migration)."),
+        click.option("--kata-config", "kata_configs", multiple=True, metavar="[CLASS=]FILE",
+                     help="A runtime class's Kata config on the nodes (drop-ins included): its values in "
+                          "force."),
+        click.option("--prefer-local", is_flag=True, help="Read images from the local engine when it has "
+                                                          "them."),
+        click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Images read at once (each distinct image once)."),
+        click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's]."),
+    ]
+    return stacked(options, func)
+
+
 @k8s.command("check")
-@click.argument("manifests", metavar="MANIFEST...|-", nargs=-1, required=True)
-@click.option("--runtime-class", "runtime_classes", multiple=True, metavar="NAME",
-              help="Audit pods of this runtime class (repeatable) [default: any name starting with kata].")
-@click.option("--all", "all_pods", is_flag=True, help="Audit every pod (a preview before a migration).")
-@click.option("--kata-config", "kata_configs", multiple=True, metavar="[CLASS=]FILE",
-              help="A runtime class's Kata config on the nodes (drop-ins included): its values in force.")
-@click.option("--prefer-local", is_flag=True, help="Read images from the local engine when it has them.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Images read at once (each distinct image once).")
-@click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's].")
+@workload_flags
 @click.option("--shard", metavar="I/N",
               help="Only the I-th (0-based) of N stable slices of the workloads: split a fleet audit "
                    "across an Indexed Job or a CI matrix, then `imagefix merge` the JSON results.")
@@ -153,19 +165,11 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
 
 
 @k8s.command("fix")
-@click.argument("manifests", metavar="MANIFEST...|-", nargs=-1, required=True)
+@workload_flags
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fixed manifest here.")
 @click.option("--in-place", is_flag=True, help="Rewrite each manifest that needs a change (atomically).")
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 when a change is needed (for CI).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
-@click.option("--runtime-class", "runtime_classes", multiple=True, metavar="NAME",
-              help="Fix pods of this runtime class (repeatable) [default: any name starting with kata].")
-@click.option("--all", "all_pods", is_flag=True, help="Fix every pod, Kata or not.")
-@click.option("--kata-config", "kata_configs", multiple=True, metavar="[CLASS=]FILE",
-              help="A runtime class's Kata config on the nodes: its values in force.")
-@click.option("--prefer-local", is_flag=True, help="Read images from the local engine when it has them.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's].")
 @registry_flags
 @budget_options
 @click.pass_context
