@@ -64,6 +64,7 @@ class TomlFile:
     newline: str
     entries: list[Entry] = field(default_factory=list)
     headers: dict[tuple[str, ...], int] = field(default_factory=dict)  # table -> 0-based header line
+    table_last: dict[tuple[str, ...], int] = field(default_factory=dict)  # table -> its last key's last line
     _outcome: tuple[dict[str, Any] | None, str | None, int | None] | None = field(default=None, repr=False)
 
     @property
@@ -79,6 +80,13 @@ class TomlFile:
     def error_line(self) -> int | None:  # 1-based
         return self._parsed()[2]
 
+    def release(self) -> None:
+        """Drop the parsed data and the key index (a multi-MB file holds hundreds of MB of them); the
+        lines stay. Asking for the data again parses again."""
+        if self._outcome is not None and self._outcome[0] is not None:
+            self._outcome = None
+        self.table_last = {}
+
     def _parsed(self) -> tuple[dict[str, Any] | None, str | None, int | None]:
         if self._outcome is None:
             self._outcome = _load(self)
@@ -91,10 +99,17 @@ class TomlFile:
         return [e for e in self.entries if e.key == key]
 
 
-def _scan(lines: list[str]) -> tuple[list[Entry], dict[tuple[str, ...], int]]:
-    """Tables and keys with their lines, skipping the insides of multi-line strings and arrays."""
+def _kept(key: str) -> bool:
+    """The keys imagefix reads or edits keep an Entry; for the rest only their table's last line counts."""
+    return key in _KEPT_KEYS or key.endswith("_ms")
+
+
+def _scan(lines: list[str]) -> tuple[list[Entry], dict[tuple[str, ...], int], dict[tuple[str, ...], int]]:
+    """Tables and the keys imagefix reads with their lines, and every table's last key line, skipping
+    the insides of multi-line strings and arrays (a multi-MB file keeps no object per key)."""
     entries: list[Entry] = []
     headers: dict[tuple[str, ...], int] = {}
+    table_last: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
     index = 0
     while index < len(lines):
@@ -111,11 +126,13 @@ def _scan(lines: list[str]) -> tuple[list[Entry], dict[tuple[str, ...], int]]:
             value = key.group(3)
             last = _value_end(lines, index, value)
             owner = table if len(dotted) == 1 else (*table, *dotted[:-1])  # shared: one tuple per table
-            entries.append(Entry(owner, dotted[-1], index, last, value))
+            table_last[owner] = last
+            if _kept(dotted[-1]):
+                entries.append(Entry(owner, dotted[-1], index, last, value))
             index = last + 1
             continue
         index += 1
-    return entries, headers
+    return entries, headers, table_last
 
 
 def _value_end(lines: list[str], start: int, value: str) -> int:
@@ -175,13 +192,15 @@ def read_toml(path: str | Path) -> TomlFile:
 # The keys imagefix reads, with the types Kata's config structs give them (uint32 seconds/MiB):
 # a value of another type makes the runtime refuse the file.
 _TYPED_KEYS = {TIMEOUT_KEY: "a whole number of seconds", MEMORY_KEY: "a whole number of MiB"}
+_KEPT_KEYS = (TIMEOUT_KEY, MEMORY_KEY, "enable_annotations", "name", "hypervisor_name", "agent_name",
+              "dial_timeout")
 
 
 def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    entries, headers = _scan(lines)
-    return TomlFile(path, lines, newline, entries, headers)
+    entries, headers, table_last = _scan(lines)
+    return TomlFile(path, lines, newline, entries, headers, table_last)
 
 
 def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None]:
@@ -358,9 +377,8 @@ def load_config(path: str | Path, runtime: str | None = None) -> KataConfig:
 # --- editing ---------------------------------------------------------------------------------
 
 def _last_key_line(toml: TomlFile, table: tuple[str, ...]) -> int | None:
-    lines = [e.last_line for e in toml.entries if e.table == table]
-    if lines:
-        return max(lines)
+    if table in toml.table_last:
+        return toml.table_last[table]
     return toml.headers.get(table)
 
 

@@ -79,12 +79,13 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
         text, changes = patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
                                      why_memory=why_memory)
     original = write_to.read_text() if write_to.is_file() else ""
+    misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
+    config.main.release()  # its parsed form is not needed again: free it before the result is parsed
     problems = shadowing(config.with_text(str(write_to), text), timeout=timeout, memory=memory)
     if problems:
         verb = "the change" if text != original else "the config"
         raise ImagefixError(f"{verb} would not take effect: {'; '.join(problems)}")
     patch = KataPatch(config, write_to, original, text, repairs + changes)
-    misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
     if request.drop_in and misplaced:
         patch.notes.append("the misplaced create_container_timeout in the main file is still there "
                            "(ignored by Kata)")
