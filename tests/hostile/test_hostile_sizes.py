@@ -84,3 +84,19 @@ def test_k8s_patch_of_100000_documents_is_linear(tmp_path):
     assert out.read_text().count("runAsUser: 185") == 100
     assert seconds < 120, seconds  # a guard against a quadratic or per-document round trip, not a benchmark
     assert rss < MAX_RSS_MB * 1.5, rss
+
+
+def test_a_multi_mb_kata_config_checks_and_patches_under_the_memory_bound(tmp_path):
+    data = Path(__file__).resolve().parents[1] / "data"
+    shipped = data / "kata-4.1.0" / "go" / "configuration-qemu-tdx.toml"
+    text = shipped.read_text().replace("[factory]\n", "[factory]\ncreate_container_timeout = 120\n", 1)
+    text += "".join(f'[hypervisor.qemu{i}]\npath = "/x"\nkernel_params = "a b c"\ndefault_vcpus = 1\n'
+                    for i in range(60_000))
+    path = tmp_path / "configuration-qemu-tdx.toml"
+    path.write_text(text)  # about 4.6 MB, 240,000 keys
+    out = tmp_path / "out.toml"
+    for args in (("kata", "check", str(path)), ("kata", "patch", str(path), "-o", str(out))):
+        result, seconds, rss = run_child(*args, timeout=120)
+        assert result.returncode in (0, 1), result.stderr
+        assert rss < MAX_RSS_MB and seconds < 60, (args[1], rss, seconds)
+    assert "create_container_timeout = 120" in (tmp_path / "out.toml").read_text()
