@@ -126,3 +126,71 @@ def test_wrong_types_in_a_layout_are_one_line(cli, tmp_path, mutate_config, muta
     result = cli("scan", _layout(tmp_path, mutate_config, mutate_index))
     assert result.exit_code == 2 and needle in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "internal error" not in result.stderr
+
+
+# --- Kata TOML and Kubernetes documents: random values in the real field names ----------------------
+
+toml_values = st.one_of(st.integers(-2**70, 2**70), st.booleans(), st.floats(allow_nan=False),
+                        st.text(alphabet="abc xyz-_", max_size=6).map(lambda t: f'"{t}"'),
+                        st.lists(st.integers(0, 9), max_size=3).map(lambda v: str(v)))
+TOML_TABLES = ["runtime", "factory", "agent.kata", "hypervisor.qemu", "hypervisor.qemu.factory", "image"]
+TOML_KEYS = ["create_container_timeout", "default_memory", "enable_annotations", "name", "dial_timeout_ms",
+             "other"]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(TOML_TABLES),
+                          st.lists(st.tuples(st.sampled_from(TOML_KEYS), toml_values), max_size=4)),
+                max_size=5))
+def test_kata_toml_with_random_values_checks_or_refuses(tables):
+    from kata_imagefix.kata.config import KataConfig, detect_runtime, parse_toml
+    from kata_imagefix.rules.kata_subject import KataSubject
+
+    text = "".join(f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in keys)
+                   for name, keys in tables)
+    main = parse_toml(text, "c.toml")
+    config = KataConfig(main, [], *detect_runtime(main))
+    try:
+        subject = KataSubject(config, [("img", BudgetModel().estimate(10**9))])
+        for rule in ("KIF301", "KIF302", "KIF303", "KIF304"):
+            from kata_imagefix.rules import CATALOGUE
+
+            list(CATALOGUE[rule].check(subject))
+    except ImagefixError:
+        pass
+
+
+k8s_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**40) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["name", "image", "securityContext", "runAsUser", "runAsGroup", "runAsNonRoot",
+                         "containers", "initContainers", "spec", "template", "metadata", "annotations",
+                         "resources", "limits", "memory", "runtimeClassName"]), inner, max_size=4),
+    max_leaves=15)
+
+
+KINDS = ["Pod", "Deployment", "CronJob", "List", "PodTemplate"]
+
+
+@settings(max_examples=200)
+@given(st.fixed_dictionaries({"kind": st.sampled_from(KINDS)},
+                             optional={"metadata": k8s_values, "spec": k8s_values, "template": k8s_values,
+                                       "items": st.lists(k8s_values, max_size=2)}))
+def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
+    import yaml
+
+    from kata_imagefix.k8s.audit import AuditOptions, _subject
+    from kata_imagefix.k8s.manifests import workloads_in
+    from kata_imagefix.rules import CATALOGUE
+    from kata_imagefix.rules.pod_subject import ContainerView
+
+    try:
+        found = workloads_in("m.yaml", yaml.safe_dump(doc))
+        for workload in found:
+            views = [ContainerView(c, workload.security, None, "not read") for c in workload.containers]
+            subject = _subject(workload, views, BudgetModel(), AuditOptions(all_pods=True))
+            for rule in CATALOGUE.values():
+                if rule.target == "pod":
+                    list(rule.check(subject))
+    except ImagefixError:
+        pass
