@@ -320,3 +320,39 @@ class CountingProxy:
 
     def close(self) -> None:
         self.server.close()
+
+
+class ScriptedServer:
+    """A loopback HTTP server whose answer to every GET is `answer(request_handler, hit_number)`: for
+    registries that lie, loop or stall (a real registry cannot be made to)."""
+
+    def __init__(self, answer) -> None:
+        self.hits = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.hits += 1
+                answer(self, server.hits)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(handler, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+    """One whole HTTP answer from a ScriptedServer handler."""
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

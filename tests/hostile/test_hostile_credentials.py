@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
+from registries import ScriptedServer, send
 
 
-class LyingRegistry:
-    """Answers every /v2/ request with 401 and the challenge it is told to send; counts token calls."""
+class LyingRegistry(ScriptedServer):
+    """Answers every /v2/ request with 401 and the challenge it is told to send; records token calls."""
 
     def __init__(self, challenge: str) -> None:
         self.challenge = challenge
         self.token_requests: list[tuple[str, str | None]] = []  # (path with query, Authorization)
-        server = self
+        super().__init__(self._answer)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path.startswith("/token"):
-                    server.token_requests.append((self.path, self.headers.get("Authorization")))
-                    body = json.dumps({"token": "t0ken"}).encode()
-                    self.send_response(200)
-                else:
-                    body = b'{"errors":[{"code":"UNAUTHORIZED"}]}'
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", server.challenge.replace("PORT", str(server.port)))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _answer(self, handler, _hit: int) -> None:
+        if handler.path.startswith("/token"):
+            self.token_requests.append((handler.path, handler.headers.get("Authorization")))
+            send(handler, 200, {}, json.dumps({"token": "t0ken"}).encode())
+        else:
+            send(handler, 401, {"WWW-Authenticate": self.challenge.replace("PORT", str(self.port))},
+                 b'{"errors":[{"code":"UNAUTHORIZED"}]}')
 
 
 @pytest.fixture

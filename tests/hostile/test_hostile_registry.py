@@ -3,35 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
-import threading
 import time
 
 import pytest
-
-
-class Scripted:
-    """A loopback HTTP server whose answer to every GET is `handler(request_handler)`."""
-
-    def __init__(self, answer) -> None:
-        self.hits = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.hits += 1
-                answer(self, server.hits)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from registries import ScriptedServer, send
 
 
 @pytest.fixture
@@ -39,7 +14,7 @@ def scripted():
     servers = []
 
     def start(answer):
-        servers.append(Scripted(answer))
+        servers.append(ScriptedServer(answer))
         return servers[-1]
 
     yield start
@@ -47,17 +22,8 @@ def scripted():
         server.stop()
 
 
-def _send(handler, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
-    handler.send_response(status)
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 def test_a_redirect_loop_stops_after_ten(cli, scripted):
-    server = scripted(lambda h, n: _send(h, 307, {"Location": f"/v2/loop/manifests/x{n}"}))
+    server = scripted(lambda h, n: send(h, 307, {"Location": f"/v2/loop/manifests/x{n}"}))
     start = time.monotonic()
     result = cli("scan", f"docker://{server.host}/loop:1")
     assert result.exit_code == 2 and "more than 10 redirects" in result.stderr
@@ -67,7 +33,7 @@ def test_a_redirect_loop_stops_after_ten(cli, scripted):
 
 @pytest.mark.parametrize("value", ["nan", "-5", "inf", "soon"])
 def test_odd_retry_after_values_count_as_absent(cli, scripted, value):
-    server = scripted(lambda h, n: _send(h, 503, {"Retry-After": value}))
+    server = scripted(lambda h, n: send(h, 503, {"Retry-After": value}))
     start = time.monotonic()
     result = cli("scan", f"docker://{server.host}/busy:1")
     assert result.exit_code == 2 and "internal error" not in result.stderr
@@ -93,7 +59,7 @@ def test_a_huge_error_body_is_not_read_whole(cli, scripted):
 
 def test_a_plain_http_registry_not_on_loopback_gets_a_hint(cli, scripted):
     # 0.0.0.0 reaches this machine on Linux but is not a loopback address: TLS is required there
-    server = scripted(lambda h, n: _send(h, 200, {}, b"{}"))
+    server = scripted(lambda h, n: send(h, 200, {}, b"{}"))
     port = server.host.rsplit(":", 1)[1]
     result = cli("scan", f"docker://0.0.0.0:{port}/app:1")
     assert result.exit_code == 2 and f"--insecure-registry 0.0.0.0:{port}" in result.stderr, result.stderr
@@ -111,7 +77,7 @@ def _image_server(scripted, serve_blob, config: bytes):
 
     def answer(handler, _n):
         if "/manifests/" in handler.path:
-            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
+            send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
         else:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 serve_blob(handler)
@@ -189,11 +155,11 @@ def _index_server(scripted, platforms: int):
 
     def answer(handler, _n):
         if handler.path.endswith("/manifests/1"):
-            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, index)
+            send(handler, 200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, index)
         elif "/manifests/" in handler.path:
-            _send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, child)
+            send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, child)
         else:
-            _send(handler, 200, {}, CONFIG)
+            send(handler, 200, {}, CONFIG)
 
     return scripted(answer)
 
