@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import ImagefixError
@@ -46,14 +47,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _replace(target: Path, data: bytes, *, like: os.stat_result | None) -> None:
+def _replace(target: Path, data: bytes | Iterable[bytes], *, like: os.stat_result | None) -> None:
     """Write `data` to a temp file beside `target`, fsync, give it the old file's mode and owner, rename."""
     folder = target.parent
     _remove_stale_temps(folder, target.name)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, like.st_mode & 0o7777 if like else 0o644)
@@ -77,7 +79,8 @@ def _free_backup_name(target: Path) -> Path:
     return candidate
 
 
-def write_atomic(path: str | Path, data: bytes, *, backup: bool = False, force: bool = False) -> Path | None:
+def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: bool = False,
+                 force: bool = False) -> Path | None:
     """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
 
     Symbolic links are followed (the link stays, its target gets the new

@@ -73,6 +73,9 @@ def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
         result.notes.append("a Windows image is not a Kata workload: no user rules")
     else:
         subjects.insert(0, ("user", user))
+    if image.size_estimated and image.transport == "docker":
+        result.notes.append("unpacked sizes are ESTIMATED from the compressed sizes (x3): a layer that "
+                            "compresses better (up to a compression bomb) unpacks larger; --exact counts")
     for target, subject in subjects:
         kept, suppressed = run_rules(subject, target, selection)
         result.findings += kept

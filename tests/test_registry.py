@@ -37,9 +37,11 @@ def test_engine_pushed_image_gives_the_same_findings_as_the_daemon(cli, engine, 
     assert findings(local) == findings(remote_doc) == [("KIF101", "error")]
     assert local["findings"][0]["fix"] == remote_doc["findings"][0]["fix"]
     assert remote_doc["size_estimated"] is True
+    assert any("ESTIMATED" in note and "--exact" in note for note in remote_doc["notes"])
     assert remote_doc["digest"].startswith("sha256:")
     exact = cli("scan", "--format", "json", "--exact", f"docker://{remote}:v1").json()["images"][0]
     assert exact["size_estimated"] is False
+    assert not any("ESTIMATED" in note for note in exact.get("notes", []))
     assert [layer["unpacked_bytes"] for layer in exact["layers"]] == \
         [layer["unpacked_bytes"] for layer in local["layers"]]
     # a bare reference the daemon lacks goes to the registry

@@ -129,7 +129,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     from ..fileio import decode_text, read_input, write_atomic
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
-    from ..k8s.pod import kustomize_patches, manifest_name, patch_manifest, pod_needs, pod_yaml
+    from ..k8s.pod import kustomize_patches, manifest_name, patch_manifest_pieces, pod_needs, pod_yaml
 
     if kustomize and not manifest:
         raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")
@@ -150,18 +150,20 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
                       config=config)
     if manifest_text is not None:
         if kustomize:
-            text = kustomize_patches(manifest_text, needs)
+            pieces = [kustomize_patches(manifest_text, needs)]
         else:
-            text, changed = patch_manifest(manifest_text, needs, manifest)
+            pieces, changed = patch_manifest_pieces(manifest_text, needs, manifest)
             for line in changed:
                 click.echo(f"patched {line}", err=True)
+        del manifest_text  # a 50 MB manifest is held once: as its pieces
     else:
-        text = pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
-                               f"{runtime_class}")
+        pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
+                                  f"{runtime_class}")]
     if output:
-        write_atomic(output, text.encode())
+        write_atomic(output, (piece.encode() for piece in pieces))
     else:
-        click.echo(text, nl=False)
+        for piece in pieces:
+            click.echo(piece, nl=False)
 
 
 @k8s.command("fix")

@@ -367,6 +367,12 @@ def _runs_image(chunk: str, number: int, image_name: str) -> bool:
 def patch_manifest(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[str, list[str]]:
     """Apply the needs to every container and init container running the image. Documents without
     one stay byte-identical; in the others only the inserted or changed lines differ."""
+    pieces, changed = patch_manifest_pieces(text, needs, name)
+    return "".join(pieces), changed
+
+
+def patch_manifest_pieces(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[list[str], list[str]]:
+    """patch_manifest's documents, not joined: a big manifest is written piece by piece."""
     from ruamel.yaml.error import YAMLError
 
     out: list[str] = []
@@ -396,7 +402,7 @@ def patch_manifest(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[
     if not changed:
         raise ImagefixError(f"no Pod/Deployment/StatefulSet/Job/CronJob container (or init container) "
                             f"uses {needs.image_name}")
-    return "".join(out), changed
+    return out, changed
 
 
 def _patch_pod(editor: DocumentEditor, workload: Any, spec: Any, containers: list[Any],

@@ -100,3 +100,21 @@ def test_a_multi_mb_kata_config_checks_and_patches_under_the_memory_bound(tmp_pa
         assert result.returncode in (0, 1), result.stderr
         assert rss < MAX_RSS_MB and seconds < 60, (args[1], rss, seconds)
     assert "create_container_timeout = 120" in (tmp_path / "out.toml").read_text()
+
+
+def test_a_50mb_manifest_is_patched_under_the_memory_bound(tmp_path):
+    from conftest import SAMPLES
+
+    doc = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n"
+           "  labels: {{team: t{i}, tier: backend, owner: someone-{i}}}\nspec:\n  template:\n    spec:\n"
+           "      containers:\n      - name: app\n        image: {image}\n        env:\n"
+           "        - {{name: A, value: '{i}'}}\n")
+    manifest = tmp_path / "big.yaml"
+    manifest.write_text("---\n".join(doc.format(i=i, image="spark:3.5.3" if i % 1000 == 0 else f"web:{i}")
+                                     for i in range(200_000)))  # about 54 MB
+    out = tmp_path / "big.kata.yaml"
+    result, _seconds, rss = run_child("k8s", f"oci:{SAMPLES / 'spark'}:3.5.3", "--image-name", "spark:3.5.3",
+                                     "--patch", str(manifest), "-o", str(out), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert rss < MAX_RSS_MB, rss
+    assert out.stat().st_size > manifest.stat().st_size
