@@ -8,10 +8,11 @@ files, not the size of the image.
 
 from __future__ import annotations
 
+import heapq
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -130,44 +131,49 @@ class FileView:
     notes: list[str] = field(default_factory=list)
 
 
-def merge(layers: list[list[Entry]], top: int = 20) -> FileView:
-    """Stack the layers like overlayfs and count what no longer shows."""
-    visible: dict[str, tuple[int, int]] = {}  # path -> (bytes, layer)
+_LAYER_BITS = 16  # visible values pack (bytes << 16 | layer): one int, not a tuple, per file
+
+
+def merge(layers: Iterable[Iterable[Entry]], top: int = 20) -> FileView:
+    """Stack the layers like overlayfs and count what no longer shows.
+
+    Each layer is consumed in one pass, as it streams: a whiteout or opaque
+    marker hides only what *lower* layers wrote, so the order of entries
+    within a layer does not matter, and no layer's entry list is kept.
+    """
+    visible: dict[str, int] = {}  # path -> bytes << 16 | layer
     waste: list[Waste] = []
     layer_sizes = []
-
-    def hide(prefix: str, index: int) -> None:
-        """A whiteout deletes the path and, for a directory, everything below it."""
-        for path in [p for p in visible if p == prefix or p.startswith(prefix + "/")]:
-            size, layer = visible.pop(path)
-            if size:
-                waste.append(Waste(path, size, layer, index, "deleted"))
-
+    mask = (1 << _LAYER_BITS) - 1
     for index, entries in enumerate(layers):
-        layer_sizes.append(sum(size for _, size, kind in entries if kind in (FILE, LINK)))
-        for path, _, kind in entries:  # whiteouts and opaque markers first: they act on lower layers
-            if kind == WHITEOUT:
-                hide(path, index)
-            elif kind == OPAQUE:
-                hide_children(visible, waste, path, index)
+        total = 0
         for path, size, kind in entries:
             if kind in (FILE, LINK):
-                if path in visible:
-                    old_size, old_layer = visible[path]
-                    if old_size and old_layer != index:
-                        waste.append(Waste(path, old_size, old_layer, index, "overwritten"))
-                visible[path] = (size, index)
+                total += size
+                old = visible.get(path)
+                if old is not None and old >> _LAYER_BITS and (old & mask) != index:
+                    waste.append(Waste(path, old >> _LAYER_BITS, old & mask, index, "overwritten"))
+                visible[path] = size << _LAYER_BITS | index
+            elif kind == WHITEOUT:
+                _hide(visible, waste, path, index, mask, below_only=False)
+            elif kind == OPAQUE:
+                _hide(visible, waste, path, index, mask, below_only=True)
+        layer_sizes.append(total)
     directories: dict[str, int] = {}
-    for path, (size, _) in visible.items():
+    for path, packed in visible.items():
+        size = packed >> _LAYER_BITS
+        if not size:
+            continue
         parent = posixpath.dirname(path)
         while parent:
             directories[parent] = directories.get(parent, 0) + size
             parent = posixpath.dirname(parent)
-    files = sorted(((p, s, layer) for p, (s, layer) in visible.items()), key=lambda x: (-x[1], x[0]))
+    files = heapq.nsmallest(top, ((p, v >> _LAYER_BITS, v & mask) for p, v in visible.items()),
+                            key=lambda x: (-x[1], x[0]))
     waste.sort(key=lambda w: (-w.bytes, w.path))
     return FileView(
-        files=files[:top],
-        directories=sorted(directories.items(), key=lambda x: (-x[1], x[0]))[:top],
+        files=files,
+        directories=heapq.nsmallest(top, directories.items(), key=lambda x: (-x[1], x[0])),
         waste=waste,
         layer_sizes=layer_sizes,
         file_count=len(visible),
@@ -175,12 +181,14 @@ def merge(layers: list[list[Entry]], top: int = 20) -> FileView:
     )
 
 
-def hide_children(visible: dict[str, tuple[int, int]], waste: list[Waste], folder: str, index: int) -> None:
-    """An opaque directory hides what lower layers had below it."""
-    prefix = folder + "/"
-    for path in [p for p in visible if p.startswith(prefix)]:
-        size, layer = visible[path]
-        if layer < index:
-            del visible[path]
-            if size:
-                waste.append(Waste(path, size, layer, index, "deleted"))
+def _hide(visible: dict[str, int], waste: list[Waste], path: str, index: int, mask: int, *,
+          below_only: bool) -> None:
+    """A whiteout deletes the path and what is below it; an opaque marker (below_only) what is below
+    it. Only lower layers' copies are hidden."""
+    prefix = path + "/"
+    doomed = [p for p in visible if (p.startswith(prefix) or (not below_only and p == path))
+              and (visible[p] & mask) < index]
+    for victim in doomed:
+        packed = visible.pop(victim)
+        if packed >> _LAYER_BITS:
+            waste.append(Waste(victim, packed >> _LAYER_BITS, packed & mask, index, "deleted"))

@@ -118,3 +118,44 @@ def test_a_50mb_manifest_is_patched_under_the_memory_bound(tmp_path):
     assert result.returncode == 0, result.stderr
     assert rss < MAX_RSS_MB, rss
     assert out.stat().st_size > manifest.stat().st_size
+
+
+def test_report_files_on_a_layer_of_a_million_files_stays_under_the_bound(tmp_path):
+    import hashlib
+    import json
+    import tarfile
+
+    root = tmp_path / "img"
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    layer = tmp_path / "layer.tar"
+    with open(layer, "wb") as out:  # headers only: 1,000,000 empty files in 1,000 folders
+        for folder in range(1000):
+            info = tarfile.TarInfo(f"data/d{folder:04d}")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            out.write(info.tobuf(tarfile.USTAR_FORMAT))
+            for number in range(1000):
+                out.write(tarfile.TarInfo(f"data/d{folder:04d}/f{number:05d}").tobuf(tarfile.USTAR_FORMAT))
+        out.write(b"\0" * 1024)
+
+    def blob(data: bytes | None = None, path: Path | None = None) -> dict:
+        raw = data if data is not None else path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        (root / "blobs" / "sha256" / digest).write_bytes(raw)
+        return {"digest": f"sha256:{digest}", "size": len(raw)}
+
+    layer_desc = blob(path=layer)
+    layer.unlink()
+    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                              "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}).encode())
+    manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                            **layer_desc}]}).encode())
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+         "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))
+    result, _, rss = run_child("report", f"oci:{root}:1", "--files", "20", "--format", "json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files"]["visible_files"] == 1_000_000
+    assert rss < MAX_RSS_MB, rss

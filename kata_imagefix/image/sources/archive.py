@@ -88,16 +88,21 @@ class StoreLayers:
             raise ImagefixError(f"{self.store.label}: cannot read {path} from its layers ({exc})") from None
 
     def layer_entries(self, _how: str):
-        from ..layerwalk import entries_from_tar
+        """Each layer's entries as it streams (nothing kept): consumed one layer after the other."""
+        return self._layers(), "archive"
 
-        out = []
+    def _layers(self):
         for index, blob in enumerate(self.blobs):
             with self.store.open(blob.path) as handle:
-                try:
-                    out.append(list(entries_from_tar(handle, seekable=True)))
-                except (TarFormatError, OSError) as exc:
-                    raise ImagefixError(f"{self.store.label}: layer {index} cannot be read ({exc})") from None
-        return out, "archive"
+                yield self._entries(handle, index)
+
+    def _entries(self, handle, index: int):
+        from ..layerwalk import entries_from_tar
+
+        try:
+            yield from entries_from_tar(handle, seekable=True)
+        except (TarFormatError, OSError) as exc:
+            raise ImagefixError(f"{self.store.label}: layer {index} cannot be read ({exc})") from None
 
 
 def open_docker_archive(target: str, reference: str) -> Image:

@@ -117,19 +117,25 @@ class RegistryLayers:
         return self.found[path]
 
     def layer_entries(self, _how: str):
-        from ..layerwalk import entries_from_tar
+        """Each layer's entries as it streams (nothing kept): consumed one layer after the other."""
+        return self._layers(), "registry"
+
+    def _layers(self):
         from ..progress import CountingReader, byte_progress
 
-        out = []
         total = sum(layer.compressed_size or 0 for layer in self.layers)
         with byte_progress(f"reading {self.reference}", total) as advance:
             for layer in self.layers:
                 with self._opener(layer)() as stream:
-                    try:
-                        out.append(list(entries_from_tar(CountingReader(stream, advance))))
-                    except TarFormatError as exc:
-                        raise ImagefixError(f"{self.reference}: layer {layer.index}: {exc}") from None
-        return out, "registry"
+                    yield self._entries(CountingReader(stream, advance), layer.index)
+
+    def _entries(self, stream, index: int):
+        from ..layerwalk import entries_from_tar
+
+        try:
+            yield from entries_from_tar(stream)
+        except TarFormatError as exc:
+            raise ImagefixError(f"{self.reference}: layer {index}: {exc}") from None
 
 
 def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
