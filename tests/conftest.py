@@ -181,3 +181,9 @@ def certs(tmp_path, monkeypatch):
     folder = tmp_path / "certs.d"
     monkeypatch.setenv("IMAGEFIX_CERTS_DIR", str(folder))
     return folder
+
+
+def only_lines_added(before: str, after: str) -> bool:
+    """Every line of `before` is in `after`, unchanged and in order; `after` only adds lines."""
+    remaining = iter(after.splitlines(keepends=True))
+    return all(any(line == candidate for candidate in remaining) for line in before.splitlines(keepends=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, only_lines_added
 from make_samples import SPARK_GROUP, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
 from ruamel.yaml import YAML
 
@@ -141,12 +141,6 @@ def test_patch_changes_only_the_workloads_that_run_the_image(cli, tmp_path):
     text = after[1]
     assert "# pinned by the platform team" in text and "        - name: driver" in text
     assert only_lines_added(before[1], after[1]) and only_lines_added(before[2], after[2])
-
-
-def only_lines_added(before: str, after: str) -> bool:
-    """Every line of `before` is in `after`, unchanged and in order; `after` only adds lines."""
-    remaining = iter(after.splitlines(keepends=True))
-    return all(any(line == candidate for candidate in remaining) for line in before.splitlines(keepends=True))
 
 
 def test_kustomize_patches(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import only_lines_added
 from registries import push_spec, repo_name, spark_like
 
 from kata_imagefix.registry.client import RegistryClient
@@ -148,11 +149,6 @@ def test_bad_inputs_are_one_line(cli, tmp_path):
     other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     result = cli("k8s", "check", other)
     assert result.exit_code == 2 and "no Kata workload" in result.stderr
-
-
-def only_lines_added(before: str, after: str) -> bool:
-    remaining = iter(after.splitlines(keepends=True))
-    return all(any(line == candidate for candidate in remaining) for line in before.splitlines(keepends=True))
 
 
 def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, pushed, registry, tmp_path):

@@ -364,15 +364,10 @@ def _runs_image(chunk: str, number: int, image_name: str) -> bool:
     return any(matching_containers(_pod_spec(workload), image_name) for workload in workloads(doc))
 
 
-def patch_manifest(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[str, list[str]]:
-    """Apply the needs to every container and init container running the image. Documents without
-    one stay byte-identical; in the others only the inserted or changed lines differ."""
-    pieces, changed = patch_manifest_pieces(text, needs, name)
-    return "".join(pieces), changed
-
-
 def patch_manifest_pieces(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[list[str], list[str]]:
-    """patch_manifest's documents, not joined: a big manifest is written piece by piece."""
+    """Apply the needs to every container and init container running the image. Documents without
+    one stay byte-identical; in the others only the inserted or changed lines differ. The documents
+    come back unjoined, so a big manifest is written piece by piece."""
     from ruamel.yaml.error import YAMLError
 
     out: list[str] = []
