@@ -194,9 +194,12 @@ class TokenServer:
 
 
 class FaultServer:
-    """A registry double for faults: serves one image, failing first with 500s, or hanging."""
+    """A registry double for faults: serves one image, failing first with 500s, or hanging; with
+    `drop_after_config`, an HTTP/1.1 server that silently closes each connection once it has sent
+    an image's config (as a registry does with connections idle past its timeout)."""
 
-    def __init__(self, manifest: bytes, config: bytes, *, failures: int = 0, hang: bool = False) -> None:
+    def __init__(self, manifest: bytes, config: bytes, *, failures: int = 0, hang: bool = False,
+                 drop_after_config: bool = False) -> None:
         self.manifest, self.config = manifest, config
         self.config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         self.failures, self.hang = failures, hang
@@ -205,6 +208,8 @@ class FaultServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if drop_after_config else "HTTP/1.0"
+
             def log_message(self, *args) -> None:
                 pass
 
@@ -233,6 +238,8 @@ class FaultServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                if drop_after_config and kind == "application/octet-stream":
+                    self.close_connection = True  # without a `Connection: close` to warn the client
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
@@ -283,12 +290,14 @@ def spark_like(user: str = "spark", big: int = 0, arch: str = "amd64") -> ImageS
 
 
 class CountingProxy:
-    """TCP proxy in front of the registry: counts the bytes clients send (uploads)."""
+    """TCP proxy in front of the registry: counts the bytes clients send (uploads) and the
+    connections they open."""
 
     def __init__(self, target: str) -> None:
         host, port = target.split(":")
         self.target = (host, int(port))
         self.sent = 0
+        self.connections = 0
         self.server = socket.socket()
         self.server.bind(("127.0.0.1", 0))
         self.server.listen()
@@ -301,6 +310,7 @@ class CountingProxy:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            self.connections += 1
             upstream = socket.create_connection(self.target)
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 from conftest import base_image
-from registries import FaultServer, Registry, TokenServer, push_spec, repo_name, spark_like, start_registry
+from registries import (
+    CountingProxy,
+    FaultServer,
+    Registry,
+    TokenServer,
+    push_spec,
+    repo_name,
+    spark_like,
+    start_registry,
+)
 
 from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.auth import Credentials
@@ -141,6 +150,39 @@ def test_many_references_concurrently_one_failing(cli, registry, tmp_path):
     doc = result.json()
     assert len(doc["images"]) == 6 and len(doc["errors"]) == 1
     assert result.exit_code == 2
+
+
+def test_images_read_one_after_another_share_one_kept_alive_connection(cli, registry, tmp_path):
+    client = RegistryClient(registry.host)
+    repositories = [repo_name("pool") for _ in range(5)]
+    for repository in repositories:
+        push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
+    proxy = CountingProxy(registry.host)
+    try:
+        result = cli("scan", "--format", "json", "--jobs", "1",
+                     *(f"docker://{proxy.host}/{repository}:v1" for repository in repositories))
+        images = result.json()["images"]
+        assert [image["findings"][0]["data"]["uid"] for image in images] == [185] * 5  # passwd read
+        assert all(image["transfer"]["by_kind"]["manifest"] == 1 for image in images)  # counted apart
+        assert proxy.connections == 2, proxy.connections  # "does it speak TLS?" + one kept alive
+    finally:
+        proxy.close()
+
+
+def test_an_idle_connection_the_registry_dropped_is_replaced_at_once(cli, monkeypatch):
+    import kata_imagefix.registry.client as client_module
+
+    waits: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    server = FaultServer(*fault_image(), drop_after_config=True)
+    try:
+        result = cli("scan", "--format", "json", "--jobs", "1", f"docker://{server.host}/x/a:1",
+                     f"docker://{server.host}/x/b:1", f"docker://{server.host}/x/c:1")
+        assert result.exit_code == 0, result.stderr
+        assert len(result.json()["images"]) == 3
+        assert waits == []  # no backoff: a dropped idle connection is not a failing registry
+    finally:
+        server.stop()
 
 
 # --- authentication -----------------------------------------------------------------------------

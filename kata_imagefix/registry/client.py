@@ -7,6 +7,7 @@ and json. Every manifest and blob is checked against its digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import ipaddress
@@ -72,6 +73,11 @@ def certs_dir() -> Path:
 _scheme_cache: dict[str, str] = {}
 _token_cache: dict[tuple, str] = {}
 _cache_lock = threading.Lock()
+# Kept-alive connections clients have released, per (scheme, host, timeout, trust): a fleet audit opens
+# one client per image (each with its own transfer counts) without a handshake per image.
+_idle: dict[tuple, list[http.client.HTTPConnection]] = {}
+MAX_IDLE = 16
+STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 @dataclass
@@ -100,6 +106,8 @@ class RegistryClient:
         self._explicit = credentials
         self._credentials: Credentials | bool | None = False  # False: not looked up yet
         self._conn: http.client.HTTPConnection | None = None
+        self._reused = False  # the connection came from the idle pool (the server may have closed it)
+        self._last: http.client.HTTPResponse | None = None
         self._auth_header: str | None = None
         self.stats = Stats()
 
@@ -121,7 +129,7 @@ class RegistryClient:
             return http.client.HTTPSConnection(self.host, timeout=self.timeout, context=self._tls_context())
         return http.client.HTTPConnection(self.host, timeout=self.timeout)
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
         if self._conn is not None:
             return self._conn
         scheme = _scheme_cache.get(self.host)
@@ -143,8 +151,41 @@ class RegistryClient:
             with _cache_lock:
                 _scheme_cache[self.host] = scheme
         self.scheme = scheme
-        self._conn = self._connect(scheme)
+        pooled = None
+        if not fresh:
+            with _cache_lock:
+                idle = _idle.get(self._pool_key(scheme))
+                pooled = idle.pop() if idle else None
+        self._reused = pooled is not None
+        self._conn = pooled or self._connect(scheme)
         return self._conn
+
+    def _pool_key(self, scheme: str) -> tuple:
+        """A connection is only shared between clients that would have verified it the same way."""
+        trust = None
+        if scheme == "https":
+            ca = certs_dir() / self.host / "ca.crt"
+            with contextlib.suppress(OSError):
+                status = ca.stat()
+                trust = (str(ca), status.st_mtime_ns, status.st_size)
+            trust = trust or str(ca)
+        return scheme, self.host, self.timeout, trust
+
+    def release(self) -> None:
+        """Done for now: the connection goes back to the idle pool when its last response was read to
+        the end (a body left unread or a `Connection: close` drops it), for the next client."""
+        conn, last = self._conn, self._last
+        self._conn, self._last = None, None
+        if conn is None:
+            return
+        clean = last is None or (last.isclosed() and last.length == 0 and not last.will_close)
+        if clean and conn.sock is not None:
+            with _cache_lock:
+                idle = _idle.setdefault(self._pool_key(self.scheme), [])
+                if len(idle) < MAX_IDLE:
+                    idle.append(conn)
+                    return
+        conn.close()
 
     def _discard(self, response: http.client.HTTPResponse) -> None:
         """Skip a body nobody needs: a few kB at most; a longer one drops the connection instead."""
@@ -244,8 +285,9 @@ class RegistryClient:
         """Send with auth, retries (429/5xx, resets, with backoff) and redirects to blob storage."""
         attempt = 0
         authenticated = False
+        fresh = False
         while True:
-            conn = self._connection()
+            conn = self._connection(fresh)
             send = {"User-Agent": "imagefix", **(headers or {})}
             if self._auth_header:
                 send["Authorization"] = self._auth_header
@@ -259,7 +301,11 @@ class RegistryClient:
                 self.close()
                 raise RegistryError(f"{self.host} did not answer within {self.timeout:g} s") from None
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
+                reused = self._reused
                 self.close()
+                if reused and isinstance(exc, STALE) and method in ("GET", "HEAD") and not fresh:
+                    fresh = True  # an idle connection the server had closed: once more on a new one
+                    continue
                 deterministic = isinstance(exc, (socket.gaierror, ConnectionRefusedError, ssl.SSLError))
                 if attempt < self.retries and not deterministic:
                     attempt += 1
@@ -270,6 +316,7 @@ class RegistryClient:
                     hint = (f" - it answers in plain HTTP, not TLS; if you trust the network to it, "
                             f"say --insecure-registry {self.host}")
                 raise RegistryError(f"{self.host}: connection failed: {_reason(exc)}{hint}") from None
+            self._last = response
             if response.status in (401, 403):
                 self._discard(response)
                 if response.status == 401 and not authenticated:

@@ -17,7 +17,7 @@ from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, SymlinkTo, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
-from ..reference import parse_docker_reference
+from ..reference import DockerReference, parse_docker_reference
 from ..tarstream import TarFormatError
 
 # Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
@@ -37,6 +37,14 @@ def open_registry_images(target: str, reference: str, options: RegistryOptions) 
     client = RegistryClient(api_host(ref.domain), insecure=options.insecure,
                             credentials=options.credentials, timeout=options.timeout,
                             limits=transfer_limits(options))
+    try:
+        return _open(client, ref, reference, options)
+    finally:
+        client.release()  # the image reads its layers later, if at all: on a connection from the pool
+
+
+def _open(client: RegistryClient, ref: DockerReference, reference: str,
+          options: RegistryOptions) -> list[Image]:
     repository = ref.path
     try:
         manifest, digest, _ = client.manifest(repository, ref.digest or ref.tag or "latest")
@@ -114,6 +122,8 @@ class RegistryLayers:
                                              cache=default_cache()))
             except TarFormatError as exc:
                 raise ImagefixError(f"{self.reference}: cannot read {path} from its layers ({exc})") from None
+            finally:
+                self.client.release()
         return self.found[path]
 
     def layer_entries(self, _how: str):
@@ -128,6 +138,7 @@ class RegistryLayers:
             for layer in self.layers:
                 with self._opener(layer)() as stream:
                     yield self._entries(CountingReader(stream, advance), layer.index)
+        self.client.release()
 
     def _entries(self, stream, index: int):
         from ..layerwalk import entries_from_tar
