@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,8 +62,7 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
     images read already (reused by `k8s fix` to check what it wrote)."""
     workloads = [w for name, text in sources for w in workloads_in(name, text)]
     chosen = [w for w in workloads if is_kata(w, options) and in_shard(w, options.shard)]
-    images = images if images is not None else read_images(
-        {c.image for w in chosen for c in w.containers}, options, open_image)
+    images = images if images is not None else read_images(image_users(chosen), options, open_image)
     results = []
     for workload in chosen:
         views = [ContainerView(c, workload.security, *images[c.image]) for c in workload.containers]
@@ -77,17 +77,31 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
     return results, len(workloads) - len(chosen)
 
 
-def read_images(refs: set[str], options: AuditOptions,
-                 open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
-    """image -> (Image or None, error): each distinct image once, `jobs` at a time."""
+def image_users(workloads: list[Workload]) -> dict[str, list[ContainerView]]:
+    """image -> the containers that run it (without the image yet)."""
+    users: dict[str, list[ContainerView]] = {}
+    for workload in workloads:
+        for container in workload.containers:
+            users.setdefault(container.image, []).append(ContainerView(container, workload.security))
+    return users
+
+
+def read_images(users: dict[str, list[ContainerView]], options: AuditOptions,
+                open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
+    """image -> (Image or None, error): each distinct image once, `jobs` at a time. The account files
+    the rules will read for the containers that use it (`users`) are read here too, in parallel."""
     def one(ref: str) -> tuple[Any, str | None]:
         try:
-            return open_image(ref if options.prefer_local else f"docker://{ref}"), None
+            image = open_image(ref if options.prefer_local else f"docker://{ref}")
         except ImagefixError as exc:
             return None, str(exc)
+        if image.transport == "docker" and any(view.reads_accounts(image) for view in users[ref]):
+            with suppress(ImagefixError):  # the rule that needs it reads it again and says what failed
+                image.read_file("/etc/passwd")  # and /etc/group, in the same pass
+        return image, None
 
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        ordered = sorted(refs)
+        ordered = sorted(users)
         return dict(zip(ordered, pool.map(one, ordered), strict=True))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..users import Resolution, UserSpec, resolve_user
+from ..users import Resolution, UserKind, UserSpec, resolve_user
 from .base import CATALOGUE
 from .finding import Finding
 
@@ -49,6 +49,14 @@ class ContainerView:
     @property
     def image_user(self) -> UserSpec:
         return UserSpec.parse(self.image.user if self.image is not None else "")
+
+    def reads_accounts(self, image: Image) -> bool:
+        """Whether the pod rules will look into `image`'s /etc/passwd for this container (KIF401 for a
+        named USER, KIF402 for a uid without a group): the audit reads it ahead, in parallel."""
+        if self.run_as_user is not None:
+            return self.run_as_group is None
+        kind = UserSpec.parse(image.user).kind
+        return kind is UserKind.NAMED or (kind is UserKind.NUMERIC_NO_GROUP and self.run_as_group is None)
 
     def image_resolution(self) -> Resolution:
         """The image USER resolved from the image's own files (as containerd would if it could read them)."""
