@@ -255,11 +255,10 @@ def test_the_account_files_the_rules_need_are_read_with_the_image_in_parallel(pu
                                                                               private_layer_cache):
     """Read ahead in the workers: only for containers whose rules look into /etc/passwd."""
     from kata_imagefix.image.sources import open_image
-    from kata_imagefix.k8s.audit import AuditOptions, image_users, read_images
+    from kata_imagefix.k8s.audit import AuditOptions, read_images
     from kata_imagefix.k8s.manifests import workloads_in
 
-    users = image_users(workloads_in("m.yaml", manifest(pushed, registry)))
-    images = read_images(users, AuditOptions(jobs=2), open_image)
+    images = read_images(workloads_in("m.yaml", manifest(pushed, registry)), AuditOptions(jobs=2), open_image)
     named, _ = images[pushed["named"]]
     numeric, _ = images[pushed["numeric"]]
     assert named.transfer.by_kind == {"manifest": 1, "blob": 3}  # config + the two layers down to passwd

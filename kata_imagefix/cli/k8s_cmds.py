@@ -188,7 +188,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
       imagefix k8s fix deploy/ --in-place
     """
     from ..fileio import write_atomic
-    from ..k8s.audit import AuditOptions, audit, image_users, read_images, read_sources
+    from ..k8s.audit import AuditOptions, audit, read_images, read_sources
     from ..k8s.fixing import fix_manifest
     from ..k8s.manifests import workloads_in
     from ..scan import RuleSelection
@@ -202,8 +202,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     registry, model = registry_options(ctx, kw), budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
     opener = _opener(platform, registry)
-    users = image_users([w for name, text in sources for w in workloads_in(name, text)])
-    images = read_images(users, options, opener)
+    images = read_images([w for name, text in sources for w in workloads_in(name, text)], options, opener)
     fixed = [fix_manifest(name, text, images, options, model) for name, text in sources]
     for item in fixed:
         if show_diff and item.changed:

@@ -9,7 +9,7 @@ annotations, else its runtime class's Kata config, else the budget defaults.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +18,7 @@ from ..errors import ImagefixError
 from ..kata.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
-from .manifests import Workload, manifest_paths, read_manifest, workloads_in
+from .manifests import Workload, iter_workloads, manifest_paths, read_manifest
 from .pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, _int_or_none, class_values
 
 MIB = 2**20
@@ -59,50 +59,90 @@ def read_sources(args: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
 def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetModel, selection: RuleSelection,
           open_image: Callable[[str], Any], images: dict | None = None) -> tuple[list[ScanResult], int]:
     """(one result per audited workload, how many workloads were skipped as not Kata). `images` are
-    images read already (reused by `k8s fix` to check what it wrote)."""
-    workloads = [w for name, text in sources for w in workloads_in(name, text)]
-    chosen = [w for w in workloads if is_kata(w, options) and in_shard(w, options.shard)]
-    images = images if images is not None else read_images(image_users(chosen), options, open_image)
-    results = []
-    for workload in chosen:
-        views = [ContainerView(c, workload.security, *images[c.image]) for c in workload.containers]
-        subject = _subject(workload, views, model, options)
-        kept, suppressed = run_rules(subject, "pod", selection)
-        result = ScanResult(workload.title, kept, suppressed)
-        result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
-                            f"create_container_timeout {subject.model.create_timeout_s} s "
-                            f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
-                            f"({subject.memory_source})")
-        results.append(result)
-    return results, len(workloads) - len(chosen)
+    images read already (reused by `k8s fix` to check what it wrote).
+
+    A pipeline: each image is asked for as soon as the first workload naming it is read, and a
+    workload's rules run as soon as its images are in, while the workers read the others."""
+    reader = ImageReader(options, open_image, images)
+    try:
+        chosen, skipped = [], 0
+        for name, text in sources:
+            for workload in iter_workloads(name, text):
+                if not (is_kata(workload, options) and in_shard(workload, options.shard)):
+                    skipped += 1
+                    continue
+                chosen.append(workload)
+                reader.want(workload)
+        return [_audit_one(workload, reader, model, options, selection) for workload in chosen], skipped
+    finally:
+        reader.close()
 
 
-def image_users(workloads: list[Workload]) -> dict[str, list[ContainerView]]:
-    """image -> the containers that run it (without the image yet)."""
-    users: dict[str, list[ContainerView]] = {}
-    for workload in workloads:
+def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, options: AuditOptions,
+               selection: RuleSelection) -> ScanResult:
+    views = [ContainerView(c, workload.security, *reader.result(c.image)) for c in workload.containers]
+    subject = _subject(workload, views, model, options)
+    kept, suppressed = run_rules(subject, "pod", selection)
+    result = ScanResult(workload.title, kept, suppressed)
+    result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
+                        f"create_container_timeout {subject.model.create_timeout_s} s "
+                        f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
+                        f"({subject.memory_source})")
+    return result
+
+
+class ImageReader:
+    """Each distinct image read once, `jobs` at a time, from the moment a workload names it. With it,
+    the account files the rules will read for the containers that run it (known so far)."""
+
+    def __init__(self, options: AuditOptions, open_image: Callable[[str], Any],
+                 done: dict[str, tuple[Any, str | None]] | None = None) -> None:
+        self.options, self.open_image = options, open_image
+        self.done = dict(done or {})
+        self.users: dict[str, list[ContainerView]] = {}
+        self.pending: dict[str, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
+
+    def want(self, workload: Workload) -> None:
         for container in workload.containers:
-            users.setdefault(container.image, []).append(ContainerView(container, workload.security))
-    return users
+            self.users.setdefault(container.image, []).append(ContainerView(container, workload.security))
+            if container.image not in self.done and container.image not in self.pending:
+                self.pending[container.image] = self.pool.submit(self._read, container.image)
 
+    def result(self, ref: str) -> tuple[Any, str | None]:
+        """(Image or None, why it could not be read)."""
+        if ref not in self.done:
+            self.done[ref] = self.pending.pop(ref).result()
+        return self.done[ref]
 
-def read_images(users: dict[str, list[ContainerView]], options: AuditOptions,
-                open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
-    """image -> (Image or None, error): each distinct image once, `jobs` at a time. The account files
-    the rules will read for the containers that use it (`users`) are read here too, in parallel."""
-    def one(ref: str) -> tuple[Any, str | None]:
+    def results(self) -> dict[str, tuple[Any, str | None]]:
+        return {ref: self.result(ref) for ref in sorted(self.users)}
+
+    def close(self) -> None:
+        """Nothing waits for reads nobody will use (an input error stops the run)."""
+        self.pool.shutdown(wait=not self.pending, cancel_futures=True)
+
+    def _read(self, ref: str) -> tuple[Any, str | None]:
         try:
-            image = open_image(ref if options.prefer_local else f"docker://{ref}")
+            image = self.open_image(ref if self.options.prefer_local else f"docker://{ref}")
         except ImagefixError as exc:
             return None, str(exc)
-        if image.transport == "docker" and any(view.reads_accounts(image) for view in users[ref]):
+        if image.transport == "docker" and any(view.reads_accounts(image) for view in list(self.users[ref])):
             with suppress(ImagefixError):  # the rule that needs it reads it again and says what failed
                 image.read_file("/etc/passwd")  # and /etc/group, in the same pass
         return image, None
 
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        ordered = sorted(users)
-        return dict(zip(ordered, pool.map(one, ordered), strict=True))
+
+def read_images(workloads: list[Workload], options: AuditOptions,
+                open_image: Callable[[str], Any]) -> dict[str, tuple[Any, str | None]]:
+    """image -> (Image or None, error) for every image the workloads run."""
+    reader = ImageReader(options, open_image)
+    try:
+        for workload in workloads:
+            reader.want(workload)
+        return reader.results()
+    finally:
+        reader.close()
 
 
 def _subject(workload: Workload, views: list[ContainerView], model: BudgetModel,

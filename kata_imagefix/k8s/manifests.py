@@ -7,6 +7,7 @@ Each container carries the file and 1-based line of its `image:` so findings
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,16 @@ def load_workloads(path: str) -> list[Workload]:
 
 
 def workloads_in(name: str, text: str) -> list[Workload]:
-    """libyaml (C) reads each document; the `image:` lines come from its nodes' marks. The round-trip
+    return list(iter_workloads(name, text))
+
+
+def iter_workloads(name: str, text: str) -> Iterator[Workload]:
+    """Document by document, so that a caller can start on the first while the rest are read.
+    libyaml (C) reads each document; the `image:` lines come from its nodes' marks. The round-trip
     parser is ~40x slower and only needed where a document is edited (`k8s fix`)."""
     import yaml
 
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    out: list[Workload] = []
     offset = 0
     for chunk in split_documents(text):
         loader = loader_class(chunk)
@@ -94,9 +99,8 @@ def workloads_in(name: str, text: str) -> list[Workload]:
         if node is not None:
             _image_lines(node, doc, lines, offset)
         for item in workloads(doc):
-            out.append(_workload(item, name, offset, lines))
+            yield _workload(item, name, offset, lines)
         offset += chunk.count("\n")
-    return out
 
 
 def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
