@@ -171,6 +171,31 @@ def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, 
     assert cli("k8s", "fix", "--check", path).exit_code == 0
 
 
+def test_patch_is_k8s_fix_narrowed_to_one_image(cli, pushed, tmp_path):
+    """`k8s pod REF --patch` writes the containers' users exactly as `k8s fix` does, and like it keeps
+    a runAsUser the manifest sets (containerd uses that one, not the image's USER)."""
+    deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n"
+                  "    spec:\n      runtimeClassName: kata-qemu-tdx\n      containers:\n"
+                  "      - name: app\n        image: {image}\n{extra}")
+    text = "---\n".join([
+        deployment.format(name="plain", image=pushed["named"], extra=""),
+        deployment.format(name="pinned", image=pushed["named"],
+                          extra="        securityContext:\n          runAsUser: 1000\n"),
+        deployment.format(name="other", image=pushed["numeric"], extra=""),
+    ])
+    path = tmp_path / "apps.yaml"
+    path.write_text(text)
+    fixed, patched = tmp_path / "fixed.yaml", tmp_path / "patched.yaml"
+    assert cli("k8s", "fix", path, "-o", fixed).exit_code == 0
+    result = cli("k8s", "pod", f"docker://{pushed['named']}", "--image-name", pushed["named"],
+                 "--patch", path, "-o", patched)
+    assert result.exit_code == 0, result.stderr
+    assert patched.read_text() == fixed.read_text()
+    assert "patched Deployment/plain: app" in result.stderr and "Deployment/other" not in result.stderr
+    pinned = fixed.read_text().split("---\n")[1]
+    assert "runAsUser: 1000" in pinned and "runAsUser: 185" not in pinned
+
+
 def test_fix_raises_the_timeout_annotation_never_lowers_it(cli, pushed, tmp_path):
     pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations:\n"
            '    io.katacontainers.config.runtime.create_container_timeout: "{t}"\n'

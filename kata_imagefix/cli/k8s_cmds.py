@@ -129,7 +129,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     from ..fileio import decode_text, read_input, write_atomic
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
-    from ..k8s.pod import kustomize_patches, manifest_name, patch_manifest_pieces, pod_needs, pod_yaml
+    from ..k8s.pod import kustomize_patches, manifest_name, pod_needs, pod_yaml
 
     if kustomize and not manifest:
         raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")
@@ -148,13 +148,10 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         image_name = manifest_name(parsed, image)
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
                       config=config)
-    if manifest_text is not None:
-        if kustomize:
-            pieces = [kustomize_patches(manifest_text, needs)]
-        else:
-            pieces, changed = patch_manifest_pieces(manifest_text, needs, manifest)
-            for line in changed:
-                click.echo(f"patched {line}", err=True)
+    if manifest_text is not None and kustomize:
+        pieces = [kustomize_patches(manifest_text, needs)]
+    elif manifest_text is not None:
+        pieces = _migrate(manifest, manifest_text, needs, image, model)
         del manifest_text  # a 50 MB manifest is held once: as its pieces
     else:
         pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
@@ -164,6 +161,20 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     else:
         for piece in pieces:
             click.echo(piece, nl=False)
+
+
+def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[str]:
+    """`--patch`: `k8s fix` narrowed to the workloads that run the image, moved to its runtime class."""
+    from ..k8s.audit import AuditOptions
+    from ..k8s.fixing import Migration, fix_manifest
+
+    fixed = fix_manifest(name, text, {}, AuditOptions(all_pods=True), model, Migration(needs, image))
+    if not fixed.changes:
+        raise ImagefixError(f"no Pod/Deployment/StatefulSet/Job/CronJob container (or init container) "
+                            f"uses {needs.image_name}")
+    for line in fixed.changes:
+        click.echo(f"patched {line}", err=True)
+    return fixed.pieces
 
 
 @k8s.command("fix")
@@ -204,9 +215,9 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     opener = _opener(platform, registry)
     images = read_images([w for name, text in sources for w in workloads_in(name, text)], options, opener)
     fixed = [fix_manifest(name, text, images, options, model) for name, text in sources]
-    for item in fixed:
+    for (_, original), item in zip(sources, fixed, strict=True):
         if show_diff and item.changed:
-            click.echo(_diff(item), nl=False)
+            click.echo(_diff(item.name, original, item.text), nl=False)
         if check or show_diff:
             continue
         if output:
@@ -254,9 +265,9 @@ def _opener(platform: str | None, registry: Any):
     return lambda ref: open_image(ref, platform=platform, registry=registry)
 
 
-def _diff(item) -> str:
+def _diff(name: str, before: str, after: str) -> str:
     import difflib
 
-    name = item.name.lstrip("/")
-    return "".join(difflib.unified_diff(item.original.splitlines(True), item.text.splitlines(True),
+    name = name.lstrip("/")
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                         f"a/{name}", f"b/{name}"))

@@ -1,34 +1,46 @@
-"""`imagefix k8s fix`: write into manifests what Kata workloads need, line by line.
+"""Write into manifests what Kata workloads need, line by line: `k8s fix`, and `k8s pod REF --patch`.
 
-For each container of a Kata workload: a numeric runAsUser/runAsGroup from
-its image's own /etc/passwd and /etc/group where containerd would otherwise
-look a name up, the group where a uid alone would run with gid 0, the user
-where a group alone would be refused; for the pod, the create-container
-timeout annotation when its largest image needs more than is in force (raised,
-never lowered). Ids are never invented: what cannot be resolved is left alone
-and reported. Documents without a change stay byte for byte.
+For each container: a numeric runAsUser/runAsGroup from its image's own
+/etc/passwd and /etc/group where containerd would otherwise look a name up,
+the group where a uid alone would run with gid 0, the user where a group alone
+would be refused; a runAsUser the manifest sets is kept (containerd uses it).
+For the pod, the create-container timeout annotation when its largest image
+needs more than is in force (raised, never lowered). Ids are never invented:
+what cannot be resolved is left alone and reported.
+
+`k8s fix` takes the Kata workloads and every image they run. A migration
+(`--patch`) takes the workloads that run one image, whatever their class, and
+also moves them to its runtime class with what `pod_needs` says (annotations,
+fsGroup). Documents out of scope are only checked by libyaml (~0.05 ms each)
+and stay byte for byte; the round-trip parser (~1 ms) reads the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ImagefixError
+from ..image.model import Image
 from ..kata.budget import BudgetModel
 from ..users import UserKind, UserSpec, resolve_user
 from .audit import AuditOptions, _subject, is_kata
 from .manifests import Workload, _workload
 from .pod import (
+    MEMORY_ANNOTATION,
     TIMEOUT_ANNOTATION,
-    _ensure,
+    PodNeeds,
     _pod_spec,
     _pod_template,
     _yaml,
-    indent_step,
+    matching_containers,
+    pod_annotations,
+    same_image,
     split_documents,
     workloads,
 )
-from .yamledit import DocumentEditor
+from .yamledit import DocumentEditor, Insert, indent_step
 
 WHY_USER = "numeric: under guest pull containerd cannot look names up on the host (imagefix)"
 WHY_GROUP = "the image's primary group: without it the process runs with gid 0 (imagefix)"
@@ -37,52 +49,83 @@ WHY_GROUP = "the image's primary group: without it the process runs with gid 0 (
 @dataclass
 class FixedManifest:
     name: str
-    original: str
-    text: str
+    pieces: list[str]  # the documents, fixed; joined they are the manifest (written piece by piece)
+    changed: bool
     changes: list[str] = field(default_factory=list)
 
     @property
-    def changed(self) -> bool:
-        return self.text != self.original
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """`k8s pod REF --patch`: the workloads running one image move to a Kata runtime class."""
+
+    needs: PodNeeds
+    image: Image
 
 
 def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]], options: AuditOptions,
-                 model: BudgetModel) -> FixedManifest:
-    out: list[str] = []
+                 model: BudgetModel, migration: Migration | None = None) -> FixedManifest:
+    pieces: list[str] = []
     changes: list[str] = []
-    loader = _yaml()
+    changed = False
+    loader = None
     offset = 0
     for number, chunk in enumerate(split_documents(text), start=1):
-        doc = loader.load(chunk)
+        if not _in_scope(_fast_load(chunk, number), name, options, migration):
+            pieces.append(chunk)
+            offset += chunk.count("\n")
+            continue
+        loader = loader or _yaml()
+        doc = _round_trip_load(loader, chunk, number)
         editor = DocumentEditor(chunk, f"{name} document {number}")
         editor.step = indent_step(doc)
         for item in workloads(doc):
             workload = _workload(item, name, offset)
-            if is_kata(workload, options):
+            if migration is not None:
+                if matching_containers(_pod_spec(item), migration.needs.image_name):
+                    changes += _migrate_workload(editor, item, workload, migration)
+            elif is_kata(workload, options):
                 changes += _fix_workload(editor, item, workload, images, options, model)
-        out.append(editor.apply())
+        piece = editor.apply()
+        changed = changed or piece != chunk
+        pieces.append(piece)
         offset += chunk.count("\n")
-    return FixedManifest(name, text, "".join(out), changes)
+    return FixedManifest(name, pieces, changed, changes)
+
+
+def _fast_load(chunk: str, number: int) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
+
+
+def _round_trip_load(loader: Any, chunk: str, number: int) -> Any:
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return loader.load(chunk)
+    except YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
+
+
+def _in_scope(doc: Any, name: str, options: AuditOptions, migration: Migration | None) -> bool:
+    if migration is not None:
+        image_name = migration.needs.image_name
+        return any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
+    return any(is_kata(_workload(item, name, 0), options) for item in workloads(doc))
 
 
 def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images: dict,
                   options: AuditOptions, model: BudgetModel) -> list[str]:
-    changes: list[str] = []
-    spec = _pod_spec(item)
-    pod_security = workload.security
-    raw_containers = [c for key in ("initContainers", "containers") if isinstance(spec.get(key), list)
-                      for c in spec[key] if isinstance(c, dict)]
-    for raw, container in zip(raw_containers, workload.containers, strict=True):
-        image, _error = images.get(container.image, (None, None))
-        if image is None:
-            continue
-        values = _user_values(container.security, pod_security, image)
-        if values:
-            comments = {"runAsUser": WHY_USER} if "runAsUser" in values else {"runAsGroup": WHY_GROUP}
-            _ensure(editor, raw, ["securityContext"], values, comments,
-                    what=f"container {container.name}'s securityContext")
-            shown = ", ".join(f"{k}: {v}" for k, v in values.items())
-            changes.append(f"{workload.title} {container.name}: {shown}")
+    changes = _fix_users(editor, item, workload, lambda ref: images.get(ref, (None, None))[0])
     subject = _subject(workload, [], model, options)
     read = [images.get(c.image, (None, None))[0] for c in workload.containers]
     sizes = [image.unpacked_size for image in read if image is not None]
@@ -91,13 +134,57 @@ def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images:
         if not estimate.fits_create_timeout:
             seconds = estimate.recommended_timeout_seconds
             why = f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s with margin (imagefix)"
-            _ensure(editor, _pod_template(item), ["metadata", "annotations"],
-                    {TIMEOUT_ANNOTATION: str(seconds)}, {TIMEOUT_ANNOTATION: why}, before="spec")
+            ensure_values(editor, _pod_template(item), ["metadata", "annotations"],
+                          {TIMEOUT_ANNOTATION: str(seconds)}, {TIMEOUT_ANNOTATION: why}, before="spec")
             changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
     return changes
 
 
-def _user_values(container: dict, pod: dict, image: Any) -> dict[str, int]:
+def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
+                      migration: Migration) -> list[str]:
+    """The runtime class, the annotations that raise what is in force, fsGroup; then the users of the
+    containers that run the image, as `k8s fix` writes them."""
+    needs = migration.needs
+    spec = _pod_spec(item)
+    editor.editable(spec, "the pod spec")
+    if "runtimeClassName" not in spec:
+        editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
+    elif spec["runtimeClassName"] != needs.runtime_class:
+        editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
+    wanted = needs.annotations(pod_annotations(item, editor.where))
+    if wanted:
+        why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
+        ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
+                      {k: why[k] for k in wanted}, before="spec")
+    if needs.fs_group is not None:
+        ensure_values(editor, spec, ["securityContext"], {"fsGroup": needs.fs_group}, {})
+    _fix_users(editor, item, workload,
+               lambda ref: migration.image if same_image(ref, needs.image_name) else None)
+    names = [c.name for c in workload.containers if same_image(c.image, needs.image_name)]
+    return [f"{workload.kind}/{workload.name}: {', '.join(names)}"]
+
+
+def _fix_users(editor: DocumentEditor, item: Any, workload: Workload,
+               image_for: Callable[[str], Image | None]) -> list[str]:
+    changes: list[str] = []
+    spec = _pod_spec(item)
+    raw_containers = [c for key in ("initContainers", "containers") if isinstance(spec.get(key), list)
+                      for c in spec[key] if isinstance(c, dict)]
+    for raw, container in zip(raw_containers, workload.containers, strict=True):
+        image = image_for(container.image)
+        if image is None:
+            continue
+        values = user_values(container.security, workload.security, image)
+        if values:
+            comments = {"runAsUser": WHY_USER} if "runAsUser" in values else {"runAsGroup": WHY_GROUP}
+            ensure_values(editor, raw, ["securityContext"], values, comments,
+                          what=f"container {container.name}'s securityContext")
+            shown = ", ".join(f"{k}: {v}" for k, v in values.items())
+            changes.append(f"{workload.title} {container.name}: {shown}")
+    return changes
+
+
+def user_values(container: dict, pod: dict, image: Any) -> dict[str, int]:
     """What to write in the container's securityContext so containerd needs no lookup; {} when nothing
     is needed or the ids cannot be found (never invented)."""
     def setting(key: str) -> int | None:
@@ -127,4 +214,36 @@ def _user_values(container: dict, pod: dict, image: Any) -> dict[str, int]:
     return {}
 
 
-__all__ = ["FixedManifest", "fix_manifest"]
+def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
+                  comments: dict[str, str], *, before: str | None = None, what: str = "") -> None:
+    """Set `values` in the mapping at `path` under `parent`, creating what is missing; existing
+    scalars that differ are replaced on their line."""
+    node = parent
+    for depth, key in enumerate(path):
+        editor.editable(node, what or key)
+        child = node.get(key) if isinstance(node, dict) else None
+        rest = path[depth + 1:]
+        nested: dict[str, Any] = dict(values)
+        for name in reversed(rest):
+            nested = {name: nested}
+        if child is None or (isinstance(child, dict) and not len(child)):
+            if key in node:
+                editor.fill_empty(node, key, Insert(nested, comments))
+            else:
+                editor.insert(node, Insert({key: nested}, comments, before=before if depth == 0 else None))
+            return
+        if not isinstance(child, dict):
+            raise ImagefixError(f"{editor.where}: {key} at line {node.lc.key(key)[0] + 1} is not a mapping")
+        node = child
+    editor.editable(node, what or (path[-1] if path else "mapping"))
+    new = {}
+    for key, value in values.items():
+        if key not in node:
+            new[key] = value
+        elif node[key] != value:
+            editor.set_scalar(node, key, value)
+    if new:
+        editor.insert(node, Insert(new, comments))
+
+
+__all__ = ["FixedManifest", "Migration", "fix_manifest", "user_values"]

@@ -18,7 +18,6 @@ from ..image.reference import parse_docker_reference
 from ..kata.budget import BudgetModel
 from ..sizes import human_size
 from ..users import UserKind, UserSpec, resolve_user
-from .yamledit import DocumentEditor, Insert, indent_step
 
 TIMEOUT_ANNOTATION = "io.katacontainers.config.runtime.create_container_timeout"
 MEMORY_ANNOTATION = "io.katacontainers.config.hypervisor.default_memory"
@@ -317,113 +316,6 @@ def matching_containers(spec: Any, image_name: str) -> list[Any]:
             if isinstance(container, dict) and same_image(str(container.get("image", "")), image_name):
                 out.append(container)
     return out
-
-
-def _ensure(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
-            comments: dict[str, str], *, before: str | None = None, what: str = "") -> None:
-    """Set `values` in the mapping at `path` under `parent`, creating what is missing; existing
-    scalars that differ are replaced on their line."""
-    node = parent
-    for depth, key in enumerate(path):
-        editor.editable(node, what or key)
-        child = node.get(key) if isinstance(node, dict) else None
-        rest = path[depth + 1:]
-        nested: dict[str, Any] = dict(values)
-        for name in reversed(rest):
-            nested = {name: nested}
-        if child is None or (isinstance(child, dict) and not len(child)):
-            if key in node:
-                editor.fill_empty(node, key, Insert(nested, comments))
-            else:
-                editor.insert(node, Insert({key: nested}, comments, before=before if depth == 0 else None))
-            return
-        if not isinstance(child, dict):
-            raise ImagefixError(f"{editor.where}: {key} at line {node.lc.key(key)[0] + 1} is not a mapping")
-        node = child
-    editor.editable(node, what or (path[-1] if path else "mapping"))
-    new = {}
-    for key, value in values.items():
-        if key not in node:
-            new[key] = value
-        elif node[key] != value:
-            editor.set_scalar(node, key, value)
-    if new:
-        editor.insert(node, Insert(new, comments))
-
-
-def _runs_image(chunk: str, number: int, image_name: str) -> bool:
-    """Whether a document has a container or init container of the image; refuses invalid YAML. libyaml
-    answers in ~0.05 ms a document, where the round-trip parser that edits needs ~1 ms."""
-    import yaml
-
-    try:
-        doc = yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
-    return any(matching_containers(_pod_spec(workload), image_name) for workload in workloads(doc))
-
-
-def patch_manifest_pieces(text: str, needs: PodNeeds, name: str = "manifest") -> tuple[list[str], list[str]]:
-    """Apply the needs to every container and init container running the image. Documents without
-    one stay byte-identical; in the others only the inserted or changed lines differ. The documents
-    come back unjoined, so a big manifest is written piece by piece."""
-    from ruamel.yaml.error import YAMLError
-
-    out: list[str] = []
-    changed: list[str] = []
-    loader = _yaml()
-    for number, chunk in enumerate(split_documents(text), start=1):
-        if not _runs_image(chunk, number, needs.image_name):
-            out.append(chunk)  # checked by the fast C parser: valid, and no container of the image
-            continue
-        try:
-            doc = loader.load(chunk)  # the round-trip parser, for the places of the keys, only where needed
-        except YAMLError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
-        editor = DocumentEditor(chunk, f"{name} document {number}")
-        editor.step = indent_step(doc)
-        for workload in workloads(doc):
-            spec = _pod_spec(workload)
-            containers = matching_containers(spec, needs.image_name)
-            if not containers:
-                continue
-            _patch_pod(editor, workload, spec, containers, needs)
-            title = (workload.get("metadata") or {}).get("name", "?") if isinstance(
-                workload.get("metadata"), dict) else "?"
-            changed.append(f"{workload['kind']}/{title}: {', '.join(str(c.get('name')) for c in containers)}")
-        out.append(editor.apply())
-    if not changed:
-        raise ImagefixError(f"no Pod/Deployment/StatefulSet/Job/CronJob container (or init container) "
-                            f"uses {needs.image_name}")
-    return out, changed
-
-
-def _patch_pod(editor: DocumentEditor, workload: Any, spec: Any, containers: list[Any],
-               needs: PodNeeds) -> None:
-    editor.editable(spec, "the pod spec")
-    if "runtimeClassName" not in spec:
-        editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
-    elif spec["runtimeClassName"] != needs.runtime_class:
-        editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
-    template = _pod_template(workload)
-    wanted = needs.annotations(pod_annotations(workload, editor.where))
-    if wanted:
-        why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
-        _ensure(editor, template, ["metadata", "annotations"], wanted, {k: why[k] for k in wanted},
-                before="spec")
-    if needs.fs_group is not None:
-        _ensure(editor, spec, ["securityContext"], {"fsGroup": needs.fs_group}, {})
-    values: dict[str, Any] = {}
-    if needs.run_as_user is not None:
-        values["runAsUser"] = needs.run_as_user
-    if needs.run_as_group is not None:
-        values["runAsGroup"] = needs.run_as_group
-    if values:
-        for container in containers:
-            _ensure(editor, container, ["securityContext"], values, {"runAsUser": needs.user_why},
-                    what=f"container {container.get('name')}'s securityContext")
 
 
 def kustomize_patches(text: str, needs: PodNeeds) -> str:
