@@ -178,7 +178,7 @@ def _fix_users(editor: DocumentEditor, item: Any, workload: Workload,
         if values:
             comments = {"runAsUser": WHY_USER} if "runAsUser" in values else {"runAsGroup": WHY_GROUP}
             ensure_values(editor, raw, ["securityContext"], values, comments,
-                          what=f"container {container.name}'s securityContext")
+                          what=f"the securityContext of container {container.name}")
             shown = ", ".join(f"{k}: {v}" for k, v in values.items())
             changes.append(f"{workload.title} {container.name}: {shown}")
     return changes

@@ -24,8 +24,8 @@ def check(subject: PodSubject):
         if spec.kind not in (UserKind.NAMED, UserKind.INVALID):
             continue
         resolution = view.image_resolution()
-        fix = (f"set runAsUser: {resolution.uid} and runAsGroup: {resolution.gid} in container "
-               f"{view.container.name!r}'s securityContext" if resolution.ok else
+        fix = (f"set runAsUser: {resolution.uid} and runAsGroup: {resolution.gid} in the securityContext "
+               f"of container {view.container.name!r}" if resolution.ok else
                f"the image's ids cannot be found ({resolution.problem}): rebuild it with a numeric USER "
                "(imagefix fix)")
         yield subject.finding(

@@ -31,5 +31,5 @@ def check(subject: PodSubject):
             "KIF402",
             f"container {view.container.name!r} runs as uid {uid} without a group; the image's passwd "
             f"gives it group {gid}, but under guest pull the process gets gid 0",
-            f"set runAsGroup: {gid} in container {view.container.name!r}'s securityContext",
+            f"set runAsGroup: {gid} in the securityContext of container {view.container.name!r}",
             view, uid=uid, gid=gid)
