@@ -193,64 +193,6 @@ class TokenServer:
         self.httpd.shutdown()
 
 
-class FaultServer:
-    """A registry double for faults: serves one image, failing first with 500s, or hanging; with
-    `drop_after_config`, an HTTP/1.1 server that silently closes each connection once it has sent
-    an image's config (as a registry does with connections idle past its timeout)."""
-
-    def __init__(self, manifest: bytes, config: bytes, *, failures: int = 0, hang: bool = False,
-                 drop_after_config: bool = False) -> None:
-        self.manifest, self.config = manifest, config
-        self.config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-        self.failures, self.hang = failures, hang
-        self.hits = 0
-        self.stop_event = threading.Event()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1" if drop_after_config else "HTTP/1.0"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.hits += 1
-                if server.hang:
-                    server.stop_event.wait(30)
-                    return
-                if server.failures > 0:
-                    server.failures -= 1
-                    self.send_response(500)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if "/manifests/" in self.path:
-                    body, kind = server.manifest, "application/vnd.oci.image.manifest.v1+json"
-                elif self.path.endswith(server.config_digest):
-                    body, kind = server.config, "application/octet-stream"
-                else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                if drop_after_config and kind == "application/octet-stream":
-                    self.close_connection = True  # without a `Connection: close` to warn the client
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 # --- pushing test images through the registry API ------------------------------------------
 
 def repo_name(prefix: str = "t") -> str:
@@ -334,13 +276,15 @@ class CountingProxy:
 
 class ScriptedServer:
     """A loopback HTTP server whose answer to every GET is `answer(request_handler, hit_number)`: for
-    registries that lie, loop or stall (a real registry cannot be made to)."""
+    registries that lie, loop, stall or drop connections (a real registry cannot be made to)."""
 
-    def __init__(self, answer) -> None:
+    def __init__(self, answer, protocol: str = "HTTP/1.0") -> None:
         self.hits = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = protocol
+
             def log_message(self, *args) -> None:
                 pass
 
@@ -356,6 +300,40 @@ class ScriptedServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FaultServer(ScriptedServer):
+    """A registry double for faults: serves one image, failing first with 500s, or hanging; with
+    `drop_after_config`, an HTTP/1.1 server that silently closes each connection once it has sent
+    an image's config (as a registry does with connections idle past its timeout)."""
+
+    def __init__(self, manifest: bytes, config: bytes, *, failures: int = 0, hang: bool = False,
+                 drop_after_config: bool = False) -> None:
+        self.manifest, self.config = manifest, config
+        self.config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        self.failures, self.hang, self.drop_after_config = failures, hang, drop_after_config
+        self.stop_event = threading.Event()
+        super().__init__(self._answer, "HTTP/1.1" if drop_after_config else "HTTP/1.0")
+
+    def _answer(self, handler, _hit: int) -> None:
+        if self.hang:
+            self.stop_event.wait(30)
+            return
+        if self.failures > 0:
+            self.failures -= 1
+            send(handler, 500)
+        elif "/manifests/" in handler.path:
+            send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, self.manifest)
+        elif handler.path.endswith(self.config_digest):
+            send(handler, 200, {"Content-Type": "application/octet-stream"}, self.config)
+            if self.drop_after_config:
+                handler.close_connection = True  # without a `Connection: close` to warn the client
+        else:
+            send(handler, 404)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        super().stop()
 
 
 def send(handler, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
