@@ -196,6 +196,27 @@ def test_patch_is_k8s_fix_narrowed_to_one_image(cli, pushed, tmp_path):
     assert "runAsUser: 1000" in pinned and "runAsUser: 185" not in pinned
 
 
+def test_each_written_value_says_why(cli, pushed, registry, tmp_path):
+    uid_only = f"{registry.host}/{repo_name('k8s-uid')}:1"
+    push_spec(RegistryClient(registry.host), tmp_path, uid_only.split("/", 1)[1].rsplit(":", 1)[0], "1",
+              spark_like("185"))
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  runtimeClassName: kata-qemu-tdx\n"
+           "{extra}  containers:\n  - name: c\n    image: {image}\n")
+    path = tmp_path / "pods.yaml"
+    path.write_text("---\n".join([
+        pod.format(name="named", image=pushed["named"], extra=""),
+        pod.format(name="uid-only", image=uid_only, extra=""),
+        pod.format(name="lone-group", image=pushed["numeric"],
+                   extra="  securityContext:\n    runAsGroup: 185\n"),
+    ]))
+    assert cli("k8s", "fix", "--in-place", path).exit_code == 0
+    named, uid, lone = path.read_text().split("---\n")
+    assert "runAsUser: 185  # numeric: under guest pull containerd cannot look names up" in named
+    assert "runAsUser: 185\n" in uid and "runAsGroup: 185  # the image's primary group" in uid
+    assert "runAsUser: 185  # the image's uid: containerd refuses a runAsGroup without a runAsUser" in lone
+    assert lone.count("runAsGroup:") == 1  # the pod's own, not written again
+
+
 def test_fix_raises_the_timeout_annotation_never_lowers_it(cli, pushed, tmp_path):
     pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations:\n"
            '    io.katacontainers.config.runtime.create_container_timeout: "{t}"\n'

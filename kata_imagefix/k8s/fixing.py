@@ -44,6 +44,7 @@ from .yamledit import DocumentEditor, Insert, indent_step
 
 WHY_USER = "numeric: under guest pull containerd cannot look names up on the host (imagefix)"
 WHY_GROUP = "the image's primary group: without it the process runs with gid 0 (imagefix)"
+WHY_LONE_GROUP = "the image's uid: containerd refuses a runAsGroup without a runAsUser (imagefix)"
 
 
 @dataclass
@@ -174,9 +175,9 @@ def _fix_users(editor: DocumentEditor, item: Any, workload: Workload,
         image = image_for(container.image)
         if image is None:
             continue
-        values = user_values(container.security, workload.security, image)
+        values, why = user_values(container.security, workload.security, image)
         if values:
-            comments = {"runAsUser": WHY_USER} if "runAsUser" in values else {"runAsGroup": WHY_GROUP}
+            comments = {"runAsGroup" if why == WHY_GROUP else "runAsUser": why}
             ensure_values(editor, raw, ["securityContext"], values, comments,
                           what=f"the securityContext of container {container.name}")
             shown = ", ".join(f"{k}: {v}" for k, v in values.items())
@@ -184,34 +185,32 @@ def _fix_users(editor: DocumentEditor, item: Any, workload: Workload,
     return changes
 
 
-def user_values(container: dict, pod: dict, image: Any) -> dict[str, int]:
-    """What to write in the container's securityContext so containerd needs no lookup; {} when nothing
-    is needed or the ids cannot be found (never invented)."""
+def user_values(container: dict, pod: dict, image: Any) -> tuple[dict[str, int], str]:
+    """What to write in the container's securityContext so containerd needs no lookup, and why; ({}, "")
+    when nothing is needed or the ids cannot be found (never invented)."""
     def setting(key: str) -> int | None:
         value = container.get(key) if container.get(key) is not None else pod.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     uid, gid = setting("runAsUser"), setting("runAsGroup")
     spec = UserSpec.parse(image.user)
-    if uid is None:
-        if spec.kind in (UserKind.NAMED, UserKind.INVALID) or gid is not None or (
-                spec.kind is UserKind.NUMERIC_NO_GROUP):
-            resolution = resolve_user(spec, image.read_file)
-            if not resolution.ok:
-                return {}
-            if spec.kind is UserKind.NUMERIC_NO_GROUP and gid is None and (
-                    not resolution.gid_from_passwd or resolution.gid == 0):
-                return {}  # gid 0 with or without guest pull: nothing differs
-            values = {"runAsUser": resolution.uid}
-            if gid is None:
-                values["runAsGroup"] = resolution.gid
-            return values
-        return {}
-    if gid is None:
-        primary = resolve_user(UserSpec.parse(str(uid)), image.read_file)
-        if primary.gid_from_passwd and primary.gid not in (None, 0):
-            return {"runAsGroup": primary.gid}
-    return {}
+    if uid is not None:
+        if gid is None:
+            primary = resolve_user(UserSpec.parse(str(uid)), image.read_file)
+            if primary.gid_from_passwd and primary.gid not in (None, 0):
+                return {"runAsGroup": primary.gid}, WHY_GROUP
+        return {}, ""
+    named = spec.kind in (UserKind.NAMED, UserKind.INVALID)
+    if not (named or gid is not None or spec.kind is UserKind.NUMERIC_NO_GROUP):
+        return {}, ""
+    resolution = resolve_user(spec, image.read_file)
+    if not resolution.ok:
+        return {}, ""
+    if gid is not None:
+        return {"runAsUser": resolution.uid}, WHY_USER if named else WHY_LONE_GROUP
+    if not named and (not resolution.gid_from_passwd or resolution.gid == 0):
+        return {}, ""  # a uid alone whose group is 0 anyway: nothing differs under guest pull
+    return {"runAsUser": resolution.uid, "runAsGroup": resolution.gid}, WHY_USER if named else WHY_GROUP
 
 
 def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
