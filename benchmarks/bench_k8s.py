@@ -15,7 +15,8 @@ Twice: against Debian's docker-registry, and against the same repositories
 served read-only by nginx (a static mirror, when nginx is installed: `apt-get
 install nginx-light`). Why both: on a small machine the registry shares the
 cores with the clients, and docker-registry spends ~2 ms of CPU on each blob
-GET; the floor line times `curl --parallel` fetching just what skopeo fetches
+GET (a 4 MiB read buffer per blob served: distribution's
+registry/storage/filereader.go); the floor line times `curl --parallel` fetching just what skopeo fetches
 (every manifest and config) from it - no client gets below that there. The
 static mirror costs next to nothing per request, as a registry on its own
 machines costs the client, so that run measures the clients.
