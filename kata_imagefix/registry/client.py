@@ -76,7 +76,7 @@ _cache_lock = threading.Lock()
 # Kept-alive connections clients have released, per (scheme, host, timeout, trust): a fleet audit opens
 # one client per image (each with its own transfer counts) without a handshake per image.
 _idle: dict[tuple, list[http.client.HTTPConnection]] = {}
-MAX_IDLE = 16
+MAX_IDLE = 64  # as many as --jobs allows: each worker keeps its own
 STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
