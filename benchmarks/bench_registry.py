@@ -67,7 +67,10 @@ def main() -> None:
 
     from kata_imagefix.registry.client import RegistryClient
 
-    api = docker.APIClient(version="auto", timeout=1800)
+    try:
+        api = docker.APIClient(version="auto", timeout=1800)
+    except docker.errors.DockerException as exc:
+        sys.exit(f"bench_registry needs a running Docker engine (it pushes a 1 GB image from it): {exc}")
     work = Path(tempfile.mkdtemp(prefix="imagefix-bench-registry-"))
     imagefix = installed_imagefix(work)
     registry = start_registry(work)
