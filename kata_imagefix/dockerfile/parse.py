@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ImagefixError
@@ -385,6 +386,20 @@ def _from_parts(value: str) -> tuple[str, str | None, str | None]:
     return image, name, platform
 
 
+def _declare_args(value: str, build_args: dict[str, str], into: dict[str, str | None],
+                  scope: dict[str, str | None], escape: str,
+                  inherited: Callable[[str], str | None]) -> None:
+    """`ARG name[=default] ...`: the --build-arg value, else the default expanded in `scope`, else
+    what `inherited(name)` gives (a global ARG redeclared in a stage)."""
+    for name, default in _arg_pairs(value):
+        if name in build_args:
+            into[name] = build_args[name]
+        elif default is not None:
+            into[name] = expand(default, scope, escape)[0]
+        else:
+            into[name] = inherited(name)
+
+
 def _arg_pairs(value: str) -> list[tuple[str, str | None]]:
     pairs = []
     for word in _words(value):
@@ -450,26 +465,14 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
             stage_args = {}
             continue
         if not stages:
-            if keyword == "ARG":
-                for name, default in _arg_pairs(instruction.value):
-                    if name in build_args:
-                        global_args[name] = build_args[name]
-                    elif default is not None:
-                        global_args[name] = expand(default, global_args, escape)[0]
-                    else:
-                        global_args[name] = None
+            if keyword == "ARG":  # before the first FROM: each ARG sees the ones before it
+                _declare_args(instruction.value, build_args, global_args, global_args, escape, lambda _: None)
             continue
         stage = stages[-1]
         stage.instructions.append(instruction)
         variables = {**stage_args, **stage.env}
         if keyword == "ARG":
-            for name, default in _arg_pairs(instruction.value):
-                if name in build_args:
-                    stage_args[name] = build_args[name]
-                elif default is not None:
-                    stage_args[name] = expand(default, variables, escape)[0]
-                else:
-                    stage_args[name] = global_args.get(name)
+            _declare_args(instruction.value, build_args, stage_args, variables, escape, global_args.get)
         elif keyword == "ENV":
             for name, value in _env_pairs(instruction.value):
                 stage.env[name] = expand(value, variables, escape)[0]
