@@ -75,12 +75,12 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     loader = None
     offset = 0
     for number, chunk in enumerate(split_documents(text), start=1):
-        if not _in_scope(_fast_load(chunk, number), name, options, migration):
+        if not _in_scope(_load(chunk, number), name, options, migration):
             pieces.append(chunk)
             offset += chunk.count("\n")
             continue
         loader = loader or _yaml()
-        doc = _round_trip_load(loader, chunk, number)
+        doc = _load(chunk, number, loader)
         editor = DocumentEditor(chunk, f"{name} document {number}")
         editor.step = indent_step(doc)
         for item in workloads(doc):
@@ -97,22 +97,16 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     return FixedManifest(name, pieces, changed, changes)
 
 
-def _fast_load(chunk: str, number: int) -> Any:
+def _load(chunk: str, number: int, round_trip: Any = None) -> Any:
+    """A document by libyaml (a check), or by the round-trip loader where it is edited; one error line."""
     import yaml
-
-    try:
-        return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
-
-
-def _round_trip_load(loader: Any, chunk: str, number: int) -> Any:
     from ruamel.yaml.error import YAMLError
 
     try:
-        return loader.load(chunk)
-    except YAMLError as exc:
+        if round_trip is None:
+            return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return round_trip.load(chunk)
+    except (yaml.YAMLError, YAMLError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
 
