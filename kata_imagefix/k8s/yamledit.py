@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 
-Scalar = int | str
+Scalar = int | str | list[int]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Insert:
 
 
 def yaml_scalar(value: Scalar) -> str:
+    if isinstance(value, list):  # a flow sequence of numbers (supplementalGroups)
+        return "[" + ", ".join(str(v) for v in value) + "]"
     if isinstance(value, int):
         return str(value)
     plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9._/-]*", value)

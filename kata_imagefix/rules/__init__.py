@@ -16,12 +16,13 @@ from . import (  # noqa: F401 - imported to register the rules
     kif303_budget_too_low,
     kif304_missing_go_timeout,
     kif401_pod_named_user,
-    kif402_pod_user_without_group,
+    kif402_pod_lost_group,
     kif403_pod_run_as_non_root,
-    kif404_pod_group_without_user,
     kif405_pod_timeout,
     kif406_pod_tmpfs,
     kif407_pod_unreadable_image,
+    kif408_pod_lost_groups,
+    kif409_pod_genpolicy,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 
