@@ -424,7 +424,8 @@ def explicit_identity(image_user: str, read_file: ReadFile, container: dict[str,
     best: tuple[tuple[int, ...], ExplicitIdentity] | None = None
     for user_level in user_levels:
         for group_level in group_levels:
-            candidate = _candidate(image_user, read_file, container, pod, target, user_level, group_level)
+            candidate = _candidate(image_user, read_file, container, pod, target, user_level, group_level,
+                                   identity.refusal is not None)
             if candidate is None:
                 continue
             split = bool(candidate.container) and bool(candidate.pod)  # both levels: harder to read
@@ -433,17 +434,17 @@ def explicit_identity(image_user: str, read_file: ReadFile, container: dict[str,
             if best is None or score < best[0]:
                 best = (score, candidate)
     if best is None:
-        if identity.refusal is not None and target.uid == 0:
-            return ExplicitIdentity(left=f"runAsNonRoot, but {identity.refusal}")
         return ExplicitIdentity(left=f"no securityContext makes containerd and genpolicy agree on "
                                      f"{target.show()}")
     return best[1]
 
 
 def _candidate(image_user: str, read_file: ReadFile, container: dict[str, Any], pod: dict[str, Any],
-               target: Ids, user_level: str | None, group_level: str | None) -> ExplicitIdentity | None:
+               target: Ids, user_level: str | None, group_level: str | None,
+               refused_before: bool) -> ExplicitIdentity | None:
     """runAsUser / runAsGroup at these levels plus the groups genpolicy then demands - or None when the
-    chain would still disagree (or run as another identity than the target)."""
+    chain would still disagree, run as another identity than the target, or be refused by the kubelet for
+    what was written (a refusal the manifest causes itself stays; the rest is still put right)."""
     values: dict[str, dict[str, int]] = {"container": {}, "pod": {}}
     if user_level is not None:
         values[user_level]["runAsUser"] = target.uid
@@ -458,7 +459,7 @@ def _candidate(image_user: str, read_file: ReadFile, container: dict[str, Any], 
         trial_pod = {**trial_pod, "supplementalGroups": listed + sorted(wanted)}
     check = resolve_identity(image_user, read_file, trial_container, trial_pod)
     ids = check.guest.ids
-    if ids is None or check.policy.refuses or check.policy_denies or check.refusal is not None:
+    if ids is None or check.policy.refuses or check.policy_denies or (check.refusal and not refused_before):
         return None
     if (ids.uid, ids.gid) != (target.uid, target.gid) or not target.groups <= ids.groups:
         return None
