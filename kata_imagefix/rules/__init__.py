@@ -7,6 +7,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif104_unresolvable_user,
     kif105_invalid_user,
     kif106_unknown_user,
+    kif107_pod_identity,
     kif201_large_layer,
     kif202_image_budget,
     kif203_pull_timeout,

@@ -58,17 +58,8 @@ class ContainerView:
         if explicit.left is not None:
             return (f"the ids cannot be found ({explicit.left}): set runAsUser/runAsGroup yourself, or "
                     "rebuild the image with a numeric USER (imagefix fix)")
-        parts = []
-        if explicit.container:
-            shown = ", ".join(f"{k}: {v}" for k, v in explicit.container.items())
-            parts.append(f"set {shown} in the securityContext of container {self.container.name!r}")
-        if explicit.pod:
-            shown = ", ".join(f"{k}: {v}" for k, v in explicit.pod.items())
-            parts.append(f"set {shown} in the pod's securityContext")
-        if explicit.pod_groups:
-            parts.append(f"add supplementalGroups: [{', '.join(map(str, explicit.pod_groups))}] to the "
-                         "pod's securityContext")
-        return " and ".join(parts) + " (imagefix k8s fix writes it)" if parts else \
+        text = explicit.describe(self.container.name)
+        return f"{text} (imagefix k8s fix writes it)" if text else \
             "nothing to add: the values the manifest sets are the cause - change them"
 
 

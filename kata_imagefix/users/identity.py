@@ -396,6 +396,33 @@ class ExplicitIdentity:
     def __bool__(self) -> bool:
         return bool(self.container or self.pod or self.pod_groups)
 
+    def describe(self, container: str | None = None) -> str:
+        """The values as a sentence: `set runAsUser: 185, runAsGroup: 185 in the securityContext of container
+        'c' and add supplementalGroups: [2000] to the pod's securityContext`."""
+        def shown(values: dict[str, int]) -> str:
+            return ", ".join(f"{k}: {v}" for k, v in values.items())
+
+        where = f"of container {container!r}" if container else "of the container"
+        parts = [f"set {shown(self.container)} in the securityContext {where}"] if self.container else []
+        parts += [f"set {shown(self.pod)} in the pod's securityContext"] if self.pod else []
+        if self.pod_groups:
+            parts.append(f"add supplementalGroups: [{', '.join(map(str, self.pod_groups))}] to the pod's "
+                         "securityContext")
+        return " and ".join(parts)
+
+
+WHY_EXPLICIT = ("the kubelet drops the image's group, guest pull loses the gid and /etc/group's groups, "
+                "and Kata's genpolicy refuses implicit ids")
+
+
+def pod_settings(image_user: str, read_file: ReadFile) -> str | None:
+    """What a Kubernetes pod running this image under guest pull must set beside the image's own USER, as a
+    sentence; None when nothing (root with no groups) or when the ids cannot be found."""
+    explicit = explicit_identity(image_user, read_file, {}, {})
+    if explicit.left is not None or not explicit:
+        return None
+    return f"on Kubernetes under guest pull the pod must also {explicit.describe()} ({WHY_EXPLICIT})"
+
 
 def explicit_identity(image_user: str, read_file: ReadFile, container: dict[str, Any] | None,
                       pod: dict[str, Any] | None, *, sole: bool = False) -> ExplicitIdentity:
