@@ -1,5 +1,5 @@
 from ..users import UserKind
-from ..users.identity import WHY_EXPLICIT, pod_settings
+from ..users.identity import pod_settings
 from .base import UserSubject, rule
 from .finding import Severity
 
@@ -7,7 +7,7 @@ from .finding import Severity
 @rule("KIF107", "pod-needs-explicit-identity", Severity.INFO, "user",
       profiles={"kata": None, "generic": None})
 def check(subject: UserSubject):
-    """On Kubernetes under guest pull, the image's USER alone does not give the process its identity.
+    """An image whose USER alone does not give a Kubernetes process its identity under guest pull.
 
     Why: a pod never hands containerd the image's USER string. The kubelet
     sends only its user part (`USER 185:185` arrives as `185`), containerd then
@@ -23,22 +23,12 @@ def check(subject: UserSubject):
     """
     if subject.unknown is not None or subject.spec.kind is UserKind.INVALID:
         return
-    if subject.read_file is not None:  # an image: its own /etc/passwd and /etc/group
-        text = pod_settings(subject.spec.raw, subject.read_file)
-        if text is None:
-            return
-        yield subject.finding(
-            "KIF107", f"{subject.where}: {text}",
-            "imagefix k8s pod IMAGE prints the pod; imagefix k8s fix writes it into manifests",
-            user=subject.spec.raw)
-        return
-    resolution = subject.resolve()  # a Dockerfile: the ids it gives; its groups are the built image's
-    if not resolution.ok or (resolution.uid, resolution.gid) == (0, 0):
+    if subject.read_file is None:
+        return  # a Dockerfile: KIF101/KIF102's fixes say it where they write uid:gid
+    text = pod_settings(subject.spec.raw, subject.read_file)  # the image's own /etc/passwd and /etc/group
+    if text is None:
         return
     yield subject.finding(
-        "KIF107",
-        f"{subject.where}: on Kubernetes under guest pull the pod must also set runAsUser: {resolution.uid}, "
-        f"runAsGroup: {resolution.gid} ({WHY_EXPLICIT}), and list the user's /etc/group groups in "
-        "supplementalGroups",
-        "after the build, imagefix k8s pod IMAGE prints the whole securityContext", user=subject.spec.raw,
-        uid=resolution.uid, gid=resolution.gid)
+        "KIF107", f"{subject.where}: {text}",
+        "imagefix k8s pod IMAGE prints the pod; imagefix k8s fix writes it into manifests",
+        user=subject.spec.raw)
