@@ -71,7 +71,7 @@ SHIPPED = sorted((DATA / "go").glob("*.toml")) + sorted((DATA / "rs").glob("*.to
 def test_every_shipped_config_is_clean_and_its_effective_values_agree(cli, shipped):
     doc = check(cli, shipped)
     assert doc["findings"] == []
-    runtime = "rs" if "runtime-rs" in shipped.name else "go"
+    runtime = shipped.parent.name  # go/ or rs/: dragonball, remote and rs-fc are runtime-rs too
     assert f"runtime: {runtime}" in doc["notes"][0]
     table = ("agent", "kata") if runtime == "rs" else ("runtime",)
     assert f"effective create_container_timeout {effective(shipped, *table, 'create_container_timeout')} s" \

@@ -24,6 +24,7 @@ from ..errors import ImagefixError
 
 TIMEOUT_KEY = "create_container_timeout"
 MEMORY_KEY = "default_memory"
+KERNEL_PARAMS_KEY = "kernel_params"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
 DEFAULT_TIMEOUT = {"go": 0, "rs": 30}  # Go: no code default (kata_agent.go takes the config's value)
 DEFAULT_MEMORY_MIB = 2048
@@ -193,7 +194,7 @@ def read_toml(path: str | Path) -> TomlFile:
 # a value of another type makes the runtime refuse the file.
 _TYPED_KEYS = {TIMEOUT_KEY: "a whole number of seconds", MEMORY_KEY: "a whole number of MiB"}
 _KEPT_KEYS = (TIMEOUT_KEY, MEMORY_KEY, "enable_annotations", "name", "hypervisor_name", "agent_name",
-              "dial_timeout")
+              "dial_timeout", KERNEL_PARAMS_KEY)
 
 
 def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
@@ -214,8 +215,11 @@ def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None
     for entry in toml.entries:
         want = _TYPED_KEYS.get(entry.key)
         value = _get(data, entry.path) if want else None
+        # Go reads [runtime] create_container_timeout as uint64; runtime-rs ([agent.kata]) and
+        # default_memory (both runtimes) are 32-bit.
+        limit = 2**64 if entry.key == TIMEOUT_KEY and entry.table == ("runtime",) else 2**32
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 0 <= value < 2**32):
+                                  or not 0 <= value < limit):
             problem = (f"{entry.key} = {entry.value_text.strip()[:40]} is not {want} "
                        "(the runtime refuses the file)")
             return None, problem, entry.line + 1
@@ -302,6 +306,29 @@ class KataConfig:
     @property
     def memory(self) -> tuple[int, TomlFile | None, Entry | None]:
         return self.effective((*self.hypervisor_table(), MEMORY_KEY), DEFAULT_MEMORY_MIB)
+
+    @property
+    def kernel_params(self) -> str:
+        """The effective kernel_params: one string, the last file that sets it replaces it whole."""
+        value = self.effective((*self.hypervisor_table(), KERNEL_PARAMS_KEY), "")[0]
+        return value if isinstance(value, str) else ""
+
+    @property
+    def image_pull_timeout(self) -> int:
+        """agent.image_pull_timeout the guest gets from kernel_params (1200 s when not there)."""
+        from .classes import image_pull_timeout
+
+        return image_pull_timeout(self.kernel_params)
+
+    def hypervisors(self) -> list[str]:
+        """The [hypervisor.<name>] tables of the merged files: Go keeps them in a map and takes one
+        in random order when there are several (a drop-in written for another config adds one)."""
+        names: list[str] = []
+        for toml in self.files:
+            for name, table in ((toml.data or {}).get("hypervisor") or {}).items():
+                if isinstance(table, dict) and name not in names:
+                    names.append(name)
+        return names
 
 
 _RS_RUNTIME_KEYS = ("name", "hypervisor_name", "agent_name")

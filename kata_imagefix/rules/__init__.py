@@ -22,6 +22,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif405_pod_timeout,
     kif406_pod_tmpfs,
     kif407_pod_unreadable_image,
+    kif410_pod_annotation_value,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 
