@@ -240,7 +240,8 @@ def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
         return model
     return replace(model,
                    guest_memory_mib=explicit_memory or int(config.memory[0]),
-                   create_timeout_s=explicit_timeout or int(config.timeout[0]))
+                   create_timeout_s=explicit_timeout or int(config.timeout[0]),
+                   image_pull_timeout_s=config.image_pull_timeout)
 
 
 def auto_or_int(value: str | None, what: str) -> str | int | None:
