@@ -15,6 +15,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif302_invalid_toml,
     kif303_budget_too_low,
     kif304_missing_go_timeout,
+    kif305_two_hypervisors,
     kif401_pod_named_user,
     kif402_pod_user_without_group,
     kif403_pod_run_as_non_root,
