@@ -196,3 +196,11 @@ def test_a_refused_value_is_an_error_and_fix_leaves_what_it_need_not_raise(cli, 
     raised = cli("k8s", "fix", "--in-place", "--pull-rate", "0.01", path)  # now it must raise: valid value
     assert raised.exit_code == 0, raised.stderr
     assert parse_number(pod_doc(path.read_text())["metadata"]["annotations"][TIMEOUT])[0] > 60
+
+
+def test_scan_says_when_the_timeout_passes_the_guest_pull_limit(cli):
+    slow = cli("scan", "--format", "json", "--pull-rate", "0.3", MYSQL).json()["images"][0]["findings"]
+    kif203 = next(f for f in slow if f["rule"] == "KIF203")
+    assert "agent.image_pull_timeout" in kif203["fix"] and "kernel_params" in kif203["fix"]
+    fast = cli("scan", "--format", "json", "--pull-rate", "3", MYSQL).json()["images"][0]["findings"]
+    assert "agent.image_pull_timeout" not in next(f for f in fast if f["rule"] == "KIF203")["fix"]

@@ -257,8 +257,8 @@ def limit_notes(needs: PodNeeds, model: BudgetModel) -> list[str]:
     if timeout > model.kubelet_timeout_s:
         notes.append(f"the image needs {timeout} s, above the kubelet's runtimeRequestTimeout "
                      f"({model.kubelet_timeout_s} s; --kubelet-timeout): set runtimeRequestTimeout: "
-                     f"{max(timeout, 600)}s in the kubelet configuration (kata-deploy suggests >= 600 s), "
-                     "or the kubelet gives up first")
+                     f"{max(timeout, 600)}s in the kubelet configuration (Kata's docs: at least 600 s "
+                     "for confidential containers), or the kubelet gives up first")
     return notes
 
 

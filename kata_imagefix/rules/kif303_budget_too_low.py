@@ -42,7 +42,7 @@ def check(subject: KataSubject):
         kubelet = kubelet_fix = ""
         if not estimate.fits_kubelet_timeout:
             kubelet_fix = (f"set runtimeRequestTimeout: {max(seconds, 600)}s in the kubelet configuration "
-                           "(kata-deploy suggests >= 600 s)")
+                           "(Kata's docs: at least 600 s for confidential containers)")
             kubelet = f"; {kubelet_fix}"
         if not estimate.fits_create_timeout or not estimate.fits_pull_timeout:
             limit = (f"{TIMEOUT_KEY} is {timeout} s" if not estimate.fits_create_timeout else

@@ -54,7 +54,7 @@ def check(subject: PodSubject):
         limits.append(f"the kubelet's runtimeRequestTimeout is {model.kubelet_timeout_s} s "
                       "(--kubelet-timeout): it gives up first")
         fixes.append(f"set runtimeRequestTimeout: {max(seconds, 600)}s in the kubelet configuration "
-                     "(kata-deploy suggests >= 600 s)")
+                     "(Kata's docs: at least 600 s for confidential containers)")
         data["kubelet_runtime_request_timeout"] = model.kubelet_timeout_s
     if not limits:
         return
