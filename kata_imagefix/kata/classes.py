@@ -46,7 +46,8 @@ class ShippedClass:
 
     @property
     def source(self) -> str:
-        return f"{self.name} as Kata {KATA_VERSION} ships it ({self.runtime})"
+        runtime = "Go" if self.runtime == "go" else "runtime-rs"
+        return f"{self.name} as Kata {KATA_VERSION} ships it, {runtime} runtime"
 
 
 _GO = ("enable_iommu", "kernel_params", "kernel_verity_params")  # DEFENABLEANNOTATIONS
