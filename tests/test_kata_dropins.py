@@ -199,3 +199,15 @@ def test_64_bit_timeouts_are_valid_in_go_only(cli, tmp_path):
     rs.write_text(RS_TDX.read_text().replace("\ncreate_container_timeout = 60\n",
                                              f"\ncreate_container_timeout = {2**32}\n"))
     assert [f["rule"] for f in check(cli, rs)["findings"]] == ["KIF302"]
+
+
+def test_kata_check_judges_the_kubelet_even_when_the_kata_timeout_holds(cli, tmp_path):
+    path = tmp_path / GO_GPU.name
+    shutil.copy(GO_GPU, path)  # 1200 s: mysql at 4 MB/s needs ~230 s, which fits
+    doc = check(cli, path, "--image", MYSQL, "--pull-rate", "4")
+    assert [f["rule"] for f in doc["findings"]] == ["KIF303"]
+    finding = doc["findings"][0]
+    assert "holds" in finding["message"] and "runtimeRequestTimeout (120 s" in finding["message"]
+    assert "runtimeRequestTimeout: 600s" in finding["fix"] and commands(doc) == []  # not a Kata setting
+    raised = check(cli, path, "--image", MYSQL, "--pull-rate", "4", "--kubelet-timeout", "600")
+    assert raised["findings"] == []
