@@ -211,3 +211,17 @@ def test_kata_check_judges_the_kubelet_even_when_the_kata_timeout_holds(cli, tmp
     assert "runtimeRequestTimeout: 600s" in finding["fix"] and commands(doc) == []  # not a Kata setting
     raised = check(cli, path, "--image", MYSQL, "--pull-rate", "4", "--kubelet-timeout", "600")
     assert raised["findings"] == []
+
+
+def test_the_recipe_in_a_kata_deploy_file_is_carried_into_a_drop_in(cli, tmp_path):
+    link, real = kata_deploy_node(tmp_path)
+    real.write_text(real.read_text().replace("[factory]\n", "[factory]\ncreate_container_timeout = 150\n", 1))
+    doc = check(cli, link)
+    assert [f["rule"] for f in doc["findings"]] == ["KIF301"]
+    assert "--in-place" not in doc["findings"][0]["fix"]
+    for command in commands(doc):
+        assert cli(*command).exit_code == 0
+    assert timeout(link) == 150
+    after = check(cli, link)["findings"]
+    assert [f["rule"] for f in after] == ["KIF301"] and commands({"findings": after}) == []
+    assert "already covers it" in after[0]["fix"]

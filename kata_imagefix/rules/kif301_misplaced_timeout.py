@@ -51,6 +51,9 @@ def check(subject: KataSubject):
                 fix = (f"remove it from the file (a drop-in cannot): `imagefix kata patch {config.main.path} "
                        "--in-place` - kata-deploy replaces this file on upgrade, so keep the value itself "
                        f"in a drop-in (`--drop-in {config.dropin_dir}/90-imagefix.toml`)")
+            elif config.kata_deploy and config.loads and value_now >= (toml.value(entry.path) or 0):
+                fix = (f"the {value_now} s in force already covers it; the line itself changes nothing - "
+                       "delete it by hand if you like (kata-deploy replaces this file on upgrade)")
             elif config.kata_deploy:
                 fix = (f"set it where Kata reads it, in a drop-in (kata-deploy manages this file): "
                        f"`imagefix kata patch {config.main.path} {config.patch_mode}`")
