@@ -81,8 +81,11 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
 
 def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, options: AuditOptions,
                selection: RuleSelection) -> ScanResult:
-    views = [ContainerView(c, workload.security, *reader.result(c.image)) for c in workload.containers]
+    sole = len(workload.containers) == 1
+    views = [ContainerView(c, workload.security, *reader.result(c.image), sole=sole)
+             for c in workload.containers]
     subject = _subject(workload, views, model, options)
+    subject.guest_pull = selection.profile != "kata"  # kata-tdx pulls in the guest; `kata` on the host
     kept, suppressed = run_rules(subject, "pod", selection)
     result = ScanResult(workload.title, kept, suppressed)
     result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
@@ -96,19 +99,19 @@ def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, opti
 
 class ImageReader:
     """Each distinct image read once, `jobs` at a time, from the moment a workload names it. With it,
-    the account files the rules will read for the containers that run it (known so far)."""
+    the account files the rules read (/etc/passwd and /etc/group, in one pass)."""
 
     def __init__(self, options: AuditOptions, open_image: Callable[[str], Any],
                  done: dict[str, tuple[Any, str | None]] | None = None) -> None:
         self.options, self.open_image = options, open_image
         self.done = dict(done or {})
-        self.users: dict[str, list[ContainerView]] = {}
+        self.refs: set[str] = set()
         self.pending: dict[str, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
 
     def want(self, workload: Workload) -> None:
         for container in workload.containers:
-            self.users.setdefault(container.image, []).append(ContainerView(container, workload.security))
+            self.refs.add(container.image)
             if container.image not in self.done and container.image not in self.pending:
                 self.pending[container.image] = self.pool.submit(self._read, container.image)
 
@@ -119,7 +122,7 @@ class ImageReader:
         return self.done[ref]
 
     def results(self) -> dict[str, tuple[Any, str | None]]:
-        return {ref: self.result(ref) for ref in sorted(self.users)}
+        return {ref: self.result(ref) for ref in sorted(self.refs)}
 
     def close(self) -> None:
         """Nothing waits for reads nobody will use (an input error stops the run)."""
@@ -130,7 +133,7 @@ class ImageReader:
             image = self.open_image(ref if self.options.prefer_local else f"docker://{ref}")
         except ImagefixError as exc:
             return None, str(exc)
-        if image.transport == "docker" and any(view.reads_accounts(image) for view in list(self.users[ref])):
+        if image.transport == "docker":  # every pod rule reads the account files (identity.py)
             with suppress(ImagefixError):  # the rule that needs it reads it again and says what failed
                 image.read_file("/etc/passwd")  # and /etc/group, in the same pass
         return image, None

@@ -19,7 +19,8 @@ from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, MEMORY_ANNOTATION, TIME
 from ..kata.budget import BudgetModel
 from ..kata.classes import image_pull_timeout, with_image_pull_timeout
 from ..sizes import human_size
-from ..users import UserKind, UserSpec, resolve_user
+from ..users import UserKind, UserSpec
+from ..users.identity import explicit_identity
 
 WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -131,6 +132,8 @@ class PodNeeds:
     run_as_group: int | None
     user_why: str
     fs_group: int | None
+    supplemental_groups: tuple[int, ...]  # the image's /etc/group groups, for the pod's supplementalGroups
+    ids_for_pod: bool  # runAsUser/runAsGroup in the pod's securityContext (else the container's)
     timeout_s: int  # what the image needs
     timeout_why: str
     memory_mib: int
@@ -192,26 +195,23 @@ def _int_or_none(value: Any) -> int | None:
 
 def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_class: str,
               fs_group: int | None, config: Any = None) -> PodNeeds:
+    pod_security = {"fsGroup": fs_group} if fs_group is not None else {}
+    explicit = explicit_identity(image.user or "", image.read_file, {}, pod_security, sole=True)
     spec = UserSpec.parse(image.user)
-    uid = gid = None
-    if spec.kind is UserKind.ROOT:
-        why = "the image runs as root: no lookup needed; set runAsUser if the workload need not be root"
+    if explicit.left is not None:
+        raise ImagefixError(
+            f"{image.reference}: runs as user {spec.raw!r} whose uid/gid cannot be found "
+            f"({explicit.left}); a pod cannot fix that - rebuild with a numeric USER")
+    ids = {**explicit.container, **explicit.pod}  # container level, or the pod's where that is cleaner
+    uid, gid = ids.get("runAsUser"), ids.get("runAsGroup")
+    if not explicit:
+        why = "the image runs as root with no other group: nothing to make explicit"
+    elif spec.kind is UserKind.NAMED:
+        why = (f"USER {spec.raw} made numeric and explicit (the image's /etc/passwd and /etc/group): under "
+               "guest pull the host cannot look names up, and genpolicy refuses implicit ids")
     else:
-        resolution = resolve_user(spec, image.read_file)
-        if spec.kind in (UserKind.NAMED, UserKind.INVALID) and not resolution.ok:
-            raise ImagefixError(
-                f"{image.reference}: runs as user {spec.raw!r} whose uid/gid cannot be found "
-                f"({resolution.problem}); a pod cannot fix that - rebuild with a numeric USER"
-            )
-        uid, gid = resolution.uid, resolution.gid
-        if spec.kind is UserKind.NAMED:
-            why = (f"USER {spec.raw} made numeric (from the image's /etc/passwd): under guest pull the "
-                   "host cannot look names up")
-        elif spec.kind is UserKind.NUMERIC_NO_GROUP:
-            why = (f"USER {spec.raw} with its group from the image's /etc/passwd: without runAsGroup the "
-                   "process would get gid 0 under guest pull")
-        else:
-            why = f"USER {spec.raw}, stated explicitly"
+        why = (f"USER {spec.raw or '(none)'} as explicit ids (the image's /etc/passwd and /etc/group): the "
+               "kubelet drops the image's group, guest pull loses the groups, genpolicy refuses implicit ids")
     in_force = class_values(runtime_class, model, config)
     estimate = model.estimate(image.unpacked_size)
     timeout = estimate.recommended_timeout_seconds
@@ -220,8 +220,8 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
     memory = estimate.recommended_memory_mib
     memory_why = (f"the unpacked image ({human_size(image.unpacked_size)}) lives in a tmpfs of "
                   f"{model.tmpfs_fraction:.0%} of guest memory, beside the workload")
-    needs = PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, timeout, timeout_why, memory,
-                     memory_why, in_force)
+    needs = PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, explicit.pod_groups,
+                     bool(explicit.pod), timeout, timeout_why, memory, memory_why, in_force)
     wanted = needs.annotations()
     if wanted:
         needs.notes.append('the annotations need containerd to pass them through: pod_annotations = '
@@ -283,15 +283,36 @@ def _quoted(value: str):
     return DoubleQuotedScalarString(value)
 
 
-def _security_context(needs: PodNeeds):
+def _security_context(needs: PodNeeds, context=None):
+    """runAsUser/runAsGroup (into `context` when given); empty where the ids belong to the pod."""
     from ruamel.yaml.comments import CommentedMap
 
-    context = CommentedMap()
+    context = CommentedMap() if context is None else context
     if needs.run_as_user is not None:
         context["runAsUser"] = needs.run_as_user
         context.yaml_add_eol_comment(needs.user_why, "runAsUser")
     if needs.run_as_group is not None:
         context["runAsGroup"] = needs.run_as_group
+    return context
+
+
+def _pod_security_context(needs: PodNeeds, *, fs_group_comment: bool = False):
+    """The pod-level part of the identity: fsGroup (asked for) and the image's supplementary groups."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    context = CommentedMap()
+    if needs.ids_for_pod:
+        _security_context(needs, context)
+    if needs.fs_group is not None:
+        context["fsGroup"] = needs.fs_group
+        if fs_group_comment:
+            context.yaml_add_eol_comment("--fs-group: volumes writable by this group", "fsGroup")
+    if needs.supplemental_groups:
+        groups = CommentedSeq(needs.supplemental_groups)
+        groups.fa.set_flow_style()
+        context["supplementalGroups"] = groups
+        context.yaml_add_eol_comment("the image's /etc/group groups: lost under guest pull otherwise",
+                                     "supplementalGroups")
     return context
 
 
@@ -337,12 +358,11 @@ def pod_yaml(needs: PodNeeds, header: str) -> str:
     pod["metadata"] = metadata
     spec = CommentedMap()
     spec["runtimeClassName"] = needs.runtime_class
-    if needs.fs_group is not None:
-        spec["securityContext"] = CommentedMap(fsGroup=needs.fs_group)
-        spec["securityContext"].yaml_add_eol_comment("--fs-group: volumes writable by this group",
-                                                     "fsGroup")
+    pod_context = _pod_security_context(needs, fs_group_comment=True)
+    if pod_context:
+        spec["securityContext"] = pod_context
     container = CommentedMap(name=container_name(needs.image_name), image=needs.image_name)
-    context = _security_context(needs)
+    context = _security_context(needs) if not needs.ids_for_pod else None
     if context:
         container["securityContext"] = context
     spec["containers"] = [container]
@@ -450,12 +470,13 @@ def kustomize_patches(text: str, needs: PodNeeds) -> str:
         if metadata.get("namespace"):
             patch["metadata"]["namespace"] = metadata["namespace"]
         pod_spec = CommentedMap(runtimeClassName=needs.runtime_class)
-        if needs.fs_group is not None:
-            pod_spec["securityContext"] = CommentedMap(fsGroup=needs.fs_group)
+        pod_context = _pod_security_context(needs)
+        if pod_context:
+            pod_spec["securityContext"] = pod_context
         pod_spec["containers"] = []
         for container in containers:
             entry = CommentedMap(name=container.get("name"))
-            context = _security_context(needs)
+            context = _security_context(needs) if not needs.ids_for_pod else None
             if context:
                 entry["securityContext"] = context
             pod_spec["containers"].append(entry)

@@ -1,4 +1,5 @@
-"""KIF401-KIF407 on fake subjects: a workload's containers, their securityContexts and in-memory images."""
+"""KIF401-KIF409 on fake subjects: a workload's containers, their securityContexts and in-memory images.
+(The identity model itself is tested against real registry images in tests/test_identity.py.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kata_imagefix.rules.pod_subject import ContainerView, PodSubject
 
 PASSWD = b"root:x:0:0::/root:/bin/sh\nspark:x:185:185::/opt/spark:/bin/sh\n"
 GROUP = b"root:x:0:\nspark:x:185:\n"
+GROUPS = GROUP + b"extra:x:2000:spark\n"
 MB = 10**6
 TIMEOUT = "io.katacontainers.config.runtime.create_container_timeout"
 MEMORY = "io.katacontainers.config.hypervisor.default_memory"
@@ -28,10 +30,10 @@ class Files:
         raise ValueError("not needed")
 
 
-def image(user: str | None = "spark", size: int = 10 * MB) -> Image:
+def image(user: str | None = "spark", size: int = 10 * MB, group: bytes = GROUP) -> Image:
     config = {"config": {"User": user} if user is not None else {}}
     return Image("oci:x", "oci", config, [Layer(0, None, None, size, None)],
-                 contents=Files({"/etc/passwd": PASSWD, "/etc/group": GROUP}))
+                 contents=Files({"/etc/passwd": PASSWD, "/etc/group": group}))
 
 
 def pod(*containers: tuple[dict, Image | None], pod_security: dict | None = None,
@@ -53,14 +55,22 @@ CASES = [
     ("KIF401", pod(({}, image("spark"))), True),
     ("KIF401", pod(({"runAsUser": 185, "runAsGroup": 185}, image("spark"))), False),
     ("KIF401", pod(({}, image("spark")), pod_security={"runAsUser": 185}), False),
+    ("KIF401", pod(({}, image("spark:"))), True),  # the user part is a name
+    ("KIF401", pod(({}, image("185:spark"))), False),  # the group part never reaches containerd
     ("KIF402", pod(({"runAsUser": 185}, image("spark"))), True),
     ("KIF402", pod(({}, image("185"))), True),
+    ("KIF402", pod(({}, image("185:185"))), True),  # the kubelet drops the image's group
+    ("KIF402", pod(({"runAsGroup": 185}, image("185:185"))), False),
     ("KIF402", pod(({"runAsUser": 1001}, image("spark"))), False),
     ("KIF403", pod(({"runAsNonRoot": True}, image("spark"))), True),
     ("KIF403", pod(({"runAsNonRoot": True}, image(None))), True),
     ("KIF403", pod(({"runAsNonRoot": True, "runAsUser": 185, "runAsGroup": 185}, image("spark"))), False),
-    ("KIF404", pod(({"runAsGroup": 185}, image("185:185"))), True),
-    ("KIF404", pod(({"runAsGroup": 185}, image("185:185")), pod_security={"runAsUser": 185}), False),
+    ("KIF408", pod(({"runAsUser": 185, "runAsGroup": 185}, image("spark", group=GROUPS))), True),
+    ("KIF408", pod(({"runAsUser": 185, "runAsGroup": 185}, image("spark", group=GROUPS)),
+                   pod_security={"supplementalGroups": [2000]}), False),
+    ("KIF409", pod(({}, image("185:185"))), True),  # implicit ids: genpolicy refuses
+    ("KIF409", pod(({"runAsUser": 1000}, image("spark"))), True),  # it keeps gid 185, containerd gives 0
+    ("KIF409", pod(({"runAsUser": 185, "runAsGroup": 185}, image("spark"))), False),
     ("KIF405", pod(({}, image("0:0", size=600 * MB))), True),
     ("KIF405", pod(({}, image("0:0", size=600 * MB)), model=BudgetModel(create_timeout_s=120)), False),
     # a large Kata timeout does not help past the kubelet's runtimeRequestTimeout (120 s by default)
