@@ -15,11 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ImagefixError
+from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
 from ..kata.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
 from .manifests import Workload, iter_workloads, manifest_paths, read_manifest
-from .pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, _int_or_none, class_values
+from .pod import ClassValues, class_values, pull_limit
 
 MIB = 2**20
 
@@ -90,7 +91,9 @@ def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, opti
     result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
                         f"create_container_timeout {subject.model.create_timeout_s} s "
                         f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
-                        f"({subject.memory_source})")
+                        f"({subject.memory_source}); agent.image_pull_timeout "
+                        f"{subject.model.image_pull_timeout_s} s; kubelet runtimeRequestTimeout "
+                        f"{subject.model.kubelet_timeout_s} s")
     return result
 
 
@@ -148,18 +151,28 @@ def read_images(workloads: list[Workload], options: AuditOptions,
         reader.close()
 
 
+def pod_in_force(workload: Workload, model: BudgetModel, options: AuditOptions) -> ClassValues:
+    """What the pod's runtime class has in force: its --kata-config, else what the class ships."""
+    config = options.kata_configs.get(workload.runtime_class or "") or options.kata_configs.get("")
+    return class_values(workload.runtime_class or "", model, config)
+
+
 def _subject(workload: Workload, views: list[ContainerView], model: BudgetModel,
              options: AuditOptions) -> PodSubject:
-    """The model with the values in force for this pod: annotation, else class config, else defaults."""
-    config = options.kata_configs.get(workload.runtime_class or "") or options.kata_configs.get("")
-    in_force = class_values(workload.runtime_class or "", model, config)
-    timeout = _int_or_none(workload.annotations.get(TIMEOUT_ANNOTATION))
-    memory = _int_or_none(workload.annotations.get(MEMORY_ANNOTATION))
+    """The model with the values in force for this pod: annotation (as Kata parses it), else the
+    class's config, else what the class ships; the guest's pull limit from kernel_params."""
+    in_force = pod_in_force(workload, model, options)
+    timeout = number_or_none(workload.raw_annotations.get(TIMEOUT_ANNOTATION), in_force.runtime)
+    memory = number_or_none(workload.raw_annotations.get(MEMORY_ANNOTATION), in_force.runtime)
+    if not in_force.memory_annotation:
+        memory = None  # not enabled: Go refuses the pod (KIF410 says so), runtime-rs ignores it
     timeout_source = "its annotation" if timeout is not None else in_force.source
     memory_source = "its annotation" if memory is not None else in_force.source
     limits = sum(c.memory_limit or 0 for c in workload.containers if not c.init) // MIB
     if limits:
         memory_source += f" + {limits} MiB of memory limits (static sizing)"
+    limit = pull_limit(in_force, workload.raw_annotations)
     pod_model = replace(model, create_timeout_s=timeout if timeout is not None else in_force.timeout_s,
-                        guest_memory_mib=(memory if memory is not None else in_force.memory_mib) + limits)
+                        guest_memory_mib=(memory if memory is not None else in_force.memory_mib) + limits,
+                        image_pull_timeout_s=limit)
     return PodSubject(workload, views, pod_model, timeout_source, memory_source)

@@ -26,17 +26,20 @@ from ..errors import ImagefixError
 from ..image.model import Image
 from ..kata.budget import BudgetModel
 from ..users.identity import explicit_identity
-from .audit import AuditOptions, _subject, is_kata
+from .audit import AuditOptions, _subject, is_kata, pod_in_force
 from .manifests import Workload, _workload
 from .pod import (
-    MEMORY_ANNOTATION,
+    KERNEL_PARAMS_ANNOTATION,
+    PULL_LIMIT_WHY,
     TIMEOUT_ANNOTATION,
     PodNeeds,
     _pod_spec,
     _pod_template,
     _yaml,
+    annotation_reasons,
     matching_containers,
     pod_annotations,
+    raised_annotations,
     same_image,
     split_documents,
     workloads,
@@ -132,12 +135,21 @@ def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images:
     sizes = [image.unpacked_size for image in read if image is not None]
     if sizes:
         estimate = subject.model.estimate(max(sizes))
-        if not estimate.fits_create_timeout:
+        if not (estimate.fits_create_timeout and estimate.fits_pull_timeout):
             seconds = estimate.recommended_timeout_seconds
-            why = f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s with margin (imagefix)"
-            ensure_values(editor, _pod_template(item), ["metadata", "annotations"],
-                          {TIMEOUT_ANNOTATION: str(seconds)}, {TIMEOUT_ANNOTATION: why}, before="spec")
-            changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+            # only what raises the value in force; never below what the class could ship
+            wanted = raised_annotations(pod_in_force(workload, model, options), workload.raw_annotations,
+                                        seconds)
+            why = {TIMEOUT_ANNOTATION: f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s "
+                                       "with margin (imagefix)", KERNEL_PARAMS_ANNOTATION: PULL_LIMIT_WHY}
+            if wanted:
+                ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
+                              {k: why[k] for k in wanted if k in why}, before="spec")
+            if TIMEOUT_ANNOTATION in wanted:
+                changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+            if KERNEL_PARAMS_ANNOTATION in wanted:
+                changes.append(f"{workload.title}: agent.image_pull_timeout "
+                               f"{subject.model.image_pull_timeout_s} -> {seconds} s (kernel_params)")
     return changes
 
 
@@ -154,7 +166,7 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
     wanted = needs.annotations(pod_annotations(item, editor.where))
     if wanted:
-        why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
+        why = annotation_reasons(needs)
         ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
                       {k: why[k] for k in wanted}, before="spec")
     # the identity itself (runAsUser/runAsGroup, supplementalGroups) exactly as `k8s fix` writes it

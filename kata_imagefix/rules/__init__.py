@@ -16,6 +16,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif302_invalid_toml,
     kif303_budget_too_low,
     kif304_missing_go_timeout,
+    kif305_two_hypervisors,
     kif401_pod_named_user,
     kif402_pod_lost_group,
     kif403_pod_run_as_non_root,
@@ -24,6 +25,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif407_pod_unreadable_image,
     kif408_pod_lost_groups,
     kif409_pod_genpolicy,
+    kif410_pod_annotation_value,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 
