@@ -76,9 +76,11 @@ class _Sink:
 
 
 def layout_around(root: Path, write_tar: Callable[[BinaryIO], None], *, compression: str | None = None,
-                  keep: float = 1.0, config: dict | None = None) -> str:
+                  keep: float = 1.0, config: dict | None = None,
+                  raw_config: Callable[[str], bytes] | None = None) -> str:
     """An OCI layout at `root` whose one layer is what `write_tar` writes (compressed, then cut to the
-    `keep` fraction); returns the scan reference."""
+    `keep` fraction) and whose image config is `raw_config(diff_id)` when given, byte for byte;
+    returns the scan reference."""
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     temp = root / "layer.tmp"
@@ -98,14 +100,16 @@ def layout_around(root: Path, write_tar: Callable[[BinaryIO], None], *, compress
              "digest": f"sha256:{digest.hexdigest()}", "size": temp.stat().st_size}
     temp.rename(blobs / digest.hexdigest())
 
-    def blob(doc: dict) -> dict:
-        raw = json.dumps(doc).encode()
+    def blob(doc: dict | bytes) -> dict:
+        raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
         name = hashlib.sha256(raw).hexdigest()
         (blobs / name).write_bytes(raw)
         return {"digest": f"sha256:{name}", "size": len(raw)}
 
-    image = blob({"architecture": "amd64", "os": "linux", "config": config or {"User": "spark"},
-                  "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sink.diff.hexdigest()}"]}})
+    diff_id = f"sha256:{sink.diff.hexdigest()}"
+    image = blob(raw_config(diff_id) if raw_config else
+                 {"architecture": "amd64", "os": "linux", "config": config or {"User": "spark"},
+                  "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
     manifest = blob({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **image},
                      "layers": [layer]})
