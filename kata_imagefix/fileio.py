@@ -119,17 +119,44 @@ def decode_text(data: bytes, path: str, what: str) -> str:
         raise ImagefixError(f"{path}: not UTF-8 text, not {what}") from None
 
 
-def read_input(path: str, what: str = "file") -> bytes:
-    """A user's input file ('-' is stdin) with one-line errors."""
+MAX_INPUT = 64 * 2**20  # a Dockerfile, Kata config or JSON result; a bigger file is not one
+
+
+def read_input(path: str, what: str = "file", limit: int = MAX_INPUT) -> bytes:
+    """A user's input file ('-' is stdin) with one-line errors: a regular file (a FIFO would block,
+    /dev/zero never ends) of at most `limit` bytes."""
     import sys
 
     if path == "-":
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise ImagefixError(f"<stdin>: more than {limit // 2**20} MiB: too large for a {what}")
+        return data
+    return read_regular(Path(path), limit, what)
+
+
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file, checked before it is opened (opening a FIFO blocks), read with a
+    bound (a file may grow while it is read). FileNotFoundError is left to the caller when it
+    wants it: otherwise every failure is one line."""
+    import stat
+
     try:
-        return Path(path).read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ImagefixError(f"{path}: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+            raise ImagefixError(f"{path}: is {kind}, not a regular file ({what})")
+        if info.st_size > limit:
+            raise ImagefixError(f"{path}: {info.st_size // 2**20} MiB is too large for a {what} "
+                                f"(at most {limit // 2**20} MiB)")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise ImagefixError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise ImagefixError(f"{path}: is a directory") from None
+        raise ImagefixError(f"{path}: no such file ({what})") from None
     except OSError as exc:
         raise ImagefixError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ImagefixError(f"{path}: grew past {limit // 2**20} MiB while read: too large for a {what}")
+    return data

@@ -137,7 +137,10 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     parsed = parse_image_ref(ref)
     manifest_text = None
     if manifest:
-        manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
+        from ..k8s.manifests import MAX_MANIFESTS
+
+        manifest_text = decode_text(read_input(manifest, "manifest", MAX_MANIFESTS), manifest,
+                                    "a Kubernetes manifest")
     config = None
     if kata_config:
         from ..kata.config import load_config
