@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 
 
 class ImagefixGroup(click.Group):
@@ -24,7 +25,7 @@ class ImagefixGroup(click.Group):
         except ImagefixError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"imagefix: error: {exc}", err=True)
+            click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -40,7 +41,7 @@ class ImagefixGroup(click.Group):
         except Exception as exc:  # a bug: still one line, with the way to see more
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"imagefix: internal error: {type(exc).__name__}: {exc} "
+            click.echo(f"imagefix: internal error: {type(exc).__name__}: {for_terminal(exc)} "
                        "(run with --debug for the traceback)", err=True)
             ctx.exit(2)
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
     budget_model,
@@ -239,7 +240,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     left, _ = audit(written, options, model, RuleSelection(), opener, images)  # as the nodes will see it
     errors = [(r.subject, f) for r in left for f in r.findings if f.severity.label == "error"]
     for subject, finding in errors:
-        click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)
+        click.echo(for_terminal(f"not fixed: {subject}: {finding.rule} {finding.message}"), err=True)
     ctx.exit(1 if errors else 0)
 
 
