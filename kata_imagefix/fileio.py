@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,6 +80,22 @@ def _free_backup_name(target: Path) -> Path:
     return candidate
 
 
+def _write_through(path: str | Path, target: Path, old: os.stat_result, data: bytes | Iterable[bytes],
+                   backup: bool) -> None:
+    """`-o /dev/stdout`, a FIFO, `/dev/full`: written into, never renamed over (a rename would put a
+    regular file in the device's place); a full device is an error like a full disk."""
+    if stat.S_ISDIR(old.st_mode):
+        raise ImagefixError(f"cannot write {path}: is a directory")
+    if backup:
+        raise ImagefixError(f"cannot write {path}: not a regular file, so no backup of it can be made")
+    with open(target, "wb") as out:
+        for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+            out.write(chunk)
+        out.flush()
+        with contextlib.suppress(OSError):  # a pipe or a terminal cannot sync
+            os.fsync(out.fileno())
+
+
 def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: bool = False,
                  force: bool = False) -> Path | None:
     """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
@@ -93,6 +110,8 @@ def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: boo
     target = resolve_link(path)
     try:
         old = target.stat() if target.exists() else None
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            return _write_through(path, target, old, data, backup)
         if old is not None and not force:
             if not os.access(target, os.W_OK) or not old.st_mode & 0o222:
                 raise ImagefixError(f"{path} is read-only: not rewriting it (--force to write anyway)")
@@ -139,8 +158,6 @@ def read_regular(path: Path, limit: int, what: str) -> bytes:
     """The bytes of a regular file, checked before it is opened (opening a FIFO blocks), read with a
     bound (a file may grow while it is read). FileNotFoundError is left to the caller when it
     wants it: otherwise every failure is one line."""
-    import stat
-
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
