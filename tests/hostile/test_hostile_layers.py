@@ -212,3 +212,22 @@ def test_a_100kb_link_target_ends_quickly_under_the_bound(tmp_path, target):
     result, _, rss = run_child("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1", timeout=60)
     assert result.returncode == 1 and "no /etc/passwd" in result.stdout, result.stderr  # ENAMETOOLONG
     assert rss < MAX_RSS_MB, rss
+
+
+@pytest.mark.parametrize(("passwd", "offered"), [
+    ("root:x:0:0::/root:/bin/sh\n   spark:x:185:185::/opt/spark:/bin/sh\n", "USER 185:185"),  # moby trims
+    ("root:x:0:0::/root:/bin/sh\n\tspark:x:185:185::/opt/spark:/bin/sh  \r\n", "USER 185:185"),
+    ("root:x:0:0::/root:/bin/sh\nspark:x:4294967296:185::/opt/spark:/bin/sh\n", None),
+    ("root:x:0:0::/root:/bin/sh\nspark:x:2147483648:185::/opt/spark:/bin/sh\n", None),
+    ("root:x:0:0::/root:/bin/sh\nspark:x:185:4294967296::/opt/spark:/bin/sh\n", None),
+])
+def test_passwd_lines_are_read_as_containerd_reads_them(cli, tmp_path, passwd, offered):
+    write_oci_layout(tmp_path / "img", {"1": ImageSpec([base_layer(passwd, "spark:x:185:\n")],
+                                                       config={"User": "spark"})})
+    result = cli("scan", "--format", "json", f"oci:{tmp_path / 'img'}:1")
+    assert result.exit_code == 1, result.stderr
+    if offered:
+        assert f'"{offered}' in result.stdout, result.stdout
+    else:  # containerd refuses ids above 2147483647: never offered as the fix
+        assert "4294967296:" not in result.stdout and "2147483648:" not in result.stdout
+        assert ":4294967296" not in result.stdout
