@@ -107,9 +107,9 @@ def _docker_config(path: Path) -> dict | None:
     if not isinstance(config, dict):
         raise ImagefixError(f"{path}: Docker credentials must be a JSON object")
     for key in ("auths", "credHelpers"):
-        if not isinstance(config.get(key) or {}, dict):
+        if config.get(key) is not None and not isinstance(config[key], dict):
             raise ImagefixError(f"{path}: `{key}` must be an object")
-    if not isinstance(config.get("credsStore") or "", str):
+    if config.get("credsStore") is not None and not isinstance(config["credsStore"], str):
         raise ImagefixError(f"{path}: `credsStore` must be a helper name")
     for name, helper in (config.get("credHelpers") or {}).items():
         if not isinstance(helper, str):
