@@ -93,7 +93,8 @@ def cases() -> list[Case]:
     t = "FROM debian:12\nUSER root\n"
     add("root-by-name", t, [("KIF101", 2)], replaced(t, "USER root", "root", "0:0"))
     t = "FROM debian:12\nUSER root:root\n"
-    add("root-by-name-and-group", t, [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    # root and its group root are 0 by definition: a fix, not an unknown id (issue #27, point 7)
+    add("root-by-name-and-group", t, [("KIF101", 2)], replaced(t, "USER root:root", "root:root", "0:0"))
     add("uid-empty-group-given", "FROM debian:12\nUSER :185\n", [("KIF103", 2)])
     add("gid-empty", "FROM debian:12\nUSER 185:\n", [])
     add("name-with-empty-group", "FROM debian:12\nUSER spark:\n", [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
