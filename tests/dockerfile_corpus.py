@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
+WHY_GROUP = ("under guest pull kata-qemu-tdx cannot read the image's /etc/passwd on the host, so a uid "
+             "without a group gets gid 0")
 PATCH_ERROR = "patch-error"
 
 
-def note(old: str, new: str, nl: str = "\n", indent: str = "") -> str:
-    return f"{indent}# imagefix: USER {old} -> {new} ({WHY}){nl}"
+def note(old: str, new: str, nl: str = "\n", indent: str = "", why: str = WHY) -> str:
+    return f"{indent}# imagefix: USER {old} -> {new} ({why}){nl}"
 
 
 @dataclass
@@ -85,7 +87,9 @@ def cases() -> list[Case]:
     add("useradd-root-group", t, [("KIF101", 3)], replaced(t, "USER app", "app", "1001:0"))
     add("numeric-with-group", "FROM debian:12\nUSER 1000:1000\n", [])
     t = "FROM debian:12\nRUN groupadd -g 1000 app && useradd -u 1000 -g 1000 app\nUSER 1000\n"
-    add("numeric-without-group", t, [("KIF102", 3)], replaced(t, "USER 1000", "1000", "1000:1000"))
+    # a numeric user's comment speaks of its group, not of names (issue #27, point 7)
+    add("numeric-without-group", t, [("KIF102", 3)],
+        t.replace("USER 1000", note("1000", "1000:1000", why=WHY_GROUP) + "USER 1000:1000"))
     # The base decides the group of a uid the Dockerfile does not create: an info, nothing to patch.
     add("numeric-without-group-unknown", "FROM debian:12\nUSER 4242\n", [("KIF102", 2)])
     t = "FROM debian:12\nRUN useradd -u 1001 -g 0 app\nUSER 1001\n"

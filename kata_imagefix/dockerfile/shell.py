@@ -1,7 +1,7 @@
 """A RUN script cut into simple commands, as far as a linter needs: words with quotes removed.
 
 Not a shell: it knows the separators (`&&`, `||`, `;`, `|`, `&`, newlines),
-subshells and groups (`( … )`, `{ …; }`), the reserved words that open or
+redirections (`2>&1`, `>/dev/null`), subshells and groups (`( … )`, `{ …; }`), the reserved words that open or
 close a compound command (`if … then … fi`, `while … do … done`), leading
 variable assignments and wrappers (`sudo`, `exec`, `env`), and `sh -c 'script'`.
 Everything is done with one regex scan, in linear time (a 1 MB word must not
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r]+|\\\r?\n)
   | (?P<comment>\#[^\n]*)
+  | (?P<redirect>\d*(?:&>>?|>>|>&|<&|>\||<>|<<<|>|<)[ \t]*(?:[^\s;&|()<>'"]+|'[^']*'|"(?:[^"\\]|\\.)*")*)
   | (?P<op>&&|\|\||;;|[;&|()\n])
   | (?P<word>(?:[^\s'"\\;&|()]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+)
   | (?P<other>.)
