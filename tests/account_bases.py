@@ -5,9 +5,10 @@
     imagefix-test/accounts:rhel     the same shadow tools, os-release ID=rhel, `adduser` a link to
                                     useradd and GROUP=100 in /etc/default/useradd, as on RHEL/UBI
 
-Both are the busybox test base plus the host's binaries, the shared libraries `ldd` names for
-them, and the host's /etc/login.defs. Built only when the host has the tools (Debian's `passwd`
-and `adduser` packages); the tests that need them skip otherwise. busybox's own adduser is not
+Both are the busybox test base plus the host's binaries (gpasswd too, which adduser calls), the
+shared libraries `ldd` names for them, the host's /etc/login.defs, and a chfn that does nothing
+(the real one needs PAM). Built only when the host has the tools (Debian's `passwd` and
+`adduser` packages); the tests that need them skip otherwise. busybox's own adduser is not
 here: Debian builds busybox without it.
 """
 
@@ -49,7 +50,7 @@ def _libraries(binaries: list[str]) -> set[str]:
 
 
 def _context(family: str) -> bytes:
-    binaries = [f"/usr/sbin/{t}" for t in SHADOW_TOOLS] + ["/usr/bin/perl", "/usr/bin/chfn"]
+    binaries = [f"/usr/sbin/{t}" for t in SHADOW_TOOLS] + ["/usr/bin/perl", "/usr/bin/gpasswd"]
     files: dict[str, tuple[bytes, int]] = {}
     for path in sorted(set(binaries) | _libraries(binaries)):
         with open(os.path.realpath(path), "rb") as handle:
@@ -57,6 +58,9 @@ def _context(family: str) -> bytes:
     if family == "debian":
         files["/usr/sbin/adduser"] = (_read("/usr/sbin/adduser"), 0o755)
         files["/etc/adduser.conf"] = (_read("/etc/adduser.conf"), 0o644)
+        # adduser asks chfn for the GECOS of a normal user; the real chfn needs PAM, which is not here.
+        # The GECOS has nothing to do with ids: a chfn that does nothing.
+        files["/usr/bin/chfn"] = (b"#!/bin/sh\nexit 0\n", 0o755)
         for folder in PERL_DIRS:
             for dirpath, _, names in os.walk(folder):
                 for name in names:

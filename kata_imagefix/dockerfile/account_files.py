@@ -117,7 +117,7 @@ class ImageFiles(NoFiles):
         release = self._read("/etc/os-release") or self._read("/usr/lib/os-release")
         if release is None:
             return "busybox" if self._read("/bin/busybox") is not None else None
-        ids = " ".join(re.findall(rb'^(?:ID|ID_LIKE)="?([^"\n]*)', release, re.M)).decode("ascii", "replace")
+        ids = b" ".join(re.findall(rb'^(?:ID|ID_LIKE)="?([^"\n]*)', release, re.M)).decode("ascii", "replace")
         return family_of_words(set(ids.lower().split()))
 
 
