@@ -1,7 +1,7 @@
 """Replay a stage's account steps the way the tools themselves give ids (docs/dockerfile-accounts.md).
 
 - shadow's useradd/usermod/groupadd/groupmod (shadow-maint/shadow src/*.c,
-  lib/find_new_gid.c): `useradd` without `-g` makes a same-name group when
+  libmisc/find_new_gid.c in 4.13, lib/ since): `useradd` without `-g` makes a same-name group when
   `-U` is given or /etc/login.defs says `USERGROUPS_ENAB yes`; its gid is the
   uid when that gid is free and in range (1..SYS_GID_MAX with `-r`,
   GID_MIN..GID_MAX without), else a picked one. With `-N` (or no user
