@@ -60,6 +60,10 @@ CASES = [
          "1300:1300", "1300:1300", "groupadd(8) -g, useradd(8) -g NAME in a subshell"),
     Case("sh-c", "FROM {debian}\nRUN sh -c \"useradd -u 1301 -g 0 shc\"\nUSER shc\n", "1301:0", "1301:0",
          "useradd(8) in sh -c"),
+    Case("exec-form", 'FROM {debian}\nRUN ["useradd", "-u", "1302", "-g", "0", "ex"]\nUSER ex\n',
+         "1302:0", "1302:0", "RUN in exec form runs the program itself"),
+    Case("sh-o-pipefail", "FROM {debian}\nRUN sh -euo pipefail -c \"useradd -u 1303 -g 0 bo\"\nUSER bo\n",
+         "1303:0", "1303:0", "-o takes the option name, -c the script"),
     Case("heredoc", "FROM {debian}\nRUN <<EOF\nset -e\ngroupadd -g 1400 hd\nuseradd -u 1400 -g hd hd\nEOF\n"
          "USER hd\n", "1400:1400", "1400:1400", "BuildKit runs the heredoc body as the script",
          engine=False),

@@ -470,6 +470,22 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
                       global_ignores, _windows(escape, stages, lines), dict(build_args), base_envs)
 
 
+def _exec_form(value: str) -> str:
+    """`RUN ["useradd", "-u", "1000", "app"]` as the shell line it amounts to (the value otherwise)."""
+    if not value.startswith("["):
+        return value
+    import json
+    import shlex
+
+    try:
+        words = json.loads(value)
+    except ValueError:
+        return value  # not JSON: Docker runs it with the shell
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        return value
+    return shlex.join(words)
+
+
 _HEREDOC_MARKER = re.compile(r"""(?<!\S)\d*<<-?(["']?)[^"'\s]+\1(?!\S)""")
 _SHELLS = ("sh", "bash", "ash", "dash", "zsh", "ksh")
 
@@ -478,7 +494,7 @@ def _run_script(instruction: Instruction) -> str:
     """The shell script a RUN runs: its command line, and the heredoc bodies the shell executes
     (`RUN <<EOF`, `RUN bash <<EOF`); a body fed to another program (`python3 <<EOF`) is data."""
     if not instruction.heredocs:
-        return instruction.value
+        return _exec_form(instruction.value)
     head = _HEREDOC_MARKER.sub(" ", instruction.value).strip()
     program = head.split()[0].rsplit("/", 1)[-1] if head.split() else ""
     if program and program not in _SHELLS:

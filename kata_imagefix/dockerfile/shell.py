@@ -83,9 +83,14 @@ def _simple(raw: list[str], depth: int) -> Iterator[list[str]]:
 
 def _dash_c(words: list[str]) -> str | None:
     """The script of `sh -c 'script'` (also `-ec`, `-xc`), or None."""
+    skip = False
     for i, word in enumerate(words[1:], 1):
-        if word.startswith("-") and not word.startswith("--") and "c" in word[1:]:
+        if skip:  # the name after -o / +o (`bash -o pipefail -c …`)
+            skip = False
+        elif word.startswith("-") and not word.startswith("--") and "c" in word[1:]:
             return words[i + 1] if i + 1 < len(words) else None
-        if not word.startswith("-"):
+        elif word[:1] in "-+" and word[1:2] != "-" and word.endswith("o"):
+            skip = True  # -o, +o, -euo
+        elif not word.startswith(("-", "+")):
             return None
     return None

@@ -75,7 +75,8 @@ def stage_files(dockerfile: Dockerfile, stage: Stage, base: Image | None,
 
 def resolve_in_dockerfile(spec: UserSpec, table: Table) -> Resolution:
     """uid/gid as the build leaves them: the Dockerfile's own account steps over the base's files."""
-    source = "the Dockerfile" if not table.known else f"the Dockerfile and {table.what}"
+    read = table.known and not isinstance(table.below, NoFiles)  # a base (or a copied stage) was read
+    source = f"the Dockerfile and {table.what}" if read else "the Dockerfile"
     if spec.problem:
         return Resolution(None, None, source, spec.problem)
     uid, account = spec.uid, None
@@ -111,7 +112,10 @@ def resolve_in_dockerfile(spec: UserSpec, table: Table) -> Resolution:
         account = by_uid
     assert account is not None
     if account.gid is None:
-        return Resolution(uid, None, source, account.gid_why or "the user's group gets its gid at build time")
+        hint = ("read the base with --resolve-base, or give the group a fixed gid" if not table.known else
+                "give the group a fixed gid (groupadd -g GID NAME, then useradd -g NAME)")
+        return Resolution(uid, None, source, account.gid_why or "the user's group gets its gid at build time",
+                          hint=f"{hint} and write USER UID:GID")
     return Resolution(uid, account.gid, source, gid_from_passwd=True)
 
 
