@@ -18,6 +18,10 @@ class Spec:
     long: dict[str, str]  # long name -> key (a short letter or the name); "name=" takes a value
     perl: bool = False  # Getopt::Long: `-name` is a long option too, no short clusters
 
+    def __post_init__(self) -> None:
+        names = {n.rstrip("="): (key, n.endswith("=")) for n, key in self.long.items()}
+        object.__setattr__(self, "names", names)  # frozen: computed once per spec
+
     def takes_value(self, letter: str) -> bool:
         at = self.short.find(letter)
         return at >= 0 and self.short[at + 1:at + 2] == ":"
@@ -60,8 +64,8 @@ def parse(args: list[str], spec: Spec) -> tuple[dict[str, str | bool], list[str]
 
 
 def _long(name: str, spec: Spec) -> tuple[str | None, bool]:
-    names = {n.rstrip("="): (key, n.endswith("=")) for n, key in spec.long.items()}
+    names: dict[str, tuple[str, bool]] = spec.names  # type: ignore[attr-defined]
     if name in names:
         return names[name]
-    matches = {names[n] for n in names if n.startswith(name)} if name else set()
+    matches = {value for n, value in names.items() if n.startswith(name)} if name else set()
     return matches.pop() if len(matches) == 1 else (None, False)

@@ -137,13 +137,23 @@ def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
     With `quotes`, quotes are removed the way BuildKit's word lexer does for
     FROM and USER ('...' literal, "..." expanded); without, they stay (RUN).
     """
+    if _verbatim(text, escape, quotes):
+        return text, []
     out, _, missing = _Lexer(text, variables, escape, quotes).word(0, "")
     return out, missing
+
+
+def _verbatim(text: str, escape: str, quotes: bool) -> bool:
+    """Nothing to expand: without `$` (and, when quotes are removed, without quotes or the escape
+    character) the lexer gives the text back unchanged."""
+    return "$" not in text and (not quotes or not any(c in text for c in ("'", '"', escape)))
 
 
 def expand_tracked(text: str, variables: dict[str, str | None], escape: str = "\\", *,
                    quotes: bool = False) -> tuple[str, list[str], list[str]]:
     """`expand`, also returning every variable name whose value was used."""
+    if _verbatim(text, escape, quotes):
+        return text, [], []
     lexer = _Lexer(text, variables, escape, quotes)
     out, _, missing = lexer.word(0, "")
     return out, missing, lexer.used

@@ -21,6 +21,7 @@ _TOKEN = re.compile(r"""
   | (?P<word>(?:[^\s'"\\;&|()]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+)
   | (?P<other>.)
 """, re.X | re.S)
+_QUOTING = re.compile(r"['\"\\]")
 _PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.S)
 
 # Words that open, continue or close a compound command: what follows them is a command.
@@ -32,6 +33,8 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 def unquote(word: str) -> str:
     """A shell word without its quotes ("..." keeps backslashes except before \\ " $ `)."""
+    if not _QUOTING.search(word):
+        return word
     out = []
     for part in _PART.finditer(word):
         if part.group(2) is not None:
