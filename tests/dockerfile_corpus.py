@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
+WHY_GROUP = ("under guest pull kata-qemu-tdx cannot read the image's /etc/passwd on the host, so a uid "
+             "without a group gets gid 0")
 PATCH_ERROR = "patch-error"
 
 
-def note(old: str, new: str, nl: str = "\n", indent: str = "") -> str:
-    return f"{indent}# imagefix: USER {old} -> {new} ({WHY}){nl}"
+def note(old: str, new: str, nl: str = "\n", indent: str = "", why: str = WHY) -> str:
+    return f"{indent}# imagefix: USER {old} -> {new} ({why}){nl}"
 
 
 @dataclass
@@ -85,7 +87,9 @@ def cases() -> list[Case]:
     add("useradd-root-group", t, [("KIF101", 3)], replaced(t, "USER app", "app", "1001:0"))
     add("numeric-with-group", "FROM debian:12\nUSER 1000:1000\n", [])
     t = "FROM debian:12\nRUN groupadd -g 1000 app && useradd -u 1000 -g 1000 app\nUSER 1000\n"
-    add("numeric-without-group", t, [("KIF102", 3)], replaced(t, "USER 1000", "1000", "1000:1000"))
+    # a numeric user's comment speaks of its group, not of names (issue #27, point 7)
+    add("numeric-without-group", t, [("KIF102", 3)],
+        t.replace("USER 1000", note("1000", "1000:1000", why=WHY_GROUP) + "USER 1000:1000"))
     # The base decides the group of a uid the Dockerfile does not create: an info, nothing to patch.
     add("numeric-without-group-unknown", "FROM debian:12\nUSER 4242\n", [("KIF102", 2)])
     t = "FROM debian:12\nRUN useradd -u 1001 -g 0 app\nUSER 1001\n"
@@ -93,7 +97,8 @@ def cases() -> list[Case]:
     t = "FROM debian:12\nUSER root\n"
     add("root-by-name", t, [("KIF101", 2)], replaced(t, "USER root", "root", "0:0"))
     t = "FROM debian:12\nUSER root:root\n"
-    add("root-by-name-and-group", t, [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)
+    # root and its group root are 0 by definition: a fix, not an unknown id (issue #27, point 7)
+    add("root-by-name-and-group", t, [("KIF101", 2)], replaced(t, "USER root:root", "root:root", "0:0"))
     add("uid-empty-group-given", "FROM debian:12\nUSER :185\n", [("KIF103", 2)])
     add("gid-empty", "FROM debian:12\nUSER 185:\n", [])
     add("name-with-empty-group", "FROM debian:12\nUSER spark:\n", [("KIF101", 2), ("KIF104", 2)], PATCH_ERROR)

@@ -25,7 +25,7 @@ def lint(dockerfile: Dockerfile, selection: RuleSelection, *, target: str | None
         result.notes.append(f"skipped: a Windows image ({dockerfile.windows}) is not a Kata workload")
         return result
     base = open_base_image(dockerfile, stage, open_base)
-    user = effective_user(dockerfile, stage, base)
+    user = effective_user(dockerfile, stage, base, open_base)
     result.user = user
     if user is None:
         if root.base.lower() != "scratch":

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ImagefixError
 from ..fileio import decode_text
+from .accounts import Accounts, collect_copy, collect_file, collect_run
+from .shell import unquote
 
 _HEREDOC_WORD = re.compile(r"^\d*<<(-?)([\"']?)([^\"'\s]+)\2$")
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
@@ -43,26 +45,10 @@ class UserSetting:
     value: str  # with ARG/ENV expanded
     instruction: Instruction
     stage: int
-    unresolved: list[str] = field(default_factory=list)  # variables without a value
-    variables: dict[str, str | None] = field(default_factory=dict)  # what the expansion saw
+    unresolved: list[str] = field(default_factory=list)  # variables without a value, at the root of a chain
     declared_args: frozenset[str] = frozenset()  # ARG names in scope (a --build-arg can set only these)
-
-    def expand_over(self, base_env: dict[str, str]) -> tuple[str, list[str]]:
-        """The value again, with the base image's ENV under the Dockerfile's own values."""
-        value, missing = expand(self.raw, {**base_env, **self.variables}, quotes=True)
-        return value.strip(), missing
-
-
-@dataclass
-class Accounts:
-    """Users and groups a Dockerfile creates, with the ids it gives them (None: chosen at build)."""
-
-    users: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)  # name -> uid, group
-    groups: dict[str, int | None] = field(default_factory=dict)
-
-    def merge(self, other: Accounts) -> None:
-        self.users.update(other.users)
-        self.groups.update(other.groups)
+    through: dict[str, list[str]] = field(default_factory=dict)  # variable used -> unset ones behind it
+    global_only: frozenset[str] = frozenset()  # global ARGs the stage does not redeclare
 
 
 @dataclass
@@ -76,6 +62,8 @@ class Stage:
     instructions: list[Instruction] = field(default_factory=list)
     user: UserSetting | None = None
     env: dict[str, str] = field(default_factory=dict)
+    env_known: bool = False  # env starts from a base image's that was read (or scratch)
+    env_taint: dict[str, list[str]] = field(default_factory=dict)  # ENV names set from unknown variables
     accounts: Accounts = field(default_factory=Accounts)
 
     @property
@@ -96,6 +84,14 @@ class Dockerfile:
     ignores: dict[int, set[str]]  # 1-based instruction line -> rule ids
     global_ignores: set[str]
     windows: str | None = None  # why this looks like a Windows image (not a Kata workload)
+    build_args: dict[str, str] = field(default_factory=dict)
+    base_envs: dict[str, dict[str, str]] = field(default_factory=dict)  # FROM image -> its Config.Env
+
+    def with_base_env(self, image: str, env: dict[str, str]) -> Dockerfile:
+        """Parsed again with a base image's ENV as the starting environment of the stages FROM it,
+        as BuildKit expands ARG defaults, ENV and USER over the image config's Env."""
+        text = "".join(self.lines)
+        return parse_dockerfile(text, self.path, self.build_args, {**self.base_envs, image: env})
 
     def stage(self, target: str | None) -> Stage:
         if target is None:
@@ -121,10 +117,18 @@ class Dockerfile:
         return None
 
     def accounts_for(self, stage: Stage) -> Accounts:
+        """The account steps of the stage and the stages it builds on, in build order."""
         merged = Accounts()
         for link in reversed(self.chain(stage)):
-            merged.merge(link.accounts)
+            merged.extend(link.accounts)
         return merged
+
+    def find_stage(self, name: str, before: int) -> Stage | None:
+        """An earlier stage by name or index (COPY --from, FROM), or None for an image."""
+        for stage in self.stages[:before]:
+            if (stage.name and stage.name == name.lower()) or str(stage.index) == name:
+                return stage
+        return None
 
 
 def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
@@ -134,14 +138,30 @@ def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
     With `quotes`, quotes are removed the way BuildKit's word lexer does for
     FROM and USER ('...' literal, "..." expanded); without, they stay (RUN).
     """
+    out, missing, _ = expand_tracked(text, variables, escape, quotes=quotes)
+    return out, missing
+
+
+def _verbatim(text: str, escape: str, quotes: bool) -> bool:
+    """Nothing to expand: without `$` (and, when quotes are removed, without quotes or the escape
+    character) the lexer gives the text back unchanged."""
+    return "$" not in text and (not quotes or not any(c in text for c in ("'", '"', escape)))
+
+
+def expand_tracked(text: str, variables: dict[str, str | None], escape: str = "\\", *,
+                   quotes: bool = False) -> tuple[str, list[str], list[str]]:
+    """`expand`, also returning every variable name whose value was used."""
+    if _verbatim(text, escape, quotes):
+        return text, [], []
+    lexer = _Lexer(text, variables, escape, quotes)
     try:
-        out, _, missing = _Lexer(text, variables, escape, quotes).word(0, "")
+        out, _, missing = lexer.word(0, "")
     except RecursionError:
         raise ImagefixError(f"variable references nested too deep to expand ({text[:40]}...)") from None
     if len(out) > MAX_EXPANDED and len(out) > 2 * len(text):
         raise ImagefixError(f"a value expands to more than {MAX_EXPANDED // 2**20} MiB ({text[:40]}...): "
                             "ARG or ENV values doubling themselves")
-    return out, missing
+    return out, missing, lexer.used
 
 
 class _Lexer:
@@ -149,6 +169,7 @@ class _Lexer:
 
     def __init__(self, text: str, variables: dict[str, str | None], escape: str, quotes: bool) -> None:
         self.text, self.variables, self.escape, self.quotes = text, variables, escape, quotes
+        self.used: list[str] = []
 
     def word(self, pos: int, stop: str, in_double: bool = False) -> tuple[str, int, list[str]]:
         """Expand from `pos` until an unquoted `stop` character (or the end)."""
@@ -209,6 +230,7 @@ class _Lexer:
 
     def value_of(self, name: str, operator: str, word: str) -> tuple[str, list[str], bool]:
         """(value, missing names, whether the word was used)."""
+        self.used.append(name)
         value = self.variables.get(name)
         is_set = name in self.variables and value is not None
         if operator in (":-", "-"):
@@ -309,98 +331,12 @@ def _fold_heredocs(instruction: Instruction, lines: list[str]) -> None:
         cursor += 1
 
 
-_SPLIT_COMMANDS = re.compile(r"&&|\|\||;|\||\n")
-
-
 _WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
-_PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.S)
-_ACCOUNT_TOOLS = re.compile(r"useradd|adduser|groupadd|addgroup")
 
 
 def _words(command: str) -> list[str]:
-    """Shell words with quotes removed, in linear time (shlex grows each token a character at a
-    time: a 1 MB word took 13 s)."""
-    return ["".join(_unquoted(m) for m in _PART.finditer(word)) for word in _WORD.findall(command)]
-
-
-def _unquoted(part: re.Match) -> str:
-    if part.group(2) is not None:  # "...": the shell keeps backslashes except before \ " $ `
-        return re.sub(r'\\([\\"$`])', r"\1", part.group(2))
-    return part.group(1) if part.group(1) is not None else (part.group(3) or part.group(4) or "")
-
-
-def _option(words: list[str], short: str | None, long: str | None) -> str | None:
-    for i, word in enumerate(words):
-        if long and word.startswith(long + "="):
-            return word.split("=", 1)[1]
-        if word in (short, long) and i + 1 < len(words):
-            return words[i + 1]
-        glued = short and len(short) == 2 and word.startswith(short) and not word.startswith("--")
-        if glued and len(word) > 2:
-            return word[2:]
-    return None
-
-
-def _operands(words: list[str], takes_value: set[str]) -> list[str]:
-    operands = []
-    skip = False
-    for word in words[1:]:
-        if skip:
-            skip = False
-            continue
-        if word.startswith("-"):
-            if word in takes_value:
-                skip = True
-            continue
-        operands.append(word)
-    return operands
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
-
-
-_USERADD_VALUE_OPTS = {"-u", "--uid", "-g", "--gid", "-G", "--groups", "-d", "--home-dir", "-s", "--shell",
-                       "-c", "--comment", "-k", "--skel", "-K", "--key", "-e", "--expiredate", "-f",
-                       "--inactive", "-p", "--password", "-b", "--base-dir", "-h", "--home", "--ingroup",
-                       "--gecos", "--firstuid", "--lastuid", "--firstgid", "--lastgid", "-R", "--root"}
-
-
-def _accounts_from_run(script: str, into: Accounts) -> None:
-    """useradd/groupadd/adduser/addgroup, and passwd lines echoed into /etc/passwd."""
-    for command in _SPLIT_COMMANDS.split(script) if _ACCOUNT_TOOLS.search(script) else ():
-        if not _ACCOUNT_TOOLS.search(command):
-            continue  # only a command that can create an account is split into words
-        words = _words(command.strip())
-        while words and (words[0] in ("sudo", "exec", "set", "-e", "-x", "-ex") or "=" in words[0]):
-            words = words[1:]
-        if not words:
-            continue
-        tool = words[0].rsplit("/", 1)[-1]
-        operands = _operands(words, _USERADD_VALUE_OPTS)
-        name = operands[-1] if operands else None
-        if tool in ("groupadd", "addgroup") and name:
-            if tool == "addgroup" and len(operands) >= 2:
-                continue  # busybox `addgroup USER GROUP` adds a member, creates nothing
-            into.groups[name] = _int(_option(words, "-g", "--gid"))
-        elif tool == "useradd" and name:
-            into.users[name] = (_int(_option(words, "-u", "--uid")), _option(words, "-g", "--gid"))
-        elif tool == "adduser" and name:
-            uid = _int(_option(words, "-u", "--uid"))
-            group = _option(words, "-G", "--ingroup") or _option(words, None, "--gid")
-            busybox = any(w in ("-D", "-S", "-H") for w in words)
-            if group is None and busybox and uid is not None:
-                # busybox adduser makes a group of the same name with gid = uid
-                into.groups.setdefault(name, uid)
-                group = name
-            into.users[name] = (uid, group)
-    if "/etc/passwd" in script:
-        for name, uid, gid in re.findall(r"([A-Za-z_][A-Za-z0-9_.-]*):[^:\s]*:(\d+):(\d+):", script):
-            into.users[name] = (int(uid), gid)
-    if "/etc/group" in script:
-        for name, gid in re.findall(r"([A-Za-z_][A-Za-z0-9_.-]*):[^:\s]*:(\d+):(?:[\w,]*)", script):
-            if name not in into.users or "/etc/passwd" not in script:
-                into.groups.setdefault(name, int(gid))
+    """Whitespace-separated words with quotes removed (ARG and ENV), in linear time."""
+    return [unquote(word) for word in _WORD.findall(command)]
 
 
 def _from_parts(value: str) -> tuple[str, str | None, str | None]:
@@ -415,18 +351,55 @@ def _from_parts(value: str) -> tuple[str, str | None, str | None]:
     return image, name, platform
 
 
-def _declare_args(value: str, build_args: dict[str, str], into: dict[str, str | None],
-                  scope: dict[str, str | None], escape: str,
+@dataclass
+class _Scope:
+    """What expansion sees in a stage: its ARGs, its ENV (with the base image's when known), and
+    which names got their value from variables nobody set here (`ARG cu=$USER`)."""
+
+    args: dict[str, str | None]
+    env: dict[str, str]
+    env_known: bool  # the stage starts from a known environment (scratch, a read base, a stage)
+    taint: dict[str, list[str]] = field(default_factory=dict)
+    escape: str = "\\"
+
+    @property
+    def variables(self) -> dict[str, str | None]:
+        return {**self.args, **self.env}
+
+    def expand(self, text: str, quotes: bool = False) -> tuple[str, list[str], dict[str, list[str]]]:
+        """(value, the unset names it depends on, variable used -> its unset roots)."""
+        value, missing, used = expand_tracked(text, self.variables, self.escape, quotes=quotes)
+        roots = [n for n in missing if n in self.args or not self.env_known]
+        through = {n: self.taint[n] for n in used if self.taint.get(n)}
+        for names in through.values():
+            roots += [n for n in names if n not in roots]
+        return value, list(dict.fromkeys(roots)), through
+
+    def assign(self, name: str, text: str, into: dict) -> None:
+        value, roots, _ = self.expand(text)
+        into[name] = value
+        self.set_taint(name, roots)
+
+    def set_taint(self, name: str, roots: list[str]) -> None:
+        if roots:
+            self.taint[name] = roots
+        else:
+            self.taint.pop(name, None)
+
+
+def _declare_args(value: str, build_args: dict[str, str], scope: _Scope,
                   inherited: Callable[[str], str | None]) -> None:
-    """`ARG name[=default] ...`: the --build-arg value, else the default expanded in `scope`, else
+    """`ARG name[=default] ...`: the --build-arg value, else the default expanded in the scope, else
     what `inherited(name)` gives (a global ARG redeclared in a stage)."""
     for name, default in _arg_pairs(value):
         if name in build_args:
-            into[name] = build_args[name]
+            scope.args[name] = build_args[name]
+            scope.set_taint(name, [])
         elif default is not None:
-            into[name] = expand(default, scope, escape)[0]
+            scope.assign(name, default, scope.args)
         else:
-            into[name] = inherited(name)
+            scope.args[name] = inherited(name)
+            scope.set_taint(name, [])
 
 
 def _arg_pairs(value: str) -> list[tuple[str, str | None]]:
@@ -445,7 +418,9 @@ def _env_pairs(value: str) -> list[tuple[str, str]]:
 
 
 def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
-                     build_args: dict[str, str] | None = None) -> Dockerfile:
+                     build_args: dict[str, str] | None = None,
+                     base_envs: dict[str, dict[str, str]] | None = None) -> Dockerfile:
+    """`base_envs`: the Config.Env of base images that were read (FROM reference -> env)."""
     text = decode_text(data, path, "a Dockerfile") if isinstance(data, bytes) else data
     bom = text.startswith("\ufeff")
     lines = text.removeprefix("\ufeff").splitlines(keepends=True)
@@ -477,10 +452,11 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
         if following in starts:
             ignores.setdefault(following + 1, set()).update(ids)
 
-    global_args: dict[str, str | None] = {}
+    base_envs = base_envs or {}
+    global_scope = _Scope({}, {}, True, escape=escape)  # before FROM: only ARGs, no image's ENV
     stages: list[Stage] = []
+    scope = global_scope
     named: dict[str, Stage] = {}
-    stage_args: dict[str, str | None] = {}
     current: Instruction | None = None
     try:
         for instruction in instructions:
@@ -488,52 +464,92 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
             keyword = instruction.keyword
             if keyword == "FROM":
                 raw_image, name, platform = _from_parts(instruction.value)
-                image, _ = expand(raw_image, {**global_args}, escape, quotes=True)
+                image, _ = expand(raw_image, {**global_scope.args}, escape, quotes=True)
                 stage = Stage(len(stages), name.lower() if name else None, image, platform, instruction)
-                earlier = named.get(image.lower())
+                scope = _Scope({}, dict(base_envs.get(image, {})),
+                               image in base_envs or image.lower() == "scratch", escape=escape)
+                earlier = named.get(image.lower())  # the latest stage of that name (50,000 stages: no scan)
                 if earlier is not None:
                     stage.parent = earlier.index
                     stage.env = dict(earlier.env)
+                    scope = _Scope({}, stage.env, earlier.env_known, dict(earlier.env_taint), escape)
+                stage.env, stage.env_known, stage.env_taint = scope.env, scope.env_known, scope.taint
                 stages.append(stage)
                 if stage.name:
-                    named[stage.name] = stage  # the latest stage of a name, as the loop over all had found
-                stage_args = {}
+                    named[stage.name] = stage
                 continue
             if not stages:
                 if keyword == "ARG":  # before the first FROM: each ARG sees the ones before it
-                    _declare_args(instruction.value, build_args, global_args, global_args, escape,
-                                  lambda _: None)
+                    _declare_args(instruction.value, build_args, global_scope, lambda _: None)
                 continue
             stage = stages[-1]
             stage.instructions.append(instruction)
-            variables = {**stage_args, **stage.env}
             if keyword == "ARG":
-                _declare_args(instruction.value, build_args, stage_args, variables, escape, global_args.get)
+                _declare_args(instruction.value, build_args, scope, global_scope.args.get)
             elif keyword == "ENV":
                 for name, value in _env_pairs(instruction.value):
-                    stage.env[name] = expand(value, variables, escape)[0]
+                    scope.assign(name, value, scope.env)
             elif keyword == "USER":
                 if not instruction.value.strip():
                     raise ImagefixError(f"{path}:{instruction.line}: USER needs an argument "
                                         "(BuildKit refuses the file)")
-                value, missing = expand(instruction.value.strip(), variables, escape, quotes=True)
+                value, roots, through = scope.expand(instruction.value.strip(), quotes=True)
                 stage.user = UserSetting(instruction.value.strip(), value.strip(), instruction, stage.index,
-                                         missing, dict(variables), frozenset(stage_args))
+                                         roots, frozenset(scope.args), through,
+                                         frozenset(n for n in global_scope.args if n not in scope.args))
             elif keyword == "RUN":
-                script, _ = expand(" ".join([instruction.value, *instruction.heredocs]), variables, escape)
-                _accounts_from_run(script, stage.accounts)
-            elif keyword in ("COPY", "ADD") and instruction.heredocs:
-                target = instruction.value.split()[-1] if instruction.value.split() else ""
-                if target in ("/etc/passwd", "/etc/group"):
-                    _accounts_from_run(f"{target}\n" + "".join(instruction.heredocs), stage.accounts)
+                script = expand(_run_script(instruction), scope.variables, escape)[0]
+                collect_run(script, stage.accounts)
+            elif keyword in ("COPY", "ADD"):
+                if instruction.heredocs:
+                    target = instruction.value.split()[-1] if instruction.value.split() else ""
+                    if target in ("/etc/passwd", "/etc/group"):
+                        collect_file(target, "".join(instruction.heredocs), stage.accounts)
+                elif keyword == "COPY" and "--from" in instruction.value.lower():
+                    collect_copy(expand(instruction.value, scope.variables, escape)[0], stage.accounts)
     except ImagefixError as exc:
         if str(exc).startswith(f"{path}:") or current is None:
             raise
         raise ImagefixError(f"{path}:{current.line}: {exc}") from None
     if not stages:
         raise ImagefixError(f"{path}: no FROM instruction: not a Dockerfile")
-    return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_args, ignores,
-                      global_ignores, _windows(escape, stages, lines))
+    return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_scope.args, ignores,
+                      global_ignores, _windows(escape, stages, lines), dict(build_args), base_envs)
+
+
+def _exec_form(value: str) -> str:
+    """`RUN ["useradd", "-u", "1000", "app"]` as the shell line it amounts to (the value otherwise)."""
+    if not value.startswith("["):
+        return value
+    import json
+    import shlex
+
+    try:
+        words = json.loads(value)
+    except ValueError:
+        return value  # not JSON: Docker runs it with the shell
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        return value
+    return shlex.join(words)
+
+
+_HEREDOC_MARKER = re.compile(r"""(?<!\S)\d*<<-?(["']?)[^"'\s]+\1(?!\S)""")
+_SHELLS = ("sh", "bash", "ash", "dash", "zsh", "ksh")
+
+
+def _run_script(instruction: Instruction) -> str:
+    """The shell script a RUN runs: its command line, and the heredoc bodies the shell executes
+    (`RUN <<EOF`, `RUN bash <<EOF`); a body fed to another program (`python3 <<EOF`) is data."""
+    if not instruction.heredocs:
+        return _exec_form(instruction.value)
+    head = _HEREDOC_MARKER.sub(" ", instruction.value).strip()
+    program = head.split()[0].rsplit("/", 1)[-1] if head.split() else ""
+    if program and program not in _SHELLS:
+        data = "\n".join(instruction.heredocs)  # e.g. `cat <<EOF >> /etc/passwd`: lines, not commands
+        return f"{head}\n{data}" if "/etc/passwd" in head or "/etc/group" in head else head
+    if program:
+        head = ""  # `bash <<EOF`: the body is the script
+    return "\n".join([head, *instruction.heredocs])
 
 
 _WINDOWS_BASES = re.compile(r"(^|/)(windows|nanoserver|servercore)([/:@-]|$)|windowsservercore|nanoserver",

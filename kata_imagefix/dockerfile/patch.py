@@ -12,6 +12,9 @@ from .parse import Dockerfile, Instruction
 from .user import effective_user
 
 _WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"
+# A numeric user has no name to look up: what is lost is its primary group (KIF102).
+_WHY_GROUP = ("under guest pull kata-qemu-tdx cannot read the image's /etc/passwd on the host, so a uid "
+              "without a group gets gid 0")
 
 
 @dataclass
@@ -50,7 +53,7 @@ def _new_value(dockerfile: Dockerfile, mode: str, user) -> tuple[str, str] | Non
             resolution = user.resolver()
             if resolution.gid is None or not resolution.gid_from_passwd or resolution.gid == 0:
                 return None  # gid 0 with or without guest pull, or not known here: nothing to write
-            return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY})"
+            return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY_GROUP})"
         if spec.kind is not UserKind.NAMED:
             return None
         resolution = user.resolver()
@@ -80,7 +83,8 @@ def _keyword_as_written(dockerfile: Dockerfile, instruction: Instruction, keywor
 
 
 def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None = None,
-          base: Image | None = None) -> PatchOutcome:
+          base: Image | None = None, open_base=None) -> PatchOutcome:
+    """`open_base` opens the images other stages start from (COPY --from of /etc/passwd)."""
     if mode not in USER_MODES:
         raise ImagefixError(f"unknown user mode {mode!r}: use {', '.join(USER_MODES)}")
     original = "".join(dockerfile.lines)
@@ -89,7 +93,7 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
     if dockerfile.windows:
         return unchanged  # not a Kata workload
     stage = dockerfile.stage(target)
-    user = effective_user(dockerfile, stage, base)
+    user = effective_user(dockerfile, stage, base, open_base)
     if user is None:
         return unchanged
     rule = "KIF102" if user.spec.kind is UserKind.NUMERIC_NO_GROUP else "KIF101"
@@ -122,7 +126,8 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
         where = f"appended after line {last + 1}"
     text = prefix + "".join(lines)
     return PatchOutcome(dockerfile.path, prefix + original, text,
-                        f"{comment.removesuffix(f' ({_WHY})')} ({where})", _pod_notes(value))
+                        f"{comment.removesuffix(f' ({_WHY})').removesuffix(f' ({_WHY_GROUP})')} ({where})",
+                        _pod_notes(value))
 
 
 def _pod_notes(value: str) -> list[str]:
@@ -147,7 +152,7 @@ def patch_file(path: str, mode: str, *, target: str | None = None, build_args: d
     dockerfile = parse_dockerfile(read_input(path, "Dockerfile"), "<stdin>" if path == "-" else path,
                                   build_args or {})
     base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
-    return patch(dockerfile, mode, target=target, base=base)
+    return patch(dockerfile, mode, target=target, base=base, open_base=open_base)
 
 
 def check_destination(paths: tuple[str, ...], *, output: str | None, in_place: bool, to_stdout: bool) -> None:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..users import Resolution, UserSpec, find_entry, id_field, resolve_user
-from .parse import Accounts, Dockerfile, Stage, UserSetting
+from ..users import Resolution, UserSpec, resolve_user
+from .account_files import UNKNOWN, Account, Files, ImageFiles, NoFiles, family_of_reference
+from .account_tools import Table, replay
+from .parse import Dockerfile, Stage, UserSetting
 
 BaseOpener = Callable[[str], Image]
 
@@ -36,70 +38,85 @@ class EffectiveUser:
 
 
 
-def _group_id(ref: str | None, accounts: Accounts, base_groups: bytes | None) -> int | None:
-    if ref is None:
-        return None
-    spec = UserSpec.parse(f":{ref}")
-    if spec.gid is not None:
-        return spec.gid
-    if ref in accounts.groups:
-        return accounts.groups[ref]
-    fields = find_entry(base_groups, name=ref)
-    return id_field(fields[2]) if fields else None
-
-
 BASE_HINT = ("the user comes from the base image: check it with --resolve-base (or imagefix scan "
              "of the base), then write its ids as USER uid:gid")
+FIXED_ID_HINT = "create the user with a fixed id (useradd -u UID NAME) and write USER UID:GID"
 
 
-def resolve_in_dockerfile(spec: UserSpec, accounts: Accounts, base: Image | None) -> Resolution:
-    """uid/gid from the Dockerfile's own useradd/groupadd/adduser, then the base image's files."""
-    source = "the Dockerfile" + (" and the base image" if base is not None else "")
+def stage_files(dockerfile: Dockerfile, stage: Stage, base: Image | None,
+                open_base: BaseOpener | None = None, depth: int = 0) -> Table:
+    """The stage's /etc/passwd and /etc/group as its build leaves them: its chain's account steps
+    replayed over the base's files (`base`, when it was read), or over another stage's files where
+    a COPY --from brings them."""
+    root = dockerfile.chain(stage)[-1]
+    if root.base.lower() == "scratch":
+        below: Files = NoFiles("FROM scratch (no /etc/passwd)")
+    elif base is not None:
+        below = ImageFiles(base, f"the base image {root.base}")
+    else:
+        below = Files(f"the base image {root.base}")
+    accounts = dockerfile.accounts_for(stage)
+    families = accounts.families
+    hint = family_of_reference(root.base) or (next(iter(families)) if len(families) == 1 else None)
+
+    def copied(source: str) -> Files:
+        other = dockerfile.find_stage(source, len(dockerfile.stages))
+        if other is not None and other.index != stage.index and depth < 8:
+            other_base = open_base_image(dockerfile, other, open_base) if open_base else None
+            table = stage_files(dockerfile, other, other_base, open_base, depth + 1)
+            table.what = f"stage {other.name or other.index} ({table.what})"
+            return table
+        if other is None and open_base is not None and source.lower() != "scratch":
+            return ImageFiles(open_base(source), f"the image {source}")
+        return Files(f"the image {source}")
+
+    return replay(accounts.steps, below, hint, copied)
+
+
+def resolve_in_dockerfile(spec: UserSpec, table: Table) -> Resolution:
+    """uid/gid as the build leaves them: the Dockerfile's own account steps over the base's files."""
+    read = table.known and not isinstance(table.below, NoFiles)  # a base (or a copied stage) was read
+    source = f"the Dockerfile and {table.what}" if read else "the Dockerfile"
     if spec.problem:
         return Resolution(None, None, source, spec.problem)
-    base_read = base.read_file if base is not None else (lambda _p: None)
-    base_groups = base_read("/etc/group") if spec.group_name else None
-    uid, group_ref = spec.uid, None
+    uid, account = spec.uid, None
     name = spec.user_name
-    users = {"root": (0, "0"), **accounts.users}  # root is uid 0 by definition
-    if name is None and uid is not None:
-        group_ref = next((g for u, g in accounts.users.values() if u == uid), None)
-    elif name in users:
-        uid, group_ref = users[name]
+    if name is not None:
+        found = table.user(name)
+        if found is UNKNOWN:
+            return Resolution(None, None, source, f"nothing in the Dockerfile creates {name!r}, so it comes "
+                              f"from {table.what}, which was not checked", hint=BASE_HINT)
+        if found is None:
+            return Resolution(None, None, source, f"no user {name!r}: nothing in the Dockerfile creates it "
+                              f"and {table.what} has none")
+        assert isinstance(found, Account)
+        account, uid = found, found.uid
         if uid is None:
-            return Resolution(None, None, source,
-                              f"the Dockerfile creates {name!r} without a fixed uid (add -u/--uid)",
-                              hint=f"create the user with a fixed id (useradd -u UID {name}) and write "
-                                   "USER UID:GID")
-        if group_ref is None and name in accounts.groups:
-            group_ref = name
-    elif name is not None and base is not None:
-        return resolve_user(spec, base.read_file, "the base image's /etc/passwd and /etc/group")
-    elif name is not None:
-        return Resolution(None, None, source,
-                          f"nothing in the Dockerfile creates {name!r}, so it comes from the base "
-                          "image, which was not checked", hint=BASE_HINT)
+            return Resolution(None, None, source, found.uid_why or f"{name!r} has no fixed uid",
+                              hint=FIXED_ID_HINT.replace("NAME", name))
     if spec.group is not None:
-        gid = spec.gid if spec.gid is not None else _group_id(spec.group_name, accounts, base_groups)
+        gid, why = (spec.gid, None) if spec.gid is not None else table.group_gid(spec.group)
         if gid is None:
-            return Resolution(uid, None, source, f"no gid for group {spec.group!r} in the Dockerfile"
-                              + ("" if base is not None else " (--resolve-base checks the base image)"),
-                              hint=None if base is not None else BASE_HINT)
+            unchecked = not table.known and table.group(spec.group) is UNKNOWN
+            return Resolution(uid, None, source, why or f"no gid for group {spec.group!r}",
+                              hint=BASE_HINT if unchecked else None)
         return Resolution(uid, gid, source)
-    gid = _group_id(group_ref, accounts, base_groups)
-    if gid is not None:
-        return Resolution(uid, gid, source, gid_from_passwd=True)
-    if group_ref is None and base is not None:
-        return resolve_user(UserSpec.parse(str(uid)), base.read_file,
-                            "the base image's /etc/passwd and /etc/group")
-    if group_ref is not None:
-        return Resolution(uid, None, source,
-                          f"group {group_ref!r} gets its gid at build time (groupadd -g/--gid)")
-    if any(u == uid for u, _ in accounts.users.values()):
-        return Resolution(uid, None, source, "the user's group gets its gid at build time "
-                          "(give useradd -g/--gid, or groupadd -g)")
-    return Resolution(uid, None, source, "the base image's /etc/passwd decides the primary group "
-                      "(not checked: --resolve-base)", hint=BASE_HINT)
+    if account is None and uid is not None:
+        by_uid = table.user_by_uid(uid)
+        if by_uid is UNKNOWN:
+            return Resolution(uid, None, source, f"the primary group of uid {uid} is in {table.what}'s "
+                              "/etc/passwd (not checked: --resolve-base)", hint=BASE_HINT)
+        if by_uid is None:  # containerd: no passwd entry for the uid means gid 0
+            return Resolution(uid, 0, source)
+        assert isinstance(by_uid, Account)
+        account = by_uid
+    assert account is not None
+    if account.gid is None:
+        hint = ("read the base with --resolve-base, or give the group a fixed gid" if not table.known else
+                "give the group a fixed gid (groupadd -g GID NAME, then useradd -g NAME)")
+        return Resolution(uid, None, source, account.gid_why or "the user's group gets its gid at build time",
+                          hint=f"{hint} and write USER UID:GID")
+    return Resolution(uid, account.gid, source, gid_from_passwd=True)
 
 
 def _unknown_user(setting: UserSetting) -> str:
@@ -109,34 +126,53 @@ def _unknown_user(setting: UserSetting) -> str:
     if args:
         return (f"USER {setting.raw} uses {', '.join(names)} with no value: give --build-arg "
                 f"{args[0]}=... (the build would otherwise run as whatever it expands to)")
-    return (f"USER {setting.raw} uses {', '.join(names)}, which the Dockerfile never sets: the base "
-            "image's ENV decides (--resolve-base reads it)")
+    global_only = [n for n in names if n in setting.global_only]
+    if global_only:
+        return (f"USER {setting.raw} uses {', '.join(global_only)}, a global ARG (declared before FROM) "
+                "that this stage does not redeclare, so it has no value here unless the base image's ENV "
+                f"sets it: write ARG {global_only[0]} in the stage, or check the base with --resolve-base")
+    via = "; ".join(f"{used} is set from {', '.join('$' + r for r in roots)}"
+                    for used, roots in setting.through.items())
+    return (f"USER {setting.raw} uses {', '.join(names)}, which the Dockerfile never sets"
+            + (f" ({via})" if via else "")
+            + ": the base image's ENV decides (--resolve-base reads it)")
 
 
-def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None) -> EffectiveUser | None:
+def effective_user(dockerfile: Dockerfile, stage: Stage, base: Image | None,
+                   open_base: BaseOpener | None = None) -> EffectiveUser | None:
+    root = dockerfile.chain(stage)[-1]
+    if base is not None and root.base not in dockerfile.base_envs:
+        dockerfile = dockerfile.with_base_env(root.base, base.env)  # BuildKit expands over Config.Env
+        stage = dockerfile.stages[stage.index]
     setting = dockerfile.user_setting(stage)
-    accounts = dockerfile.accounts_for(stage)
+
+    def table() -> Table:
+        return stage_files(dockerfile, stage, base, open_base)
+
     if setting is not None:
-        value, unresolved = setting.value, setting.unresolved
-        if unresolved and base is not None:
-            value, unresolved = setting.expand_over(base.env)
-        spec = UserSpec.parse(value)
+        spec = UserSpec.parse(setting.value)
         where = "the final stage" if stage is dockerfile.stages[-1] else f"stage {stage.name or stage.index}"
-        unknown = _unknown_user(setting) if unresolved else None
+        unknown = _unknown_user(setting) if setting.unresolved else None
         return EffectiveUser(
             spec, setting.instruction.line, where,
-            lambda: resolve_in_dockerfile(spec, accounts, base),
+            lambda: resolve_in_dockerfile(spec, table()),
             in_target_stage=setting.stage == stage.index, written=setting.raw, unknown=unknown,
         )
     if base is None:
         return None
-    root = dockerfile.chain(stage)[-1]
     spec = UserSpec.parse(base.user)
     return EffectiveUser(
         spec, root.from_instruction.line, f"the base image {root.base} (inherited)",
-        lambda: resolve_user(spec, base.read_file, "the base image's /etc/passwd and /etc/group"),
+        lambda: _inherited(spec, table(), base),
         in_target_stage=False,
     )
+
+
+def _inherited(spec: UserSpec, table: Table, base: Image) -> Resolution:
+    """The base image's own USER: its files, as the Dockerfile's steps leave them."""
+    if not table.users and not table.groups:
+        return resolve_user(spec, base.read_file, "the base image's /etc/passwd and /etc/group")
+    return resolve_in_dockerfile(spec, table)
 
 
 def open_base_image(dockerfile: Dockerfile, stage: Stage, open_base: BaseOpener | None) -> Image | None:

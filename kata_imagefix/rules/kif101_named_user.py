@@ -32,7 +32,7 @@ def check(subject: UserSubject):
         return
     if subject.spec.kind is not UserKind.NAMED:
         return
-    names = " and ".join(f'"{n}"' for n in subject.spec.names)
+    names = " and ".join(f'"{n}"' for n in dict.fromkeys(subject.spec.names))
     resolution = subject.resolve()
     if resolution.ok:
         fix = (f"USER {resolution.numeric} (from {resolution.source}); on Kubernetes also set runAsUser: "

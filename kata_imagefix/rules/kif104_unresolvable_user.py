@@ -11,7 +11,10 @@ def check(subject: UserSubject):
     Why: without a uid/gid there is no numeric fix to write, and even with a
     host that can read the image the lookup fails ("no users found"). The
     name is missing from the image's `/etc/passwd`/`/etc/group`, the image has
-    no such files, or (for a Dockerfile) nothing in it fixes the ids.
+    no such files, or (for a Dockerfile) nothing in it fixes the ids: the
+    tool picks them at build time (`useradd app`, `adduser -D app`, a
+    same-name group whose gid is the uid only if that gid is free), or
+    they are in a base that was not read (docs/dockerfile-accounts.md).
 
     Bad:   RUN useradd app          (uid picked at build time)
            USER app

@@ -8,9 +8,13 @@ def check(subject: UserSubject):
     """The USER is built from variables the Dockerfile gives no value: the user is not known here.
 
     Why: `USER ${NB_UID}` (the Jupyter images) takes NB_UID from the base
-    image's ENV, which a Dockerfile alone does not show. Whether the
-    container runs as a name, a number or root is decided there, so nothing
-    can be said until the base is read.
+    image's ENV, which a Dockerfile alone does not show. So does a chain
+    through such a variable (`ARG cu=$USER`, `ENV RUNAS=${APPUSER}` and then
+    `USER $RUNAS`): the build expands it over the base's ENV, and a base that
+    sets USER=app makes the container run as "app", not as root. A global
+    `ARG` (before FROM) that the stage does not declare again has no value
+    in the stage either. Whether the container runs as a name, a number or
+    root is decided there, so nothing can be said until the base is read.
 
     Fix: `imagefix lint --resolve-base` expands the USER with the base image's
     ENV and checks it; for a variable declared with `ARG`, give
