@@ -85,6 +85,13 @@ def iter_workloads(name: str, text: str) -> Iterator[Workload]:
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     offset = 0
     for chunk in split_documents(text):
+        items = _list_items(chunk, loader_class) if len(chunk) > BIG_DOCUMENT else None
+        if items is not None:  # a big List (`kubectl get -o yaml`): one item at a time
+            for line, item_text in items:
+                for item in _one_document(item_text, name, offset + line, loader_class):
+                    yield item
+            offset += chunk.count("\n")
+            continue
         loader = loader_class(chunk)
         try:
             node = loader.get_single_node()
@@ -102,6 +109,83 @@ def iter_workloads(name: str, text: str) -> Iterator[Workload]:
         for item in workloads(doc):
             yield _workload(item, name, offset, lines)
         offset += chunk.count("\n")
+
+
+BIG_DOCUMENT = 4 * 2**20  # a document past this is read item by item when it is a List
+
+
+def _one_document(text: str, name: str, offset: int, loader_class: Any) -> Iterator[Workload]:
+    import yaml
+
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        doc = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{offset + mark.line + 1}" if mark is not None else ""
+        first = str(exc).strip().splitlines()[0]
+        raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
+    finally:
+        loader.dispose()
+    lines: dict[int, int] = {}
+    if node is not None:
+        _image_lines(node, doc, lines, offset)
+    for item in workloads(doc):
+        yield _workload(item, name, offset, lines)
+
+
+def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
+    """(first line, text) of each item of a big `kind: *List` document, found from the parser's
+    events alone: libyaml's node tree of a 100,000-item List took gigabytes, one item's takes kB.
+    None (read it whole) for anything else, and for a List using anchors or aliases (an item's
+    text would not stand alone)."""
+    import yaml
+
+    loader = loader_class(chunk)
+    spans: list[tuple[int, int, int, int]] = []  # start index, end index, line, column
+    kind = key = None
+    depth, expect_key, in_items, start = 0, True, False, None
+    try:
+        while not loader.check_event(yaml.StreamEndEvent):
+            event = loader.get_event()
+            if getattr(event, "anchor", None) is not None or isinstance(event, yaml.AliasEvent):
+                return None
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+                    return None
+                if depth == 1:
+                    if expect_key:
+                        return None  # a complex key
+                    in_items = key == "items" and isinstance(event, yaml.SequenceStartEvent)
+                elif depth == 2 and in_items:
+                    start = event.start_mark
+                depth += 1
+                continue
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                if depth == 2 and in_items and start is not None:
+                    spans.append((start.index, event.end_mark.index, start.line, start.column))
+                    start = None
+                if depth == 1:
+                    in_items, expect_key = False, True
+                continue
+            if isinstance(event, yaml.ScalarEvent):
+                if depth == 1:
+                    if expect_key:
+                        key = event.value
+                    elif key == "kind":
+                        kind = event.value
+                    expect_key = not expect_key
+                elif depth == 2 and in_items:
+                    return None  # a scalar item: not a List of objects
+    except yaml.YAMLError:
+        return None  # the whole-document path names the error
+    finally:
+        loader.dispose()
+    if not (isinstance(kind, str) and kind.endswith("List")) or not spans:
+        return None
+    return [(line, " " * column + chunk[begin:end]) for begin, end, line, column in spans]
 
 
 def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int,
