@@ -85,11 +85,9 @@ def _location(result: ScanResult, finding) -> tuple[dict[str, Any], dict[str, st
         line = finding.line or 1
         uri, fingerprints = file_uri(finding.file), None
     else:
-        reference = result.image.reference if result.image is not None else result.subject
-        platform = result.image.platform if result.image is not None else ""
-        line, uri = 1, image_uri(reference)
-        fingerprints = {"primaryLocationLineHash": _fingerprint(finding.rule, uri, reference, platform,
-                                                                finding.layer)}
+        # the subject, as `imagefix merge` has it too: a scan and its merged JSON give the same alerts
+        line, uri = 1, image_uri(result.subject)
+        fingerprints = {"primaryLocationLineHash": _fingerprint(finding.rule, result.subject, finding.layer)}
     location = {"artifactLocation": {"uri": uri},
                 "region": {"startLine": line, "startColumn": 1, "endLine": line, "endColumn": 1}}
     return location, fingerprints
