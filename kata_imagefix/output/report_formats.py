@@ -7,6 +7,9 @@ from typing import Any
 
 from ..report.model import Report, to_dict
 from ..sizes import human_size
+from .text import plural, terminal_width
+
+PIPE_WIDTH = 120  # the text report's width in a pipe; on a terminal, the terminal's
 
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
 
@@ -20,8 +23,8 @@ def headline(report: Report) -> str:
             f"{b.reference}, now {human_size(report.unpacked)}"
         )
     estimated = " (estimated)" if report.estimated else ""
-    layers = len(report.layers)
-    return f"{report.reference}: {human_size(report.unpacked)} unpacked{estimated} in {layers} layers"
+    return (f"{report.reference}: {human_size(report.unpacked)} unpacked{estimated} in "
+            f"{plural(len(report.layers), 'layer')}")
 
 
 def verdict(report: Report) -> str:
@@ -36,7 +39,10 @@ def verdict(report: Report) -> str:
     )
     if crossed:
         return f"FAIL: {', '.join(crossed)}; {timing}; {fits} the guest"
-    return f"PASS: {timing}; the image {fits} the guest ({human_size(budget.room_bytes)} room)"
+    room = f"the image {fits} the guest ({human_size(budget.room_bytes)} room)"
+    if not (budget.fits_create_timeout and budget.fits_memory):  # the gates pass, the pod would not start
+        return f"WARNING: no gate crossed, but on Kata: {timing}; {room}"
+    return f"PASS: {timing}; {room}"
 
 
 def render_text(report: Report) -> str:
@@ -44,7 +50,8 @@ def render_text(report: Report) -> str:
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
+    console = Console(file=buffer, width=terminal_width() or PIPE_WIDTH, force_terminal=False,
+                      color_system=None)
     console.print(headline(report), style="bold")
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (
@@ -54,9 +61,10 @@ def render_text(report: Report) -> str:
         ("unpacked", "right"),
         ("compressed", "right"),
         ("share", "right"),
-        ("", "left"),
+        ("of the image", "left"),
     ):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, no_wrap=column != "created by",
+                         overflow="fold" if column == "created by" else "ellipsis")
     for row in report.layers:
         bar = "█" * max(1, round(row.share * 20)) if row.unpacked else ""
         table.add_row(
@@ -71,7 +79,7 @@ def render_text(report: Report) -> str:
     console.print(table)
     base = report.base
     console.print(
-        f"base: {base['reference']} ({base['layers']} layers, {human_size(report.base_bytes)}; "
+        f"base: {base['reference']} ({plural(base['layers'], 'layer')}, {human_size(report.base_bytes)}; "
         f"found by {base['found_by']})"
         if base["reference"]
         else f"base: {base['notes'][-1]}"
@@ -80,7 +88,7 @@ def render_text(report: Report) -> str:
         b = report.baseline
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
         console.print(
-            f"baseline {b.reference}: {human_size(b.unpacked)}; {len(b.added)} layers added, "
+            f"baseline {b.reference}: {human_size(b.unpacked)}; {plural(len(b.added), 'layer')} added, "
             f"{b.removed} removed; base {changed}"
         )
     if report.files is not None:
@@ -129,8 +137,17 @@ def render_markdown(report: Report) -> str:
         lines += [
             "",
             f"Baseline `{b.reference}`: {human_size(b.unpacked)} -> {human_size(report.unpacked)}; "
-            f"{len(b.added)} layers added, {b.removed} removed.",
+            f"{plural(len(b.added), 'layer')} added, {b.removed} removed.",
         ]
+    if report.files is not None and report.files.files:
+        lines += ["", f"Largest files ({report.files.file_count} visible):", "",
+                  "| file | bytes | layer |", "|---|--:|--:|"]
+        lines += [f"| `/{path.replace('|', chr(92) + '|')}` | {human_size(size)} | {layer} |"
+                  for path, size, layer in report.files.files]
+    if report.files is not None and report.files.directories:
+        lines += ["", "| directory | bytes |", "|---|--:|"]
+        lines += [f"| `/{path.replace('|', chr(92) + '|')}` | {human_size(size)} |"
+                  for path, size in report.files.directories]
     if report.files is not None and report.files.waste:
         lines += [
             "",
