@@ -54,6 +54,8 @@ class ImagefixGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
             args = _color_first(list(args))
+            ctx.meta["imagefix.help"] = bool({"-h", "--help"} & set(args[: args.index("--")] if "--" in args
+                                                                   else args))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -90,13 +92,18 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 
     click.echo(f"imagefix {__version__}")
     click.echo(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    import os
+
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
         import docker
+        from docker.utils import kwargs_from_env
 
-        engine = docker.APIClient(version="auto", timeout=3).version()
-        click.echo(f"Docker engine {engine.get('Version', '?')}, API {engine.get('ApiVersion', '?')}")
+        engine = docker.APIClient(version="auto", timeout=3, **kwargs_from_env()).version()
+        click.echo(f"Docker engine {engine.get('Version', '?')}, API {engine.get('ApiVersion', '?')} "
+                   f"at {host}")
     except Exception:  # no engine here: say so, the rest still helps a bug report
-        click.echo("Docker engine: none answers")
+        click.echo(f"Docker engine: none answers at {host}")
     ctx.exit(0)
 
 
@@ -119,7 +126,16 @@ def main(ctx: click.Context, color: str, debug: bool, config_path: Path | None) 
     """
     import os
 
-    ctx.color = colour_choice(color, os.environ)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["config_path"] = config_path
+    from .options import config_defaults, config_values
+
+    if not ctx.resilient_parsing and not ctx.meta.get("imagefix.help"):  # help reads no config
+        ctx.default_map = config_defaults(ctx)  # every long flag can be set in .imagefix.toml
+    from_file = config_values(ctx) if "config" in ctx.obj else {}
+    if ctx.get_parameter_source("color") is click.core.ParameterSource.DEFAULT and "color" in from_file:
+        color = str(from_file["color"])
+        if color not in ("auto", "always", "never"):
+            raise ImagefixError(f"config {ctx.obj.get('config_file')}: color must be auto, always or never")
+    ctx.color = colour_choice(color, os.environ)

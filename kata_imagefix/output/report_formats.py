@@ -228,7 +228,10 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "json":
         import json
 
-        from ..report.model import to_dict
+        from .. import __version__
+        from .json_out import SCHEMA_VERSION
 
-        return json.dumps(to_dict(report), indent=2) + "\n"
+        doc = {"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION,
+               **to_dict(report)}
+        return json.dumps(doc, indent=2) + "\n"
     return {"markdown": render_markdown, "html": render_html}.get(fmt, render_text)(report)
