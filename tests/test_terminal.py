@@ -88,6 +88,15 @@ def test_the_report_table_fits_the_terminal_and_its_bar_column_has_a_header():
     assert max(len(line) for line in piped) <= 120 and "of the image" in piped[1]
 
 
+
+def test_a_text_report_written_to_a_file_is_as_wide_as_in_a_pipe(tmp_path):
+    out = tmp_path / "report.txt"
+    code, _ = on_terminal("report", SPARK, "-o", str(out), columns=60)
+    assert code == 0
+    written = out.read_text().splitlines()
+    assert written == in_pipe("report", SPARK).stdout.splitlines()  # not the terminal's 60 columns
+
+
 def test_progress_bars_fit_the_width_they_are_given():
     from rich.console import Console
 

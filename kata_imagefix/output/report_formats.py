@@ -45,12 +45,13 @@ def verdict(report: Report) -> str:
     return f"PASS: {timing}; {room}"
 
 
-def render_text(report: Report) -> str:
+def render_text(report: Report, to_terminal: bool = True) -> str:
     from rich.console import Console
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=terminal_width() or PIPE_WIDTH, force_terminal=False,
+    width = (terminal_width() if to_terminal else None) or PIPE_WIDTH
+    console = Console(file=buffer, width=width, force_terminal=False,
                       color_system=None)
     console.print(headline(report), style="bold")
     table = Table(show_edge=False, pad_edge=False)
@@ -223,8 +224,8 @@ def render_html(report: Report) -> str:
     )
 
 
-def render(report: Report, fmt: str) -> str:
-    """The report in one of output.REPORT_FORMATS."""
+def render(report: Report, fmt: str, *, to_terminal: bool = True) -> str:
+    """The report in one of output.REPORT_FORMATS (text to a file is as wide as in a pipe)."""
     if fmt == "json":
         import json
 
@@ -234,4 +235,6 @@ def render(report: Report, fmt: str) -> str:
         doc = {"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION,
                **to_dict(report)}
         return json.dumps(doc, indent=2) + "\n"
-    return {"markdown": render_markdown, "html": render_html}.get(fmt, render_text)(report)
+    if fmt == "text":
+        return render_text(report, to_terminal)
+    return {"markdown": render_markdown, "html": render_html}[fmt](report)
