@@ -144,6 +144,8 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
         if outcome.changed:
             dest = f" -> {output}" if output and not check else ""
             report(f"{'would patch' if check else 'patched'} {outcome.path}{dest}: {outcome.description}")
+            for note in outcome.notes:
+                report(f"  note: {note}")
         else:
             report(f"unchanged {outcome.path}: its USER needs no change in {user_mode} mode")
     ctx.exit(2 if failed else 1 if check and would_change else 0)

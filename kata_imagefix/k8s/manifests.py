@@ -38,6 +38,7 @@ class Workload:
     annotations: dict[str, str]
     security: dict[str, Any]  # the pod's securityContext
     containers: list[Container] = field(default_factory=list)
+    raw_annotations: dict[str, Any] = field(default_factory=dict)  # as the manifest types them (KIF410)
 
     @property
     def title(self) -> str:
@@ -132,6 +133,7 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
                         str(metadata.get("name") or "?"),
                         runtime_class if isinstance(runtime_class, str) else None,
                         {str(k): str(v) for k, v in annotations.items()}, dict(security))
+    workload.raw_annotations = {str(k): v for k, v in annotations.items()}
     for key, init in (("initContainers", True), ("containers", False)):
         listed = spec.get(key)
         for container in listed if isinstance(listed, list) else []:
