@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import ImagefixError
 
 TIMEOUT_KEY = "create_container_timeout"
+MAX_CONFIG = 8 * 2**20  # the shipped files are about 30 kB; 8 MiB is far past any real one
 MEMORY_KEY = "default_memory"
 KERNEL_PARAMS_KEY = "kernel_params"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
@@ -186,7 +187,8 @@ def _explain_toml_error(message: str, lines: list[str]) -> tuple[str, int | None
 def read_toml(path: str | Path) -> TomlFile:
     from ..fileio import decode_text, read_input
 
-    text = decode_text(read_input(str(path)), str(path), "a Kata configuration")
+    text = decode_text(read_input(str(path), "Kata configuration", MAX_CONFIG), str(path),
+                       "a Kata configuration")
     return parse_toml(text, str(path))
 
 
@@ -204,7 +206,29 @@ def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
     return TomlFile(path, lines, newline, entries, headers, table_last)
 
 
+MAX_KEY_PARTS = 64  # Kata's keys have 2 or 3; tomllib is quadratic in them (100,000 parts never ended)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _deep_key(lines: list[str]) -> tuple[str, int] | None:
+    """(message, line) for a key or table name of more than MAX_KEY_PARTS dotted parts."""
+    for number, line in enumerate(lines):
+        if line.count(".") <= MAX_KEY_PARTS:
+            continue
+        stripped = line.lstrip()
+        head = stripped[1:].split("]", 1)[0] if stripped.startswith("[") else _QUOTED.sub("", stripped)
+        head = _QUOTED.sub("", head).split("=", 1)[0]
+        parts = head.count(".") + 1
+        if parts > MAX_KEY_PARTS:
+            return (f"a key of {parts} dotted parts (imagefix reads at most {MAX_KEY_PARTS}; Kata's own "
+                    "have 3)"), number + 1
+    return None
+
+
 def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None]:
+    deep = _deep_key(toml.lines)
+    if deep:
+        return None, *deep
     try:
         data = tomllib.loads("".join(toml.lines))
     except tomllib.TOMLDecodeError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 from ..report.model import Report, to_dict
 from ..sizes import human_size
 from .text import plural, terminal_width
+from .untrusted import for_markdown, for_markdown_code, for_terminal
 
 PIPE_WIDTH = 120  # the text report's width in a pipe; on a terminal, the terminal's
 
@@ -51,9 +52,10 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
 
     buffer = io.StringIO()
     width = (terminal_width() if to_terminal else None) or PIPE_WIDTH
-    console = Console(file=buffer, width=width, force_terminal=False,
-                      color_system=None)
-    console.print(headline(report), style="bold")
+    # markup off: a layer's created_by or a file name holding [/] or [link=...] is text, not rich markup
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, markup=False,
+                      emoji=False, highlight=False)
+    console.print(for_terminal(headline(report)), style="bold")
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (
         ("#", "right"),
@@ -71,7 +73,7 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
         table.add_row(
             str(row.index),
             row.digest[7:19] + (" base" if row.in_base else ""),
-            row.created_by,
+            for_terminal(row.created_by),
             human_size(row.unpacked) + ("~" if row.estimated else ""),
             human_size(row.compressed) if row.compressed is not None else "-",
             f"{row.share:.0%}",
@@ -79,19 +81,19 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
         )
     console.print(table)
     base = report.base
-    console.print(
+    console.print(for_terminal(
         f"base: {base['reference']} ({plural(base['layers'], 'layer')}, {human_size(report.base_bytes)}; "
         f"found by {base['found_by']})"
         if base["reference"]
         else f"base: {base['notes'][-1]}"
-    )
+    ))
     if report.baseline is not None:
         b = report.baseline
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
-        console.print(
+        console.print(for_terminal(
             f"baseline {b.reference}: {human_size(b.unpacked)}; {plural(len(b.added), 'layer')} added, "
             f"{b.removed} removed; base {changed}"
-        )
+        ))
     if report.files is not None:
         f = report.files
         console.print(
@@ -112,14 +114,14 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
             if rows:
                 console.print(f"  {title}:")
                 for path, size in rows:
-                    console.print(f"    {human_size(size):>10}  /{path}")
+                    console.print(f"    {human_size(size):>10}  /{for_terminal(path)}")
     console.print(verdict(report), style="bold")
     return buffer.getvalue()
 
 
 def render_markdown(report: Report) -> str:
     lines = [
-        f"### {headline(report)}",
+        f"### {for_markdown(headline(report))}",
         "",
         f"**{verdict(report)}**",
         "",
@@ -127,7 +129,7 @@ def render_markdown(report: Report) -> str:
         "|--:|---|---|--:|--:|--:|",
     ]
     for row in report.layers:
-        created = row.created_by.replace("|", "\\|")
+        created = for_markdown(row.created_by)  # image data: no HTML, markup or line break gets through
         lines.append(
             f"| {row.index} | `{row.digest[7:19]}`{' (base)' if row.in_base else ''} | {created} | "
             f"{human_size(row.unpacked)}{'~' if row.estimated else ''} | "
@@ -137,17 +139,18 @@ def render_markdown(report: Report) -> str:
         b = report.baseline
         lines += [
             "",
-            f"Baseline `{b.reference}`: {human_size(b.unpacked)} -> {human_size(report.unpacked)}; "
+            f"Baseline `{for_markdown_code(b.reference)}`: {human_size(b.unpacked)} -> "
+            f"{human_size(report.unpacked)}; "
             f"{plural(len(b.added), 'layer')} added, {b.removed} removed.",
         ]
     if report.files is not None and report.files.files:
         lines += ["", f"Largest files ({report.files.file_count} visible):", "",
                   "| file | bytes | layer |", "|---|--:|--:|"]
-        lines += [f"| `/{path.replace('|', chr(92) + '|')}` | {human_size(size)} | {layer} |"
+        lines += [f"| `/{for_markdown_code(path)}` | {human_size(size)} | {layer} |"
                   for path, size, layer in report.files.files]
     if report.files is not None and report.files.directories:
         lines += ["", "| directory | bytes |", "|---|--:|"]
-        lines += [f"| `/{path.replace('|', chr(92) + '|')}` | {human_size(size)} |"
+        lines += [f"| `/{for_markdown_code(path)}` | {human_size(size)} |"
                   for path, size in report.files.directories]
     if report.files is not None and report.files.waste:
         lines += [
@@ -158,7 +161,7 @@ def render_markdown(report: Report) -> str:
             "|---|--:|---|",
         ]
         lines += [
-            f"| `/{w.path}` | {human_size(w.bytes)} | {w.how} in layer {w.hidden_by} |"
+            f"| `/{for_markdown_code(w.path)}` | {human_size(w.bytes)} | {w.how} in layer {w.hidden_by} |"
             for w in report.files.waste[:10]
         ]
     if report.gates:

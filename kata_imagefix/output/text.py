@@ -11,6 +11,7 @@ import click
 from ..rules.finding import Finding, Severity
 from ..scan import ScanResult
 from ..sizes import human_size
+from .untrusted import for_terminal
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -49,12 +50,12 @@ def _finding_lines(finding: Finding, show_location: bool, width: int | None = No
     label = click.style(f"{finding.severity.label:<7}", fg=_COLOURS[finding.severity], bold=True)
     where = ""
     if show_location and finding.line is not None:
-        where = f"{finding.file}:{finding.line}: "
+        where = f"{for_terminal(finding.file)}:{finding.line}: "
     rule = click.style(f"{finding.rule:<6}", bold=True)
-    lines = wrapped(f"  {label} {rule}  ", where + finding.message, width)
+    lines = wrapped(f"  {label} {rule}  ", where + for_terminal(finding.message), width)
     if finding.fix:
-        lines += wrapped(f"  {'':7} {'':6}  {click.style('fix:', fg='green')} ", finding.fix, width,
-                         INDENT + 5)
+        lines += wrapped(f"  {'':7} {'':6}  {click.style('fix:', fg='green')} ", for_terminal(finding.fix),
+                         width, INDENT + 5)
     return lines
 
 
@@ -68,7 +69,7 @@ def image_summary(result: ScanResult) -> str:
              plural(len(image.layers), "layer"), image.platform]
     if image.compressed_size:
         parts.insert(2, f"{human_size(image.compressed_size)} compressed")
-    return "  " + " · ".join(parts)
+    return "  " + for_terminal(" · ".join(parts))  # the user and platform come from the image
 
 
 def verdict(result: ScanResult, fail_on: Severity | None) -> str:
@@ -96,7 +97,7 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, show_location
     width = terminal_width()
     out: list[str] = []
     for result in results:
-        out.append(click.style(result.subject, bold=True) + "  " + verdict(result, fail_on))
+        out.append(click.style(for_terminal(result.subject), bold=True) + "  " + verdict(result, fail_on))
         summary = image_summary(result)
         if summary:
             out += wrapped("  ", summary[2:], width, 4)
@@ -105,7 +106,7 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, show_location
         if result.budget is not None and result.image is not None:
             out += wrapped("  ", budget_line(result.budget), width, 4)
         for note in result.notes:
-            out += wrapped(f"  {click.style('note:', fg='cyan')} ", note, width, 8)
+            out += wrapped(f"  {click.style('note:', fg='cyan')} ", for_terminal(note), width, 8)
         if result.suppressed:
             out.append(f"  ({len(result.suppressed)} suppressed)")
         out.append("")

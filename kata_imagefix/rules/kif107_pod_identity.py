@@ -1,5 +1,5 @@
 from ..users import UserKind
-from ..users.identity import pod_settings
+from ..users.identity import WHY_EXPLICIT, pod_settings
 from .base import UserSubject, rule
 from .finding import Severity
 
@@ -21,14 +21,23 @@ def check(subject: UserSubject):
            supplementalGroups for the groups /etc/group lists the user in
            (`imagefix k8s pod IMAGE` prints them, `imagefix k8s fix` writes them).
     """
-    if subject.unknown is not None or subject.spec.kind is UserKind.INVALID:
-        return
-    if subject.read_file is None:
+    spec = subject.spec
+    if subject.unknown is not None or subject.read_file is None:
         return  # a Dockerfile: KIF101/KIF102's fixes say it where they write uid:gid
-    text = pod_settings(subject.spec.raw, subject.read_file)  # the image's own /etc/passwd and /etc/group
+    if spec.kind in (UserKind.NAMED, UserKind.NUMERIC_NO_GROUP):
+        # the user's files are read for KIF101/KIF102 anyway (/etc/group in the same pass): the whole identity
+        text = pod_settings(spec.raw, subject.read_file)
+    elif spec.kind is UserKind.NUMERIC and not spec.runs_as_root:
+        # uid:gid needs no file: say what the string gives without reading layers for the groups
+        ids = f"runAsUser: {spec.uid}" + (f", runAsGroup: {spec.gid}" if spec.gid else "")
+        text = (f"on Kubernetes under guest pull the pod must also set {ids} in the container's "
+                f"securityContext, and list the groups /etc/group gives the user in supplementalGroups "
+                f"({WHY_EXPLICIT}; `imagefix k8s pod IMAGE` reads them)")
+    else:
+        return  # root (its groups, if any, are for `k8s check` to read), or a USER containerd refuses
     if text is None:
         return
     yield subject.finding(
         "KIF107", f"{subject.where}: {text}",
         "imagefix k8s pod IMAGE prints the pod; imagefix k8s fix writes it into manifests",
-        user=subject.spec.raw)
+        user=spec.raw)
