@@ -210,7 +210,7 @@ def test_k8s_check_writes_sarif_for_the_manifest(runner):
     assert code == 1
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             for r in checked_sarif(runner, outputs)["runs"][0]["results"]}
-    assert uris == {"pod.yaml"} and "KIF404" in summary
+    assert uris == {"pod.yaml"} and "KIF407" in summary  # the image cannot be read
 
 
 def test_bad_arguments_exit_2_with_the_error_in_the_summary(runner):

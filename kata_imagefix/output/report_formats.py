@@ -146,11 +146,11 @@ def render_markdown(report: Report) -> str:
     if report.files is not None and report.files.files:
         lines += ["", f"Largest files ({report.files.file_count} visible):", "",
                   "| file | bytes | layer |", "|---|--:|--:|"]
-        lines += [f"| `/{for_markdown_code(path)}` | {human_size(size)} | {layer} |"
+        lines += [f"| /{for_markdown(path)} | {human_size(size)} | {layer} |"  # names from the image: inert
                   for path, size, layer in report.files.files]
     if report.files is not None and report.files.directories:
         lines += ["", "| directory | bytes |", "|---|--:|"]
-        lines += [f"| `/{for_markdown_code(path)}` | {human_size(size)} |"
+        lines += [f"| /{for_markdown(path)} | {human_size(size)} |"
                   for path, size in report.files.directories]
     if report.files is not None and report.files.waste:
         lines += [
