@@ -103,16 +103,16 @@ def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, im
 def test_multistage_keeps_only_what_is_asked(cli, engine, images, spark):
     runtime = images.build(f"FROM {base_image()}\nRUN true\n", name="runtime")
     result = cli("fix", spark, "--variant", "multistage", "--runtime-base", runtime,
-                 "--keep", "/opt/spark", "--tag", "imagefix-test/spark:slim", "--format", "json")
+                 "--keep", "/opt/spark", "--tag", f"{spark}-slim", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/spark:slim")
+    images.tags.append(f"{spark}-slim")
     doc = result.json()
     assert 'COPY --from=original ["/opt/spark", "/opt/spark"]' in doc["dockerfile"]
-    config = engine.inspect_image("imagefix-test/spark:slim")["Config"]
+    config = engine.inspect_image(f"{spark}-slim")["Config"]
     assert config["User"] == "185:185" and config["WorkingDir"] == "/opt/spark/work-dir"
     assert config["Entrypoint"] == ["/bin/sh", "-c"] and "4040/tcp" in config["ExposedPorts"]
     assert "SPARK_HOME=/opt/spark" in config["Env"]
-    assert run(engine, "imagefix-test/spark:slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
+    assert run(engine, f"{spark}-slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
 
 
 def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images, spark, tmp_path):
@@ -120,13 +120,13 @@ def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images,
     engine.tag(base_image(), "gcr.io/distroless/static-debian13", "nonroot")
     images.tags.append(stand_in)
     result = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--tag",
-                 "imagefix-test/spark:distroless", "--format", "json")
+                 f"{spark}-distroless", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/spark:distroless")
+    images.tags.append(f"{spark}-distroless")
     dockerfile = result.json()["dockerfile"]
     assert f"FROM {engine.inspect_image(stand_in)['Id']}" in dockerfile  # pinned
     assert "no shell" in dockerfile
-    assert engine.inspect_image("imagefix-test/spark:distroless")["Config"]["User"] == "185:185"
+    assert engine.inspect_image(f"{spark}-distroless")["Config"]["User"] == "185:185"
     nodir = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--distroless", "java21",
                 "--no-build", "-o", tmp_path / "java")
     assert nodir.exit_code == 0
@@ -220,10 +220,10 @@ def test_multistage_keeps_every_runtime_value_literally(cli, engine, images):
     assert "B=$HOME" in expected["Env"] and expected["WorkingDir"] == "/w$HOME"  # the builder took \$ as $
     runtime = images.build(f"FROM {base_image()}\nENV SSL_CERT_FILE=/etc/ssl/certs/ca.pem\n", name="rt")
     result = cli("fix", source, "--variant", "multistage", "--runtime-base", runtime, "--keep", "/opt/app",
-                 "--tag", "imagefix-test/tricky:slim", "--format", "json")
+                 "--tag", f"{source}-slim", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/tricky:slim")
-    fixed = engine.inspect_image("imagefix-test/tricky:slim")["Config"]
+    images.tags.append(f"{source}-slim")
+    fixed = engine.inspect_image(f"{source}-slim")["Config"]
     for key in ("WorkingDir", "Entrypoint", "Cmd", "ExposedPorts", "Volumes"):
         assert fixed.get(key) == expected.get(key), key
     assert set(expected["Env"]) <= set(fixed["Env"])
