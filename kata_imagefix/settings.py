@@ -13,10 +13,13 @@ from .errors import ImagefixError
 
 PROFILES = ("kata-tdx", "kata", "generic")
 
+# The keys the commands read through cli/options.setting(); the CLI also accepts every other long
+# flag of its commands (they become that command's defaults).
 KNOWN_KEYS = {
     "profile", "fail-on", "select", "ignore", "max-layer-size", "guest-memory", "pull-rate",
     "create-timeout", "kubelet-timeout", "memory-reserve", "pull-overhead", "safety-factor",
-    "tmpfs-fraction", "jobs", "insecure-registry", "registry-timeout",
+    "tmpfs-fraction", "jobs", "insecure-registry", "registry-timeout", "stall-seconds",
+    "deadline-seconds", "max-platforms",
 }
 
 
@@ -35,7 +38,8 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
-def load_settings(path: Path | None) -> dict[str, Any]:
+def load_settings(path: Path | None, known: set[str] | frozenset[str] = frozenset(KNOWN_KEYS)
+                  ) -> dict[str, Any]:
     """Read and check a config file; unknown keys are errors, not silently ignored."""
     if path is None:
         return {}
@@ -47,11 +51,10 @@ def load_settings(path: Path | None) -> dict[str, Any]:
         raise ImagefixError(f"config {path} is not valid TOML: {exc}") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("imagefix", {})
-    unknown = sorted(set(data) - KNOWN_KEYS)
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ImagefixError(
-            f"config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}"
-        )
+        raise ImagefixError(f"config {path}: unknown key(s) {', '.join(unknown)}; the keys are the long flag "
+                            "names of the commands (imagefix COMMAND --help)")
     return data
 
 

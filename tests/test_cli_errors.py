@@ -117,13 +117,33 @@ def test_corrupt_layer_blob(cli, tmp_path):
 @pytest.mark.parametrize(("content", "needle"), [
     ("profile = [", "is not valid TOML"),
     ("colour = 'red'", "unknown key(s) colour"),
-    ("fail-on = 'sometimes'", "fail-on must be one of"),
+    ("fail-on = 'sometimes'", "bad.toml: fail-on: 'sometimes' is not one of 'error'"),
     ("max-layer-size = 'huge'", "cannot read size 'huge'"),
+    ("files = 'many'", "bad.toml: files: 'many' is not a valid integer"),
 ])
 def test_bad_config_files(cli, tmp_path, content, needle):
     config = tmp_path / "bad.toml"
     config.write_text(content)
     assert_one_line_error(cli("--config", config, "scan", f"oci:{SAMPLES / 'spark'}:3.5.3"), needle)
+
+
+def test_every_long_flag_can_live_in_the_config_and_flags_win(cli, tmp_path):
+    spark = f"oci:{SAMPLES / 'spark'}:3.5.3"
+    config = tmp_path / ".imagefix.toml"
+    config.write_text('budget = "10MB"\nfiles = 2\nformat = "markdown"\n')
+    gated = cli("--config", config, "report", spark)
+    assert gated.exit_code == 1 and "budget" in gated.stdout and "Largest files" in gated.stdout
+    assert cli("--config", config, "report", spark, "--budget", "1GB", "--format", "text").exit_code == 0
+    scanned = cli("--config", config, "scan", spark)  # markdown is a scan format too; budget is not its flag
+    assert scanned.exit_code == 1 and scanned.stdout.startswith("**imagefix**")
+    config.write_text('budget = "huge"\n')
+    assert_one_line_error(cli("--config", config, "report", spark), "cannot read size 'huge'")
+    config.write_text('format = "sarif"\n')  # scan takes it, report does not: scan uses it, report its own
+    assert cli("--config", config, "scan", spark).stdout.startswith("{")
+    assert cli("--config", config, "report", spark).stdout.startswith(spark)
+    config.write_text('format = "yaml"\n')
+    assert_one_line_error(cli("--config", config, "rules"), "format: 'yaml' is not one of")
+    assert cli("--config", config, "scan", "--help").exit_code == 0  # help reads no config
 
 
 def test_unreadable_config_files(cli, tmp_path):
@@ -140,3 +160,45 @@ def test_bad_flag_values(cli):
     assert_one_line_error(cli("scan", "--pull-rate", "0", sample), "must be positive")
     assert_one_line_error(cli("scan"), "no image given")
     assert cli("scan", "--format", "yaml", sample).exit_code == 2
+
+
+def test_version_asks_the_engine_docker_host_names(cli):
+    line = cli("--version", env={"DOCKER_HOST": "tcp://127.0.0.1:9"}).stdout.splitlines()[-1]
+    assert line == "Docker engine: none answers at tcp://127.0.0.1:9"
+
+
+def test_help_names_only_the_flags_a_command_has():
+    from click.testing import CliRunner
+
+    from kata_imagefix.cli import main
+
+    def help_of(*command: str) -> str:
+        return " ".join(CliRunner().invoke(main, [*command, "--help"]).stdout.split())
+
+    assert "With --all-platforms, consider at most N" in help_of("scan")
+    assert "With --in-registry, consider at most N" in help_of("fix")
+    for command in (("report",), ("k8s", "check"), ("k8s", "fix")):
+        assert "--all-platforms" not in help_of(*command) and "--max-platforms" not in help_of(*command)
+    assert "docker://REGISTRY/REPO[:TAG|@DIGEST] (the registry, without pulling)" in help_of("scan")
+    assert "must be in the local engine" in help_of("fix")
+
+
+def test_an_unreachable_engine_is_named_in_words_not_in_reprs(cli):
+    result = cli("scan", "docker-daemon:busybox:1", env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert_one_line_error(result, "cannot reach the Docker engine at tcp://127.0.0.1:9",
+                          "(Connection refused)")
+    assert "HTTPConnection" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_in_registry_errors_name_the_image(cli, no_engine_env):
+    result = cli("fix", "127.0.0.1:9/team/app:1", "--in-registry", "--registry-timeout", "2",
+                 env=no_engine_env)
+    assert_one_line_error(result, "imagefix: error: 127.0.0.1:9/team/app:1: ")
+
+
+def test_report_and_fix_json_carry_the_schema_version(cli, tmp_path):
+    spark = f"oci:{SAMPLES / 'spark'}:3.5.3"
+    report = cli("report", spark, "--format", "json").json()
+    assert report["schema_version"] == 1 and report["tool"]["name"] == "imagefix"
+    fixed = cli("fix", spark, "--no-build", "-o", tmp_path / "out", "--format", "json").json()
+    assert fixed["schema_version"] == 1 and fixed["written"].endswith("Dockerfile")

@@ -30,8 +30,11 @@ def spark(images):
     return images.build(SPARK_LIKE.format(base=base_image()), name="spark")
 
 
-def tags(engine) -> set[str]:
-    return {t for image in engine.images() for t in image.get("RepoTags") or []}
+def tags(engine, *owned: str) -> set[str]:
+    """The engine's tags this test owns: each owned tag and those derived from it (TAG-kata). Other
+    sessions share the engine, so its whole tag set may change at any time."""
+    return {t for image in engine.images() for t in image.get("RepoTags") or []
+            if any(t == tag or t.startswith(f"{tag}-") for tag in owned)}
 
 
 def run(engine, tag: str, *command: str) -> str:
@@ -49,14 +52,14 @@ def run(engine, tag: str, *command: str) -> str:
 @pytest.mark.parametrize(("mode", "user", "ids"), [
     ("numeric", "185:185", "185 185"), ("reset", "", "0 0"), ("root", "0:0", "0 0")])
 def test_each_user_mode_builds_runs_and_verifies(cli, engine, images, spark, mode, user, ids):
-    before = tags(engine)
+    before = tags(engine, spark)
     result = cli("fix", spark, "--user-mode", mode, "--format", "json")
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     new = doc["tag"]
     images.tags.append(new)
     assert new == spark.replace(":", ":", 1).rsplit(":", 1)[0] + ":" + spark.rsplit(":", 1)[1] + "-kata"
-    assert tags(engine) == before | {new}  # only the new tag appeared; the source is untouched
+    assert tags(engine, spark) == before | {new}  # only the new tag appeared; the source is untouched
     assert engine.inspect_image(new)["Config"]["User"] == user
     assert run(engine, new, "sh", "-c", "echo $(id -u) $(id -g)").strip() == ids
     assert doc["verification"]["config_user"] == user
@@ -69,14 +72,14 @@ def test_each_user_mode_builds_runs_and_verifies(cli, engine, images, spark, mod
 
 
 def test_no_build_writes_only_the_dockerfile(cli, engine, spark, tmp_path):
-    before = tags(engine)
+    before = tags(engine, spark)
     out = tmp_path / "out"
     result = cli("fix", spark, "--no-build", "-o", out)
     assert result.exit_code == 0, result.stderr
     assert [p.name for p in out.iterdir()] == ["Dockerfile"]
     text = (out / "Dockerfile").read_text()
     assert "USER 185:185\n" in text and text.count("\nFROM ") + text.startswith("FROM ") == 1
-    assert tags(engine) == before
+    assert tags(engine, spark) == before
 
 
 def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, images, spark, tmp_path):
@@ -88,10 +91,10 @@ def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, im
     broken = tmp_path / "templates"
     broken.mkdir()
     (broken / "user.Dockerfile.j2").write_text("FROM {{ base_ref }}\nRUN false\nUSER {{ user }}\n")
-    before = tags(engine)
+    before = tags(engine, spark, "imagefix-test/never:built")
     failed = cli("fix", spark, "--template-dir", broken, "--tag", "imagefix-test/never:built")
     assert failed.exit_code == 2 and "build failed at Step 2/3 : RUN false" in failed.stderr
-    assert tags(engine) == before
+    assert tags(engine, spark, "imagefix-test/never:built") == before
     (broken / "user.Dockerfile.j2").write_text("FROM {{ base_ref }}\nUSER {{ no_such_value }}\n")
     undefined = cli("fix", spark, "--template-dir", broken, "--tag", "imagefix-test/never:built")
     assert undefined.exit_code == 2 and "'no_such_value' is undefined" in undefined.stderr
@@ -100,16 +103,16 @@ def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, im
 def test_multistage_keeps_only_what_is_asked(cli, engine, images, spark):
     runtime = images.build(f"FROM {base_image()}\nRUN true\n", name="runtime")
     result = cli("fix", spark, "--variant", "multistage", "--runtime-base", runtime,
-                 "--keep", "/opt/spark", "--tag", "imagefix-test/spark:slim", "--format", "json")
+                 "--keep", "/opt/spark", "--tag", f"{spark}-slim", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/spark:slim")
+    images.tags.append(f"{spark}-slim")
     doc = result.json()
     assert 'COPY --from=original ["/opt/spark", "/opt/spark"]' in doc["dockerfile"]
-    config = engine.inspect_image("imagefix-test/spark:slim")["Config"]
+    config = engine.inspect_image(f"{spark}-slim")["Config"]
     assert config["User"] == "185:185" and config["WorkingDir"] == "/opt/spark/work-dir"
     assert config["Entrypoint"] == ["/bin/sh", "-c"] and "4040/tcp" in config["ExposedPorts"]
     assert "SPARK_HOME=/opt/spark" in config["Env"]
-    assert run(engine, "imagefix-test/spark:slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
+    assert run(engine, f"{spark}-slim", "cat", "/opt/spark/jars/app.jar") == "jar\n"
 
 
 def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images, spark, tmp_path):
@@ -117,13 +120,13 @@ def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images,
     engine.tag(base_image(), "gcr.io/distroless/static-debian13", "nonroot")
     images.tags.append(stand_in)
     result = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--tag",
-                 "imagefix-test/spark:distroless", "--format", "json")
+                 f"{spark}-distroless", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/spark:distroless")
+    images.tags.append(f"{spark}-distroless")
     dockerfile = result.json()["dockerfile"]
     assert f"FROM {engine.inspect_image(stand_in)['Id']}" in dockerfile  # pinned
     assert "no shell" in dockerfile
-    assert engine.inspect_image("imagefix-test/spark:distroless")["Config"]["User"] == "185:185"
+    assert engine.inspect_image(f"{spark}-distroless")["Config"]["User"] == "185:185"
     nodir = cli("fix", spark, "--variant", "distroless", "--keep", "/opt/spark", "--distroless", "java21",
                 "--no-build", "-o", tmp_path / "java")
     assert nodir.exit_code == 0
@@ -141,10 +144,10 @@ def test_distroless_uses_the_current_image_name_and_pins_it(cli, engine, images,
     (("--in-registry", "--variant", "multistage"), "cannot make a multistage image"),
 ])
 def test_bad_fix_input(cli, engine, spark, args, needle):
-    before = tags(engine)
+    before = tags(engine, spark, "imagefix-test/absent:1")
     result = cli("fix", spark, *args)
     assert result.exit_code == 2 and needle in result.stderr, result.stderr
-    assert tags(engine) == before
+    assert tags(engine, spark, "imagefix-test/absent:1") == before
 
 
 def test_push_and_push_refused(cli, engine, images, spark, registry):
@@ -217,10 +220,10 @@ def test_multistage_keeps_every_runtime_value_literally(cli, engine, images):
     assert "B=$HOME" in expected["Env"] and expected["WorkingDir"] == "/w$HOME"  # the builder took \$ as $
     runtime = images.build(f"FROM {base_image()}\nENV SSL_CERT_FILE=/etc/ssl/certs/ca.pem\n", name="rt")
     result = cli("fix", source, "--variant", "multistage", "--runtime-base", runtime, "--keep", "/opt/app",
-                 "--tag", "imagefix-test/tricky:slim", "--format", "json")
+                 "--tag", f"{source}-slim", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    images.tags.append("imagefix-test/tricky:slim")
-    fixed = engine.inspect_image("imagefix-test/tricky:slim")["Config"]
+    images.tags.append(f"{source}-slim")
+    fixed = engine.inspect_image(f"{source}-slim")["Config"]
     for key in ("WorkingDir", "Entrypoint", "Cmd", "ExposedPorts", "Volumes"):
         assert fixed.get(key) == expected.get(key), key
     assert set(expected["Env"]) <= set(fixed["Env"])
@@ -234,12 +237,12 @@ def test_a_changed_value_fails_the_fix_and_leaves_no_tag(cli, engine, images, tm
     templates.mkdir()
     shipped = (ROOT / "templates" / "multistage.Dockerfile.j2").read_text()
     (templates / "multistage.Dockerfile.j2").write_text(shipped + "ENV B=changed\n")
-    before = tags(engine)
+    before = tags(engine, source, "imagefix-test/tricky:bad")
     result = cli("fix", source, "--variant", "multistage", "--runtime-base", base_image(), "--keep",
                  "/opt/app", "--template-dir", templates, "--tag", "imagefix-test/tricky:bad")
     assert result.exit_code == 2 and "verification failed" in result.stderr
     assert "Env B is 'changed'" in result.stderr
-    assert tags(engine) == before
+    assert tags(engine, source, "imagefix-test/tricky:bad") == before
 
 
 def test_a_mirrored_image_is_pinned_to_its_own_repository(cli, engine, images, registry):

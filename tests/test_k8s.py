@@ -154,6 +154,8 @@ def test_kustomize_patches(cli, tmp_path):
     containers = patches[0]["spec"]["template"]["spec"]["containers"]
     assert containers == [{"name": "driver", "securityContext": {"runAsUser": 185, "runAsGroup": 185}}]
     assert manifest.read_text() == MANIFEST
+    assert "annotations" not in result.stdout  # spark needs no annotation: no `annotations: {}`
+    assert "metadata" not in patches[0]["spec"]["template"]
 
 
 def test_bad_inputs_write_nothing(cli, tmp_path):

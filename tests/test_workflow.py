@@ -75,3 +75,17 @@ def test_colour_follows_no_color_and_the_flag():
 def test_every_command_help_has_an_example(cli, command):
     result = cli(*command, "--help")
     assert result.exit_code == 0 and "Example:" in result.stdout and "imagefix " in result.stdout
+
+
+def test_ci_run_waits_for_the_dpkg_lock():
+    """A concurrent apt (unattended-upgrades, another job) must not turn skopeo's tests into skips."""
+    import re
+
+    script = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    calls = [line for line in script.splitlines() if re.search(r"\bapt-get\b|\"\$\{APT\[@\]\}\"", line)
+             and not line.lstrip().startswith("#") and "log " not in line]
+    assert calls and all("APT[@]" in line or "DPkg::Lock::Timeout=" in line for line in calls), calls
+    assert "APT=(apt-get -o DPkg::Lock::Timeout=300)" in script
+    done = subprocess.run(["bash", "-n", str(Path(__file__).resolve().parent.parent / ".ci" / "run")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

@@ -16,8 +16,48 @@ from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
 
 
+def _color_first(args: list[str]) -> list[str]:
+    """`--color X` anywhere before `--` moves to the front: `imagefix scan REF --color never` works."""
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg.startswith("--color="):
+            moved.append(arg)
+        elif arg == "--color" and i + 1 < len(args):
+            moved += args[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return moved + rest
+
+
+def colour_choice(flag: str, environ) -> bool | None:
+    """--color, else FORCE_COLOR (force-color.org; it wins over NO_COLOR, as in Node.js), else
+    NO_COLOR (no-color.org), else None: colour only a terminal."""
+    if flag != "auto":
+        return flag == "always"
+    if environ.get("FORCE_COLOR"):
+        return True
+    if environ.get("NO_COLOR"):
+        return False
+    return None
+
+
 class ImagefixGroup(click.Group):
     """Turns ImagefixError (and any crash) into one line on stderr and exit 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = _color_first(list(args))
+            ctx.meta["imagefix.help"] = bool({"-h", "--help"} & set(args[: args.index("--")] if "--" in args
+                                                                   else args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -95,13 +135,18 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 
     click.echo(f"imagefix {__version__}")
     click.echo(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    import os
+
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
         import docker
+        from docker.utils import kwargs_from_env
 
-        engine = docker.APIClient(version="auto", timeout=3).version()
-        click.echo(f"Docker engine {engine.get('Version', '?')}, API {engine.get('ApiVersion', '?')}")
+        engine = docker.APIClient(version="auto", timeout=3, **kwargs_from_env()).version()
+        click.echo(f"Docker engine {engine.get('Version', '?')}, API {engine.get('ApiVersion', '?')} "
+                   f"at {host}")
     except Exception:  # no engine here: say so, the rest still helps a bug report
-        click.echo("Docker engine: none answers")
+        click.echo(f"Docker engine: none answers at {host}")
     ctx.exit(0)
 
 
@@ -109,7 +154,8 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
               help="Show imagefix's, Python's and the Docker engine API's versions (for bug reports).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in text output; auto honours NO_COLOR and colours only a terminal.")
+              help="Colour in text output (before or after the command); auto honours FORCE_COLOR and "
+                   "NO_COLOR and colours only a terminal.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: nearest .imagefix.toml or [tool.imagefix]).")
@@ -123,7 +169,16 @@ def main(ctx: click.Context, color: str, debug: bool, config_path: Path | None) 
     """
     import os
 
-    ctx.color = {"always": True, "never": False}.get(color, False if os.environ.get("NO_COLOR") else None)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["config_path"] = config_path
+    from .options import config_defaults, config_values
+
+    if not ctx.resilient_parsing and not ctx.meta.get("imagefix.help"):  # help reads no config
+        ctx.default_map = config_defaults(ctx)  # every long flag can be set in .imagefix.toml
+    from_file = config_values(ctx) if "config" in ctx.obj else {}
+    if ctx.get_parameter_source("color") is click.core.ParameterSource.DEFAULT and "color" in from_file:
+        color = str(from_file["color"])
+        if color not in ("auto", "always", "never"):
+            raise ImagefixError(f"config {ctx.obj.get('config_file')}: color must be auto, always or never")
+    ctx.color = colour_choice(color, os.environ)

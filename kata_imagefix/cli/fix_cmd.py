@@ -17,11 +17,13 @@ from .options import registry_flags, registry_options, user_mode_option
               help="; ".join(f"{name}: {what}" for name, (_, what) in VARIANTS.items()))
 @user_mode_option
 @click.option("--runtime-base", metavar="REF",
-              help="Runtime stage image (multistage; overrides distroless).")
+              help="Runtime stage image (multistage; overrides distroless). It must be in the local "
+                   "engine (docker pull it first): the build pulls nothing.")
 @click.option("--keep", multiple=True, metavar="PATH",
               help="Path to copy into the runtime stage (repeatable).")
 @click.option("--distroless", default="static", show_default=True, type=click.Choice(list(DISTROLESS)),
-              help="Which distroless runtime (-debian13).")
+              help="Which distroless runtime (-debian13); like --runtime-base, it must be in the "
+                   "local engine.")
 @click.option("--template-dir", type=click.Path(file_okay=False, exists=True),
               help="Your own templates (same names as the shipped ones win).")
 @click.option("--tag", "new_tag", metavar="NEWREF",
@@ -34,7 +36,7 @@ from .options import registry_flags, registry_options, user_mode_option
               help="Registry images: new config + manifest reusing the layers; nothing pulled or built.")
 @click.option("--force", is_flag=True, help="Replace the target tag if it exists.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@registry_flags
+@registry_flags(max_platforms="With --in-registry")
 @click.pass_context
 def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base: str | None,
         keep: tuple[str, ...], distroless: str, template_dir: str | None, new_tag: str | None, no_build: bool,

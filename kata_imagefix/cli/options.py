@@ -14,14 +14,71 @@ FAIL_ON = ("error", "warning", "info", "never")
 
 
 def config_values(ctx: click.Context) -> dict[str, Any]:
-    from ..settings import find_config, load_settings
+    from ..settings import KNOWN_KEYS, find_config, load_settings
 
     if "config" not in ctx.obj:
         path = ctx.obj.get("config_path")
         if path is not None and not path.exists():
             raise ImagefixError(f"cannot read config {path}: no such file")
-        ctx.obj["config"] = load_settings(path or find_config())
+        path = path or find_config()
+        ctx.obj["config_file"] = path
+        known = set(KNOWN_KEYS) | set(long_flags(ctx.find_root().command)) | {"color"}
+        ctx.obj["config"] = load_settings(path, known)
     return ctx.obj["config"]
+
+
+def _long_name(param: click.Parameter) -> str | None:
+    if not isinstance(param, click.Option):
+        return None
+    return next((opt[2:] for opt in param.opts if opt.startswith("--")), None)
+
+
+def long_flags(group: click.Command) -> dict[str, list[tuple[tuple[str, ...], click.Option]]]:
+    """Every long flag below `group`: name -> [(command path, option)] (help excluded)."""
+    out: dict[str, list[tuple[tuple[str, ...], click.Option]]] = {}
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+            return
+        for param in command.params:
+            name = _long_name(param)
+            if name and name != "help":
+                out.setdefault(name, []).append((path, param))  # type: ignore[arg-type]
+
+    walk(group, ())
+    return out
+
+
+def config_defaults(ctx: click.Context) -> dict[str, Any]:
+    """The config as click's default_map: each key becomes the default of that flag on every command
+    that has it (`budget = "800MB"` for report, `files = 20`, ...); flags on the command line win."""
+    config = config_values(ctx)
+    where = ctx.obj.get("config_file")
+    defaults: dict[str, Any] = {}
+    for name, uses in long_flags(ctx.command).items():
+        if name not in config:
+            continue
+        problem = None
+        taken = 0
+        for path, option in uses:  # a value some commands refuse (format = "sarif") sets the others
+            value = config[name]
+            if option.multiple and isinstance(value, str):
+                value = [value]
+            try:
+                option.type_cast_value(ctx, value)
+            except click.BadParameter as exc:
+                problem = exc.message
+                continue
+            taken += 1
+            node = defaults
+            for part in path:
+                node = node.setdefault(part, {})
+            node[option.name] = value
+        if not taken and problem:
+            raise ImagefixError(f"config {where}: {name}: {problem}")
+    return defaults
 
 
 def setting(ctx: click.Context, cli_value: Any, key: str, default: Any,
@@ -148,7 +205,11 @@ def exit_code(results: list, fail_on, errors: list) -> int:
     return 0
 
 
-def registry_flags(func: Callable) -> Callable:
+def registry_flags(func: Callable | None = None, *, max_platforms: str | None = None) -> Callable:
+    """The registry flags; `--max-platforms` only where a command reads every platform of an index
+    (`max_platforms` says when, for its help: "With --all-platforms")."""
+    if func is None:
+        return lambda f: registry_flags(f, max_platforms=max_platforms)
     options = [
         click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
                      help="Allow plain HTTP / no TLS check for this registry (loopback always may)."),
@@ -160,9 +221,11 @@ def registry_flags(func: Callable) -> Callable:
                      help="Give up on a blob when under 64 KiB arrive in S seconds. [default: 30]"),
         click.option("--deadline-seconds", type=click.FloatRange(1, 86400), metavar="S",
                      help="Give up on a blob after S seconds plus its size at 1 MB/s. [default: 60]"),
-        click.option("--max-platforms", type=click.IntRange(1, 10000), metavar="N",
-                     help="With --all-platforms, consider at most N entries of an index. [default: 64]"),
     ]
+    if max_platforms:
+        options.append(click.option("--max-platforms", type=click.IntRange(1, 10000), metavar="N",
+                                    help=f"{max_platforms}, consider at most N entries of an index. "
+                                         "[default: 64]"))
     return stacked(options, func)
 
 
@@ -188,7 +251,8 @@ def registry_options(ctx: click.Context, kw: dict[str, Any]):
                            stall_seconds=setting(ctx, kw.pop("stall_seconds"), "stall-seconds", 30.0, float),
                            deadline_seconds=setting(ctx, kw.pop("deadline_seconds"), "deadline-seconds", 60.0,
                                                     float),
-                           max_platforms=setting(ctx, kw.pop("max_platforms"), "max-platforms", 64, int))
+                           max_platforms=setting(ctx, kw.pop("max_platforms", None), "max-platforms", 64,
+                                                 int))
 
 
 def user_mode_option(func: Callable) -> Callable:

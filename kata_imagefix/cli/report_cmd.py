@@ -60,7 +60,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         from ..report.push import push_if_passed
 
         result.push = push_if_passed(result, registry, show_progress=showing)
-    text = render(result, fmt)
+    text = render(result, fmt, to_terminal=output is None)
     if output:
         from ..fileio import write_atomic
 

@@ -49,7 +49,7 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 @click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform image.")
 @click.option("--exact", is_flag=True,
               help="Registry images: stream the layers to count unpacked sizes (else estimated).")
-@registry_flags
+@registry_flags(max_platforms="With --all-platforms")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Images scanned at once. [default: 4]")
 @click.option("--from-file", metavar="FILE", help="Read references from FILE, one per line ('-': stdin).")
 @budget_options
@@ -57,8 +57,10 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None:
     """Scan images for what breaks on Kata (named users, size against the guest budget).
 
-    REF is NAME[:TAG] (local engine), docker-daemon:NAME[:TAG|@DIGEST],
-    docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:TAR[:TAG].
+    REF is NAME[:TAG] (the local engine if it has it, else the registry),
+    docker://REGISTRY/REPO[:TAG|@DIGEST] (the registry, without pulling),
+    docker-daemon:NAME[:TAG|@DIGEST], docker-archive:PATH[:NAME:TAG],
+    oci:DIR[:TAG] or oci-archive:TAR[:TAG].
 
     \b
     Example:

@@ -44,6 +44,17 @@ def _fixed_config(config: dict, user: str, change: str) -> bytes:
 
 def fix_in_registry(source: str, target: str | None, user_mode: str, options: RegistryOptions,
                     *, force: bool) -> RegistryFix:
+    """The rewrite; every error names the image (a bare name's registry is not what the user typed)."""
+    try:
+        return _fix_in_registry(source, target, user_mode, options, force=force)
+    except ImagefixError as exc:
+        if source in str(exc):
+            raise
+        raise ImagefixError(f"{source}: {exc}") from None
+
+
+def _fix_in_registry(source: str, target: str | None, user_mode: str, options: RegistryOptions,
+                     *, force: bool) -> RegistryFix:
     ref = parse_docker_reference(source)
     host = api_host(ref.domain)
     if target:

@@ -480,12 +480,16 @@ def kustomize_patches(text: str, needs: PodNeeds) -> str:
             if context:
                 entry["securityContext"] = context
             pod_spec["containers"].append(entry)
-        template = CommentedMap(metadata=CommentedMap(annotations=CommentedMap()), spec=pod_spec)
-        _annotate(template["metadata"]["annotations"], needs, pod_annotations(doc, "the manifest"))
+        annotations = CommentedMap()
+        _annotate(annotations, needs, pod_annotations(doc, "the manifest"))
+        template = CommentedMap(metadata=CommentedMap(annotations=annotations)) if annotations else \
+            CommentedMap()  # no `annotations: {}` when nothing is raised
+        template["spec"] = pod_spec
         node = patch
         path = WORKLOAD_PATHS[doc["kind"]]
         if doc["kind"] == "Pod":
-            patch["metadata"]["annotations"] = template["metadata"]["annotations"]
+            if annotations:
+                patch["metadata"]["annotations"] = annotations
             patch["spec"] = pod_spec
         else:
             for key in path[:-2]:

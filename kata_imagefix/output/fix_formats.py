@@ -36,7 +36,11 @@ def _json(outcome: FixOutcome) -> list[str]:
             "after": {k.replace(" ", "_"): a for k, _, a in local.rows},
             "added_by_runtime_base": local.added,
         }
-    return [json.dumps(doc, indent=2)]
+    from .. import __version__
+    from .json_out import SCHEMA_VERSION
+
+    head = {"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION}
+    return [json.dumps({**head, **doc}, indent=2)]
 
 
 def _text(outcome: FixOutcome) -> list[str]:

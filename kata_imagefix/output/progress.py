@@ -14,19 +14,22 @@ def enable_on_terminal(wanted: bool) -> None:
     progress.set_reporter(terminal_bar if wanted and sys.stderr.isatty() else None)
 
 
-@contextlib.contextmanager
-def terminal_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+def columns() -> list:
+    """Description and bar share what the figures leave: the line fits the terminal, never wraps."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.table import Column
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
+    return [TextColumn("{task.description}", table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=None, table_column=Column(ratio=1)), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn()]
+
+
+@contextlib.contextmanager
+def terminal_bar(description: str, total: int | None, console=None) -> Iterator[Callable[[int], None]]:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(*columns(), console=console or Console(stderr=True), transient=True,
+                  expand=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)

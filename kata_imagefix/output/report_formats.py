@@ -7,7 +7,10 @@ from typing import Any
 
 from ..report.model import Report, to_dict
 from ..sizes import human_size
+from .text import plural, terminal_width
 from .untrusted import for_markdown, for_markdown_code, for_terminal
+
+PIPE_WIDTH = 120  # the text report's width in a pipe; on a terminal, the terminal's
 
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
 
@@ -21,8 +24,8 @@ def headline(report: Report) -> str:
             f"{b.reference}, now {human_size(report.unpacked)}"
         )
     estimated = " (estimated)" if report.estimated else ""
-    layers = len(report.layers)
-    return f"{report.reference}: {human_size(report.unpacked)} unpacked{estimated} in {layers} layers"
+    return (f"{report.reference}: {human_size(report.unpacked)} unpacked{estimated} in "
+            f"{plural(len(report.layers), 'layer')}")
 
 
 def verdict(report: Report) -> str:
@@ -37,16 +40,20 @@ def verdict(report: Report) -> str:
     )
     if crossed:
         return f"FAIL: {', '.join(crossed)}; {timing}; {fits} the guest"
-    return f"PASS: {timing}; the image {fits} the guest ({human_size(budget.room_bytes)} room)"
+    room = f"the image {fits} the guest ({human_size(budget.room_bytes)} room)"
+    if not (budget.fits_create_timeout and budget.fits_memory):  # the gates pass, the pod would not start
+        return f"WARNING: no gate crossed, but on Kata: {timing}; {room}"
+    return f"PASS: {timing}; {room}"
 
 
-def render_text(report: Report) -> str:
+def render_text(report: Report, to_terminal: bool = True) -> str:
     from rich.console import Console
     from rich.table import Table
 
     buffer = io.StringIO()
+    width = (terminal_width() if to_terminal else None) or PIPE_WIDTH
     # markup off: a layer's created_by or a file name holding [/] or [link=...] is text, not rich markup
-    console = Console(file=buffer, width=120, force_terminal=False, color_system=None, markup=False,
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, markup=False,
                       emoji=False, highlight=False)
     console.print(for_terminal(headline(report)), style="bold")
     table = Table(show_edge=False, pad_edge=False)
@@ -57,9 +64,10 @@ def render_text(report: Report) -> str:
         ("unpacked", "right"),
         ("compressed", "right"),
         ("share", "right"),
-        ("", "left"),
+        ("of the image", "left"),
     ):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, no_wrap=column != "created by",
+                         overflow="fold" if column == "created by" else "ellipsis")
     for row in report.layers:
         bar = "█" * max(1, round(row.share * 20)) if row.unpacked else ""
         table.add_row(
@@ -74,7 +82,7 @@ def render_text(report: Report) -> str:
     console.print(table)
     base = report.base
     console.print(for_terminal(
-        f"base: {base['reference']} ({base['layers']} layers, {human_size(report.base_bytes)}; "
+        f"base: {base['reference']} ({plural(base['layers'], 'layer')}, {human_size(report.base_bytes)}; "
         f"found by {base['found_by']})"
         if base["reference"]
         else f"base: {base['notes'][-1]}"
@@ -83,7 +91,7 @@ def render_text(report: Report) -> str:
         b = report.baseline
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
         console.print(for_terminal(
-            f"baseline {b.reference}: {human_size(b.unpacked)}; {len(b.added)} layers added, "
+            f"baseline {b.reference}: {human_size(b.unpacked)}; {plural(len(b.added), 'layer')} added, "
             f"{b.removed} removed; base {changed}"
         ))
     if report.files is not None:
@@ -133,8 +141,17 @@ def render_markdown(report: Report) -> str:
             "",
             f"Baseline `{for_markdown_code(b.reference)}`: {human_size(b.unpacked)} -> "
             f"{human_size(report.unpacked)}; "
-            f"{len(b.added)} layers added, {b.removed} removed.",
+            f"{plural(len(b.added), 'layer')} added, {b.removed} removed.",
         ]
+    if report.files is not None and report.files.files:
+        lines += ["", f"Largest files ({report.files.file_count} visible):", "",
+                  "| file | bytes | layer |", "|---|--:|--:|"]
+        lines += [f"| /{for_markdown(path)} | {human_size(size)} | {layer} |"  # names from the image: inert
+                  for path, size, layer in report.files.files]
+    if report.files is not None and report.files.directories:
+        lines += ["", "| directory | bytes |", "|---|--:|"]
+        lines += [f"| /{for_markdown(path)} | {human_size(size)} |"
+                  for path, size in report.files.directories]
     if report.files is not None and report.files.waste:
         lines += [
             "",
@@ -210,12 +227,17 @@ def render_html(report: Report) -> str:
     )
 
 
-def render(report: Report, fmt: str) -> str:
-    """The report in one of output.REPORT_FORMATS."""
+def render(report: Report, fmt: str, *, to_terminal: bool = True) -> str:
+    """The report in one of output.REPORT_FORMATS (text to a file is as wide as in a pipe)."""
     if fmt == "json":
         import json
 
-        from ..report.model import to_dict
+        from .. import __version__
+        from .json_out import SCHEMA_VERSION
 
-        return json.dumps(to_dict(report), indent=2) + "\n"
-    return {"markdown": render_markdown, "html": render_html}.get(fmt, render_text)(report)
+        doc = {"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION,
+               **to_dict(report)}
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "text":
+        return render_text(report, to_terminal)
+    return {"markdown": render_markdown, "html": render_html}[fmt](report)

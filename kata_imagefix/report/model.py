@@ -29,6 +29,7 @@ class LayerRow:
     share: float
     in_base: bool
     estimated: bool
+    full_created_by: str = ""  # the whole command, for the HTML tooltip
 
 
 @dataclass
@@ -203,6 +204,7 @@ def build_report(
             (layer.size or 0) / total,
             layer.index < base["layers"],
             layer.size_estimated,
+            short_created_by(layer.created_by, len(layer.created_by) + 1),
         )
         for layer in image.layers
     ]

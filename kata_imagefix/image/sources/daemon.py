@@ -45,12 +45,28 @@ def api_client() -> Any:
         try:
             client = docker.APIClient(version="auto", timeout=120, **kwargs)
         except docker.errors.DockerException as exc:
-            reason = str(exc).split(": ", 1)[-1][:200]
+            reason = _reason(exc)
             raise DaemonUnavailable(
                 f"cannot reach the Docker engine at {where}: is dockerd running? ({reason})"
             ) from None
         _client_cache["api"] = client
     return _client_cache["api"]
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause in words ("Connection refused"), not requests' and urllib3's nested reprs."""
+    import re
+
+    found = re.findall(r"\[Errno -?\d+\] ([^'\"()\]\[]+)", str(exc))
+    if found:
+        return found[-1].strip()
+    cause: BaseException | None = exc
+    while cause is not None:  # the innermost OSError's own words
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).split(": ")[-1]
+    return re.sub(r"[(){}<>'\"]", "", text).strip()[:200] or type(exc).__name__
 
 
 def _is_layer_step(created_by: str, size: int) -> bool:

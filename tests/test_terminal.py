@@ -1,0 +1,169 @@
+"""What a terminal shows: wrapping to its width, colour choices, plurals, verdicts that say what fails.
+
+Terminal cases run imagefix as a child process on a real pseudo-terminal of a chosen size.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from html import escape
+
+import pytest
+from conftest import SAMPLES
+from make_samples import (
+    SPARK_GROUP,
+    SPARK_PASSWD,
+    Entry,
+    ImageSpec,
+    LayerSpec,
+    base_layer,
+    write_oci_layout,
+)
+
+SPARK = f"oci:{SAMPLES / 'spark'}:3.5.3"
+MYSQL = f"oci:{SAMPLES / 'mysql'}:8.4"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def on_terminal(*args: str, columns: int = 80, env: dict | None = None) -> tuple[int, str]:
+    """(exit code, what the terminal received) of `imagefix ARGS` with stdout and stderr on a pty."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "FORCE_COLOR")}
+    child = subprocess.Popen([sys.executable, "-m", "kata_imagefix", *args], stdin=slave, stdout=slave,
+                             stderr=slave, env={**environ, "TERM": "xterm", **(env or {})}, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return child.wait(timeout=120), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def in_pipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "FORCE_COLOR")}
+    return subprocess.run([sys.executable, "-m", "kata_imagefix", *args], capture_output=True, text=True,
+                          env={**environ, **(env or {})}, timeout=120)
+
+
+def visible(text: str) -> list[str]:
+    return ANSI.sub("", text).splitlines()
+
+
+def test_findings_wrap_to_the_terminal_under_their_column_and_stay_whole_in_a_pipe():
+    code, shown = on_terminal("scan", MYSQL, SPARK, columns=80)
+    assert code == 1
+    lines = visible(shown)
+    assert max(len(line) for line in lines) <= 80
+    piped = in_pipe("scan", MYSQL, SPARK)
+    assert max(len(line) for line in piped.stdout.splitlines()) > 200  # one line per message there
+    assert "".join("".join(lines).split()) == "".join(piped.stdout.split())  # the same text, re-broken
+    fix = next(i for i, line in enumerate(lines) if "fix: set create_container_timeout" in line)
+    assert lines[fix + 1].startswith(" " * 23) and lines[fix + 1].strip()  # continued under the fix
+    message = next(i for i, line in enumerate(lines) if "KIF101" in line)
+    assert lines[message + 1].startswith(" " * 18) and not lines[message + 1].startswith(" " * 19)
+
+
+def test_the_report_table_fits_the_terminal_and_its_bar_column_has_a_header():
+    code, shown = on_terminal("report", SPARK, "--files", "3", columns=72)
+    assert code == 0
+    lines = visible(shown)
+    assert max(len(line) for line in lines) <= 72
+    assert any("of the image" in line for line in lines)
+    piped = in_pipe("report", SPARK).stdout.splitlines()
+    assert max(len(line) for line in piped) <= 120 and "of the image" in piped[1]
+
+
+
+def test_a_text_report_written_to_a_file_is_as_wide_as_in_a_pipe(tmp_path):
+    out = tmp_path / "report.txt"
+    code, _ = on_terminal("report", SPARK, "-o", str(out), columns=60)
+    assert code == 0
+    written = out.read_text().splitlines()
+    assert written == in_pipe("report", SPARK).stdout.splitlines()  # not the terminal's 60 columns
+
+
+def test_progress_bars_fit_the_width_they_are_given():
+    from rich.console import Console
+
+    from kata_imagefix.output.progress import terminal_bar
+
+    for width in (40, 80, 100, 160):
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, force_terminal=True, color_system=None)
+        with terminal_bar("pulling sha256:" + "a" * 64 + " from registry.example/team/app", 10**9,
+                          console=console) as advance:
+            advance(10**8)
+        drawn = [line for line in re.split(r"[\r\n]", ANSI.sub("", buffer.getvalue())) if line.strip()]
+        assert drawn and max(len(line) for line in drawn) <= width, width
+
+
+def test_color_after_the_command_and_force_color_and_no_color(tmp_path):
+    assert "\x1b[" in in_pipe("scan", SPARK, "--color", "always").stdout
+    config = tmp_path / "configuration.toml"
+    config.write_text("[factory]\ncreate_container_timeout = 120\n[runtime]\ncreate_container_timeout = 60\n")
+    nested = in_pipe("kata", "check", str(config), "--color=always")
+    assert nested.returncode == 1 and "\x1b[" in nested.stdout
+    assert "\x1b[" in in_pipe("scan", SPARK, env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b[" in in_pipe("scan", SPARK, env={"FORCE_COLOR": "1", "NO_COLOR": "1"}).stdout
+    assert "\x1b[" not in in_pipe("scan", SPARK, "--color", "never", env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b[" not in on_terminal("scan", SPARK, env={"NO_COLOR": "1"})[1]
+    assert "\x1b[" in on_terminal("scan", SPARK)[1]
+    # a file named like the flag, after `--`, stays an argument
+    assert "--color" in in_pipe("lint", "--", "--color").stderr
+
+
+def test_one_layer_is_one_layer_and_the_room_says_whether_it_fits(tmp_path):
+    write_oci_layout(tmp_path / "one", {"1": ImageSpec([base_layer(SPARK_PASSWD, SPARK_GROUP)],
+                                                       config={"User": "0:0"})})
+    scanned = in_pipe("scan", f"oci:{tmp_path / 'one'}:1").stdout
+    assert " · 1 layer · " in scanned and "guest room: fits" in scanned
+    assert " in 1 layer\n" in in_pipe("report", f"oci:{tmp_path / 'one'}:1").stdout
+    small = in_pipe("scan", MYSQL, "--guest-memory", "1024").stdout
+    assert "guest room: does NOT fit" in small and "above create_container_timeout 60 s: set 120 s" in small
+
+
+def test_report_says_warning_not_pass_when_the_pod_would_not_start():
+    slow = in_pipe("report", MYSQL)
+    assert slow.returncode == 0  # no gate was asked for
+    assert "PASS" not in slow.stdout and "WARNING: no gate crossed, but on Kata" in slow.stdout
+    assert "PASS: " in in_pipe("report", SPARK).stdout
+
+
+def test_markdown_has_the_largest_files_and_html_the_whole_command_as_a_tooltip(tmp_path):
+    markdown = in_pipe("report", SPARK, "--files", "3", "--format", "markdown").stdout
+    assert "| /opt/spark/jars/sample-assembly.jar | 150.0 MB | 1 |" in markdown
+    assert "| /opt/spark | 162.0 MB |" in markdown
+    command = "apt-get update && apt-get install -y --no-install-recommends " + " ".join(
+        f"package-{n}" for n in range(20))
+    layers = [base_layer(SPARK_PASSWD, SPARK_GROUP),
+              LayerSpec([Entry("x", b"x")], f"/bin/sh -c {command}")]
+    write_oci_layout(tmp_path / "long", {"1": ImageSpec(layers, config={"User": "0:0"})})
+    html = in_pipe("report", f"oci:{tmp_path / 'long'}:1", "--format", "html").stdout
+    whole, cut = escape(f"RUN {command}"), escape(f"RUN {command}"[:69])
+    assert f'<td class="created" title="{whole}">{cut}…</td>' in html  # cut at 70, whole on hover
+
+
+@pytest.mark.parametrize("columns", [60])
+def test_a_narrow_terminal_still_shows_every_word_of_lint(columns, tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM debian:12\nUSER nobody\n")
+    code, shown = on_terminal("lint", str(dockerfile), columns=columns)
+    findings = visible(shown)[1:]  # the first line is the file's name, as long as it is
+    assert code == 1 and max(len(line) for line in findings) <= columns
+    piped = in_pipe("lint", str(dockerfile)).stdout
+    assert "".join("".join(visible(shown)).split()) == "".join(piped.split())  # long paths break
