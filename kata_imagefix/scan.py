@@ -74,8 +74,11 @@ def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
     else:
         subjects.insert(0, ("user", user))
     if image.size_estimated and image.transport == "docker":
-        result.notes.append("unpacked sizes are ESTIMATED from the compressed sizes (x3): a layer that "
-                            "compresses better (up to a compression bomb) unpacks larger; --exact counts")
+        guessed = [layer for layer in image.layers if layer.size_estimated]
+        why = f" ({guessed[0].size_note})" if guessed[0].size_note else ""
+        result.notes.append(f"unpacked sizes of {len(guessed)} of {len(image.layers)} layers are ESTIMATED "
+                            f"from the compressed sizes (x3){why}: a layer that compresses better (up to a "
+                            "compression bomb) unpacks larger; --exact counts")
     for target, subject in subjects:
         kept, suppressed = run_rules(subject, target, selection)
         result.findings += kept

@@ -53,6 +53,9 @@ def image_dict(image: Image) -> dict[str, Any]:
                 "unpacked_bytes": layer.size,
                 "compressed_bytes": layer.compressed_size,
                 "size_estimated": layer.size_estimated,
+                "size_counts": "estimate" if layer.size_estimated else layer.size_basis,
+                "tar_bytes": layer.tar_size,
+                **({"size_note": layer.size_note} if layer.size_estimated and layer.size_note else {}),
                 "created_by": layer.created_by,
             }
             for layer in image.layers

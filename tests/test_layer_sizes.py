@@ -1,0 +1,229 @@
+"""Unpacked layer sizes from a registry without downloading: gzip trailers and zstd headers read with
+range requests (a real docker-registry), and the faults a real registry will not produce (a scripted one)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+
+import pytest
+from make_samples import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, write_layer_tar
+from registries import ScriptedServer, repo_name, send
+
+from kata_imagefix.image.layerfs import tar_unpacked_size
+from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
+from kata_imagefix.registry.client import RegistryClient
+from kata_imagefix.registry.layersize import gzip_claim, zstd_claim
+
+pytestmark = pytest.mark.registry
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+
+
+def tar_of(*entries: Entry) -> bytes:
+    out = io.BytesIO()
+    write_layer_tar(entries, out)
+    return out.getvalue()
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def zst(data: bytes, *, content_size: bool) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(write_content_size=content_size).compress(data)
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def image_documents(layers: list[tuple[bytes, bytes, str]]) -> tuple[bytes, bytes]:
+    """(manifest, config) for layers given as (tar, blob, media type)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "0:0"},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(tar) for tar, _, _ in layers]},
+                         "history": [{"created_by": f"step {i}"} for i in range(len(layers))]}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
+                           "layers": [{"mediaType": kind, "digest": sha(blob), "size": len(blob)}
+                                      for _, blob, kind in layers]}).encode()
+    return manifest, config
+
+
+def push(registry, layers: list[tuple[bytes, bytes, str]]) -> str:
+    """The image into the real registry; its reference."""
+    client = RegistryClient(registry.host)
+    repository = repo_name("sizes")
+    manifest, config = image_documents(layers)
+    for _, blob, _ in layers:
+        client.push_blob(repository, blob)
+    client.push_blob(repository, config)
+    client.put_manifest(repository, "v1", manifest, OCI_MANIFEST)
+    return f"{registry.host}/{repository}:v1"
+
+
+def scan(reference: str, exact: bool = False):
+    return open_registry_images(reference, reference, RegistryOptions(exact=exact))[0]
+
+
+INCOMPRESSIBLE = tar_of(Entry("opt", kind="dir"), Entry("opt/spark.jar", os.urandom(3_000_000)))
+COMPRESSIBLE = tar_of(Entry("data", kind="dir"), Entry("data/zeros", zeros=40_000_000),
+                      *(Entry(f"data/f{i}.txt", b"hello %d\n" % i * 50) for i in range(200)))
+
+
+# --- the real registry -------------------------------------------------------------------------------
+
+def test_gzip_trailers_give_exact_sizes_for_incompressible_and_compressible_layers(registry):
+    small = tar_of(Entry("app.txt", b"x" * 100))
+    layers = [(tar, gz(tar), OCI_LAYER_GZIP) for tar in (INCOMPRESSIBLE, COMPRESSIBLE, small)]
+    image = scan(push(registry, layers))
+    assert not image.size_estimated
+    assert [layer.tar_size for layer in image.layers] == [len(tar) for tar, _, _ in layers]
+    # big layers count their tar (headers included); the small blob came whole and counts its files
+    assert [layer.size_basis for layer in image.layers] == ["tar", "tar", "files"]
+    assert image.layers[2].size == 100
+    # the old guess would have been 3x the compressed size: 3x too big for the incompressible layer
+    assert image.layers[0].size < 1.01 * len(layers[0][1]) < image.layers[0].size * COMPRESSION_RATIO
+    assert image.transfer.by_kind == {"manifest": 1, "blob": 1, "blob-range": 3}
+    assert image.transfer.bytes < 20_000  # a few kB per layer, never a layer
+
+    exact = scan(push(registry, layers), exact=True)
+    files = [tar_unpacked_size(io.BytesIO(tar)) for tar, _, _ in layers]
+    assert [layer.size for layer in exact.layers] == files
+    assert [layer.tar_size for layer in exact.layers] == [len(tar) for tar, _, _ in layers]
+
+
+def test_zstd_with_and_without_content_size(registry):
+    layers = [(INCOMPRESSIBLE, zst(INCOMPRESSIBLE, content_size=True), OCI_LAYER_ZSTD),
+              (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)]
+    image = scan(push(registry, layers))
+    with_size, without = image.layers
+    assert (with_size.size, with_size.size_estimated) == (len(INCOMPRESSIBLE), False)
+    assert without.size_estimated and "no content size" in without.size_note
+    assert without.size == int(len(layers[1][1]) * COMPRESSION_RATIO)
+    exact = scan(push(registry, layers), exact=True)
+    assert [layer.tar_size for layer in exact.layers] == [len(INCOMPRESSIBLE), len(COMPRESSIBLE)]
+    assert not exact.size_estimated
+
+
+def test_multi_member_gzip_is_not_trusted_and_counts_right_when_streamed(registry):
+    cut = len(INCOMPRESSIBLE) - 1024 * 20
+    small_last = gz(INCOMPRESSIBLE[:cut]) + gz(INCOMPRESSIBLE[cut:])  # the last member inside the tail
+    cut = len(INCOMPRESSIBLE) // 2
+    big_last = gz(INCOMPRESSIBLE[:cut]) + gz(INCOMPRESSIBLE[cut:])  # ISIZE: only half the layer
+    image = scan(push(registry, [(INCOMPRESSIBLE, small_last, OCI_LAYER_GZIP),
+                                 (INCOMPRESSIBLE, big_last, OCI_LAYER_GZIP)]))
+    first, second = image.layers
+    assert first.size_estimated and "several gzip members" in first.size_note
+    assert second.size_estimated and "several gzip members" in second.size_note
+    exact = scan(push(registry, [(INCOMPRESSIBLE, small_last, OCI_LAYER_GZIP),
+                                 (INCOMPRESSIBLE, big_last, OCI_LAYER_GZIP)]), exact=True)
+    assert [layer.tar_size for layer in exact.layers] == [len(INCOMPRESSIBLE)] * 2
+
+
+def test_a_trailer_no_stream_could_have_is_refused(registry):
+    blob = bytearray(gz(INCOMPRESSIBLE))
+    blob[-4:] = (4_000_000_000).to_bytes(4, "little")  # 4 GB from 3 MB of random bytes: a lie or a bomb
+    image = scan(push(registry, [(INCOMPRESSIBLE, bytes(blob), OCI_LAYER_GZIP)]))
+    layer = image.layers[0]
+    assert layer.size_estimated and "cannot unpack to" in layer.size_note
+    assert layer.size == int(len(blob) * COMPRESSION_RATIO)
+
+
+def test_scan_json_and_text_say_which_sizes_are_exact(cli, registry):
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                                (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
+    doc = cli("scan", "--format", "json", f"docker://{reference}").json()["images"][0]
+    assert doc["size_estimated"] is True
+    assert [layer["size_estimated"] for layer in doc["layers"]] == [False, True]
+    assert doc["layers"][0]["unpacked_bytes"] == len(INCOMPRESSIBLE)
+
+
+# --- what a real registry will not do ----------------------------------------------------------------
+
+class ImageServer(ScriptedServer):
+    """Serves one image; `ranges` says how blob range requests are answered: "serve" (206, as
+    distribution does), "ignore" (200 and the whole blob, as a server without range support), or
+    "lie" (206 with the end of another blob)."""
+
+    def __init__(self, layers: list[tuple[bytes, bytes, str]], ranges: str, lie: bytes = b"") -> None:
+        self.manifest, self.config = image_documents(layers)
+        self.blobs = {sha(blob): blob for _, blob, _ in layers} | {sha(self.config): self.config}
+        self.ranges, self.lie, self.sent = ranges, lie, 0
+        super().__init__(self._answer, "HTTP/1.1")
+
+    def _answer(self, handler, _hit: int) -> None:
+        if "/manifests/" in handler.path:
+            send(handler, 200, {"Content-Type": OCI_MANIFEST}, self.manifest)
+            return
+        blob = self.blobs.get(handler.path.rsplit("/", 1)[-1])
+        if blob is None:
+            send(handler, 404)
+            return
+        wanted = handler.headers.get("Range")
+        if wanted and self.ranges != "ignore":
+            count = int(wanted.rsplit("-", 1)[1]) if wanted.startswith("bytes=-") else 18
+            source = self.lie if self.ranges == "lie" else blob
+            part = source[-count:] if wanted.startswith("bytes=-") else source[:count]
+            start = len(blob) - len(part) if wanted.startswith("bytes=-") else 0
+            send(handler, 206, {"Content-Range": f"bytes {start}-{start + len(part) - 1}/{len(blob)}"}, part)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(blob)))
+        handler.end_headers()
+        try:
+            for offset in range(0, len(blob), 65536):
+                handler.wfile.write(blob[offset:offset + 65536])
+                self.sent += 65536
+        except OSError:
+            handler.close_connection = True  # the client hung up: what it must do on a 200
+
+
+def test_a_registry_without_range_support_is_never_read_whole(registry):
+    big = tar_of(Entry("blob.bin", os.urandom(24_000_000)))
+    server = ImageServer([(big, gz(big), OCI_LAYER_GZIP)], "ignore")
+    try:
+        image = scan(f"{server.host}/app:v1")
+    finally:
+        server.stop()
+    layer = image.layers[0]
+    assert layer.size_estimated and "does not serve byte ranges" in layer.size_note
+    assert image.transfer.bytes < 100_000  # manifest and config: the 24 MB body was left unread
+
+
+def test_a_range_answer_that_lies_is_caught_when_the_layer_is_streamed(capfd):
+    real = gz(INCOMPRESSIBLE)
+    other = tar_of(Entry("x", os.urandom(5_000_000)))  # bigger: a plausible claim
+    server = ImageServer([(INCOMPRESSIBLE, real, OCI_LAYER_GZIP)], "lie", lie=gz(other))
+    try:
+        told = scan(f"{server.host}/app:v1")
+        counted = scan(f"{server.host}/app:v1", exact=True)
+    finally:
+        server.stop()
+    assert told.layers[0].size == len(other)  # plausible, so believed: nothing short of streaming can tell
+    assert counted.layers[0].tar_size == len(INCOMPRESSIBLE)
+    assert counted.layers[0].size == tar_unpacked_size(io.BytesIO(INCOMPRESSIBLE))
+    assert "the count is used" in capfd.readouterr().err
+
+
+# --- the judging itself, on real compressed bytes ------------------------------------------------------
+
+def test_a_possible_4gib_wrap_is_not_trusted():
+    data = os.urandom(1 << 20)
+    blob = gz(data)
+    # the same trailer on a blob large enough to hide 4 GiB more at a ratio under TRUST_RATIO
+    claim = gzip_claim(blob[-4096:], 400_000_000)
+    assert claim.size is None and "4 GiB" in claim.why
+    assert gzip_claim(blob[-4096:], len(blob)).size == len(data)
+
+
+def test_zstd_header_below_what_the_blob_holds_means_several_frames():
+    data = os.urandom(300_000)
+    frames = zst(data[:1000], content_size=True) + zst(data[1000:], content_size=True)
+    claim = zstd_claim(frames[:18], len(frames))
+    assert claim.size is None and "several" in claim.why
+    assert zstd_claim(zst(data, content_size=True)[:18], len(zst(data, content_size=True))).size == len(data)
