@@ -97,6 +97,17 @@ def test_gzip_trailers_give_exact_sizes_for_incompressible_and_compressible_laye
     assert [layer.tar_size for layer in exact.layers] == [len(tar) for tar, _, _ in layers]
 
 
+def test_a_passwd_lookup_confirms_the_trailers_it_streams_past(registry, tmp_path):
+    from registries import push_spec, spark_like
+
+    client = RegistryClient(registry.host)
+    repository = repo_name("passwd")
+    push_spec(client, tmp_path, repository, "v1", spark_like(big=2_000_000))
+    image = scan(f"{registry.host}/{repository}:v1")
+    assert b"spark:x:185" in image.read_file("/etc/passwd")
+    assert not image.size_estimated
+
+
 def test_zstd_with_and_without_content_size(registry):
     layers = [(INCOMPRESSIBLE, zst(INCOMPRESSIBLE, content_size=True), OCI_LAYER_ZSTD),
               (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)]
@@ -201,13 +212,17 @@ def test_a_range_answer_that_lies_is_caught_when_the_layer_is_streamed(capfd):
     server = ImageServer([(INCOMPRESSIBLE, real, OCI_LAYER_GZIP)], "lie", lie=gz(other))
     try:
         told = scan(f"{server.host}/app:v1")
+        assert told.layers[0].size == len(other)  # plausible, so believed: only reading the blob can tell
+        assert not told.size_estimated
+        assert told.read_file("/etc/passwd") is None  # streams the layer to its end (the digest)
+        assert told.layers[0].size_estimated and "differ from the blob's real end" in told.layers[0].size_note
         counted = scan(f"{server.host}/app:v1", exact=True)
     finally:
         server.stop()
-    assert told.layers[0].size == len(other)  # plausible, so believed: nothing short of streaming can tell
     assert counted.layers[0].tar_size == len(INCOMPRESSIBLE)
     assert counted.layers[0].size == tar_unpacked_size(io.BytesIO(INCOMPRESSIBLE))
-    assert "the count is used" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "the count is used" in err and "estimated again" in err
 
 
 # --- the judging itself, on real compressed bytes ------------------------------------------------------

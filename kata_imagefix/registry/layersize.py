@@ -55,6 +55,7 @@ class SizeClaim:
     why: str = ""
     claimed: int | None = None  # the raw trailer / header value, when there was one
     files: int | None = None  # file bytes as `docker history` counts them, when the whole blob was read
+    trailer: bool = False  # the size is a gzip trailer's: a full read of the blob must end with it
 
 
 def compression(media_type: str) -> str | None:
@@ -136,7 +137,7 @@ def gzip_claim(tail: bytes, compressed: int) -> SizeClaim:
                                "cannot unpack to", claimed)
     if claimed + WRAP <= compressed * TRUST_RATIO:
         return SizeClaim(None, "it may be 4 GiB or more unpacked (the trailer counts modulo 4 GiB)", claimed)
-    return SizeClaim(claimed, "", claimed)
+    return SizeClaim(claimed, "", claimed, trailer=True)
 
 
 def zstd_claim(head: bytes, compressed: int) -> SizeClaim:
@@ -163,7 +164,7 @@ def zstd_claim(head: bytes, compressed: int) -> SizeClaim:
     if claimed > compressed * MAX_ZSTD_RATIO:
         return SizeClaim(None, f"its zstd header says {claimed} bytes, which {compressed} compressed bytes "
                                "cannot unpack to", claimed)
-    return SizeClaim(claimed, "", claimed)
+    return SizeClaim(claimed, "", claimed, trailer=True)
 
 
 def claim_for(client: RegistryClient, repository: str, descriptor: dict) -> SizeClaim:
@@ -213,6 +214,31 @@ def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict])
     with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(descriptors)),
                             thread_name_prefix="layer-size") as pool:
         return list(pool.map(one, range(len(descriptors))))
+
+
+class TrailerCheck:
+    """A gzip blob stream read to its end (a digest check does that anyway) whose last four bytes must
+    be the ISIZE a range request said: `lied()` is called when they are not."""
+
+    def __init__(self, inner, claimed: int, lied) -> None:
+        self.inner, self.claimed, self.lied = inner, claimed, lied
+        self.tail = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.tail = (self.tail + data[-8:])[-8:]
+        return data
+
+    def __enter__(self) -> TrailerCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            while self.read(1 << 20):  # what the inner stream's close would read: through here instead
+                pass
+        self.inner.__exit__(*exc)
+        if exc[0] is None and int.from_bytes(self.tail[-4:], "little") != self.claimed:
+            self.lied()
 
 
 class UnpackCounter:

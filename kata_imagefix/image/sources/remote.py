@@ -111,19 +111,39 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     return Image(reference=reference, transport="docker", config=config, layers=layers,
                  platform=platform_of(config), name=name, digest=digest,
                  image_id=config_descriptor["digest"], transfer=client.stats,
-                 contents=RegistryLayers(client, repository, layers, reference))
+                 contents=RegistryLayers(client, repository, layers, reference, told))
 
 
 class RegistryLayers:
     """A registry image's files, read from the top layer down only until they are settled (passwd and
     group in one pass, remembered by layer digest); its entries by streaming every layer."""
 
-    def __init__(self, client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
+    def __init__(self, client: RegistryClient, repository: str, layers: list[Layer], reference: str,
+                 told: list | None = None) -> None:
         self.client, self.repository, self.layers, self.reference = client, repository, layers, reference
         self.found: dict[str, bytes | SymlinkTo | None] = {}
+        self.told = told or [None] * len(layers)
 
     def _opener(self, layer: Layer):
-        return lambda: self.client.open_blob(self.repository, layer.digest, layer.compressed_size)
+        from ...registry.layersize import TrailerCheck
+
+        claim = self.told[layer.index] if layer.index < len(self.told) else None
+        def plain():
+            return self.client.open_blob(self.repository, layer.digest, layer.compressed_size)
+
+        if claim is None or not claim.trailer or layer.size_basis != "tar" or layer.size_estimated:
+            return plain
+        # a layer streamed anyway ends with the trailer its size was read from: both must agree
+        return lambda: TrailerCheck(plain(), claim.claimed, lambda: self._trailer_lied(layer))
+
+    def _trailer_lied(self, layer: Layer) -> None:
+        import sys
+
+        layer.size = int((layer.compressed_size or 0) * COMPRESSION_RATIO)
+        layer.size_estimated, layer.tar_size = True, None
+        layer.size_note = "the bytes the registry served as the blob's end differ from the blob's real end"
+        print(f"imagefix: note: {self.reference}: layer {layer.index}: {layer.size_note}; its size is "
+              "estimated again (--exact counts)", file=sys.stderr)
 
     def read_file(self, path: str):
         if path not in self.found:
