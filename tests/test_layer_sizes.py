@@ -242,3 +242,39 @@ def test_zstd_header_below_what_the_blob_holds_means_several_frames():
     claim = zstd_claim(frames[:18], len(frames))
     assert claim.size is None and "several" in claim.why
     assert zstd_claim(zst(data, content_size=True)[:18], len(zst(data, content_size=True))).size == len(data)
+
+
+# --- the engine: sizes from its layer store, whatever its history says ---------------------------------
+
+ZERO_BYTE_LAYERS = ("RUN dd if=/dev/urandom of=/big bs=1000000 count=3\n"
+                    "WORKDIR /app\n"  # a step without a layer
+                    "RUN true\n"  # a RUN that changed nothing: no layer either, yet a RUN in the history
+                    "RUN mkdir /data\n"  # a layer of 0 bytes (one directory)
+                    "RUN echo hi > /app/hi.txt\n")
+
+
+@pytest.mark.engine
+def test_zero_byte_layers_keep_each_size_on_its_own_layer(cli, images, registry, engine):
+    from conftest import base_image
+
+    tag = images.build(f"FROM {base_image()}\n{ZERO_BYTE_LAYERS}", name="zero")
+    doc = cli("scan", "--format", "json", tag).json()["images"][0]
+    layers = [(layer["unpacked_bytes"], layer["created_by"]) for layer in doc["layers"]]
+    assert doc["size_estimated"] is False
+    assert [size for size, _ in layers[1:]] == [3_000_000, 0, 3]
+    assert "dd if=/dev/urandom" in layers[1][1] and "mkdir /data" in layers[2][1]
+    assert "echo hi" in layers[3][1]
+    text = cli("scan", tag).stdout
+    assert "(estimated)" not in text
+
+    # the layer store's tar shapes are the very tars a push sends: the registry's trailers agree
+    from kata_imagefix.image.sources import open_image
+
+    local = open_image(tag)
+    remote = f"{registry.host}/{repo_name('zero')}"
+    engine.tag(tag, remote, "v1")
+    images.tags.append(f"{remote}:v1")
+    for event in engine.push(remote, "v1", stream=True, decode=True):
+        assert "error" not in event, event
+    told = scan(f"{remote}:v1")
+    assert local.contents.tar_sizes() == [layer.tar_size for layer in told.layers]
