@@ -11,13 +11,26 @@ from ..sizes import human_size
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
 
 
+def comparison(report: Report) -> str:
+    """How the baseline was compared: exact on one basis, or estimated and why."""
+    b = report.baseline
+    if b is None:
+        return ""
+    if b.estimated:
+        return f"ESTIMATED, not exact: {b.why}"
+    if b.basis == "tar":
+        return "exact: both sides' layer tar lengths (headers included)"
+    return "exact: both sides' file bytes, as docker history counts them"
+
+
 def headline(report: Report) -> str:
     if report.baseline is not None:
         b = report.baseline
         sign = "+" if b.delta >= 0 else "-"
         return (
-            f"{report.reference}: {sign}{human_size(abs(b.delta))} ({b.delta_pct:+.1f}%) against "
-            f"{b.reference}, now {human_size(report.unpacked)}"
+            f"{report.reference}: {sign}{human_size(abs(b.delta))} ({b.delta_pct:+.1f}%"
+            f"{', estimated' if b.estimated else ''}) against {b.reference}, "
+            f"now {human_size(report.unpacked)}"
         )
     estimated = " (estimated)" if report.estimated else ""
     layers = len(report.layers)
@@ -25,7 +38,8 @@ def headline(report: Report) -> str:
 
 
 def verdict(report: Report) -> str:
-    crossed = [f"{g.name} ({g.actual} > {g.limit})" for g in report.gates if g.crossed]
+    crossed = [f"{g.name} ({g.note})" if g.note else f"{g.name} ({g.actual} > {g.limit})"
+               for g in report.gates if g.crossed]
     budget = report.budget
     fits = "fits" if budget.fits_memory else "does NOT fit"
     timing = (
@@ -81,7 +95,7 @@ def render_text(report: Report) -> str:
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
         console.print(
             f"baseline {b.reference}: {human_size(b.unpacked)}; {len(b.added)} layers added, "
-            f"{b.removed} removed; base {changed}"
+            f"{b.removed} removed; base {changed}; {comparison(report)}"
         )
     if report.files is not None:
         f = report.files
@@ -129,7 +143,7 @@ def render_markdown(report: Report) -> str:
         lines += [
             "",
             f"Baseline `{b.reference}`: {human_size(b.unpacked)} -> {human_size(report.unpacked)}; "
-            f"{len(b.added)} layers added, {b.removed} removed.",
+            f"{len(b.added)} layers added, {b.removed} removed; {comparison(report)}.",
         ]
     if report.files is not None and report.files.waste:
         lines += [
@@ -146,7 +160,8 @@ def render_markdown(report: Report) -> str:
     if report.gates:
         lines += ["", "| gate | limit | actual | |", "|---|--:|--:|---|"]
         lines += [
-            f"| {g.name} | {g.limit} | {g.actual} | {'❌' if g.crossed else '✅'} |" for g in report.gates
+            f"| {g.name} | {g.limit} | {g.actual} | {'❌' if g.crossed else '✅'}"
+            f"{' ' + g.note if g.note else ''} |" for g in report.gates
         ]
     return "\n".join(lines) + "\n"
 
@@ -201,6 +216,7 @@ def render_html(report: Report) -> str:
         chart=chart(report),
         headline=headline(report),
         verdict=verdict(report),
+        comparison=comparison(report),
         human_size=human_size,
         version=__version__,
     )
