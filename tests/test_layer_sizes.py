@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
 from make_samples import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, write_layer_tar
@@ -278,3 +279,37 @@ def test_zero_byte_layers_keep_each_size_on_its_own_layer(cli, images, registry,
         assert "error" not in event, event
     told = scan(f"{remote}:v1")
     assert local.contents.tar_sizes() == [layer.tar_size for layer in told.layers]
+
+
+# --- every command that derives a timeout or memory from a size says whether it is exact ----------------
+
+def test_k8s_and_kata_commands_say_whether_sizes_are_exact_and_take_exact(cli, registry, tmp_path):
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                                (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n"
+                        "  runtimeClassName: kata-qemu-tdx\n  containers:\n"
+                        f"  - name: app\n    image: '{reference}'\n")
+    slow = ("--pull-rate", "0.01")  # 3 MB at 10 kB/s: KIF405 fires, its message names the size's kind
+    told = cli("k8s", "check", str(manifest), "--format", "json", *slow).json()["workloads"][0]
+    assert told["size_estimated"] is True and any("--exact" in note for note in told["notes"])
+    kif405 = next(f for f in told["findings"] if f["rule"] == "KIF405")
+    assert "estimated)" in kif405["message"] and kif405["data"]["size_estimated"] is True
+    counted = cli("k8s", "check", str(manifest), "--format", "json", "--exact", *slow).json()["workloads"][0]
+    assert counted["size_estimated"] is False
+    assert "exact)" in next(f for f in counted["findings"] if f["rule"] == "KIF405")["message"]
+
+    fixed = cli("k8s", "fix", str(manifest), "--exact", *slow)
+    assert "from a size exact" in fixed.stderr and "size exact (imagefix)" in fixed.stdout
+    pod = cli("k8s", f"docker://{reference}", *slow).stdout
+    assert "(estimated) needs" in pod
+    assert "(exact) needs" in cli("k8s", f"docker://{reference}", "--exact", *slow).stdout
+
+    config = Path(__file__).parent / "data/kata-4.1.0/go/configuration-qemu-tdx.toml"
+    kata = cli("kata", "check", str(config), "--image", f"docker://{reference}", "--format", "json", *slow)
+    kif303 = [f for f in kata.json()["files"][0]["findings"] if f["rule"] == "KIF303"]
+    assert kif303 and all(f["data"]["size_estimated"] for f in kif303)
+    kata = cli("kata", "check", str(config), "--image", f"docker://{reference}", "--format", "json",
+               "--exact", *slow)
+    assert not any(f["data"]["size_estimated"] for f in kata.json()["files"][0]["findings"]
+                   if f["rule"] == "KIF303")

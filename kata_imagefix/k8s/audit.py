@@ -88,6 +88,13 @@ def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, opti
                         f"create_container_timeout {subject.model.create_timeout_s} s "
                         f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
                         f"({subject.memory_source})")
+    read = [view.image for view in views if view.image is not None]
+    result.size_estimated = any(image.size_estimated for image in read)
+    guessed = sorted({view.container.image for view in views if view.image is not None
+                      and view.image.size_estimated})
+    if guessed:
+        result.notes.append(f"unpacked sizes of {', '.join(guessed)} are ESTIMATED from compressed sizes: "
+                            "--exact counts")
     return result
 
 

@@ -123,15 +123,18 @@ def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images:
     changes = _fix_users(editor, item, workload, lambda ref: images.get(ref, (None, None))[0])
     subject = _subject(workload, [], model, options)
     read = [images.get(c.image, (None, None))[0] for c in workload.containers]
-    sizes = [image.unpacked_size for image in read if image is not None]
-    if sizes:
-        estimate = subject.model.estimate(max(sizes))
+    present = [image for image in read if image is not None]
+    if present:
+        largest = max(present, key=lambda image: image.unpacked_size)
+        estimate = subject.model.estimate(largest.unpacked_size, size_estimated=largest.size_estimated)
         if not estimate.fits_create_timeout:
             seconds = estimate.recommended_timeout_seconds
-            why = f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s with margin (imagefix)"
+            why = (f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s with margin, size "
+                   f"{estimate.size_said} (imagefix)")
             ensure_values(editor, _pod_template(item), ["metadata", "annotations"],
                           {TIMEOUT_ANNOTATION: str(seconds)}, {TIMEOUT_ANNOTATION: why}, before="spec")
-            changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+            changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s "
+                           f"(from a size {estimate.size_said})")
     return changes
 
 

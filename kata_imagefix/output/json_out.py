@@ -70,6 +70,8 @@ def result_dict(result: ScanResult, fail_on: Severity | None,
         out.update(image_dict(result.image))
     if result.budget is not None:
         out["budget"] = result.budget.as_dict()
+    if result.size_estimated is not None:
+        out["size_estimated"] = result.size_estimated
     out["findings"] = [finding_dict(f) for f in result.findings]
     out["suppressed"] = [finding_dict(f) for f in result.suppressed]
     if result.notes:

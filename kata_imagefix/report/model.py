@@ -274,7 +274,7 @@ def build_report(
         image.size_estimated,
         rows,
         base,
-        model.estimate(image.unpacked_size),
+        model.estimate(image.unpacked_size, size_estimated=image.size_estimated),
         files=view,
         walk=how,
         image=image,

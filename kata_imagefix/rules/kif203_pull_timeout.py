@@ -6,7 +6,7 @@ from .finding import Severity
 def pull_explanation(subject: ImageSubject) -> str:
     budget = subject.budget
     model = budget.model
-    estimated = ", size estimated" if subject.image.size_estimated else ""
+    estimated = f", size {budget.size_said}"
     return (f"{human_size(budget.unpacked_bytes)} at {model.pull_rate_mb_s:g} MB/s + "
             f"{model.overhead_s:g} s = {budget.pull_seconds:.0f} s, x{model.safety_factor:g} "
             f"margin = {budget.needed_timeout_seconds:.0f} s{estimated}")
@@ -42,6 +42,6 @@ def check(subject: ImageSubject):
         f"set create_container_timeout = {seconds} in the Kata config - [runtime] for the Go runtime "
         "(kata-qemu-tdx), [agent.kata] for runtime-rs; not [factory], ignored there - or pod annotation "
         f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}"',
-        needed_seconds=round(budget.needed_timeout_seconds, 1),
+        needed_seconds=round(budget.needed_timeout_seconds, 1), size_estimated=budget.size_estimated,
         recommended_create_container_timeout=seconds,
     )

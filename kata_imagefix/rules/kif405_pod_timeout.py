@@ -23,7 +23,8 @@ def check(subject: PodSubject):
     if not views:
         return
     largest = max(views, key=lambda v: v.image.unpacked_size)
-    estimate = subject.model.estimate(largest.image.unpacked_size)
+    estimate = subject.model.estimate(largest.image.unpacked_size,
+                                      size_estimated=largest.image.size_estimated)
     if estimate.fits_create_timeout:
         return
     seconds = estimate.recommended_timeout_seconds
@@ -34,8 +35,9 @@ def check(subject: PodSubject):
     yield subject.finding(
         "KIF405",
         f"{TIMEOUT_KEY} for this pod is {subject.model.create_timeout_s} s ({subject.timeout_source}), but "
-        f"guest pull + unpack of {largest.container.image} ({human_size(largest.image.unpacked_size)}) "
+        f"guest pull + unpack of {largest.container.image} ({human_size(largest.image.unpacked_size)}, "
+        f"{estimate.size_said}) "
         f"needs ~{estimate.needed_timeout_seconds:.0f} s{kubelet}",
         f'set {ANNOTATION}: "{seconds}" on the pod template', largest,
-        needed_seconds=round(estimate.needed_timeout_seconds, 1),
+        needed_seconds=round(estimate.needed_timeout_seconds, 1), size_estimated=estimate.size_estimated,
         recommended_create_container_timeout=seconds)
