@@ -231,10 +231,15 @@ def test_a_range_answer_that_lies_is_caught_when_the_layer_is_streamed(capfd):
 def test_a_possible_4gib_wrap_is_not_trusted():
     data = os.urandom(1 << 20)
     blob = gz(data)
-    # the same trailer on a blob large enough to hide 4 GiB more at a ratio under TRUST_RATIO
-    claim = gzip_claim(blob[-4096:], 400_000_000)
-    assert claim.size is None and "4 GiB" in claim.why
     assert gzip_claim(blob[-4096:], len(blob)).size == len(data)
+    # a 1 GB blob whose trailer says 1 GB: it could as well be 5.3 GB (5.3:1), so it is not trusted
+    tail = blob[-4096:-4] + (10**9).to_bytes(4, "little")
+    claim = gzip_claim(tail, 10**9)
+    assert claim.size is None and "4 GiB or more" in claim.why
+    # 500 MB saying 450 MB: the wrap would need 9.5:1, above what image layers compress to
+    assert gzip_claim(blob[-4096:-4] + (450 * 10**6).to_bytes(4, "little"), 500 * 10**6).size == 450 * 10**6
+    # random data grows a little through deflate: a trailer just under the compressed size is right
+    assert gzip_claim(blob[-4096:-4] + (299_900_000).to_bytes(4, "little"), 300_000_000).size == 299_900_000
 
 
 def test_zstd_header_below_what_the_blob_holds_means_several_frames():

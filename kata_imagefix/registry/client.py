@@ -73,6 +73,7 @@ def certs_dir() -> Path:
 _scheme_cache: dict[str, str] = {}
 _token_cache: dict[tuple, str] = {}
 _cache_lock = threading.Lock()
+_stats_lock = threading.Lock()
 # Kept-alive connections clients have released, per (scheme, host, timeout, trust): a fleet audit opens
 # one client per image (each with its own transfer counts) without a handshake per image.
 _idle: dict[tuple, list[http.client.HTTPConnection]] = {}
@@ -87,8 +88,9 @@ class Stats:
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str) -> None:
-        self.requests += 1
-        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        with _stats_lock:  # layer sizes are read by several threads into one image's counts
+            self.requests += 1
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
 class RegistryClient:
@@ -439,7 +441,8 @@ class RegistryClient:
             response.close()
             self.close()
             return None  # not the bytes asked for (a multipart answer, a wrong range): no claim from them
-        self.stats.bytes += len(body)
+        with _stats_lock:
+            self.stats.bytes += len(body)
         return body
 
     def sibling(self) -> RegistryClient:

@@ -247,7 +247,7 @@ def build_report(
     if files:
         view = merge(entries, files)
         for layer, size in zip(image.layers, view.layer_sizes, strict=False):
-            layer.size, layer.size_estimated = size, False  # exact, from the walk
+            layer.size, layer.size_estimated, layer.size_basis = size, False, "files"  # exact, from the walk
     base = find_base(image, opener, base_ref, baseline)
     total = image.unpacked_size or 1
     rows = [
