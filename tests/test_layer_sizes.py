@@ -318,3 +318,23 @@ def test_k8s_and_kata_commands_say_whether_sizes_are_exact_and_take_exact(cli, r
                "--exact", *slow)
     assert not any(f["data"]["size_estimated"] for f in kata.json()["files"][0]["findings"]
                    if f["rule"] == "KIF303")
+
+
+def test_the_range_follows_a_redirect_to_blob_storage():
+    blob = gz(INCOMPRESSIBLE)
+    storage = ImageServer([(INCOMPRESSIBLE, blob, OCI_LAYER_GZIP)], "serve")  # serves ranges, as S3 does
+
+    def registry_answer(handler, _hit: int) -> None:
+        if "/blobs/" in handler.path:  # blobs live elsewhere: a redirect, as Docker Hub sends
+            send(handler, 307, {"Location": f"http://{storage.host}{handler.path}"})
+        else:
+            storage._answer(handler, _hit)
+
+    front = ScriptedServer(registry_answer, "HTTP/1.1")
+    try:
+        image = scan(f"{front.host}/app:v1")
+    finally:
+        front.stop()
+        storage.stop()
+    assert not image.size_estimated and image.layers[0].size == len(INCOMPRESSIBLE)
+    assert image.transfer.bytes < 100_000
