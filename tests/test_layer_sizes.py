@@ -286,6 +286,22 @@ def test_zero_byte_layers_keep_each_size_on_its_own_layer(cli, images, registry,
     assert local.contents.tar_sizes() == [layer.tar_size for layer in told.layers]
 
 
+@pytest.mark.engine
+def test_without_the_layer_store_an_unmatched_history_is_marked_not_misplaced(images, monkeypatch, tmp_path):
+    """Not root on the engine's host (here: a data root with nothing readable in it): the history is
+    all there is, and when it cannot be matched the total is marked as a guess, with the reason."""
+    from conftest import base_image
+
+    from kata_imagefix.image.sources import daemon, layerstore, open_image
+
+    tag = images.build(f"FROM {base_image()}\n{ZERO_BYTE_LAYERS}", name="zero")
+    monkeypatch.setattr(layerstore, "engine_root", lambda inspect, api: tmp_path)
+    assert daemon._layer_store(daemon.api_client(), daemon.api_client().inspect_image(tag), ["x"]) is None
+    image = open_image(tag)
+    assert image.size_estimated and "cannot be matched" in image.layers[-1].size_note
+    assert all(layer.size is None for layer in image.layers[:-1])
+
+
 # --- every command that derives a timeout or memory from a size says whether it is exact ----------------
 
 def test_k8s_and_kata_commands_say_whether_sizes_are_exact_and_take_exact(cli, registry, tmp_path):

@@ -44,7 +44,7 @@ def verdict(report: Report) -> str:
     fits = "fits" if budget.fits_memory else "does NOT fit"
     timing = (
         f"guest pull needs ~{budget.needed_timeout_seconds:.0f} s "
-        f"(create_container_timeout {budget.model.create_timeout_s} s"
+        f"(size {budget.size_said}; create_container_timeout {budget.model.create_timeout_s} s"
         + ("" if budget.fits_create_timeout else f": set {budget.recommended_timeout_seconds} s")
         + ")"
     )
