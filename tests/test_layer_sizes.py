@@ -354,3 +354,10 @@ def test_the_range_follows_a_redirect_to_blob_storage():
         storage.stop()
     assert not image.size_estimated and image.layers[0].size == len(INCOMPRESSIBLE)
     assert image.transfer.bytes < 100_000
+
+
+def test_a_layer_is_sized_once_per_registry_and_process(registry):
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP)])
+    first, again = scan(reference), scan(reference)  # a second tag, a fleet's shared base layer
+    assert first.transfer.by_kind["blob-range"] == 1 and "blob-range" not in again.transfer.by_kind
+    assert again.layers[0].size == first.layers[0].size == len(INCOMPRESSIBLE)

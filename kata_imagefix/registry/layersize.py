@@ -26,6 +26,7 @@ against the count.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -197,25 +198,54 @@ def claim_for(client: RegistryClient, repository: str, descriptor: dict) -> Size
         return SizeClaim(None, f"its size could not be read ({exc})")
 
 
+_judged: dict[tuple, SizeClaim] = {}  # (host, digest, size, media type) -> what its bytes said, this process
+_judged_lock = threading.Lock()
+
+
+def _key(host: str, descriptor: dict) -> tuple:
+    marks = tuple(sorted(k for k in descriptor.get("annotations") or {} if k in MULTI_PART_ANNOTATIONS))
+    return host, descriptor.get("digest"), int(descriptor.get("size") or 0), descriptor.get("mediaType"), \
+        marks
+
+
+NOT_KEPT = ("its size could not be read", "the registry does not serve byte ranges")  # not about the bytes
+
+
 def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict]) -> list[SizeClaim]:
-    """Every layer's claim, up to CONCURRENCY requests at once, each on its own connection."""
+    """Every layer's claim, up to CONCURRENCY requests at once, each on its own connection. A digest
+    names the blob's bytes, so a layer judged once in this process (the base layer of a fleet's
+    images, the same image under 50 tags) is not asked for again on that registry; a failed request
+    is not kept."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(index: int) -> SizeClaim:
-        descriptor = descriptors[index]
-        if index == 0 or compression(descriptor.get("mediaType", "")) == "none":
-            return claim_for(client, repository, descriptor)  # the caller's client (it waits meanwhile)
-        worker = client.sibling()
-        try:
-            return claim_for(worker, repository, descriptor)
-        finally:
-            worker.release()
+    with _judged_lock:
+        known = {index: _judged[_key(client.host, d)] for index, d in enumerate(descriptors)
+                 if _key(client.host, d) in _judged}
+    wanted = [index for index in range(len(descriptors)) if index not in known]
 
-    if len(descriptors) <= 1:
-        return [one(i) for i in range(len(descriptors))]
-    with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(descriptors)),
-                            thread_name_prefix="layer-size") as pool:
-        return list(pool.map(one, range(len(descriptors))))
+    def one(position: int) -> SizeClaim:
+        descriptor = descriptors[wanted[position]]
+        if position == 0 or compression(descriptor.get("mediaType", "")) == "none":
+            claim = claim_for(client, repository, descriptor)  # the caller's client (it waits meanwhile)
+        else:
+            worker = client.sibling()
+            try:
+                claim = claim_for(worker, repository, descriptor)
+            finally:
+                worker.release()
+        if not claim.why.startswith(NOT_KEPT):
+            with _judged_lock:
+                _judged[_key(client.host, descriptor)] = claim
+        return claim
+
+    if len(wanted) <= 1:
+        found = [one(position) for position in range(len(wanted))]
+    else:
+        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(wanted)),
+                                thread_name_prefix="layer-size") as pool:
+            found = list(pool.map(one, range(len(wanted))))
+    known.update(zip(wanted, found, strict=True))
+    return [known[index] for index in range(len(descriptors))]
 
 
 class TrailerCheck:
