@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
     budget_model,
@@ -140,7 +141,10 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     parsed = parse_image_ref(ref)
     manifest_text = None
     if manifest:
-        manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
+        from ..k8s.manifests import MAX_MANIFESTS
+
+        manifest_text = decode_text(read_input(manifest, "manifest", MAX_MANIFESTS), manifest,
+                                    "a Kubernetes manifest")
     config = None
     if kata_config:
         from ..kata.config import load_config
@@ -241,7 +245,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     left, _ = audit(written, options, model, RuleSelection(), opener, images)  # as the nodes will see it
     errors = [(r.subject, f) for r in left for f in r.findings if f.severity.label == "error"]
     for subject, finding in errors:
-        click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)
+        click.echo(for_terminal(f"not fixed: {subject}: {finding.rule} {finding.message}"), err=True)
     ctx.exit(1 if errors else 0)
 
 

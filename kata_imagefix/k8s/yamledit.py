@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 
-Scalar = int | str
+Scalar = int | str | list[int]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Insert:
 
 
 def yaml_scalar(value: Scalar) -> str:
+    if isinstance(value, list):  # a flow sequence of numbers (supplementalGroups)
+        return "[" + ", ".join(str(v) for v in value) + "]"
     if isinstance(value, int):
         return str(value)
     plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9._/-]*", value)
@@ -101,7 +103,9 @@ class DocumentEditor:
         lines = list(self.lines)
         if lines and not lines[-1].endswith(("\n", "\r")) and any(e[0] >= len(lines) for e in self._edits):
             lines[-1] += self.newline
-        for line, count, new in sorted(self._edits, key=lambda e: (e[0], e[1]), reverse=True):
+        # bottom-up; of two inserts at one line the shallower goes first, so that the deeper (a container's
+        # securityContext ending where the pod's begins) stands above it
+        for line, count, new in sorted(self._edits, key=lambda e: (e[0], e[1], -_indent(e[2])), reverse=True):
             lines[line:line + count] = new
         return "".join(lines)
 
@@ -144,6 +148,10 @@ class DocumentEditor:
             else:
                 out.append(f"{' ' * col}{key}: {yaml_scalar(value)}{comment}{self.newline}")
         return out
+
+
+def _indent(lines: list[str]) -> int:
+    return len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
 
 
 def _flow(node: Any) -> bool:

@@ -7,6 +7,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif104_unresolvable_user,
     kif105_invalid_user,
     kif106_unknown_user,
+    kif107_pod_identity,
     kif201_large_layer,
     kif202_image_budget,
     kif203_pull_timeout,
@@ -15,13 +16,16 @@ from . import (  # noqa: F401 - imported to register the rules
     kif302_invalid_toml,
     kif303_budget_too_low,
     kif304_missing_go_timeout,
+    kif305_two_hypervisors,
     kif401_pod_named_user,
-    kif402_pod_user_without_group,
+    kif402_pod_lost_group,
     kif403_pod_run_as_non_root,
-    kif404_pod_group_without_user,
     kif405_pod_timeout,
     kif406_pod_tmpfs,
     kif407_pod_unreadable_image,
+    kif408_pod_lost_groups,
+    kif409_pod_genpolicy,
+    kif410_pod_annotation_value,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 
