@@ -40,6 +40,7 @@ class ScanResult:
     image: Image | None = None
     budget: BudgetEstimate | None = None
     notes: list[str] = field(default_factory=list)
+    size_estimated: bool | None = None  # a workload's: whether any of its images' sizes is estimated
 
 
 def run_rules(subject: object, target: str, selection: RuleSelection,
@@ -66,7 +67,7 @@ def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
                max_layer_size: int = DEFAULT_MAX_LAYER_SIZE) -> ScanResult:
     spec = UserSpec.parse(image.user)
     user = UserSubject(spec, lambda: resolve_user(spec, image.read_file), read_file=image.read_file)
-    budget = model.estimate(image.unpacked_size)
+    budget = model.estimate(image.unpacked_size, size_estimated=image.size_estimated)
     result = ScanResult(image.reference, image=image, budget=budget)
     subjects: list[tuple[str, object]] = [("image", ImageSubject(image, budget, max_layer_size))]
     if image.os == "windows":
@@ -74,8 +75,11 @@ def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
     else:
         subjects.insert(0, ("user", user))
     if image.size_estimated and image.transport == "docker":
-        result.notes.append("unpacked sizes are ESTIMATED from the compressed sizes (x3): a layer that "
-                            "compresses better (up to a compression bomb) unpacks larger; --exact counts")
+        guessed = [layer for layer in image.layers if layer.size_estimated]
+        why = f" ({guessed[0].size_note})" if guessed[0].size_note else ""
+        result.notes.append(f"unpacked sizes of {len(guessed)} of {len(image.layers)} layers are ESTIMATED "
+                            f"from the compressed sizes (x3){why}: a layer that compresses better (up to a "
+                            "compression bomb) unpacks larger; --exact counts")
     for target, subject in subjects:
         kept, suppressed = run_rules(subject, target, selection)
         result.findings += kept

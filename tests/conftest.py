@@ -36,6 +36,15 @@ if os.environ.get("CI"):
 
 
 @pytest.fixture(autouse=True)
+def fresh_layer_size_memory():
+    """Layer sizes judged by an earlier test (same registry, same digest) are not reused: request counts
+    stay each test's own."""
+    from kata_imagefix.registry import layersize
+
+    layersize._judged.clear()
+
+
+@pytest.fixture(autouse=True)
 def private_layer_cache(tmp_path_factory, monkeypatch) -> Path:
     """Each test starts with an empty layer-facts cache of its own (request counts stay exact)."""
     folder = tmp_path_factory.mktemp("cache")

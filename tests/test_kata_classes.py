@@ -163,7 +163,7 @@ def workload_findings(cli, path: Path, *args: str) -> list[dict]:
 def test_k8s_fix_leaves_a_gpu_class_alone_and_check_still_judges_the_kubelet(cli, root_image, tmp_path):
     path = write_pod(tmp_path, root_image, "kata-qemu-nvidia-gpu")
     before = path.read_text()
-    result = cli("k8s", "fix", "--in-place", "--pull-rate", "0.02", path)  # 6 MB needs ~460 s: below 1200
+    result = cli("k8s", "fix", "--in-place", "--pull-rate", "0.02", path)  # 2 MB needs ~160 s: below 1200
     assert result.exit_code == 0, result.stderr
     assert path.read_text() == before
     findings = workload_findings(cli, path, "--pull-rate", "0.02")
@@ -176,12 +176,13 @@ def test_k8s_fix_leaves_a_gpu_class_alone_and_check_still_judges_the_kubelet(cli
 @pytest.mark.registry
 def test_k8s_fix_raises_timeout_and_the_guest_limit_keeping_kernel_params(cli, root_image, tmp_path):
     path = write_pod(tmp_path, root_image, "kata-qemu-nvidia-gpu-tdx", f'{PARAMS}: "nvrc.smi.srs=1"')
-    result = cli("k8s", "fix", "--in-place", "--pull-rate", "0.003", "--kubelet-timeout", "9000", path)
+    # 2 MB (exact, from the gzip trailer) at 1 kB/s: ~3000 s, above the class's 1200 s
+    result = cli("k8s", "fix", "--in-place", "--pull-rate", "0.001", "--kubelet-timeout", "9000", path)
     assert result.exit_code == 0, result.stderr
     annotations = pod_doc(path.read_text())["metadata"]["annotations"]
     seconds = int(annotations[TIMEOUT])
     assert seconds > 1200 and annotations[PARAMS] == f"nvrc.smi.srs=1 agent.image_pull_timeout={seconds}"
-    assert workload_findings(cli, path, "--pull-rate", "0.003", "--kubelet-timeout", "9000") == []
+    assert workload_findings(cli, path, "--pull-rate", "0.001", "--kubelet-timeout", "9000") == []
 
 
 @pytest.mark.registry

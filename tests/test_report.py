@@ -187,3 +187,89 @@ def test_push_gate_pushes_a_passing_image_and_holds_back_a_failing_one(cli, engi
     assert any(e.get("status") == "Pushed" or "Pushed" in str(e.get("status")) for e in push["events"])
     _, digest, _ = client.manifest(repository, "v1")
     assert digest == push["digest"]  # what arrived is what was pushed
+
+
+# --- like with like: a pre-push gate compares exact with exact, or refuses -------------------------------
+
+GROWTH_BEFORE = 3_000_000  # random bytes on top of the base in app:2.0
+BASE_BYTES = 1_982_605  # imagefix-test/busybox:base's one layer (docker history)
+
+
+@pytest.mark.registry
+def test_pre_push_gate_fails_82_percent_growth_against_a_registry_baseline(cli, engine, images, registry):
+    # the case #23 reported: 2.1 grew 82 % over 2.0, which is in the registry; the gate said -38.9 % PASS
+    grown = round((BASE_BYTES + GROWTH_BEFORE) * 0.82) + GROWTH_BEFORE  # bytes of 2.1's own layer
+    old = images.build(f"FROM {base_image()}\nRUN head -c {GROWTH_BEFORE} /dev/urandom > /app.bin\n",
+                       name="growth")
+    new = images.build(f"FROM {base_image()}\nRUN head -c {grown} /dev/urandom > /app.bin\n", name="growth")
+    remote = f"{registry.host}/{repo_name('growth')}"
+    engine.tag(old, remote, "2.0")
+    images.tags.append(f"{remote}:2.0")
+    for event in engine.push(remote, "2.0", stream=True, decode=True):
+        assert "error" not in event, event
+    engine.remove_image(f"{remote}:2.0")
+
+    against_registry = cli("report", new, "--baseline", f"docker://{remote}:2.0", "--max-growth", "10%",
+                           "--format", "json")
+    against_local = cli("report", new, "--baseline", old, "--max-growth", "10%", "--format", "json")
+    assert against_registry.exit_code == against_local.exit_code == 1
+    registry_doc, local_doc = against_registry.json(), against_local.json()
+    assert local_doc["baseline"]["compared_by"] == "files"
+    assert local_doc["baseline"]["delta_percent"] == pytest.approx(82.0, abs=0.1)
+    # the registry's layers are known by their tar lengths: the engine's own store gives ours the same way
+    assert registry_doc["baseline"]["compared_by"] == "tar"
+    assert registry_doc["baseline"]["size_estimated"] is False
+    assert registry_doc["baseline"]["delta_percent"] == pytest.approx(82.0, abs=1.0)
+    assert registry_doc["gates"][0]["crossed"] is True and registry_doc["passed"] is False
+    text = cli("report", new, "--baseline", f"docker://{remote}:2.0", "--max-growth", "10%").stdout
+    assert "FAIL: max-growth (+8" in text and "exact: both sides' layer tar lengths" in text
+
+    # the same image against its own registry copy: nothing added, nothing grew
+    engine.tag(new, remote, "2.1")
+    images.tags.append(f"{remote}:2.1")
+    for event in engine.push(remote, "2.1", stream=True, decode=True):
+        assert "error" not in event, event
+    own = cli("report", new, "--baseline", f"docker://{remote}:2.1", "--max-growth", "0%", "--format", "json")
+    assert own.exit_code == 0, own.stdout
+    assert own.json()["baseline"]["delta_bytes"] == 0 and own.json()["baseline"]["added_layers"] == []
+
+
+@pytest.mark.registry
+def test_a_gate_refuses_to_pass_on_an_estimated_baseline_unless_asked(cli, images, registry, tmp_path):
+    import gzip
+
+    from registries import push_spec, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    client = RegistryClient(registry.host)
+    repository = repo_name("estimated")
+    pushed = push_spec(client, tmp_path, repository, "v1", spark_like("0:0", big=2_000_000))
+    # the same image again, its big layer recompressed as two gzip members: no trustworthy trailer
+    layout_blob = next(p for p in tmp_path.glob("layout-*/blobs/sha256/*")
+                       if p.name == pushed["manifest"]["layers"][0]["digest"].split(":")[1])
+    tar = gzip.decompress(layout_blob.read_bytes())
+    split = gzip.compress(tar[:len(tar) // 2], mtime=0) + gzip.compress(tar[len(tar) // 2:], mtime=0)
+    manifest = json.loads(json.dumps(pushed["manifest"]))
+    manifest["layers"][0].update(digest=client.push_blob(repository, split), size=len(split))
+    raw = json.dumps(manifest).encode()
+    client.put_manifest(repository, "split", raw, manifest["mediaType"])
+    local = images.build(f"FROM {base_image()}\nRUN echo small > /small\n", name="small")
+
+    args = ("report", local, "--baseline", f"docker://{registry.host}/{repository}:split", "--max-growth",
+            "1000%")
+    refused = cli(*args, "--format", "json")
+    assert refused.exit_code == 1
+    doc = refused.json()
+    assert doc["baseline"]["size_estimated"] is True
+    assert "several gzip members" in doc["baseline"]["why_estimated"]
+    assert doc["gates"][0]["crossed"] and "refuses to pass on an estimated size" in doc["gates"][0]["note"]
+    assert "(estimated)" in doc["gates"][0]["actual"]
+    markdown = cli(*args, "--format", "markdown").stdout
+    assert "ESTIMATED, not exact" in markdown and "refuses to pass" in markdown
+    html = cli(*args, "--format", "html").stdout
+    assert "ESTIMATED, not exact" in html and "refuses to pass" in html
+    assert cli(*args, "--accept-estimates").exit_code == 0
+    exact = cli(*args, "--exact", "--format", "json")
+    assert exact.exit_code == 0, exact.stdout
+    assert exact.json()["baseline"]["size_estimated"] is False

@@ -13,6 +13,7 @@ from .options import (
     budget_model,
     budget_options,
     emit_results,
+    exact_option,
     exit_code,
     format_option,
     registry_flags,
@@ -58,6 +59,7 @@ def workload_flags(func):
         click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
                      help="Images read at once (each distinct image once)."),
         click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's]."),
+        exact_option,
     ]
     return stacked(options, func)
 
@@ -89,7 +91,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     from ..k8s.audit import AuditOptions, audit, read_sources
 
     selection, fail_on = rule_selection(ctx, kw)
-    kw.update(exact=False, all_platforms=False, platform=platform)
+    kw.update(all_platforms=False, platform=platform)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs),
@@ -115,10 +117,11 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
               help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
                    "and whether it enables the default_memory annotation.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@exact_option
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None,
+        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, exact: bool,
         **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value); `imagefix k8s REF` too.
 
@@ -147,7 +150,9 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         from ..kata.config import load_config
 
         config = load_config(kata_config)
-    image = open_image(parsed)
+    from ..registry.options import RegistryOptions
+
+    image = open_image(parsed, registry=RegistryOptions(exact=exact))
     if image_name is None:
         image_name = manifest_name(parsed, image)
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
@@ -213,7 +218,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     sources = read_sources(manifests)
     if (output or not (in_place or check or show_diff)) and len(sources) > 1:
         raise ImagefixError("several manifests: use --in-place, --check or --diff")
-    kw.update(exact=False, all_platforms=False, platform=platform)
+    kw.update(all_platforms=False, platform=platform)
     registry, model = registry_options(ctx, kw), budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
     opener = _opener(platform, registry)

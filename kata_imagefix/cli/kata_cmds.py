@@ -14,6 +14,7 @@ from .options import (
     config_budget_model,
     emit_results,
     estimates_for,
+    exact_option,
     exit_code,
     format_option,
     rule_selection,
@@ -36,12 +37,13 @@ def kata() -> None:
 @click.option("--image", "images", multiple=True, metavar="REF",
               help="Images the config must serve (budget: timeout and default_memory).")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
+@exact_option
 @format_option
 @selection_options
 @budget_options
 @click.pass_context
 def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[str, ...],
-               runtime: str | None, fmt: str, **kw: Any) -> None:
+               runtime: str | None, exact: bool, fmt: str, **kw: Any) -> None:
     """Find Kata config settings that are ignored, invalid, or too low for your images.
 
     A drop-in (a file in config.d/) checks the configuration*.toml files it belongs to.
@@ -56,7 +58,7 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
     selection, fail_on = rule_selection(ctx, kw)
     results = [check_config(path, runtime, selection,
                             lambda config: config_budget_model(ctx, dict(kw), config),
-                            lambda model: estimates_for(images, model))
+                            lambda model: estimates_for(images, model, exact))
                for path in main_configs(config_files)]
     emit_results(results, fmt, fail_on, selection.profile, [], key="files", show_location=True)
     ctx.exit(exit_code(results, fail_on, []))

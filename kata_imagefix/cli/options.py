@@ -281,14 +281,22 @@ def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
                                            show_location=show_location), nl=False)
 
 
-def estimates_for(refs: tuple[str, ...], model) -> list:
+def exact_option(func: Callable) -> Callable:
+    """`--exact`: registry images streamed and counted, as `scan --exact`."""
+    return click.option("--exact", is_flag=True,
+                        help="Registry images: stream every layer and count its files (else sizes come from "
+                             "each blob's gzip trailer / zstd header, or are estimated and marked).")(func)
+
+
+def estimates_for(refs: tuple[str, ...], model, exact: bool = False) -> list:
     """(ref, budget estimate) per image; an image that cannot be scanned stops the command."""
     from ..image.sources import open_image
+    from ..registry.options import RegistryOptions
 
     out = []
     for ref in refs:
-        image = open_image(ref)
-        out.append((ref, model.estimate(image.unpacked_size)))
+        image = open_image(ref, registry=RegistryOptions(exact=exact))
+        out.append((ref, model.estimate(image.unpacked_size, size_estimated=image.size_estimated)))
     return out
 
 

@@ -24,6 +24,11 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
               help="Daemon images: read overlay2 layer folders directly, or export the image.")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--exact", is_flag=True,
+              help="Registry images: stream every layer and count its files (else sizes come from each "
+                   "blob's gzip trailer / zstd header, or are estimated and marked).")
+@click.option("--accept-estimates", is_flag=True,
+              help="Let a gate pass on an estimated size (by default it refuses: FAIL, exit 1).")
 @click.option("--push", "do_push", is_flag=True,
               help="Pre-push gate: push REF (a local image with a registry name) only if every gate passes.")
 @registry_flags
@@ -31,7 +36,7 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
 @click.pass_context
 def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
            max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
-           output: str | None, do_push: bool, **kw: Any) -> None:
+           output: str | None, exact: bool, accept_estimates: bool, do_push: bool, **kw: Any) -> None:
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1.
 
     \b
@@ -44,7 +49,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     from ..report.model import Gates, apply_gates, build_report
 
     gates = Gates.parse(budget, max_layer_size, max_growth, bool(baseline))  # bad limits fail before any work
-    kw.update(exact=False, all_platforms=False, platform=None)
+    kw.update(exact=exact, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
     showing = fmt == "text" and output is None
@@ -55,7 +60,8 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
 
     result = build_report(opener(ref), model, opener=opener, base_ref=base_ref, baseline_ref=baseline,
                           files=files, walk=walk)
-    apply_gates(result, budget=gates.budget, max_layer=gates.max_layer, max_growth=gates.max_growth)
+    apply_gates(result, budget=gates.budget, max_layer=gates.max_layer, max_growth=gates.max_growth,
+                accept_estimates=accept_estimates)
     if do_push:
         from ..report.push import push_if_passed
 

@@ -15,6 +15,11 @@ class Layer:
     compressed_size: int | None  # bytes on the wire, when the blob is compressed
     created_by: str = ""
     size_estimated: bool = False
+    # what `size` counts: "files" (file bytes, links once, as `docker history`) or "tar" (the length of
+    # the uncompressed layer tar, headers and padding included: what a registry blob's trailer tells)
+    size_basis: str = "files"
+    tar_size: int | None = None  # the uncompressed layer tar's exact length, when a source knows it
+    size_note: str = ""  # why the size is only estimated, when it is
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,13 @@ class Image:
     @property
     def size_estimated(self) -> bool:
         return any(layer.size_estimated for layer in self.layers)
+
+    @property
+    def size_wording(self) -> str:
+        """How the unpacked size was had, for messages that derive a time or memory from it."""
+        if self.size_estimated:
+            return "estimated from compressed sizes"
+        return "exact"
 
     def layer_entries(self, how: str = "auto") -> tuple[list[list[tuple[str, int, str]]], str]:
         """Every layer's (path, bytes, kind) entries, bottom-up, and how they were read."""

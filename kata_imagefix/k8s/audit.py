@@ -94,6 +94,13 @@ def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, opti
                         f"({subject.memory_source}); agent.image_pull_timeout "
                         f"{subject.model.image_pull_timeout_s} s; kubelet runtimeRequestTimeout "
                         f"{subject.model.kubelet_timeout_s} s")
+    read = [view.image for view in views if view.image is not None]
+    result.size_estimated = any(image.size_estimated for image in read)
+    guessed = sorted({view.container.image for view in views if view.image is not None
+                      and view.image.size_estimated})
+    if guessed:
+        result.notes.append(f"unpacked sizes of {', '.join(guessed)} are ESTIMATED from compressed sizes: "
+                            "--exact counts")
     return result
 
 

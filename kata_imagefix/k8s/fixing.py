@@ -132,21 +132,24 @@ def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images:
     changes = _fix_users(editor, item, workload, lambda ref: images.get(ref, (None, None))[0])
     subject = _subject(workload, [], model, options)
     read = [images.get(c.image, (None, None))[0] for c in workload.containers]
-    sizes = [image.unpacked_size for image in read if image is not None]
-    if sizes:
-        estimate = subject.model.estimate(max(sizes))
+    present = [image for image in read if image is not None]
+    if present:
+        largest = max(present, key=lambda image: image.unpacked_size)
+        estimate = subject.model.estimate(largest.unpacked_size, size_estimated=largest.size_estimated)
         if not (estimate.fits_create_timeout and estimate.fits_pull_timeout):
             seconds = estimate.recommended_timeout_seconds
             # only what raises the value in force; never below what the class could ship
             wanted = raised_annotations(pod_in_force(workload, model, options), workload.raw_annotations,
                                         seconds)
             why = {TIMEOUT_ANNOTATION: f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s "
-                                       "with margin (imagefix)", KERNEL_PARAMS_ANNOTATION: PULL_LIMIT_WHY}
+                                       f"with margin, size {estimate.size_said} (imagefix)",
+                   KERNEL_PARAMS_ANNOTATION: PULL_LIMIT_WHY}
             if wanted:
                 ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
                               {k: why[k] for k in wanted if k in why}, before="spec")
             if TIMEOUT_ANNOTATION in wanted:
-                changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+                changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s "
+                               f"(from a size {estimate.size_said})")
             if KERNEL_PARAMS_ANNOTATION in wanted:
                 changes.append(f"{workload.title}: agent.image_pull_timeout "
                                f"{subject.model.image_pull_timeout_s} -> {seconds} s (kernel_params)")

@@ -213,12 +213,13 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
         why = (f"USER {spec.raw or '(none)'} as explicit ids (the image's /etc/passwd and /etc/group): the "
                "kubelet drops the image's group, guest pull loses the groups, genpolicy refuses implicit ids")
     in_force = class_values(runtime_class, model, config)
-    estimate = model.estimate(image.unpacked_size)
+    estimate = model.estimate(image.unpacked_size, size_estimated=image.size_estimated)
     timeout = estimate.recommended_timeout_seconds
-    timeout_why = (f"guest pull + unpack of {human_size(image.unpacked_size)} needs "
+    timeout_why = (f"guest pull + unpack of {human_size(image.unpacked_size)} ({estimate.size_said}) needs "
                    f"~{estimate.needed_timeout_seconds:.0f} s with margin (at {model.pull_rate_mb_s:g} MB/s)")
     memory = estimate.recommended_memory_mib
-    memory_why = (f"the unpacked image ({human_size(image.unpacked_size)}) lives in a tmpfs of "
+    memory_why = (f"the unpacked image ({human_size(image.unpacked_size)}, {estimate.size_said}) lives in a "
+                  "tmpfs of "
                   f"{model.tmpfs_fraction:.0%} of guest memory, beside the workload")
     needs = PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, explicit.pod_groups,
                      bool(explicit.pod), timeout, timeout_why, memory, memory_why, in_force)

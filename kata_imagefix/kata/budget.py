@@ -60,7 +60,7 @@ class BudgetModel:
                 out.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
         return "".join(f" {item}" for item in out)
 
-    def estimate(self, unpacked_bytes: int) -> BudgetEstimate:
+    def estimate(self, unpacked_bytes: int, *, size_estimated: bool = False) -> BudgetEstimate:
         pull_s = self.overhead_s + unpacked_bytes / MB / self.pull_rate_mb_s
         needed_s = pull_s * self.safety_factor
         recommended_timeout = max(
@@ -83,6 +83,7 @@ class BudgetModel:
             room_bytes=max(room, 0),
             recommended_memory_mib=recommended_memory,
             model=self,
+            size_estimated=size_estimated,
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -99,6 +100,12 @@ class BudgetEstimate:
     room_bytes: int
     recommended_memory_mib: int
     model: BudgetModel
+    size_estimated: bool = False  # the unpacked size it starts from is a guess from compressed sizes
+
+    @property
+    def size_said(self) -> str:
+        """`exact` or `estimated`: every message that derives a time or memory from the size says which."""
+        return "estimated" if self.size_estimated else "exact"
 
     @property
     def fits_memory(self) -> bool:
@@ -126,6 +133,7 @@ class BudgetEstimate:
     def as_dict(self) -> dict[str, object]:
         return {
             "unpacked_bytes": self.unpacked_bytes,
+            "size_estimated": self.size_estimated,
             "pull_seconds": round(self.pull_seconds, 1),
             "needed_timeout_seconds": round(self.needed_timeout_seconds, 1),
             "recommended_create_container_timeout": self.recommended_timeout_seconds,

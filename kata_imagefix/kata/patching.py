@@ -114,8 +114,9 @@ def _auto_values(config: KataConfig, model: BudgetModel, estimates: list[tuple[s
         slowest = max(estimates, key=lambda e: e[1].needed_timeout_seconds)
         biggest = max(estimates, key=lambda e: e[1].unpacked_bytes)
         why_timeout = (f"guest pull + unpack of {slowest[0]} needs ~"
-                       f"{slowest[1].needed_timeout_seconds:.0f} s with margin")
-        why_memory = f"{biggest[0]} unpacks into a tmpfs of {model.tmpfs_fraction:.0%} of guest memory"
+                       f"{slowest[1].needed_timeout_seconds:.0f} s with margin (size {slowest[1].size_said})")
+        why_memory = (f"{biggest[0]} unpacks ({biggest[1].size_said} size) into a tmpfs of "
+                      f"{model.tmpfs_fraction:.0%} of guest memory")
         if timeout == "auto":
             needed = slowest[1].recommended_timeout_seconds
             timeout = needed if needed > config.timeout[0] else None

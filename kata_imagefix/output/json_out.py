@@ -53,6 +53,9 @@ def image_dict(image: Image) -> dict[str, Any]:
                 "unpacked_bytes": layer.size,
                 "compressed_bytes": layer.compressed_size,
                 "size_estimated": layer.size_estimated,
+                "size_counts": "estimate" if layer.size_estimated else layer.size_basis,
+                "tar_bytes": layer.tar_size,
+                **({"size_note": layer.size_note} if layer.size_estimated and layer.size_note else {}),
                 "created_by": layer.created_by,
             }
             for layer in image.layers
@@ -67,6 +70,8 @@ def result_dict(result: ScanResult, fail_on: Severity | None,
         out.update(image_dict(result.image))
     if result.budget is not None:
         out["budget"] = result.budget.as_dict()
+    if result.size_estimated is not None:
+        out["size_estimated"] = result.size_estimated
     out["findings"] = [finding_dict(f) for f in result.findings]
     out["suppressed"] = [finding_dict(f) for f in result.suppressed]
     if result.notes:

@@ -15,13 +15,26 @@ PIPE_WIDTH = 120  # the text report's width in a pipe; on a terminal, the termin
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
 
 
+def comparison(report: Report) -> str:
+    """How the baseline was compared: exact on one basis, or estimated and why."""
+    b = report.baseline
+    if b is None:
+        return ""
+    if b.estimated:
+        return f"ESTIMATED, not exact: {b.why}"
+    if b.basis == "tar":
+        return "exact: both sides' layer tar lengths (headers included)"
+    return "exact: both sides' file bytes, as docker history counts them"
+
+
 def headline(report: Report) -> str:
     if report.baseline is not None:
         b = report.baseline
         sign = "+" if b.delta >= 0 else "-"
         return (
-            f"{report.reference}: {sign}{human_size(abs(b.delta))} ({b.delta_pct:+.1f}%) against "
-            f"{b.reference}, now {human_size(report.unpacked)}"
+            f"{report.reference}: {sign}{human_size(abs(b.delta))} ({b.delta_pct:+.1f}%"
+            f"{', estimated' if b.estimated else ''}) against {b.reference}, "
+            f"now {human_size(report.unpacked)}"
         )
     estimated = " (estimated)" if report.estimated else ""
     return (f"{report.reference}: {human_size(report.unpacked)} unpacked{estimated} in "
@@ -29,12 +42,13 @@ def headline(report: Report) -> str:
 
 
 def verdict(report: Report) -> str:
-    crossed = [f"{g.name} ({g.actual} > {g.limit})" for g in report.gates if g.crossed]
+    crossed = [f"{g.name} ({g.note})" if g.note else f"{g.name} ({g.actual} > {g.limit})"
+               for g in report.gates if g.crossed]
     budget = report.budget
     fits = "fits" if budget.fits_memory else "does NOT fit"
     timing = (
         f"guest pull needs ~{budget.needed_timeout_seconds:.0f} s "
-        f"(create_container_timeout {budget.model.create_timeout_s} s"
+        f"(size {budget.size_said}; create_container_timeout {budget.model.create_timeout_s} s"
         + ("" if budget.fits_create_timeout else f": set {budget.recommended_timeout_seconds} s")
         + ")"
     )
@@ -92,7 +106,7 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
         console.print(for_terminal(
             f"baseline {b.reference}: {human_size(b.unpacked)}; {plural(len(b.added), 'layer')} added, "
-            f"{b.removed} removed; base {changed}"
+            f"{b.removed} removed; base {changed}; {comparison(report)}"
         ))
     if report.files is not None:
         f = report.files
@@ -115,7 +129,7 @@ def render_text(report: Report, to_terminal: bool = True) -> str:
                 console.print(f"  {title}:")
                 for path, size in rows:
                     console.print(f"    {human_size(size):>10}  /{for_terminal(path)}")
-    console.print(verdict(report), style="bold")
+    console.print(for_terminal(verdict(report)), style="bold")  # a gate's note names the references
     return buffer.getvalue()
 
 
@@ -123,7 +137,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"### {for_markdown(headline(report))}",
         "",
-        f"**{verdict(report)}**",
+        f"**{for_markdown(verdict(report))}**",
         "",
         "| # | layer | created by | unpacked | compressed | share |",
         "|--:|---|---|--:|--:|--:|",
@@ -141,7 +155,8 @@ def render_markdown(report: Report) -> str:
             "",
             f"Baseline `{for_markdown_code(b.reference)}`: {human_size(b.unpacked)} -> "
             f"{human_size(report.unpacked)}; "
-            f"{plural(len(b.added), 'layer')} added, {b.removed} removed.",
+            f"{plural(len(b.added), 'layer')} added, {b.removed} removed; "
+            f"{for_markdown(comparison(report))}.",
         ]
     if report.files is not None and report.files.files:
         lines += ["", f"Largest files ({report.files.file_count} visible):", "",
@@ -167,7 +182,8 @@ def render_markdown(report: Report) -> str:
     if report.gates:
         lines += ["", "| gate | limit | actual | |", "|---|--:|--:|---|"]
         lines += [
-            f"| {g.name} | {g.limit} | {g.actual} | {'❌' if g.crossed else '✅'} |" for g in report.gates
+            f"| {g.name} | {g.limit} | {g.actual} | {'❌' if g.crossed else '✅'}"
+            f"{' ' + for_markdown(g.note) if g.note else ''} |" for g in report.gates
         ]
     return "\n".join(lines) + "\n"
 
@@ -222,6 +238,7 @@ def render_html(report: Report) -> str:
         chart=chart(report),
         headline=headline(report),
         verdict=verdict(report),
+        comparison=comparison(report),
         human_size=human_size,
         version=__version__,
     )

@@ -73,6 +73,7 @@ def certs_dir() -> Path:
 _scheme_cache: dict[str, str] = {}
 _token_cache: dict[tuple, str] = {}
 _cache_lock = threading.Lock()
+_stats_lock = threading.Lock()
 # Kept-alive connections clients have released, per (scheme, host, timeout, trust): a fleet audit opens
 # one client per image (each with its own transfer counts) without a handshake per image.
 _idle: dict[tuple, list[http.client.HTTPConnection]] = {}
@@ -87,8 +88,9 @@ class Stats:
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str) -> None:
-        self.requests += 1
-        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        with _stats_lock:  # layer sizes are read by several threads into one image's counts
+            self.requests += 1
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
 class RegistryClient:
@@ -336,10 +338,12 @@ class RegistryClient:
                 self._discard(response)
                 if redirects >= MAX_REDIRECTS:
                     raise RegistryError(f"{self.host}: more than {MAX_REDIRECTS} redirects for {path}")
-                return self._follow(response.getheader("Location"), path, kind, redirects + 1)
+                return self._follow(response.getheader("Location"), path, kind, redirects + 1,
+                                    keep={k: v for k, v in (headers or {}).items() if k == "Range"})
             return response
 
-    def _follow(self, location: str, origin: str, kind: str, redirects: int) -> http.client.HTTPResponse:
+    def _follow(self, location: str, origin: str, kind: str, redirects: int,
+                keep: dict[str, str] | None = None) -> http.client.HTTPResponse:
         """Blob storage redirect: a fresh connection, no registry credentials sent along."""
         target = urllib.parse.urljoin(f"{self.scheme}://{self.host}{origin}", location)
         parsed = urllib.parse.urlsplit(target)
@@ -349,7 +353,7 @@ class RegistryClient:
                                 "(plain HTTP is only for loopback or --insecure-registry)")
         if parsed.netloc == self.host:
             return self.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""), kind=kind,
-                                redirects=redirects)
+                                redirects=redirects, headers=keep)
         conn: http.client.HTTPConnection
         if parsed.scheme == "https":
             conn = http.client.HTTPSConnection(parsed.netloc, timeout=self.timeout,
@@ -358,7 +362,7 @@ class RegistryClient:
             conn = http.client.HTTPConnection(parsed.netloc, timeout=self.timeout)
         try:
             conn.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""),
-                         headers={"User-Agent": "imagefix"})
+                         headers={"User-Agent": "imagefix", **(keep or {})})
             self.stats.count(kind)
             return self._answer(conn, f"{self.host}: blob storage {parsed.netloc}")
         except (OSError, http.client.HTTPException) as exc:
@@ -409,6 +413,45 @@ class RegistryClient:
             raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}")
         return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats, size=size,
                                limits=self.limits)
+
+    def blob_range(self, repository: str, digest: str, byte_range: str, length: int) -> bytes | None:
+        """`length` bytes of a blob named by an HTTP `Range` (`bytes=-4096`, `bytes=0-17`), or None when
+        the registry will not serve them: a 200 (the whole blob) is closed unread, its connection dropped.
+        The bytes are not checked against the digest (only a whole blob can be): callers judge them."""
+        checked_digest(digest, f"{self.host}/{repository}")
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", headers={"Range": byte_range},
+                                scope=f"repository:{repository}:pull", kind="blob-range")
+        if response.status == 200:
+            response.close()  # never read a whole layer for its last bytes
+            self.close()
+            return None
+        if response.status != 206:
+            self._discard(response)
+            if response.status == 404:
+                raise NotFound(f"{self.host}/{repository}: blob {digest} is missing")
+            raise RegistryError(f"{self.host}/{repository}: blob {digest} range: HTTP {response.status}")
+        try:
+            body = response.read(length + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise RegistryError(f"{self.host}/{repository}: blob {digest} range broke off: {_reason(exc)}") \
+                from None
+        if len(body) != length or not response.isclosed() or \
+                not _range_is(response.getheader("Content-Range", ""), byte_range, length):
+            response.close()
+            self.close()
+            return None  # not the bytes asked for (a multipart answer, a wrong range): no claim from them
+        with _stats_lock:
+            self.stats.bytes += len(body)
+        return body
+
+    def sibling(self) -> RegistryClient:
+        """A client for another thread: same host, options, credentials, token and transfer counts,
+        its own connection."""
+        other = RegistryClient(self.host, insecure=self.insecure, credentials=self._explicit,
+                               timeout=self.timeout, retries=self.retries, limits=self.limits)
+        other._credentials, other._auth_header, other.stats = self._credentials, self._auth_header, self.stats
+        return other
 
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
@@ -703,6 +746,21 @@ class VerifyingStream:
         else:
             self.hash.abandon()
             self.response.close()
+
+
+def _range_is(content_range: str, asked: str, length: int) -> bool:
+    """Whether `Content-Range: bytes A-B/TOTAL` is the suffix or prefix `asked` for (TOTAL may be `*`)."""
+    unit, _, spec = content_range.partition(" ")
+    span, _, total = spec.partition("/")
+    first, _, last = span.partition("-")
+    if unit != "bytes" or not first.isdigit() or not last.isdigit():
+        return False
+    start, end = int(first), int(last)
+    if end - start + 1 != length:
+        return False
+    if asked.startswith("bytes=-"):
+        return not total.isdigit() or end == int(total) - 1
+    return start == int(asked.removeprefix("bytes=").split("-")[0] or 0)
 
 
 def _retry_after(value: str | None) -> float | None:

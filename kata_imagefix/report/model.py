@@ -42,6 +42,10 @@ class Baseline:
     removed: int  # layers of the baseline no longer present
     base_changed: bool | None
     per_layer: list[tuple[int, int | None, int]]  # (index, baseline bytes at that position, now)
+    basis: str = "files"  # what both totals count: "files" (as `docker history`), "tar" (layer tars)
+    estimated: bool = False  # a side's size is only estimated, or the two count differently
+    why: str = ""  # why it is not exact
+    now: int = 0  # the image's total on the same basis
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Gate:
     limit: str
     actual: str
     crossed: bool
+    estimated: bool = False  # decided on an estimated size
+    note: str = ""  # why an estimate kept it from passing
 
 
 @dataclass
@@ -136,29 +142,80 @@ def find_base(
     }
 
 
+def _counted(image: Image, basis: str) -> list[int | None]:
+    """Each layer's size on `basis`, None where the image does not know it exactly."""
+    if basis == "files":
+        return [None if layer.size_estimated or layer.size_basis != "files" else layer.size
+                for layer in image.layers]
+    known = [layer.tar_size for layer in image.layers]
+    if None in known:  # the engine's layer store knows its tars: asked only when a comparison needs them
+        stored = getattr(image.contents, "tar_sizes", lambda: None)()
+        if stored is not None and len(stored) == len(known):
+            known = [k if k is not None else s for k, s in zip(known, stored, strict=True)]
+    return known
+
+
+def like_with_like(image: Image, baseline: Image) -> tuple[str, list[int] | None, list[int] | None]:
+    """Both images' layer sizes on one basis, exactly: file bytes if both sides know them, else tar
+    lengths. A layer one side cannot count takes the other side's count for the same diff ID (the same
+    tar). (basis, sizes now, sizes before), or sizes None when no basis is exact on both sides."""
+    for basis in ("files", "tar"):
+        now, before = _counted(image, basis), _counted(baseline, basis)
+        known = {layer.diff_id: size for layers, sizes in ((image.layers, now), (baseline.layers, before))
+                 for layer, size in zip(layers, sizes, strict=True) if size is not None and layer.diff_id}
+        now = [size if size is not None else known.get(layer.diff_id)
+               for layer, size in zip(image.layers, now, strict=True)]
+        before = [size if size is not None else known.get(layer.diff_id)
+                  for layer, size in zip(baseline.layers, before, strict=True)]
+        if None not in now and None not in before:
+            return basis, now, before  # type: ignore[return-value]
+    return "mixed", None, None
+
+
+def _why_not_exact(image: Image, baseline: Image) -> str:
+    for side in (image, baseline):
+        guessed = [layer for layer in side.layers if layer.size_estimated]
+        if guessed:
+            note = f": {guessed[0].size_note}" if guessed[0].size_note else ""
+            return (f"{side.reference}: {len(guessed)} layer size(s) estimated from compressed sizes{note}")
+    return (f"{image.reference} counts file bytes and {baseline.reference} tar lengths (or the other way "
+            "round), and neither can count the other's way here")
+
+
 def compare(image: Image, baseline: Image, base: dict[str, Any]) -> Baseline:
     now = [layer.diff_id for layer in image.layers]
     before = [layer.diff_id for layer in baseline.layers]
-    delta = image.unpacked_size - baseline.unpacked_size
-    pct = (delta / baseline.unpacked_size * 100) if baseline.unpacked_size else 0.0
+    basis, sizes_now, sizes_before = like_with_like(image, baseline)
+    why = ""
+    if sizes_now is None or sizes_before is None:
+        why = _why_not_exact(image, baseline)
+        sizes_now = [layer.size or 0 for layer in image.layers]
+        sizes_before = [layer.size or 0 for layer in baseline.layers]
+    total_now, total_before = sum(sizes_now), sum(sizes_before)
+    delta = total_now - total_before
+    pct = (delta / total_before * 100) if total_before else 0.0
     base_changed = None
     if base["layers"]:
         base_changed = before[: base["layers"]] != base["diff_ids"]
     elif now and before:
         base_changed = now[0] != before[0]
     per_layer = [
-        (i, baseline.layers[i].size if i < len(baseline.layers) else None, layer.size or 0)
-        for i, layer in enumerate(image.layers)
+        (i, sizes_before[i] if i < len(sizes_before) else None, sizes_now[i])
+        for i in range(len(image.layers))
     ]
     return Baseline(
         baseline.reference,
-        baseline.unpacked_size,
+        total_before,
         delta,
         pct,
         [i for i, d in enumerate(now) if d not in before],
         sum(1 for d in before if d not in now),
         base_changed,
         per_layer,
+        basis=basis if not why else "mixed",
+        estimated=bool(why),
+        why=why,
+        now=total_now,
     )
 
 
@@ -191,7 +248,7 @@ def build_report(
     if files:
         view = merge(entries, files)
         for layer, size in zip(image.layers, view.layer_sizes, strict=False):
-            layer.size, layer.size_estimated = size, False  # exact, from the walk
+            layer.size, layer.size_estimated, layer.size_basis = size, False, "files"  # exact, from the walk
     base = find_base(image, opener, base_ref, baseline)
     total = image.unpacked_size or 1
     rows = [
@@ -219,7 +276,7 @@ def build_report(
         image.size_estimated,
         rows,
         base,
-        model.estimate(image.unpacked_size),
+        model.estimate(image.unpacked_size, size_estimated=image.size_estimated),
         files=view,
         walk=how,
         image=image,
@@ -248,40 +305,47 @@ class Gates:
                    parse_size(max_layer_size) if max_layer_size else None, max_growth)
 
 
-def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, max_growth: str | None) -> None:
+REFUSED = ("refuses to pass on an estimated size ({why}): --exact counts the registry's layers, "
+           "--accept-estimates lets an estimate decide")
+
+
+def _gate(name: str, limit: str, actual: str, crossed: bool, estimated: bool, why: str,
+          accept_estimates: bool) -> Gate:
+    """A gate; one that would pass on an estimate fails instead, unless estimates are accepted."""
+    if estimated and not crossed and not accept_estimates:
+        return Gate(name, limit, actual + " (estimated)", True, True, REFUSED.format(why=why))
+    return Gate(name, limit, actual + (" (estimated)" if estimated else ""), crossed, estimated)
+
+
+def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, max_growth: str | None,
+                accept_estimates: bool = False) -> None:
     from ..sizes import human_size, parse_size
 
+    guessed = [row for row in report.layers if row.estimated]
+    why = f"{len(guessed)} layer size(s) of {report.reference} estimated from compressed sizes"
     if budget is not None:
-        report.gates.append(
-            Gate("budget", human_size(budget), human_size(report.unpacked), report.unpacked > budget)
-        )
+        report.gates.append(_gate("budget", human_size(budget), human_size(report.unpacked),
+                                  report.unpacked > budget, report.estimated, why, accept_estimates))
     if max_layer is not None:
-        biggest = max((row.unpacked for row in report.layers), default=0)
-        report.gates.append(
-            Gate("max-layer-size", human_size(max_layer), human_size(biggest), biggest > max_layer)
-        )
+        biggest = max(report.layers, key=lambda row: row.unpacked, default=None)
+        size = biggest.unpacked if biggest else 0
+        report.gates.append(_gate("max-layer-size", human_size(max_layer), human_size(size), size > max_layer,
+                                  report.estimated, why, accept_estimates))
     if max_growth is not None:
         if report.baseline is None:
             raise ImagefixError("--max-growth needs --baseline REF to compare with")
-        delta = report.baseline.delta
+        b = report.baseline
         if max_growth.strip().endswith("%"):
             try:
                 limit = float(max_growth.strip()[:-1])
             except ValueError:
                 raise ImagefixError(f"cannot read --max-growth {max_growth!r}: use 50MB or 10%") from None
-            report.gates.append(
-                Gate(
-                    "max-growth",
-                    f"{limit:g}%",
-                    f"{report.baseline.delta_pct:+.1f}%",
-                    report.baseline.delta_pct > limit,
-                )
-            )
+            report.gates.append(_gate("max-growth", f"{limit:g}%", f"{b.delta_pct:+.1f}%",
+                                      b.delta_pct > limit, b.estimated, b.why, accept_estimates))
         else:
             limit_bytes = parse_size(max_growth)
-            report.gates.append(
-                Gate("max-growth", human_size(limit_bytes), f"{human_size(delta)}", delta > limit_bytes)
-            )
+            report.gates.append(_gate("max-growth", human_size(limit_bytes), f"{human_size(b.delta)}",
+                                      b.delta > limit_bytes, b.estimated, b.why, accept_estimates))
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -311,7 +375,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         ],
         "budget": report.budget.as_dict(),
         "gates": [
-            {"name": g.name, "limit": g.limit, "actual": g.actual, "crossed": g.crossed} for g in report.gates
+            {"name": g.name, "limit": g.limit, "actual": g.actual, "crossed": g.crossed,
+             "size_estimated": g.estimated, **({"note": g.note} if g.note else {})} for g in report.gates
         ],
         "passed": not report.failed,
         **({"push": {"pushed": report.push.pushed, "reference": report.push.reference,
@@ -328,6 +393,10 @@ def to_dict(report: Report) -> dict[str, Any]:
             "added_layers": b.added,
             "removed_layers": b.removed,
             "base_changed": b.base_changed,
+            "compared_by": b.basis,
+            "size_estimated": b.estimated,
+            **({"why_estimated": b.why} if b.why else {}),
+            "now_bytes": b.now,
         }
     if report.files is not None:
         f = report.files

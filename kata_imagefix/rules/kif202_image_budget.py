@@ -44,10 +44,9 @@ def check(subject: ImageSubject):
     if budget.fits_memory:
         return
     model = budget.model
-    estimated = " (estimated)" if subject.image.size_estimated else ""
     yield subject.finding(
         "KIF202",
-        f"unpacked size {human_size(budget.unpacked_bytes)}{estimated} is above the guest's room "
+        f"unpacked size {human_size(budget.unpacked_bytes)} ({budget.size_said}) is above the guest's room "
         f"for images, {human_size(budget.room_bytes)} (tmpfs = {model.tmpfs_fraction:.0%} of "
         f"{model.guest_memory_mib} MiB guest memory, {model.memory_reserve_mib} MiB kept for the "
         "workload)",
@@ -55,7 +54,7 @@ def check(subject: ImageSubject):
         f'io.katacontainers.config.hypervisor.default_memory: "{budget.recommended_memory_mib}" '
         "(or raise the pod's memory limits), or slim the image; "
         + trusted_storage(budget.unpacked_bytes),
-        unpacked_bytes=budget.unpacked_bytes,
+        unpacked_bytes=budget.unpacked_bytes, size_estimated=budget.size_estimated,
         room_bytes=budget.room_bytes,
         recommended_guest_memory_mib=budget.recommended_memory_mib,
     )

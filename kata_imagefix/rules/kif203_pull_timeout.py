@@ -6,7 +6,7 @@ from .finding import Severity
 def pull_explanation(subject: ImageSubject) -> str:
     budget = subject.budget
     model = budget.model
-    estimated = ", size estimated" if subject.image.size_estimated else ""
+    estimated = f", size {budget.size_said}"
     return (f"{human_size(budget.unpacked_bytes)} at {model.pull_rate_mb_s:g} MB/s + "
             f"{model.overhead_s:g} s = {budget.pull_seconds:.0f} s, x{model.safety_factor:g} "
             f"margin = {budget.needed_timeout_seconds:.0f} s{estimated}")
@@ -49,6 +49,6 @@ def check(subject: ImageSubject):
            f"({budget.model.image_pull_timeout_s} s by default): add agent.image_pull_timeout={seconds} to "
            "kernel_params (imagefix kata patch does, keeping the other parameters) or to the pod "
            + pull if budget.needs_pull_timeout else ""),
-        needed_seconds=round(budget.needed_timeout_seconds, 1),
+        needed_seconds=round(budget.needed_timeout_seconds, 1), size_estimated=budget.size_estimated,
         recommended_create_container_timeout=seconds,
     )

@@ -50,7 +50,8 @@ def check(subject: KataSubject):
             yield subject.finding(
                 "KIF303",
                 f"{limit}, but guest pull + unpack of {ref} "
-                f"({human_size(estimate.unpacked_bytes)}) needs {estimate.needed_timeout_seconds:.0f} s"
+                f"({human_size(estimate.unpacked_bytes)}, {estimate.size_said}) needs "
+                f"{estimate.needed_timeout_seconds:.0f} s"
                 + (f"; above the kubelet's runtimeRequestTimeout too ({estimate.model.kubelet_timeout_s} s, "
                    "--kubelet-timeout), which gives up first" if kubelet else ""),
                 f"set {TIMEOUT_KEY} = {seconds} in [{'.'.join(config.timeout_table)}] "
@@ -62,7 +63,7 @@ def check(subject: KataSubject):
                 (timeout_file.path if timeout_file else main),
                 (timeout_entry.line + 1 if timeout_entry else None),
                 image=ref, needed_seconds=round(estimate.needed_timeout_seconds, 1),
-                recommended_create_container_timeout=seconds,
+                recommended_create_container_timeout=seconds, size_estimated=estimate.size_estimated,
             )
         elif kubelet:
             yield subject.finding(
@@ -83,7 +84,7 @@ def check(subject: KataSubject):
                 "KIF303",
                 f"{MEMORY_KEY} is {memory} MiB: the guest's room for images is "
                 f"{human_size(estimate.room_bytes)}, but {ref} unpacks to "
-                f"{human_size(estimate.unpacked_bytes)}",
+                f"{human_size(estimate.unpacked_bytes)} ({estimate.size_said})",
                 f"set {MEMORY_KEY} = {mib} in [{'.'.join(config.hypervisor_table())}] "
                 f"(`imagefix kata patch {main} {config.patch_mode} --default-memory auto "
                 f"--image {ref}{flags}`), "
@@ -92,5 +93,5 @@ def check(subject: KataSubject):
                 "memory limits: TDX sizes the guest as default_memory + limits)",
                 (memory_file.path if memory_file else main),
                 (memory_entry.line + 1 if memory_entry else None),
-                image=ref, recommended_default_memory_mib=mib,
+                image=ref, recommended_default_memory_mib=mib, size_estimated=estimate.size_estimated,
             )

@@ -31,13 +31,14 @@ def check(subject: PodSubject):
     if not views:
         return
     largest = max(views, key=lambda v: v.image.unpacked_size)
-    estimate = subject.model.estimate(largest.image.unpacked_size)
+    estimate = subject.model.estimate(largest.image.unpacked_size,
+                                      size_estimated=largest.image.size_estimated)
     model = subject.model
     seconds = estimate.recommended_timeout_seconds
-    what = (f"guest pull + unpack of {largest.container.image} ({human_size(largest.image.unpacked_size)}) "
-            f"needs ~{estimate.needed_timeout_seconds:.0f} s")
+    what = (f"guest pull + unpack of {largest.container.image} ({human_size(largest.image.unpacked_size)}, "
+            f"{estimate.size_said}) needs ~{estimate.needed_timeout_seconds:.0f} s")
     data = {"needed_seconds": round(estimate.needed_timeout_seconds, 1),
-            "recommended_create_container_timeout": seconds}
+            "size_estimated": estimate.size_estimated, "recommended_create_container_timeout": seconds}
     fixes = []
     limits = []
     if not estimate.fits_create_timeout:

@@ -23,15 +23,17 @@ def check(subject: PodSubject):
     views = [v for v in subject.containers if v.image is not None]
     distinct = {v.container.image: v.image.unpacked_size for v in views}
     total = sum(distinct.values())
-    estimate = subject.model.estimate(total)
+    estimate = subject.model.estimate(total, size_estimated=any(v.image.size_estimated for v in views))
     if estimate.fits_memory or not views:
         return
     for view in views:
         yield subject.finding(
             "KIF406",
-            f"the pod's {len(distinct)} image(s) unpack to {human_size(total)} in one guest, but its room "
+            f"the pod's {len(distinct)} image(s) unpack to {human_size(total)} ({estimate.size_said}) in one "
+            "guest, but its room "
             f"for images is {human_size(estimate.room_bytes)} ({subject.model.guest_memory_mib} MiB guest, "
             f"{subject.memory_source}); {view.container.image} is part of it",
             f"give the guest {estimate.recommended_memory_mib} MiB: memory limits, or default_memory; "
             + trusted_storage(total, view.container.name),
-            view, total_unpacked_bytes=total, room_bytes=estimate.room_bytes)
+            view, total_unpacked_bytes=total, room_bytes=estimate.room_bytes,
+            size_estimated=estimate.size_estimated)

@@ -65,6 +65,7 @@ def _build_image(store: BlobStore, reference: str, transport: str, config_bytes:
             size=size,
             compressed_size=store.size(blob.path) if compressed else None,
             created_by=history[index],
+            tar_size=None if compressed else store.size(blob.path),  # a plain tar is its own length
         ))
 
     return Image(

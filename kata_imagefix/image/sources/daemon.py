@@ -1,7 +1,8 @@
 """Images in the local Docker engine, read through the Docker SDK without exporting them.
 
-Sizes come from the image history (the engine's own per-layer diff sizes);
-a file such as /etc/passwd is read from overlay2's layer directories when we
+Sizes come from the engine's layer store (layerstore.py: per layer, whatever
+its history says) when we may read it, else from the image history matched to
+the layers; a file such as /etc/passwd is read from overlay2's layer directories when we
 may read them (root on the engine's host), otherwise from a created-but-never-
 started container with `get_archive`.
 """
@@ -90,6 +91,31 @@ def layer_sizes(history_newest_first: list[dict], layer_count: int) -> list[tupl
     if layer_count and len(entries) == 1:  # imported image: one entry, one layer
         return [(entries[0].get("Size", 0), entries[0].get("CreatedBy", "") or "")] * layer_count
     return None
+
+
+def _layer_store(api: Any, inspect: dict, diff_ids: list[str]):
+    from .layerstore import LayerStore, engine_root
+
+    driver = (inspect.get("GraphDriver") or {}).get("Name")
+    root = engine_root(inspect, api) if driver and diff_ids else None
+    if root is None or not os.access(root / "image" / driver, os.R_OK | os.X_OK):
+        return None
+    return LayerStore(root, driver, diff_ids, inspect["Id"])
+
+
+def _stored_sizes(store: Any, diff_ids: list[str], history: list[dict]) -> list[tuple[int, str]] | None:
+    """(size, created_by) per layer from the engine's layer store; the steps from the stored config's
+    history (empty_layer marks the steps that made no layer), else from the engine's matched history."""
+    from ..model import layer_history
+
+    sizes = store.sizes()
+    if sizes is None:
+        return None
+    steps = layer_history(store.config() or {}, len(diff_ids))
+    if not any(steps):
+        matched = layer_sizes(history, len(diff_ids))
+        steps = [created_by for _, created_by in matched] if matched else steps
+    return list(zip(sizes, steps, strict=True))
 
 
 def _overlay_dirs(inspect: dict) -> list[str] | None:
@@ -194,7 +220,9 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         raise DaemonUnavailable(f"cannot reach the Docker engine: {exc}") from None
 
     diff_ids = (inspect.get("RootFS") or {}).get("Layers") or []
-    sizes = layer_sizes(history, len(diff_ids))
+    store = _layer_store(api, inspect, diff_ids)
+    sizes = _stored_sizes(store, diff_ids, history) if store is not None else None
+    sizes = sizes or layer_sizes(history, len(diff_ids))
     layers = [
         Layer(index=i, diff_id=d, digest=None,
               size=sizes[i][0] if sizes else None, compressed_size=None,
@@ -204,6 +232,7 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
     if sizes is None and layers:  # history cannot be matched to layers: put the total on top, say so
         layers[-1].size = inspect.get("Size", 0)
         layers[-1].size_estimated = True
+        layers[-1].size_note = "the engine's history cannot be matched to its layers: the image's total"
     config = {
         "config": inspect.get("Config") or {},
         "os": inspect.get("Os"), "architecture": inspect.get("Architecture"),
@@ -212,7 +241,8 @@ def open_daemon_image(name: str, reference: str, transport: str = "docker-daemon
         "created": inspect.get("Created"),
     }
     image_id = inspect["Id"]
-    contents = DaemonLayers(api, inspect, reference, layers, force_container_read=force_container_read)
+    contents = DaemonLayers(api, inspect, reference, layers, force_container_read=force_container_read,
+                            store=store)
     repo_digests = inspect.get("RepoDigests") or []
     tags = inspect.get("RepoTags") or []
     return Image(
@@ -230,11 +260,16 @@ class DaemonLayers:
     its layer entries from those folders, or from `docker save`."""
 
     def __init__(self, api: Any, inspect: dict, reference: str, layers: list[Layer], *,
-                 force_container_read: bool = False) -> None:
+                 force_container_read: bool = False, store: Any = None) -> None:
         self.api, self.inspect, self.reference, self.layers = api, inspect, reference, layers
+        self.store = store
         self.image_id = inspect["Id"]
         self.diff_ids = (inspect.get("RootFS") or {}).get("Layers") or []
         self.overlay = None if force_container_read else _overlay_dirs(inspect)
+
+    def tar_sizes(self) -> list[int] | None:
+        """Each layer tar's exact length, from the layer store (for comparing with registry sizes)."""
+        return self.store.tar_sizes() if self.store is not None else None
 
     def read_file(self, path: str) -> bytes | SymlinkTo | None:
         if self.overlay is not None:

@@ -1,10 +1,14 @@
 """Images straight from a registry, without pulling: manifest, config, and only the layers a check needs.
 
-Unpacked sizes come from compressed sizes times COMPRESSION_RATIO and are
-marked estimated; `--exact` streams each layer through the decompressor and
-counts (nothing is written to disk). Named users are resolved by streaming
-layers from the top down until one settles /etc/passwd (and /etc/group, in the
-same pass); what each fully read layer said is cached by digest (layercache).
+Unpacked sizes come from each layer blob's own last bytes (gzip's ISIZE) or
+first bytes (zstd's content size), one small range request per layer, all at
+once (registry/layersize.py says when they are trusted); where neither can be
+had, from compressed sizes times COMPRESSION_RATIO, marked estimated.
+`--exact` streams each layer through the decompressor and counts (nothing is
+written to disk), checking the trailer against the count. Named users are
+resolved by streaming layers from the top down until one settles /etc/passwd
+(and /etc/group, in the same pass); what each fully read layer said is cached
+by digest (layercache).
 """
 
 from __future__ import annotations
@@ -90,26 +94,57 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
             index=index, diff_id=diff_ids[index] if index < len(diff_ids) else None,
             digest=descriptor.get("digest"), size=int(compressed * COMPRESSION_RATIO),
             compressed_size=compressed, created_by=history[index], size_estimated=True,
+            size_note="no size in the blob could be read",
         ))
+    from ...registry.layersize import claims
 
+    told = claims(client, repository, descriptors)
+    for layer, claim in zip(layers, told, strict=True):
+        if claim.size is not None:
+            layer.size = layer.tar_size = claim.size
+            layer.size_basis, layer.size_estimated, layer.size_note = "tar", False, ""
+            if claim.files is not None:  # a small blob read whole: counted as `docker history` counts
+                layer.size, layer.size_basis = claim.files, "files"
+        else:
+            layer.size_note = claim.why
     if options.exact:
-        _count_exactly(client, repository, layers, reference)
+        _count_exactly(client, repository, layers, reference, told)
     return Image(reference=reference, transport="docker", config=config, layers=layers,
                  platform=platform_of(config), name=name, digest=digest,
                  image_id=config_descriptor["digest"], transfer=client.stats,
-                 contents=RegistryLayers(client, repository, layers, reference))
+                 contents=RegistryLayers(client, repository, layers, reference, told))
 
 
 class RegistryLayers:
     """A registry image's files, read from the top layer down only until they are settled (passwd and
     group in one pass, remembered by layer digest); its entries by streaming every layer."""
 
-    def __init__(self, client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
+    def __init__(self, client: RegistryClient, repository: str, layers: list[Layer], reference: str,
+                 told: list | None = None) -> None:
         self.client, self.repository, self.layers, self.reference = client, repository, layers, reference
         self.found: dict[str, bytes | SymlinkTo | None] = {}
+        self.told = told or [None] * len(layers)
 
     def _opener(self, layer: Layer):
-        return lambda: self.client.open_blob(self.repository, layer.digest, layer.compressed_size)
+        from ...registry.layersize import TrailerCheck
+
+        claim = self.told[layer.index] if layer.index < len(self.told) else None
+        def plain():
+            return self.client.open_blob(self.repository, layer.digest, layer.compressed_size)
+
+        if claim is None or not claim.trailer or layer.size_basis != "tar" or layer.size_estimated:
+            return plain
+        # a layer streamed anyway ends with the trailer its size was read from: both must agree
+        return lambda: TrailerCheck(plain(), claim.claimed, lambda: self._trailer_lied(layer))
+
+    def _trailer_lied(self, layer: Layer) -> None:
+        import sys
+
+        layer.size = int((layer.compressed_size or 0) * COMPRESSION_RATIO)
+        layer.size_estimated, layer.tar_size = True, None
+        layer.size_note = "the bytes the registry served as the blob's end differ from the blob's real end"
+        print(f"imagefix: note: {self.reference}: layer {layer.index}: {layer.size_note}; its size is "
+              "estimated again (--exact counts)", file=sys.stderr)
 
     def read_file(self, path: str):
         if path not in self.found:
@@ -150,17 +185,32 @@ class RegistryLayers:
             raise ImagefixError(f"{self.reference}: layer {index}: {exc}") from None
 
 
-def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str) -> None:
+def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str,
+                   told: list) -> None:
+    """Stream every layer: file bytes as `docker history` counts them, and the whole unpacked length,
+    which a trailer that was trusted must equal (else the registry's range answer lied: said on stderr)."""
+    import sys
+
+    from ...registry.layersize import UnpackCounter
     from ..progress import CountingReader, byte_progress
 
     total = sum(layer.compressed_size or 0 for layer in layers)
     with byte_progress(f"unpacking {reference}", total) as advance:
-        for layer in layers:
+        for layer, claim in zip(layers, told, strict=True):
             if not layer.digest:
                 continue
             with client.open_blob(repository, layer.digest, layer.compressed_size) as stream:
+                counter = UnpackCounter(CountingReader(stream, advance))
                 try:
-                    layer.size = tar_unpacked_size(CountingReader(stream, advance))
-                except TarFormatError as exc:
+                    layer.size = tar_unpacked_size(counter)
+                    layer.tar_size = counter.drain()
+                except (TarFormatError, ValueError, OSError) as exc:
                     raise ImagefixError(f"{reference}: layer {layer.index} ({layer.digest}): {exc}") from None
-            layer.size_estimated = False
+                except Exception as exc:  # zlib / zstd errors: a corrupt stream, not a crash
+                    raise ImagefixError(f"{reference}: layer {layer.index} ({layer.digest}): corrupt "
+                                        f"compressed data ({exc})") from None
+            layer.size_estimated, layer.size_basis, layer.size_note = False, "files", ""
+            if claim.size is not None and claim.size != layer.tar_size:
+                print(f"imagefix: note: {reference}: layer {layer.index} unpacks to {layer.tar_size} bytes, "
+                      f"but the bytes the registry served as its end said {claim.size}: the count is used",
+                      file=sys.stderr)
