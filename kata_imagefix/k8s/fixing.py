@@ -53,6 +53,7 @@ class FixedManifest:
     pieces: list[str]  # the documents, fixed; joined they are the manifest (written piece by piece)
     changed: bool
     changes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "file:line: why", one per workload left as it was
 
     @property
     def text(self) -> str:
@@ -69,35 +70,69 @@ class Migration:
 
 def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]], options: AuditOptions,
                  model: BudgetModel, migration: Migration | None = None) -> FixedManifest:
+    """The manifest with its Kata workloads fixed. A workload that cannot be edited (an anchor, a
+    duplicate key) is left as it was and named in `refused`; a document that is not valid YAML is left
+    as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead."""
     pieces: list[str] = []
     changes: list[str] = []
+    refused: list[str] = []
     changed = False
     loader = None
     offset = 0
-    for number, chunk in enumerate(split_documents(text), start=1):
-        if not _in_scope(_load(chunk, number), name, options, migration):
+    for chunk in split_documents(text):
+        try:
+            in_scope = _in_scope(_load(chunk, name, offset), name, options, migration)
+        except ImagefixError:
+            if migration is not None:
+                raise
+            in_scope = False
+        if not in_scope:
             pieces.append(chunk)
             offset += chunk.count("\n")
             continue
-        loader = loader or _yaml()
-        doc = _load(chunk, number, loader)
-        editor = DocumentEditor(chunk, f"{name} document {number}")
+        loader = loader or _round_trip()
+        doc = _load(chunk, name, offset, loader)
+        editor = DocumentEditor(chunk, name, offset)
         editor.step = indent_step(doc)
+        duplicate = duplicate_key(chunk)
         for item in workloads(doc):
-            workload = _workload(item, name, offset)
-            if migration is not None:
-                if matching_containers(_pod_spec(item), migration.needs.image_name):
-                    changes += _migrate_workload(editor, item, workload, migration)
-            elif is_kata(workload, options):
-                changes += _fix_workload(editor, item, workload, images, options, model)
+            mark = editor.mark()
+            try:
+                workload = _workload(item, name, offset)
+                if migration is not None:
+                    if matching_containers(_pod_spec(item), migration.needs.image_name):
+                        changes_here = _migrate_workload(editor, item, workload, migration)
+                    else:
+                        changes_here = []
+                elif is_kata(workload, options):
+                    changes_here = _fix_workload(editor, item, workload, images, options, model)
+                else:
+                    changes_here = []
+                if duplicate is not None and editor.mark() != mark:
+                    raise ImagefixError(f"{editor.where(duplicate[1])}: {duplicate[0]} is written twice "
+                                        f"(also line {offset + duplicate[2] + 1}): k8s check and kubectl "
+                                        "read the last, an editor the first; keep one, then run again")
+                changes += changes_here
+            except ImagefixError as exc:
+                if migration is not None:
+                    raise
+                editor.rollback(mark)
+                refused.append(str(exc))
         piece = editor.apply()
         changed = changed or piece != chunk
         pieces.append(piece)
         offset += chunk.count("\n")
-    return FixedManifest(name, pieces, changed, changes)
+    return FixedManifest(name, pieces, changed, changes, refused)
 
 
-def _load(chunk: str, number: int, round_trip: Any = None) -> Any:
+def _round_trip() -> Any:
+    """The round-trip loader; duplicate keys are found (and refused) by `duplicate_key` with their lines."""
+    loader = _yaml()
+    loader.allow_duplicate_keys = True
+    return loader
+
+
+def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
     """A document by libyaml (a check), or by the round-trip loader where it is edited; one error line."""
     import yaml
     from ruamel.yaml.error import YAMLError
@@ -107,15 +142,49 @@ def _load(chunk: str, number: int, round_trip: Any = None) -> Any:
             return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return round_trip.load(chunk)
     except (yaml.YAMLError, YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{offset + mark.line + 1}" if mark is not None else name
         first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
+        raise ImagefixError(f"{where}: not valid YAML: {first}") from None
+
+
+def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping, with both 0-based lines (libyaml's nodes), or None.
+    Parsers disagree on which one wins (PyYAML and Go's JSON the last, ruamel the first)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in seen:
+                        return key.value, seen[key.value], key.start_mark.line
+                    seen[key.value] = key.start_mark.line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
 
 
 def _in_scope(doc: Any, name: str, options: AuditOptions, migration: Migration | None) -> bool:
     if migration is not None:
         image_name = migration.needs.image_name
         return any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
-    return any(is_kata(_workload(item, name, 0), options) for item in workloads(doc))
+    for item in workloads(doc):
+        try:
+            if is_kata(_workload(item, name, 0), options):
+                return True
+        except ImagefixError:  # a patch fragment: not a pod, left as it is
+            continue
+    return False
 
 
 def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images: dict,
@@ -142,11 +211,12 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
     needs = migration.needs
     spec = _pod_spec(item)
     editor.editable(spec, "the pod spec")
+    editor.own(spec, "runtimeClassName", "the pod spec")
     if "runtimeClassName" not in spec:
         editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
     elif spec["runtimeClassName"] != needs.runtime_class:
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
-    wanted = needs.annotations(pod_annotations(item, editor.where))
+    wanted = needs.annotations(pod_annotations(item, editor.where(_pod_template(item).lc.line)))
     if wanted:
         why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
         ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
@@ -214,6 +284,7 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
     node = parent
     for depth, key in enumerate(path):
         editor.editable(node, what or key)
+        editor.own(node, key, what or key)
         child = node.get(key) if isinstance(node, dict) else None
         rest = path[depth + 1:]
         nested: dict[str, Any] = dict(values)
@@ -226,7 +297,7 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
                 editor.insert(node, Insert({key: nested}, comments, before=before if depth == 0 else None))
             return
         if not isinstance(child, dict):
-            raise ImagefixError(f"{editor.where}: {key} at line {node.lc.key(key)[0] + 1} is not a mapping")
+            raise ImagefixError(f"{editor.where(node.lc.key(key)[0])}: {key} is not a mapping")
         node = child
     editor.editable(node, what or (path[-1] if path else "mapping"))
     new = {}

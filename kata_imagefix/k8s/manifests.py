@@ -38,10 +38,39 @@ class Workload:
     annotations: dict[str, str]
     security: dict[str, Any]  # the pod's securityContext
     containers: list[Container] = field(default_factory=list)
+    generate_name: str | None = None  # metadata.generateName, when there is no name
+    line: int | None = None  # 1-based line where the object starts
 
     @property
     def title(self) -> str:
-        return f"{self.namespace}/{self.kind}/{self.name}"
+        name = self.name if self.name != "?" or not self.generate_name else f"{self.generate_name}*"
+        return f"{self.namespace}/{self.kind}/{name}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A document or workload left out: an error (not valid YAML) or a skip with its reason (a patch
+    fragment). One never stops the run: the report lists it beside the workloads audited."""
+
+    file: str
+    line: int | None
+    message: str
+    reason: str = ""  # empty for an error; else why it was skipped (a short, countable phrase)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+class PatchFragment(ImagefixError):
+    """A workload whose container names no image: a kustomize/strategic-merge patch, not a pod."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+FRAGMENT = "patch fragment (a container without image:)"
 
 
 def manifest_paths(args: tuple[str, ...] | list[str]) -> list[str]:
@@ -71,53 +100,71 @@ def load_workloads(path: str) -> list[Workload]:
     return workloads_in(*read_manifest(path))
 
 
-def workloads_in(name: str, text: str) -> list[Workload]:
-    return list(iter_workloads(name, text))
+def workloads_in(name: str, text: str, problems: list[Problem] | None = None) -> list[Workload]:
+    """The workloads; without `problems` to collect them into, the first problem stops with its line."""
+    found = list(iter_workloads(name, text, problems if problems is not None else _Strict()))
+    return found
 
 
-def iter_workloads(name: str, text: str) -> Iterator[Workload]:
+class _Strict(list):
+    def append(self, problem: Problem) -> None:  # type: ignore[override]
+        raise ImagefixError(f"{problem.where}: {problem.message}")
+
+
+def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) -> Iterator[Workload]:
     """Document by document, so that a caller can start on the first while the rest are read.
     libyaml (C) reads each document; the `image:` lines come from its nodes' marks. The round-trip
-    parser is ~40x slower and only needed where a document is edited (`k8s fix`)."""
+    parser is ~40x slower and only needed where a document is edited (`k8s fix`).
+
+    A document that is not valid YAML, and a workload that is a patch fragment, go to `problems` (with
+    their line) and the next document is read: one file never stops a repository-wide run."""
     import yaml
 
+    problems = problems if problems is not None else _Strict()
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     offset = 0
     for chunk in split_documents(text):
         loader = loader_class(chunk)
+        node = doc = None
         try:
             node = loader.get_single_node()
             doc = loader.construct_document(node) if node is not None else None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            line = f":{offset + mark.line + 1}" if mark is not None else ""
             first = str(exc).strip().splitlines()[0]
-            raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
+            problems.append(Problem(name, offset + mark.line + 1 if mark is not None else None,
+                                    f"not valid YAML or JSON: {first}"))
+            node = doc = None
         finally:
             loader.dispose()
         lines: dict[int, int] = {}
         if node is not None:
-            _image_lines(node, doc, lines, offset)
+            _node_lines(node, doc, lines, offset)
         for item in workloads(doc):
-            yield _workload(item, name, offset, lines)
+            try:
+                yield _workload(item, name, offset, lines)
+            except PatchFragment as fragment:
+                problems.append(Problem(name, fragment.line, str(fragment), FRAGMENT))
         offset += chunk.count("\n")
 
 
-def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
-    """id(container mapping) -> 1-based line of its `image:` value, walking nodes beside the data."""
+def _node_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
+    """id(mapping) -> 1-based line where it starts, and id(container mapping) negated -> the line of its
+    `image:` value, walking nodes beside the data."""
     import yaml
 
     if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        out[id(data)] = offset + node.start_mark.line + 1
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
                 continue
             if key.value == "image":
-                out[id(data)] = offset + value.start_mark.line + 1
-            if key.value in data:
-                _image_lines(value, data[key.value], out, offset)
+                out[-id(data)] = offset + value.start_mark.line + 1
+            if key.value in data and isinstance(value, yaml.CollectionNode):
+                _node_lines(value, data[key.value], out, offset)
     elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
         for item_node, item in zip(node.value, data, strict=False):
-            _image_lines(item_node, item, out, offset)
+            _node_lines(item_node, item, out, offset)
 
 
 def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = None) -> Workload:
@@ -128,10 +175,13 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
     spec = _pod_spec(item)
     security = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
     runtime_class = spec.get("runtimeClassName")
+    generate_name = metadata.get("generateName")
     workload = Workload(file, str(item.get("kind")), str(metadata.get("namespace") or "default"),
                         str(metadata.get("name") or "?"),
                         runtime_class if isinstance(runtime_class, str) else None,
-                        {str(k): str(v) for k, v in annotations.items()}, dict(security))
+                        {str(k): str(v) for k, v in annotations.items()}, dict(security),
+                        generate_name=generate_name if isinstance(generate_name, str) else None,
+                        line=_line_of(item, offset, lines, None))
     for key, init in (("initContainers", True), ("containers", False)):
         listed = spec.get(key)
         for container in listed if isinstance(listed, list) else []:
@@ -139,15 +189,31 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
                 continue
             image = container.get("image")
             if not isinstance(image, str) or not image:
-                raise ImagefixError(f"{file}: {workload.title} container {container.get('name', '?')!r} "
-                                    "has no image")
-            line = offset + container.lc.value("image")[0] + 1 if hasattr(container, "lc") \
-                else (lines or {}).get(id(container))
+                raise PatchFragment(f"{workload.title} container {container.get('name', '?')!r} has no image "
+                                    "(a kustomize patch?): skipped", _line_of(container, offset, lines, None))
+            line = _line_of(container, offset, lines, "image")
             context = container.get("securityContext")
             workload.containers.append(Container(
                 str(container.get("name") or "?"), image, line, init,
                 dict(context) if isinstance(context, dict) else {}, _memory_limit(container)))
     return workload
+
+
+def _line_of(mapping: Any, offset: int, lines: dict[int, int] | None, key: str | None) -> int | None:
+    """1-based line of a mapping (key None) or of its `key:` value: from the round-trip parser's marks
+    (following a merge key `<<:` into the mapping it merges), else from the libyaml walk."""
+    lc = getattr(mapping, "lc", None)
+    if lc is None:
+        return (lines or {}).get(id(mapping) if key is None else -id(mapping))
+    if key is None:
+        return offset + lc.line + 1
+    if key in lc.data:
+        return offset + lc.value(key)[0] + 1
+    for merged in getattr(mapping, "merge", None) or []:
+        line = _line_of(merged[1] if isinstance(merged, tuple) else merged, offset, None, key)
+        if line is not None:
+            return line
+    return None
 
 
 _UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9,
@@ -174,4 +240,4 @@ def _memory_limit(container: dict) -> int | None:
         return None
 
 
-__all__ = ["WORKLOAD_PATHS", "Container", "Workload", "load_workloads", "manifest_paths"]
+__all__ = ["WORKLOAD_PATHS", "Container", "Problem", "Workload", "load_workloads", "manifest_paths"]
