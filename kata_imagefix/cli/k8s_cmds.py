@@ -40,6 +40,16 @@ def k8s() -> None:
     """
 
 
+mirror_flags = [
+    click.option("--registry-config", "registry_configs", multiple=True, metavar="DIR|FILE",
+                 help="Read images where the nodes pull them: containerd's config_path (a folder of "
+                      "<registry>/hosts.toml), one hosts.toml, or /etc/containers/registries.conf."),
+    click.option("--registry-mirror", "registry_mirrors", multiple=True, metavar="FROM=TO",
+                 help="Read images of registry FROM (e.g. docker.io) from mirror TO (host[:port]); "
+                      "repeatable, tried in order, then FROM itself."),
+]
+
+
 def workload_flags(func):
     """Which pods, the nodes' Kata configs and platform, how images are read: shared by check and fix."""
     options = [
@@ -56,6 +66,7 @@ def workload_flags(func):
         click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
                      help="Images read at once (each distinct image once)."),
         click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's]."),
+        *mirror_flags,
     ]
     return stacked(options, func)
 
@@ -148,6 +159,7 @@ def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
               help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
                    "and whether it enables the default_memory annotation.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@lambda func: stacked(mirror_flags, func)
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
@@ -177,7 +189,12 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         from ..kata.config import load_config
 
         config = load_config(kata_config)
-    image = open_image(parsed)
+    if parsed.transport == "docker" and (kw.get("registry_configs") or kw.get("registry_mirrors")):
+        from ..registry.options import RegistryOptions
+
+        image = _opener(None, RegistryOptions(), kw)(parsed.original)
+    else:
+        image = open_image(parsed)
     if image_name is None:
         image_name = manifest_name(parsed, image)
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
@@ -306,9 +323,50 @@ def _kata_configs(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _opener(platform: str | None, registry: Any, kw: dict[str, Any] | None = None):
+    """How the audit opens an image: through the mirrors the flags name, when they name any."""
     from ..image.sources import open_image
 
-    return lambda ref: open_image(ref, platform=platform, registry=registry)
+    kw = kw or {}
+    configs, flags = kw.pop("registry_configs", ()), kw.pop("registry_mirrors", ())
+    if not (configs or flags):
+        return lambda ref: open_image(ref, platform=platform, registry=registry)
+    from ..registry import mirrors
+
+    config = mirrors.load(configs, flags)
+    for mirror in config.mirrors:
+        if mirror.ca or mirror.skip_verify:
+            click.echo(f"imagefix: note: {mirror.source}: ca/skip_verify of {mirror.host} are not applied; "
+                       f"imagefix trusts the CA in /etc/docker/certs.d/{mirror.host}/ca.crt", err=True)
+    return lambda ref: open_mirrored(ref, config, platform, registry)
+
+
+def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) -> Any:
+    """`docker://REF` read from its mirrors in order, then from its registry; the image keeps the
+    reference the manifest names. Errors name every place tried."""
+    from dataclasses import replace
+
+    from ..image.reference import parse_docker_reference
+    from ..image.sources import open_image
+    from ..registry import mirrors
+
+    if not ref.startswith("docker://"):  # --prefer-local: the engine first, as before
+        return open_image(ref, platform=platform, registry=registry)
+    target = ref.removeprefix("docker://")
+    parsed = parse_docker_reference(target)
+    config = mirrors.resolve_default(config, parsed.domain)
+    failures = []
+    for candidate, mirror in config.candidates(str(parsed)):
+        options = registry if mirror is None or not mirror.insecure else \
+            replace(registry, insecure=(*registry.insecure, mirror.host))
+        try:
+            image = open_image(f"docker://{candidate}", platform=platform, registry=options)
+        except ImagefixError as exc:
+            failures.append(f"{'mirror ' + mirror.host if mirror else 'the registry'}: "
+                            f"{str(exc).removeprefix(candidate + ': ')}")
+            continue
+        image.reference = target
+        return image
+    raise ImagefixError(f"{target}: " + "; ".join(failures))
 
 
 def _diff(name: str, before: str, after: str) -> str:

@@ -26,7 +26,7 @@ from ..image.model import Image
 from ..kata.budget import BudgetModel
 from ..users import UserKind, UserSpec, resolve_user
 from .audit import AuditOptions, _subject, is_kata
-from .manifests import Workload, _workload
+from .manifests import Workload, _workload, yaml_error
 from .pod import (
     MEMORY_ANNOTATION,
     TIMEOUT_ANNOTATION,
@@ -142,10 +142,9 @@ def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
             return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return round_trip.load(chunk)
     except (yaml.YAMLError, YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{offset + mark.line + 1}" if mark is not None else name
-        first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"{where}: not valid YAML: {first}") from None
+        line, message = yaml_error(exc, offset)
+        raise ImagefixError(f"{name}:{line}: not valid YAML: {message}" if line else
+                            f"{name}: not valid YAML: {message}") from None
 
 
 def duplicate_key(chunk: str) -> tuple[str, int, int] | None:

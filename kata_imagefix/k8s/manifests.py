@@ -130,10 +130,8 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
             node = loader.get_single_node()
             doc = loader.construct_document(node) if node is not None else None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            first = str(exc).strip().splitlines()[0]
-            problems.append(Problem(name, offset + mark.line + 1 if mark is not None else None,
-                                    f"not valid YAML or JSON: {first}"))
+            line, message = yaml_error(exc, offset)
+            problems.append(Problem(name, line, f"not valid YAML or JSON: {message}"))
             node = doc = None
         finally:
             loader.dispose()
@@ -146,6 +144,22 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
             except PatchFragment as fragment:
                 problems.append(Problem(name, fragment.line, str(fragment), FRAGMENT))
         offset += chunk.count("\n")
+
+
+def yaml_error(exc: Exception, offset: int) -> tuple[int | None, str]:
+    """(1-based line, one-line message) of a PyYAML or ruamel parse error: the problem, and where the
+    construct it breaks began ("while parsing a flow sequence (line 4): expected ',' or ']' ...")."""
+    mark = getattr(exc, "problem_mark", None)
+    context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if problem:
+        message = problem
+        if context:
+            began = f" (line {offset + context_mark.line + 1})" if context_mark is not None else ""
+            message = f"{context}{began}: {problem}"
+    else:
+        message = str(exc).strip().splitlines()[0]
+    return (offset + mark.line + 1 if mark is not None else None), message
 
 
 def _node_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:

@@ -292,7 +292,12 @@ def indent_step(doc: Any) -> int:
     from the first key written on a line of its own."""
     if not isinstance(doc, dict):
         return 2
-    for key in own_keys(doc):
+    keys = own_keys(doc)
+    if _flow(doc) and keys:  # JSON: the root's own keys are one step in from its brace
+        line, col = doc.lc.key(keys[0])
+        if line != doc.lc.line and col > doc.lc.col:
+            return col - doc.lc.col
+    for key in keys:
         value = doc[key]
         if isinstance(value, dict) and len(value):
             inner = own_keys(value)
