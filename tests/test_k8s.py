@@ -163,7 +163,7 @@ def test_bad_inputs_write_nothing(cli, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n")
     result = cli("k8s", SPARK, "--image-name", "spark:3.5.3", "--patch", broken, "-o", out)
-    assert result.exit_code == 2 and f"{broken}:5: not valid YAML" in result.stderr and not out.exists()
+    assert result.exit_code == 2 and f"{broken}:4: not valid YAML" in result.stderr and not out.exists()
     unrelated = tmp_path / "unrelated.yaml"
     unrelated.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
                          "  - {name: a, image: nginx}\n")
