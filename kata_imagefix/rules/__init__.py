@@ -22,6 +22,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif405_pod_timeout,
     kif406_pod_tmpfs,
     kif407_pod_unreadable_image,
+    kif420_pod_invalid_id,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 

@@ -1,4 +1,4 @@
-"""KIF401-KIF407 on fake subjects: a workload's containers, their securityContexts and in-memory images."""
+"""KIF401-KIF420 on fake subjects: a workload's containers, their securityContexts and in-memory images."""
 
 from __future__ import annotations
 
@@ -62,6 +62,11 @@ CASES = [
     ("KIF406", pod(({}, image("0:0", size=300 * MB)), ({}, image("0:0", size=300 * MB))), False),
     ("KIF407", pod(({}, None), error="no manifest 1 (tag or digest unknown)"), True),
     ("KIF407", pod(({}, image("0:0"))), False),
+    ("KIF420", pod(({"runAsUser": -1, "runAsGroup": 185}, image("spark"))), True),
+    ("KIF420", pod(({}, image("spark")), pod_security={"runAsUser": 4294967296, "runAsGroup": 0}), True),
+    ("KIF420", pod(({}, image("0:0")), pod_security={"supplementalGroups": [100, -5]}), True),
+    ("KIF420", pod(({"runAsUser": 2147483647, "runAsGroup": 0}, image("spark")),
+                   pod_security={"fsGroup": 0}), False),
 ]
 
 
