@@ -264,3 +264,11 @@ def test_markdown_fits_a_pull_request_comment_and_output_writes_all(cli, tmp_pat
     assert cli("k8s", "check", "--format", "markdown", "--registry-timeout", "1", "--jobs", "16",
                "-o", full, path).exit_code == 1
     assert len(full.read_text()) > 65_536 and "more causes" not in full.read_text()
+
+
+def test_k8s_ref_reads_through_the_mirror_and_keeps_the_manifest_name(cli, mirror):
+    result = cli("k8s", "docker://monopole/hello:1", "--registry-mirror", f"docker.io={mirror.host}")
+    assert result.exit_code == 0, result.stderr
+    pod = yaml.safe_load(result.stdout)
+    assert pod["spec"]["containers"][0]["image"] == "monopole/hello:1"
+    assert pod["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
