@@ -11,8 +11,9 @@ what cannot be resolved is left alone and reported.
 `k8s fix` takes the Kata workloads and every image they run. A migration
 (`--patch`) takes the workloads that run one image, whatever their class, and
 also moves them to its runtime class with what `pod_needs` says (annotations,
-fsGroup). Documents out of scope are only checked by libyaml (~0.05 ms each)
-and stay byte for byte; the round-trip parser (~1 ms) reads the others.
+fsGroup). Documents out of scope, or that need nothing, are only read by
+libyaml (~0.05 ms each) and stay byte for byte; yamlpos (libyaml's nodes with
+their positions) reads those an edit is wanted in.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from .pod import (
     PodNeeds,
     _pod_spec,
     _pod_template,
-    _yaml,
     matching_containers,
     pod_annotations,
     same_image,
@@ -110,8 +110,9 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
                     changes_here = []
                 if duplicate is not None and editor.mark() != mark:
                     raise ImagefixError(f"{editor.where(duplicate[1])}: {duplicate[0]} is written twice "
-                                        f"(also line {offset + duplicate[2] + 1}): k8s check and kubectl "
-                                        "read the last, an editor the first; keep one, then run again")
+                                        f"(also line {offset + duplicate[2] + 1}): YAML tools disagree on "
+                                        "which one counts (k8s check reads the last); keep one, then run "
+                                        "again")
                 changes += changes_here
             except ImagefixError as exc:
                 if migration is not None:
@@ -126,14 +127,15 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
 
 
 def _round_trip() -> Any:
-    """The round-trip loader; duplicate keys are found (and refused) by `duplicate_key` with their lines."""
-    loader = _yaml()
-    loader.allow_duplicate_keys = True
-    return loader
+    """The loader of documents to edit: data that knows where each key is written (yamlpos, on libyaml).
+    Duplicate keys are found (and refused) by `duplicate_key` with their lines."""
+    from . import yamlpos
+
+    return yamlpos
 
 
 def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
-    """A document by libyaml (a check), or by the round-trip loader where it is edited; one error line."""
+    """A document by libyaml (a check), or with its positions where it is edited; one error line."""
     import yaml
     from ruamel.yaml.error import YAMLError
 
@@ -149,7 +151,7 @@ def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
 
 def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
     """The first key written twice in one mapping, with both 0-based lines (libyaml's nodes), or None.
-    Parsers disagree on which one wins (PyYAML and Go's JSON the last, ruamel the first)."""
+    Parsers disagree on which one wins (PyYAML the last, ruamel.yaml the first, strict ones refuse)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
@@ -175,9 +177,9 @@ def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
 
 def _wants_edit(doc: Any, name: str, options: AuditOptions, migration: Migration | None,
                 images: dict, model: BudgetModel) -> bool:
-    """Whether the round-trip parser must read this document: `k8s fix` runs its decisions on libyaml's
-    data with a probe for an editor - the first edit it asks for says yes (a fleet where most
-    documents need nothing costs the audit, not ~20 ms of round-trip parsing each)."""
+    """Whether this document is to be edited: `k8s fix` runs its decisions on libyaml's data with a
+    probe for an editor - the first edit it asks for says yes (the documents that need nothing are
+    kept as they are, without building their positions)."""
     if migration is not None:
         image_name = migration.needs.image_name
         return any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))

@@ -214,8 +214,8 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
 
 
 def _line_of(mapping: Any, offset: int, lines: dict[int, int] | None, key: str | None) -> int | None:
-    """1-based line of a mapping (key None) or of its `key:` value: from the round-trip parser's marks
-    (following a merge key `<<:` into the mapping it merges), else from the libyaml walk."""
+    """1-based line of a mapping (key None) or of its `key:` value: from the `lc` positions of a document
+    being edited (yamlpos; a merge key `<<:` followed into what it merges), else from the libyaml walk."""
     lc = getattr(mapping, "lc", None)
     if lc is None:
         return (lines or {}).get(id(mapping) if key is None else -id(mapping))

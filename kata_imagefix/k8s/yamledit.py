@@ -1,7 +1,8 @@
 """Edits of a YAML or JSON document's text: only what is inserted or changed differs, every other byte stays.
 
-ruamel.yaml's round-trip loader says where each key sits (line, column); the
-edits are then made on the text itself, so indentation, quoting, comments, key
+The loaded document says where each key sits (line, column: yamlpos.py on
+libyaml's nodes, in ruamel.yaml's `lc` terms); the edits are then made on the
+text itself, so indentation, quoting, comments, key
 order and CRLF line ends of everything not edited are kept exactly. A
 round-trip *dump* would re-indent the whole document.
 
