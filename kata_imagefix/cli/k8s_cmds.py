@@ -284,11 +284,12 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     for item in fixed:
         for change in item.changes:
             report(f"{'would fix' if check else 'fixed'} {item.name}: {change}")
-    # as the nodes will see it: the files changed audited again (their images are read already)
-    changed = {item.name for item in fixed if item.changed}
-    after = audit([(item.name, item.text) for item in fixed if item.changed], options, model, RuleSelection(),
-                  opener, before.images)
-    left = [r for r, w in zip(before.results, before.workloads, strict=True) if w.file not in changed]
+    # as the nodes will see it: the documents changed audited again (their images are read already)
+    changed = {item.name: item for item in fixed if item.changed}
+    after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
+                  RuleSelection(), opener, before.images)
+    left = [r for r, w in zip(before.results, before.workloads, strict=True)
+            if w.file not in changed or not changed[w.file].was_edited(w.line)]
     errors = [(r.subject, f) for r in left + after.results for f in r.findings if f.severity.label == "error"]
     for subject, finding in errors:
         click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)

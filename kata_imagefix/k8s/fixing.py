@@ -54,10 +54,22 @@ class FixedManifest:
     changed: bool
     changes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # "file:line: why", one per workload left as it was
+    edited: list[tuple[int, int]] = field(default_factory=list)  # [first, last) original lines, changed docs
+    edited_pieces: set[int] = field(default_factory=set)  # indexes into `pieces` of the changed documents
 
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    def edited_only(self) -> str:
+        """The fixed manifest with every unchanged document blanked (its lines kept as empty lines): what
+        an audit of the changes needs to read, at the lines the edited documents have in `text`."""
+        return "".join(piece if index in self.edited_pieces else "\n" * piece.count("\n")
+                       for index, piece in enumerate(self.pieces))
+
+    def was_edited(self, line: int | None) -> bool:
+        """Whether the original line (a workload's) lies in a document that was changed."""
+        return line is None or any(first <= line < last for first, last in self.edited)
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     changed = False
     loader = None
     offset = 0
+    edited: list[tuple[int, int]] = []
+    edited_pieces: set[int] = set()
     for chunk in split_documents(text):
         try:
             in_scope = _wants_edit(_load(chunk, name, offset), name, options, migration, images, model)
@@ -120,10 +134,13 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
                 editor.rollback(mark)
                 refused.append(str(exc))
         piece = editor.apply()
-        changed = changed or piece != chunk
+        if piece != chunk:
+            changed = True
+            edited.append((offset + 1, offset + chunk.count("\n") + 2))
+            edited_pieces.add(len(pieces))
         pieces.append(piece)
         offset += chunk.count("\n")
-    return FixedManifest(name, pieces, changed, changes, refused)
+    return FixedManifest(name, pieces, changed, changes, refused, edited, edited_pieces)
 
 
 def _round_trip() -> Any:
