@@ -238,6 +238,11 @@ def test_mirrors_from_containerd_hosts_and_registries_conf(cli, mirror, tmp_path
     doc = cli("k8s", "check", "--format", "json", "--registry-config", hosts, manifest).json()
     assert doc["totals"]["unreadable_refs"] == []
     assert [f["rule"] for f in doc["workloads"][0]["findings"]] == ["KIF401"]  # a: spark; b: 101:82
+    (hosts / "docker.io" / "hosts.toml").write_text(f'[host."http://{mirror.host}"]\n'
+                                                    '  capabilities = ["pull"]\n')
+    pull_only = cli("k8s", "check", "--format", "json", "--registry-timeout", "2", "--registry-config", hosts,
+                    manifest).json()  # a host that may not resolve tags is not asked for one
+    assert pull_only["totals"]["unreadable_refs"] == ["monopole/hello:1"]
     conf = tmp_path / "registries.conf"
     conf.write_text('unqualified-search-registries = ["docker.io"]\n\n[[registry]]\n'
                     'prefix = "docker.io/monopole"\nlocation = "docker.io/monopole"\n\n'
