@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,6 +80,22 @@ def _free_backup_name(target: Path) -> Path:
     return candidate
 
 
+def _write_through(path: str | Path, target: Path, old: os.stat_result, data: bytes | Iterable[bytes],
+                   backup: bool) -> None:
+    """`-o /dev/stdout`, a FIFO, `/dev/full`: written into, never renamed over (a rename would put a
+    regular file in the device's place); a full device is an error like a full disk."""
+    if stat.S_ISDIR(old.st_mode):
+        raise ImagefixError(f"cannot write {path}: is a directory")
+    if backup:
+        raise ImagefixError(f"cannot write {path}: not a regular file, so no backup of it can be made")
+    with open(target, "wb") as out:
+        for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+            out.write(chunk)
+        out.flush()
+        with contextlib.suppress(OSError):  # a pipe or a terminal cannot sync
+            os.fsync(out.fileno())
+
+
 def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: bool = False,
                  force: bool = False) -> Path | None:
     """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
@@ -93,6 +110,8 @@ def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: boo
     target = resolve_link(path)
     try:
         old = target.stat() if target.exists() else None
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            return _write_through(path, target, old, data, backup)
         if old is not None and not force:
             if not os.access(target, os.W_OK) or not old.st_mode & 0o222:
                 raise ImagefixError(f"{path} is read-only: not rewriting it (--force to write anyway)")
@@ -119,17 +138,42 @@ def decode_text(data: bytes, path: str, what: str) -> str:
         raise ImagefixError(f"{path}: not UTF-8 text, not {what}") from None
 
 
-def read_input(path: str, what: str = "file") -> bytes:
-    """A user's input file ('-' is stdin) with one-line errors."""
+MAX_INPUT = 64 * 2**20  # a Dockerfile, Kata config or JSON result; a bigger file is not one
+
+
+def read_input(path: str, what: str = "file", limit: int = MAX_INPUT) -> bytes:
+    """A user's input file ('-' is stdin) with one-line errors: a regular file (a FIFO would block,
+    /dev/zero never ends) of at most `limit` bytes."""
     import sys
 
     if path == "-":
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise ImagefixError(f"<stdin>: more than {limit // 2**20} MiB: too large for a {what}")
+        return data
+    return read_regular(Path(path), limit, what)
+
+
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file, checked before it is opened (opening a FIFO blocks), read with a
+    bound (a file may grow while it is read). FileNotFoundError is left to the caller when it
+    wants it: otherwise every failure is one line."""
     try:
-        return Path(path).read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ImagefixError(f"{path}: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+            raise ImagefixError(f"{path}: is {kind}, not a regular file ({what})")
+        if info.st_size > limit:
+            raise ImagefixError(f"{path}: {info.st_size // 2**20} MiB is too large for a {what} "
+                                f"(at most {limit // 2**20} MiB)")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise ImagefixError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise ImagefixError(f"{path}: is a directory") from None
+        raise ImagefixError(f"{path}: no such file ({what})") from None
     except OSError as exc:
         raise ImagefixError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ImagefixError(f"{path}: grew past {limit // 2**20} MiB while read: too large for a {what}")
+    return data

@@ -65,7 +65,7 @@ def run_rules(subject: object, target: str, selection: RuleSelection,
 def scan_image(image: Image, selection: RuleSelection, model: BudgetModel,
                max_layer_size: int = DEFAULT_MAX_LAYER_SIZE) -> ScanResult:
     spec = UserSpec.parse(image.user)
-    user = UserSubject(spec, lambda: resolve_user(spec, image.read_file))
+    user = UserSubject(spec, lambda: resolve_user(spec, image.read_file), read_file=image.read_file)
     budget = model.estimate(image.unpacked_size)
     result = ScanResult(image.reference, image=image, budget=budget)
     subjects: list[tuple[str, object]] = [("image", ImageSubject(image, budget, max_layer_size))]

@@ -23,13 +23,13 @@ DOCKERFILES = {
 }
 
 EXPECTED = {
-    "named": [("KIF101", "error", "USER 185:185")],
-    "numeric": [("KIF102", "warning", "USER 185:185")],
-    "numeric-group": [],
+    "named": [("KIF101", "error", "USER 185:185"), ("KIF107", "info", None)],  # KIF107: the pod's side
+    "numeric": [("KIF102", "warning", "USER 185:185"), ("KIF107", "info", None)],
+    "numeric-group": [("KIF107", "info", None)],
     "root": [("KIF103", "info", None)],
     "ghost": [("KIF101", "error", None), ("KIF104", "error", None)],
     "big": [("KIF201", "warning", None), ("KIF103", "info", None)],
-    "readd": [("KIF101", "error", "USER 1850:1851")],
+    "readd": [("KIF101", "error", "USER 1850:1851"), ("KIF107", "info", None)],
 }
 
 
@@ -107,7 +107,9 @@ def test_kif101_fix_actually_works_on_the_engine(engine, images, cli):
     finally:
         engine.remove_container(container, force=True)
     assert output.startswith("uid=185(spark) gid=185(spark)")
-    assert cli("scan", "--format", "json", fixed).json()["images"][0]["findings"] == []
+    # KIF107 only: on Kubernetes the pod must still write the ids (the kubelet drops the group)
+    assert [f["rule"] for f in cli("scan", "--format", "json", fixed).json()["images"][0]["findings"]] == [
+        "KIF107"]
 
 
 def test_export_readers_agree_with_each_other_and_the_layer_folders(engine, built):

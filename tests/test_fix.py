@@ -154,7 +154,8 @@ def test_push_and_push_refused(cli, engine, images, spark, registry):
     images.tags.append(target)
     assert result.json()["pushed_digest"].startswith("sha256:")
     remote = cli("scan", "--format", "json", f"docker://{target}").json()["images"][0]
-    assert remote["user"] == "185:185" and remote["findings"] == []
+    # KIF107 (info) only: a pod must still make the identity explicit (the kubelet drops the group)
+    assert remote["user"] == "185:185" and [f["rule"] for f in remote["findings"]] == ["KIF107"]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}/x/y:z"
@@ -191,8 +192,8 @@ def test_in_registry_fixes_every_platform_without_moving_layers(cli, registry, t
     assert "mount" in doc["uploaded"] and "upload" in doc["uploaded"]
     scanned = cli("scan", "--format", "json", "--all-platforms",
                   f"docker://{registry.host}/{repository}-kata:3.5.3").json()["images"]
-    assert [(s["platform"], s["user"], s["findings"]) for s in scanned] == [
-        ("linux/amd64", "185:185", []), ("linux/arm64", "185:185", [])]
+    assert [(s["platform"], s["user"], [f["rule"] for f in s["findings"]]) for s in scanned] == [
+        ("linux/amd64", "185:185", ["KIF107"]), ("linux/arm64", "185:185", ["KIF107"])]
     again = cli("fix", f"docker://{registry.host}/{repository}:3.5.3", "--in-registry",
                 "--tag", f"{registry.host}/{repository}-kata:3.5.3")
     assert again.exit_code == 2 and "exists already" in again.stderr

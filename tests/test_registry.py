@@ -27,7 +27,8 @@ pytestmark = pytest.mark.registry
 
 
 def findings(doc: dict) -> list[tuple[str, str]]:
-    return sorted((f["rule"], f["severity"]) for f in doc["findings"])
+    """(rule, severity), but KIF107 (the pod's side of a non-root USER: tests/test_scan_archives.py)."""
+    return sorted((f["rule"], f["severity"]) for f in doc["findings"] if f["rule"] != "KIF107")
 
 
 # --- images pushed by the real engine ------------------------------------------------------------
@@ -65,7 +66,7 @@ def test_numeric_user_costs_one_manifest_and_one_config_request(cli, registry, t
     repository = repo_name("numeric")
     pushed = push_spec(client, tmp_path, repository, "v1", spark_like("185:185"))
     doc = cli("scan", "--format", "json", f"docker://{registry.host}/{repository}:v1").json()["images"][0]
-    assert doc["findings"] == []
+    assert [f["rule"] for f in doc["findings"]] == ["KIF107"]  # said from the USER string: no layer read
     assert doc["transfer"]["by_kind"] == {"manifest": 1, "blob": 1}
     compressed = [layer["size"] for layer in pushed["manifest"]["layers"]]
     assert [layer["compressed_bytes"] for layer in doc["layers"]] == compressed
@@ -133,7 +134,8 @@ def test_multi_platform_index(cli, registry, tmp_path):
     host_default = cli("scan", "--format", "json", ref).json()["images"]
     assert len(host_default) == 1 and host_default[0]["platform"] == "linux/amd64"
     arm_doc = cli("scan", "--format", "json", "--platform", "linux/arm64", ref).json()["images"][0]
-    assert arm_doc["platform"] == "linux/arm64" and arm_doc["findings"] == []
+    assert arm_doc["platform"] == "linux/arm64"
+    assert findings(arm_doc) == []
     every = cli("scan", "--format", "json", "--all-platforms", ref).json()["images"]
     assert [d["reference"] for d in every] == [f"{ref} [linux/amd64]", f"{ref} [linux/arm64/v8]"]
     assert [findings(d) for d in every] == [[("KIF101", "error")], []]

@@ -40,8 +40,26 @@ def layout(tmp_path):
 
 
 def rules_of(result) -> list[str]:
-    return [f["rule"] for image in result.json()["images"] for f in image["findings"]]
+    """The rules that fired, but KIF107 (what a pod must add on Kubernetes: tested on its own below)."""
+    images = result.json()["images"]
+    return [f["rule"] for image in images for f in image["findings"] if f["rule"] != "KIF107"]
 
+
+@pytest.mark.parametrize(("user", "fires", "says"), [
+    ("185:185", True, "runAsUser: 185, runAsGroup: 185"),  # the kubelet drops the group
+    ("spark", True, "runAsUser: 185, runAsGroup: 185"),
+    ("1001", True, "runAsUser: 1001"),  # no passwd entry: gid 0, but genpolicy wants the uid written
+    ("0:0", False, None), ("", False, None),  # root in no other group
+])
+def test_the_pod_side_of_an_image_user_is_said(cli, layout, user, fires, says):
+    doc = cli("scan", "--format", "json", layout(image(user))).json()["images"][0]
+    found = [f for f in doc["findings"] if f["rule"] == "KIF107"]
+    assert bool(found) == fires
+    if fires:
+        assert found[0]["severity"] == "info" and says in found[0]["message"]
+        assert "kubelet drops the image's group" in found[0]["message"]
+    assert not [f for f in cli("scan", "--format", "json", "--profile", "kata", layout(image(user))).json()[
+        "images"][0]["findings"] if f["rule"] == "KIF107"]  # host pull: not said
 
 def test_named_user_gives_kif101_with_the_numeric_fix(cli, layout):
     result = cli("scan", "--format", "json", layout(image("spark")))
@@ -227,7 +245,7 @@ def test_select_and_ignore(cli, layout):
 
 def test_config_file_is_found_and_cli_flags_win(cli, layout, tmp_path, monkeypatch):
     ref = layout(image("spark", big=3_000_000))
-    (tmp_path / ".imagefix.toml").write_text('ignore = ["KIF101"]\nmax-layer-size = "1MB"\n')
+    (tmp_path / ".imagefix.toml").write_text('ignore = ["KIF101", "KIF107"]\nmax-layer-size = "1MB"\n')
     monkeypatch.chdir(tmp_path)
     doc = cli("scan", "--format", "json", ref).json()["images"][0]
     assert [f["rule"] for f in doc["findings"]] == ["KIF201"]
@@ -272,7 +290,7 @@ def test_json_shape_is_documented_and_stable(cli, layout):
     finding = img["findings"][0]
     assert {"rule", "severity", "message", "fix", "title"} <= set(finding)
     assert isinstance(img["unpacked_bytes"], int) and img["budget"]["pull_seconds"] > 0
-    assert doc["summary"] == {"info": 0, "warning": 0, "error": 1}
+    assert doc["summary"] == {"info": 1, "warning": 0, "error": 1}  # KIF101, and KIF107's pod side
 
 
 def test_sarif_is_valid_against_the_2_1_0_schema(cli, layout):

@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 
 
 class ImagefixGroup(click.Group):
@@ -20,11 +21,14 @@ class ImagefixGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                _flush_stdout()  # a full disk or /dev/full shows here, not as a silent exit at shutdown
         except ImagefixError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"imagefix: error: {exc}", err=True)
+            click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -37,12 +41,51 @@ class ImagefixGroup(click.Group):
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(141)
-        except Exception as exc:  # a bug: still one line, with the way to see more
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            click.echo(f"imagefix: internal error: {type(exc).__name__}: {exc} "
-                       "(run with --debug for the traceback)", err=True)
+        except OSError as exc:
+            if not _output_full(exc):
+                return self._crash(ctx, exc)
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is buffered goes nowhere
+            click.echo(f"imagefix: error: cannot write the output: {exc.strerror}", err=True)
             ctx.exit(2)
+        except Exception as exc:
+            self._crash(ctx, exc)
+
+    @staticmethod
+    def _crash(ctx: click.Context, exc: Exception) -> None:
+        """A bug: still one line, with the way to see more."""
+        if ctx.obj and ctx.obj.get("debug"):
+            raise exc
+        click.echo(f"imagefix: internal error: {type(exc).__name__}: {for_terminal(exc)} "
+                   "(run with --debug for the traceback)", err=True)
+        ctx.exit(2)
+
+
+_FULL = {"ENOSPC", "EDQUOT", "EFBIG", "EIO"}
+
+
+def _output_full(exc: OSError) -> bool:
+    """A write that failed for want of room (a full disk, a quota, /dev/full): the output was cut."""
+    import errno
+
+    return errno.errorcode.get(exc.errno or 0, "") in _FULL
+
+
+def _flush_stdout() -> None:
+    """Flush what is still buffered now, and leave nothing for the interpreter's exit (where a failure
+    would be a silent exit 120); a full output then is the one-line error above."""
+    import os
+    import sys
+
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or not _output_full(exc):
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

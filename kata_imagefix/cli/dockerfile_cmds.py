@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
     emit_results,
@@ -91,7 +92,7 @@ def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args:
                                     open_base=open_base))
         except ImagefixError as exc:
             errors.append((path, str(exc)))
-            click.echo(f"imagefix: error: {exc}", err=True)
+            click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
     emit_results(results, fmt, fail_on, selection.profile, errors, key="files", show_location=True)
     ctx.exit(exit_code(results, fail_on, errors))
 
@@ -134,7 +135,7 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
                 write_atomic(path, data, force=force)
         except ImagefixError as exc:
             failed = True
-            click.echo(f"imagefix: error: {exc}", err=True)
+            click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
             continue
         would_change |= outcome.changed
         if show_diff and outcome.changed:
@@ -144,6 +145,8 @@ def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, 
         if outcome.changed:
             dest = f" -> {output}" if output and not check else ""
             report(f"{'would patch' if check else 'patched'} {outcome.path}{dest}: {outcome.description}")
+            for note in outcome.notes:
+                report(f"  note: {note}")
         else:
             report(f"unchanged {outcome.path}: its USER needs no change in {user_mode} mode")
     ctx.exit(2 if failed else 1 if check and would_change else 0)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
     budget_model,
@@ -117,7 +118,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
                                   f"({sum(run.skipped.values())} other workload(s) skipped; --all audits "
                                   "every pod, --runtime-class names the classes)")
     for where, message in run.errors:
-        click.echo(f"imagefix: error: {where}: {message}", err=True)
+        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
     render = FINDING_FORMATS[fmt].render
     args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
             "show_location": True, "totals": totals}
@@ -183,7 +184,10 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     parsed = parse_image_ref(ref)
     manifest_text = None
     if manifest:
-        manifest_text = decode_text(read_input(manifest, "manifest"), manifest, "a Kubernetes manifest")
+        from ..k8s.manifests import MAX_MANIFESTS
+
+        manifest_text = decode_text(read_input(manifest, "manifest", MAX_MANIFESTS), manifest,
+                                    "a Kubernetes manifest")
     config = None
     if kata_config:
         from ..kata.config import load_config
@@ -292,12 +296,12 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
             if w.file not in changed or not changed[w.file].was_edited(w.line)]
     errors = [(r.subject, f) for r in left + after.results for f in r.findings if f.severity.label == "error"]
     for subject, finding in errors:
-        click.echo(f"not fixed: {subject}: {finding.rule} {finding.message}", err=True)
+        click.echo(for_terminal(f"not fixed: {subject}: {finding.rule} {finding.message}"), err=True)
     for item in fixed:
         for refusal in item.refused:
-            click.echo(f"not fixed: {refusal}", err=True)
+            click.echo(for_terminal(f"not fixed: {refusal}"), err=True)
     for where, message in before.errors:
-        click.echo(f"imagefix: error: {where}: {message}", err=True)
+        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
     if before.errors:
         ctx.exit(2)
     unfixed = bool(errors) or any(item.refused for item in fixed)

@@ -74,13 +74,16 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
               help="Rewrite CONFIG (through symlinks) atomically, keeping a numbered CONFIG.bak.")
 @click.option("--drop-in", type=click.Path(dir_okay=False),
               help="Write only the overrides to this drop-in (e.g. config.d/50-imagefix.toml).")
+@click.option("--shared-drop-in", "shared", is_flag=True,
+              help="Write the drop-in even where other configurations read the same config.d (each is "
+                   "named with its values before and after).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff.")
 @click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @budget_options
 @click.pass_context
 def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory: str | None,
                images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
-               drop_in: str | None, show_diff: bool, force: bool, **kw: Any) -> None:
+               drop_in: str | None, shared: bool, show_diff: bool, force: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays.
 
     \b
@@ -92,7 +95,8 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
     request = KataPatchRequest(config_file, auto_or_int(timeout, "--create-container-timeout"),
-                               auto_or_int(memory, "--default-memory"), runtime, drop_in, bool(images))
+                               auto_or_int(memory, "--default-memory"), runtime, drop_in, bool(images),
+                               shared)
     patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
                             lambda model: estimates_for(images, model))
     if show_diff and patch.changed:

@@ -93,13 +93,16 @@ def budget_model(ctx: click.Context, kw: dict[str, Any]):
         "safety_factor": ("safety_factor", "safety-factor", float),
         "tmpfs_fraction": ("tmpfs_fraction", "tmpfs-fraction", float),
     }
+    given = {field: kw.get(arg) for field, (arg, _, _) in values.items()}
     settings = {field: setting(ctx, kw.pop(arg), key, getattr(defaults, field), convert)
                 for field, (arg, key, convert) in values.items()}
     if settings["pull_rate_mb_s"] <= 0 or settings["guest_memory_mib"] <= 0:
         raise ImagefixError("pull rate and guest memory must be positive")
     if not 0 < settings["tmpfs_fraction"] <= 1:
         raise ImagefixError("tmpfs fraction must be between 0 and 1")
-    return BudgetModel(**settings)
+    config = config_values(ctx)
+    stated = tuple(f for f, (_, key, _) in values.items() if given[f] not in (None, ()) or key in config)
+    return BudgetModel(**settings, stated=stated)
 
 
 def selection_options(func: Callable) -> Callable:
@@ -237,7 +240,8 @@ def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
         return model
     return replace(model,
                    guest_memory_mib=explicit_memory or int(config.memory[0]),
-                   create_timeout_s=explicit_timeout or int(config.timeout[0]))
+                   create_timeout_s=explicit_timeout or int(config.timeout[0]),
+                   image_pull_timeout_s=config.image_pull_timeout)
 
 
 def auto_or_int(value: str | None, what: str) -> str | int | None:

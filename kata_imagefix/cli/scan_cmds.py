@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
     budget_model,
@@ -98,7 +99,7 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     errors = [(ref.original, str(o)) for ref, o in zip(parsed, outcomes, strict=True)
               if isinstance(o, ImagefixError)]
     for _, message in errors:
-        click.echo(f"imagefix: error: {message}", err=True)
+        click.echo(f"imagefix: error: {for_terminal(message)}", err=True)
     emit_results(results, fmt, fail_on, selection.profile, errors)
     ctx.exit(exit_code(results, fail_on, errors))
 

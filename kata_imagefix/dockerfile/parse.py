@@ -20,6 +20,7 @@ _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 _PRAGMA = re.compile(r"^\s*#\s*imagefix\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+)$", re.I)
 _DIRECTIVE = re.compile(r"^\s*#\s*([a-zA-Z]+)\s*=\s*(.*?)\s*$")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_EXPANDED = 4 * 2**20  # a value past this is made by a file that doubles it, not by a real build
 
 
 @dataclass
@@ -133,7 +134,13 @@ def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
     With `quotes`, quotes are removed the way BuildKit's word lexer does for
     FROM and USER ('...' literal, "..." expanded); without, they stay (RUN).
     """
-    out, _, missing = _Lexer(text, variables, escape, quotes).word(0, "")
+    try:
+        out, _, missing = _Lexer(text, variables, escape, quotes).word(0, "")
+    except RecursionError:
+        raise ImagefixError(f"variable references nested too deep to expand ({text[:40]}...)") from None
+    if len(out) > MAX_EXPANDED and len(out) > 2 * len(text):
+        raise ImagefixError(f"a value expands to more than {MAX_EXPANDED // 2**20} MiB ({text[:40]}...): "
+                            "ARG or ENV values doubling themselves")
     return out, missing
 
 
@@ -223,10 +230,32 @@ def _parse_directives(lines: list[str]) -> dict[str, str]:
     return directives
 
 
-def _instructions(text: str, lines: list[str]) -> list[Instruction]:
+def _parser_text(lines: list[str], escape: str) -> bytes:
+    """The text dockerfile-parse is given: comment lines between instructions left blank (it keeps a
+    dict for each comment: 40 MB of them took 600 MB), and a continuation left open at the end of the
+    file closed - BuildKit runs the instruction it has gathered (`USER spark \\` as the last line),
+    dockerfile-parse drops it. Line numbers stay."""
+    out: list[str] = []
+    continuing = False
+    last_code = -1
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#") and not continuing and not _DIRECTIVE.match(line.rstrip("\r\n")):
+            out.append("\n")
+            continue
+        out.append(line)
+        if stripped and not stripped.startswith("#"):
+            continuing = stripped.endswith(escape)
+            last_code = len(out) - 1
+    if continuing and last_code >= 0:
+        out[last_code] = out[last_code].rstrip()[:-1] + "\n"
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _instructions(lines: list[str], escape: str) -> list[Instruction]:
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8", "surrogateescape")))
+    parser = DockerfileParser(fileobj=io.BytesIO(_parser_text(lines, escape)))
     try:
         structure = sorted(parser.structure, key=lambda s: s["startline"])
     except Exception as exc:  # dockerfile-parse raises plain errors on odd input
@@ -419,13 +448,13 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
                      build_args: dict[str, str] | None = None) -> Dockerfile:
     text = decode_text(data, path, "a Dockerfile") if isinstance(data, bytes) else data
     bom = text.startswith("\ufeff")
-    text = text.removeprefix("\ufeff")
-    lines = text.splitlines(keepends=True)
+    lines = text.removeprefix("\ufeff").splitlines(keepends=True)
+    del text, data  # 40 MB of comments: the lines are all that is kept
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     directives = _parse_directives(lines)
     escape = directives.get("escape", "\\")[:1] or "\\"
     try:
-        instructions = _instructions(text, lines)
+        instructions = _instructions(lines, escape)
     except ImagefixError as exc:
         raise ImagefixError(f"{path}: {exc}") from None
     build_args = build_args or {}
@@ -450,46 +479,57 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
 
     global_args: dict[str, str | None] = {}
     stages: list[Stage] = []
+    named: dict[str, Stage] = {}
     stage_args: dict[str, str | None] = {}
-    for instruction in instructions:
-        keyword = instruction.keyword
-        if keyword == "FROM":
-            raw_image, name, platform = _from_parts(instruction.value)
-            image, _ = expand(raw_image, {**global_args}, escape, quotes=True)
-            stage = Stage(len(stages), name.lower() if name else None, image, platform, instruction)
-            for earlier in stages:
-                if earlier.name and earlier.name == image.lower():
+    current: Instruction | None = None
+    try:
+        for instruction in instructions:
+            current = instruction
+            keyword = instruction.keyword
+            if keyword == "FROM":
+                raw_image, name, platform = _from_parts(instruction.value)
+                image, _ = expand(raw_image, {**global_args}, escape, quotes=True)
+                stage = Stage(len(stages), name.lower() if name else None, image, platform, instruction)
+                earlier = named.get(image.lower())
+                if earlier is not None:
                     stage.parent = earlier.index
                     stage.env = dict(earlier.env)
-            stages.append(stage)
-            stage_args = {}
-            continue
-        if not stages:
-            if keyword == "ARG":  # before the first FROM: each ARG sees the ones before it
-                _declare_args(instruction.value, build_args, global_args, global_args, escape, lambda _: None)
-            continue
-        stage = stages[-1]
-        stage.instructions.append(instruction)
-        variables = {**stage_args, **stage.env}
-        if keyword == "ARG":
-            _declare_args(instruction.value, build_args, stage_args, variables, escape, global_args.get)
-        elif keyword == "ENV":
-            for name, value in _env_pairs(instruction.value):
-                stage.env[name] = expand(value, variables, escape)[0]
-        elif keyword == "USER":
-            if not instruction.value.strip():
-                raise ImagefixError(f"{path}:{instruction.line}: USER needs an argument "
-                                    "(BuildKit refuses the file)")
-            value, missing = expand(instruction.value.strip(), variables, escape, quotes=True)
-            stage.user = UserSetting(instruction.value.strip(), value.strip(), instruction, stage.index,
-                                     missing, dict(variables), frozenset(stage_args))
-        elif keyword == "RUN":
-            script, _ = expand(" ".join([instruction.value, *instruction.heredocs]), variables, escape)
-            _accounts_from_run(script, stage.accounts)
-        elif keyword in ("COPY", "ADD") and instruction.heredocs:
-            target = instruction.value.split()[-1] if instruction.value.split() else ""
-            if target in ("/etc/passwd", "/etc/group"):
-                _accounts_from_run(f"{target}\n" + "".join(instruction.heredocs), stage.accounts)
+                stages.append(stage)
+                if stage.name:
+                    named[stage.name] = stage  # the latest stage of a name, as the loop over all had found
+                stage_args = {}
+                continue
+            if not stages:
+                if keyword == "ARG":  # before the first FROM: each ARG sees the ones before it
+                    _declare_args(instruction.value, build_args, global_args, global_args, escape,
+                                  lambda _: None)
+                continue
+            stage = stages[-1]
+            stage.instructions.append(instruction)
+            variables = {**stage_args, **stage.env}
+            if keyword == "ARG":
+                _declare_args(instruction.value, build_args, stage_args, variables, escape, global_args.get)
+            elif keyword == "ENV":
+                for name, value in _env_pairs(instruction.value):
+                    stage.env[name] = expand(value, variables, escape)[0]
+            elif keyword == "USER":
+                if not instruction.value.strip():
+                    raise ImagefixError(f"{path}:{instruction.line}: USER needs an argument "
+                                        "(BuildKit refuses the file)")
+                value, missing = expand(instruction.value.strip(), variables, escape, quotes=True)
+                stage.user = UserSetting(instruction.value.strip(), value.strip(), instruction, stage.index,
+                                         missing, dict(variables), frozenset(stage_args))
+            elif keyword == "RUN":
+                script, _ = expand(" ".join([instruction.value, *instruction.heredocs]), variables, escape)
+                _accounts_from_run(script, stage.accounts)
+            elif keyword in ("COPY", "ADD") and instruction.heredocs:
+                target = instruction.value.split()[-1] if instruction.value.split() else ""
+                if target in ("/etc/passwd", "/etc/group"):
+                    _accounts_from_run(f"{target}\n" + "".join(instruction.heredocs), stage.accounts)
+    except ImagefixError as exc:
+        if str(exc).startswith(f"{path}:") or current is None:
+            raise
+        raise ImagefixError(f"{path}:{current.line}: {exc}") from None
     if not stages:
         raise ImagefixError(f"{path}: no FROM instruction: not a Dockerfile")
     return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_args, ignores,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..users import USER_MODES, UserKind
+from ..users import USER_MODES, UserKind, UserSpec
 from .parse import Dockerfile, Instruction
 from .user import effective_user
 
@@ -20,6 +20,7 @@ class PatchOutcome:
     original: str
     text: str
     description: str | None  # what changed, None when nothing did
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -121,7 +122,19 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
         where = f"appended after line {last + 1}"
     text = prefix + "".join(lines)
     return PatchOutcome(dockerfile.path, prefix + original, text,
-                        f"{comment.removesuffix(f' ({_WHY})')} ({where})")
+                        f"{comment.removesuffix(f' ({_WHY})')} ({where})", _pod_notes(value))
+
+
+def _pod_notes(value: str) -> list[str]:
+    """What the written USER does not carry to a Kubernetes pod under guest pull."""
+    spec = UserSpec.parse(value)
+    if spec.kind is not UserKind.NUMERIC or (spec.uid, spec.gid) == (0, 0):
+        return []
+    from ..users.identity import WHY_EXPLICIT
+
+    return [f"on Kubernetes under guest pull the pod must also set runAsUser: {spec.uid}, runAsGroup: "
+            f"{spec.gid} and the user's /etc/group groups in supplementalGroups ({WHY_EXPLICIT}); after the "
+            "build `imagefix k8s pod IMAGE` prints them"]
 
 
 def patch_file(path: str, mode: str, *, target: str | None = None, build_args: dict[str, str] | None = None,

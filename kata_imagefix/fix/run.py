@@ -55,7 +55,10 @@ def run_fix(request: FixRequest, registry: RegistryOptions) -> FixOutcome:
                    keep=request.keep, distroless=request.distroless, template_dir=template_dir)
     plan = plan_fix(image, **options)
     if request.no_build:
-        return _dockerfile_only(request, plan)
+        outcome = _dockerfile_only(request, plan)
+        if request.variant == "user":  # the same files as the source, with the new USER
+            outcome.notes += _pod_notes(plan.user.strip('"'), image.read_file)
+        return outcome
     if not parsed.kind.buildable:
         raise ImagefixError(f"{request.ref}: load it into the engine first (docker load), "
                             "or use --no-build -o DIR")
@@ -72,7 +75,17 @@ def run_fix(request: FixRequest, registry: RegistryOptions) -> FixOutcome:
     local = build.build_verify_tag(api, image, plan, request.tag or default_tag(image), force=request.force,
                                    push_after=request.push, auth_config=auth,
                                    show_progress=request.show_progress)
-    return FixOutcome("built", request, plan=plan, local=local, notes=list(plan.notes))
+    built = open_image(f"docker-daemon:{local.tag}")  # the fixed image's own files, not the source's
+    return FixOutcome("built", request, plan=plan, local=local,
+                      notes=list(plan.notes) + _pod_notes(built.user or "", built.read_file))
+
+
+def _pod_notes(user: str, read_file) -> list[str]:
+    """What a Kubernetes pod must set beside the fixed image's USER (guest pull: users/identity.py)."""
+    from ..users.identity import pod_settings
+
+    text = pod_settings(user, read_file)
+    return [text] if text else []
 
 
 def _in_registry(request: FixRequest, parsed, registry: RegistryOptions) -> FixOutcome:

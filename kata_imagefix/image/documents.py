@@ -18,8 +18,9 @@ from .reference import checked_digest
 MAX_DEPTH = 64  # real image documents nest 5 levels; 100,000 would exhaust the stack
 
 
-def load_json(data: bytes | str, where: str) -> Any:
-    """JSON as the specs allow it: UTF-8, no NaN/Infinity, no absurd nesting."""
+def load_json(data: bytes | str, where: str, *, keep_pairs: bool = False) -> Any:
+    """JSON as the specs allow it: UTF-8, no NaN/Infinity, no absurd nesting. With `keep_pairs`,
+    objects also keep every (key, value) in order, duplicates included (`go_decoded` needs them)."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -28,9 +29,18 @@ def load_json(data: bytes | str, where: str) -> Any:
     if _too_deep(data):
         raise ImagefixError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        return json.loads(data, parse_constant=_no_constant,
+                          object_pairs_hook=_Object if keep_pairs else None)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ImagefixError(f"{where}: not valid JSON ({str(exc)[:120]})") from None
+
+
+class _Object(dict):
+    """A JSON object that remembers its members as written, duplicates included."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
 
 
 def _no_constant(name: str) -> Any:
@@ -141,9 +151,75 @@ def image_manifest(value: Any, where: str) -> dict:
     return doc
 
 
+# --- keys as Go's encoding/json matches them ----------------------------------------------------
+#
+# containerd and dockerd decode an image config into Go structs (opencontainers/image-spec
+# specs-go/v1 config.go) with encoding/json, which (decode.go, `object`) maps each key of an object
+# to a struct field by its exact name, else by a case-insensitive match (fold.go: bytes.EqualFold,
+# simple Unicode folding, so "ſ" matches "s" and the Kelvin sign "k"); keys are applied in document
+# order, so of "User", "user" and "USER" the last one wins. A JSON null leaves a string or a struct as
+# it was and empties a list or a map; a second object for a struct field or a map is merged into the
+# first. Keys that match no field are kept as written.
+
+_STRING, _LIST, _MAP = "string", "list", "map"
+_HISTORY = {"created": _STRING, "created_by": _STRING, "author": _STRING, "comment": _STRING,
+            "empty_layer": _STRING}
+_IMAGE_FIELDS: dict[str, Any] = {
+    "created": _STRING, "author": _STRING, "architecture": _STRING, "os": _STRING, "os.version": _STRING,
+    "os.features": _LIST, "variant": _STRING,
+    "config": {"User": _STRING, "ExposedPorts": _MAP, "Env": _LIST, "Entrypoint": _LIST, "Cmd": _LIST,
+               "Volumes": _MAP, "WorkingDir": _STRING, "Labels": _MAP, "StopSignal": _STRING,
+               "ArgsEscaped": _STRING},
+    "rootfs": {"type": _STRING, "diff_ids": _LIST},
+    "history": [_HISTORY],
+}
+_FOLD = str.maketrans({"\u017f": "S", "\u212a": "K"})  # the two non-ASCII runes that fold onto ASCII
+
+
+def _fold(key: str) -> str:
+    """Go's foldName for a match against an ASCII field name: ASCII letters upper-cased, and the two
+    runes whose fold orbit holds an ASCII letter mapped onto it (any other rune matches no field)."""
+    ascii_upper = "".join(ch.upper() if "a" <= ch <= "z" else ch for ch in key)
+    return ascii_upper.translate(_FOLD)
+
+
+def go_decoded(value: Any, fields: dict[str, Any] = _IMAGE_FIELDS, into: dict | None = None) -> Any:
+    """The object as Go would see it decoded into the struct whose fields are `fields`: each key under
+    its field's own name (see the comment above)."""
+    if not isinstance(value, dict):
+        return value
+    out = {} if into is None else into
+    folded: dict[str, str] = {}
+    for name in fields:
+        folded.setdefault(_fold(name), name)  # the first declared field wins a fold collision
+    for key, item in getattr(value, "pairs", None) or list(value.items()):
+        name = key if key in fields else folded.get(_fold(key))
+        if name is None:
+            out[key] = item
+            continue
+        kind = fields[name]
+        if isinstance(kind, dict):  # a struct: null changes nothing, a second object merges
+            if item is None:
+                continue
+            if isinstance(item, dict) and isinstance(out.get(name), dict):
+                go_decoded(item, kind, out[name])
+            else:
+                out[name] = go_decoded(item, kind)
+        elif isinstance(kind, list):  # a list of structs
+            out[name] = [go_decoded(entry, kind[0]) for entry in item] if isinstance(item, list) else item
+        elif kind == _MAP and isinstance(item, dict):
+            merged = out[name] if isinstance(out.get(name), dict) else {}
+            merged.update(getattr(item, "pairs", None) or item)
+            out[name] = merged
+        elif item is not None or kind != _STRING:
+            out[name] = item
+    return out
+
+
 def image_config(value: Any, where: str) -> dict:
-    """The fields of an image config imagefix reads, in the types the OCI image spec gives them."""
-    doc = mapping(value, where)
+    """The fields of an image config imagefix reads, in the types the OCI image spec gives them, under
+    the names Go's decoder gives them (`{"config": {"user": "spark"}}` runs as spark)."""
+    doc = go_decoded(mapping(value, where))
     for key in ("os", "architecture", "variant", "created"):
         text(doc.get(key), f"{where}.{key}", optional=True)
     config = mapping(doc.get("config"), f"{where}.config", optional=True)

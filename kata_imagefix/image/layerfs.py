@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from .model import SymlinkTo
+from .model import NAME_MAX, PATH_MAX, SymlinkTo
 from .tarstream import HARDLINK, SYMLINK, Member, walk
 
 WHITEOUT_PREFIX = ".wh."
@@ -52,7 +52,8 @@ def _ancestors(path: str) -> list[str]:
 class Verdict:
     """What one layer says about one path."""
 
-    kind: str  # "file": content here; "link": a symlink (target in content); "hidden"; "none": untouched
+    kind: str  # "file": content here; "link": a symlink (target in content); "hidden"; "none": untouched;
+    # "alias": a hard link to a path (in content) this layer does not hold: the lower layers' copy
     content: bytes | None = None
 
     @property
@@ -64,6 +65,10 @@ class Verdict:
         if self.kind == "link":
             return SymlinkTo((self.content or b"").decode("utf-8", "surrogateescape"))
         return self.content if self.kind == "file" else None
+
+    @property
+    def source(self) -> str:
+        return (self.content or b"").decode("utf-8", "surrogateescape")
 
 
 UNTOUCHED = Verdict("none")
@@ -112,8 +117,8 @@ def layer_verdicts(stream: BinaryIO, targets: list[str], *, reopen: LayerOpener,
             with reopen() as again:
                 verdicts[name] = layer_verdicts(again, [source], reopen=reopen, seekable=seekable,
                                                 seen=chain)[source]
-                if verdicts[name].kind == "none":
-                    verdicts[name] = Verdict("hidden")
+                if verdicts[name].kind == "none":  # linked to a file of a lower layer, as the applier does
+                    verdicts[name] = Verdict("alias", source.encode("utf-8", "surrogateescape"))
     return verdicts
 
 
@@ -128,9 +133,11 @@ def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seek
     layer said is kept and later answers without reading it.
     """
     wanted = {path: normalize(path) for path in paths}
-    pending = sorted(set(wanted.values()))
+    # target -> the path it is looked up as now (a hard link to a lower layer's file changes it)
+    asked = {target: target for target in set(wanted.values()) if _path_fits(target)}
     answers: dict[str, bytes | SymlinkTo | None] = {}
     for index, opener in enumerate(layers_top_down):
+        pending = sorted(set(asked.values()))
         if not pending:
             break
         key = keys[index] if keys else None
@@ -142,12 +149,20 @@ def find_files(paths: Iterable[str], layers_top_down: list[LayerOpener], *, seek
                 verdicts = layer_verdicts(stream, pending, seekable=seekable, reopen=opener)
             if cache is not None and key:
                 cache.put(key, {target: verdicts[target] for target in pending})
-        for target in list(pending):
-            verdict = verdicts[target]
-            if verdict.settles:
+        for target, current in list(asked.items()):
+            verdict = verdicts[current]
+            if verdict.kind == "alias":
+                asked[target] = normalize(verdict.source)
+            elif verdict.settles:
                 answers[target] = verdict.answer
-                pending.remove(target)
+                del asked[target]
     return {path: answers.get(target) for path, target in wanted.items()}
+
+
+def _path_fits(path: str) -> bool:
+    """Whether the kernel would look the path up at all (a 100 kB link target would not)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    return len(raw) < PATH_MAX and all(len(part) <= NAME_MAX for part in raw.split(b"/"))
 
 
 def find_file(path: str, layers_top_down: Iterable[LayerOpener], *,

@@ -35,6 +35,7 @@ class LayerContents(Protocol):
 
 
 MAX_LINKS = 40  # as the kernel's ELOOP
+PATH_MAX, NAME_MAX = 4096, 255  # Linux: a longer path, link target or name is ENAMETOOLONG, never a file
 
 
 def follow_link(path: str, target: str) -> str:
@@ -110,10 +111,15 @@ class Image:
     def _read_following_links(self, path: str) -> bytes | None:
         if self.contents is None:
             return None
+        directory = False  # a target ending in "/" names a directory: a file there is ENOTDIR
         for _ in range(MAX_LINKS):
             answer = self.contents.read_file(path)
             if not isinstance(answer, SymlinkTo):
-                return answer
+                return None if directory and answer is not None else answer
+            if len(answer.target.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+                return None  # no kernel creates or follows such a link
+            directory = (directory or answer.target.endswith(("/", "/.", "/.."))
+                         or answer.target in (".", ".."))
             path = follow_link(path, answer.target)
         return None  # a link loop: no file, as the kernel would say ELOOP
 

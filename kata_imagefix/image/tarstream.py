@@ -66,25 +66,37 @@ class _Source:
             here = raw.tell()
             self.end = raw.seek(0, 2)
             raw.seek(here)
-        if compression == "gzip":
-            self._decomp = _zlib().decompressobj(31)
-        elif compression == "zstd":
+        self._frames: _ZstdFrames | None = None
+        self._fresh = True  # a bzip2/xz decompressor not fed yet: the stream may end cleanly here
+        self._decomp = self._decompressor() if compression else None
+        self._tail = b""
+
+    def _decompressor(self):
+        if self.compression == "gzip":
+            return _zlib().decompressobj(31)
+        if self.compression == "zstd":
             try:
                 import zstandard
             except ImportError:  # pragma: no cover
                 raise TarFormatError("zstd layer: install the zstandard package") from None
-            self._decomp = zstandard.ZstdDecompressor().decompressobj()
-        elif compression == "bzip2":
+            # zstandard's decompressobj has no output limit (a 1 MB frame of RLE blocks makes 30 GB in
+            # one call); its stream reader hands out at most what is asked for, but says nothing when
+            # the input stops inside a frame, so the frames are followed alongside (_ZstdFrames)
+            self._frames = _ZstdFrames()
+            return zstandard.ZstdDecompressor().stream_reader(_Feeding(self), read_size=CHUNK // 4,
+                                                              read_across_frames=True)
+        if self.compression == "bzip2":
             import bz2
 
-            self._decomp = bz2.BZ2Decompressor()
-        elif compression == "xz":
-            import lzma
+            return bz2.BZ2Decompressor()
+        import lzma
 
-            self._decomp = lzma.LZMADecompressor()
-        else:
-            self._decomp = None
-        self._tail = b""
+        return lzma.LZMADecompressor()
+
+    def _raw_read(self, size: int) -> bytes:
+        data = self.raw.read(size)
+        self.raw_bytes += len(data)
+        return data
 
     def _more(self) -> bytes:
         """Up to CHUNK fresh decompressed bytes; b'' at the end."""
@@ -97,39 +109,63 @@ class _Source:
 
     def _inflate(self) -> bytes:
         if self._decomp is None:
-            data = self.raw.read(CHUNK)
-            self.raw_bytes += len(data)
-            return data
+            return self._raw_read(CHUNK)
+        if self.compression == "gzip":
+            return self._inflate_gzip()
+        if self.compression == "zstd":
+            out = self._decomp.read(CHUNK)
+            if not out and not self._frames.complete:  # type: ignore[union-attr]
+                raise TarFormatError("compressed layer is truncated")
+            return out
+        return self._inflate_buffered()
+
+    def _inflate_gzip(self) -> bytes:
         while True:
-            if self.compression == "gzip":
-                if self._tail:
-                    data, self._tail = self._tail, b""
-                else:
-                    data = self.raw.read(CHUNK // 4)
-                    self.raw_bytes += len(data)
-                    if not data:
-                        if not self._decomp.eof and self.raw_bytes:
-                            raise TarFormatError("compressed layer is truncated")
-                        return b""
-                out = self._decomp.decompress(data, CHUNK)
-                self._tail = self._decomp.unconsumed_tail
-                if self._decomp.eof and self._decomp.unused_data.strip(b"\0"):
-                    # concatenated gzip members: start the next one
-                    rest = self._decomp.unused_data
-                    self._decomp = _zlib().decompressobj(31)
-                    self._tail = rest
-                if out:
-                    return out
-                if self._decomp.eof and not self._tail:
-                    return b""
+            if self._tail:
+                data, self._tail = self._tail, b""
             else:
-                data = self.raw.read(CHUNK // 4)
-                self.raw_bytes += len(data)
+                data = self._raw_read(CHUNK // 4)
                 if not data:
+                    if not self._decomp.eof and self.raw_bytes:
+                        raise TarFormatError("compressed layer is truncated")
                     return b""
-                out = self._decomp.decompress(data)
-                if out:
-                    return out
+            out = self._decomp.decompress(data, CHUNK)
+            self._tail = self._decomp.unconsumed_tail
+            if self._decomp.eof and self._decomp.unused_data.strip(b"\0"):
+                # concatenated gzip members: start the next one
+                rest = self._decomp.unused_data
+                self._decomp = _zlib().decompressobj(31)
+                self._tail = rest
+            if out:
+                return out
+            if self._decomp.eof and not self._tail:
+                return b""
+
+    def _inflate_buffered(self) -> bytes:
+        """bzip2 and xz: at most CHUNK bytes per call (their decompressors keep the input they have
+        not used yet); concatenated streams (pbzip2, pixz) go on; ending inside one is truncation."""
+        while True:
+            decomp = self._decomp
+            if not decomp.needs_input:  # output still due from input already given
+                out = decomp.decompress(b"", CHUNK)
+            else:
+                data, self._tail = (self._tail or self._raw_read(CHUNK // 4)), b""
+                if not data:
+                    if self._fresh:
+                        return b""
+                    raise TarFormatError("compressed layer is truncated")
+                if self._fresh:
+                    data = data.lstrip(b"\0")  # padding between (or after) streams
+                    if not data:
+                        continue
+                    self._fresh = False
+                out = decomp.decompress(data, CHUNK)
+            if decomp.eof:
+                self._tail = decomp.unused_data
+                self._decomp = self._decompressor()
+                self._fresh = True
+            if out:
+                return out
 
     def read(self, size: int) -> bytes:
         if self.seekable:
@@ -191,6 +227,73 @@ class _Source:
             size -= len(more)
 
 
+class _Feeding:
+    """The raw stream as zstd's reader sees it: each chunk also goes past the frame follower."""
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source._raw_read(size if size > 0 else CHUNK)
+        self.source._frames.feed(data)  # type: ignore[union-attr]
+        return data
+
+
+class _ZstdFrames:
+    """Follows zstd frame and block headers (RFC 8878, section 3.1) over the compressed bytes, only to
+    know whether the input ended between frames (complete) or inside one (truncated)."""
+
+    def __init__(self) -> None:
+        self.state = "magic"
+        self.need = 4  # header bytes the state waits for
+        self.buf = b""
+        self.skip = 0  # content bytes to pass over
+        self.checksum = False
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "magic" and not self.buf and not self.skip
+
+    def feed(self, data: bytes) -> None:
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.skip:
+                taken = min(self.skip, end - pos)
+                self.skip -= taken
+                pos += taken
+                continue
+            taken = min(self.need - len(self.buf), end - pos)
+            self.buf += data[pos:pos + taken]
+            pos += taken
+            if len(self.buf) == self.need:
+                header, self.buf = self.buf, b""
+                self._advance(header)
+
+    def _advance(self, header: bytes) -> None:
+        if self.state == "magic":
+            if header[1:] == b"\x2a\x4d\x18" and header[0] & 0xF0 == 0x50:
+                self.state, self.need = "skippable", 4
+            else:  # a real frame (a bad magic number is the decompressor's to report)
+                self.state, self.need = "descriptor", 1
+        elif self.state == "skippable":
+            self.skip = int.from_bytes(header, "little")
+            self.state, self.need = "magic", 4
+        elif self.state == "descriptor":
+            flags = header[0]
+            single = flags >> 5 & 1
+            self.checksum = bool(flags >> 2 & 1)
+            rest = (0 if single else 1) + (0, 1, 2, 4)[flags & 3] + ((single, 2, 4, 8)[flags >> 6])
+            self.state, self.need = ("frame-header", rest) if rest else ("block", 3)
+        elif self.state == "frame-header":
+            self.state, self.need = "block", 3
+        else:  # a block header: last-block bit, type, size
+            value = int.from_bytes(header, "little")
+            self.skip = 1 if (value >> 1) & 3 == 1 else value >> 3  # an RLE block holds one byte
+            if value & 1:
+                self.skip += 4 if self.checksum else 0
+                self.state, self.need = "magic", 4
+
+
 @dataclass
 class Member:
     name: str
@@ -248,22 +351,33 @@ def _cstr(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
+MAX_SPECIAL = 1 << 20  # Go's archive/tar (containerd, moby) refuses a longer PAX or GNU long-name record
+
+
 def _pax_records(data: bytes) -> dict[str, str]:
+    """`LEN key=value\\n` records; a malformed one is an error, as in Go's archive/tar (a length that
+    does not move forward would loop)."""
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            break
-        record = data[space + 1 : pos + length - 1]
-        key, _, value = record.partition(b"=")
+        space = data.find(b" ", pos, pos + 21)
+        field = data[pos:space] if space > pos else b""
+        length = int(field) if field.isdigit() else 0
+        end = pos + length
+        if length < 5 or end > len(data) or data[end - 1:end] != b"\n" or b"=" not in data[space + 1:end]:
+            if not data[pos:].strip(b"\0"):
+                break  # NUL padding after the last record
+            raise TarFormatError("corrupt PAX header record")
+        key, _, value = data[space + 1:end - 1].partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
-        pos += length
+        pos = end
     return records
+
+
+def _pax_size(value: str) -> int:
+    if not value.isdigit() or not value.isascii():
+        raise TarFormatError(f"corrupt PAX header: size={value[:40]!r} is not a byte count")
+    return int(value)
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -300,6 +414,10 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
         type_flag = header[156:157]
         size = _number(header[124:136])
         if type_flag in (b"L", b"K", b"x", b"g"):
+            if size > MAX_SPECIAL:
+                raise TarFormatError(f"a {'PAX' if type_flag in (b'x', b'g') else 'GNU long name'} header of "
+                                     f"{size} bytes (the limit of Go's archive/tar, which unpacks layers, is "
+                                     f"{MAX_SPECIAL})")
             data = source.read(size)
             if len(data) < size:
                 raise TarFormatError("truncated tar header")
@@ -321,7 +439,7 @@ def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
         if type_flag in (HARDLINK, SYMLINK):  # the only members whose target we need
             linkname = pax.get("linkpath", long_link or _cstr(header[157:257]))
         if "size" in pax:
-            size = int(pax["size"])
+            size = _pax_size(pax["size"])
         if name.endswith("/") and type_flag in (DIRECTORY, b"\0"):  # old tars mark dirs by the slash
             type_flag = DIRECTORY
             name = name.rstrip("/") or "/"

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ImagefixError
+from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
 from ..kata.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
 from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
-from .pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, _int_or_none, class_values
+from .pod import ClassValues, class_values, pull_limit
 
 MIB = 2**20
 
@@ -126,32 +127,37 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
 
 def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, options: AuditOptions,
                selection: RuleSelection) -> ScanResult:
-    views = [ContainerView(c, workload.security, *reader.result(c.image)) for c in workload.containers]
+    sole = len(workload.containers) == 1
+    views = [ContainerView(c, workload.security, *reader.result(c.image), sole=sole)
+             for c in workload.containers]
     subject = _subject(workload, views, model, options)
+    subject.guest_pull = selection.profile != "kata"  # kata-tdx pulls in the guest; `kata` on the host
     kept, suppressed = run_rules(subject, "pod", selection)
     result = ScanResult(workload.title, kept, suppressed)
     result.notes.append(f"{workload.file}: runtime class {workload.runtime_class or '(none)'}; "
                         f"create_container_timeout {subject.model.create_timeout_s} s "
                         f"({subject.timeout_source}); guest {subject.model.guest_memory_mib} MiB "
-                        f"({subject.memory_source})")
+                        f"({subject.memory_source}); agent.image_pull_timeout "
+                        f"{subject.model.image_pull_timeout_s} s; kubelet runtimeRequestTimeout "
+                        f"{subject.model.kubelet_timeout_s} s")
     return result
 
 
 class ImageReader:
     """Each distinct image read once, `jobs` at a time, from the moment a workload names it. With it,
-    the account files the rules will read for the containers that run it (known so far)."""
+    the account files the rules read (/etc/passwd and /etc/group, in one pass)."""
 
     def __init__(self, options: AuditOptions, open_image: Callable[[str], Any],
                  done: dict[str, tuple[Any, str | None]] | None = None) -> None:
         self.options, self.open_image = options, open_image
         self.done = dict(done or {})
-        self.users: dict[str, list[ContainerView]] = {}
+        self.refs: set[str] = set()
         self.pending: dict[str, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
 
     def want(self, workload: Workload) -> None:
         for container in workload.containers:
-            self.users.setdefault(container.image, []).append(ContainerView(container, workload.security))
+            self.refs.add(container.image)
             if container.image not in self.done and container.image not in self.pending:
                 self.pending[container.image] = self.pool.submit(self._read, container.image)
 
@@ -162,7 +168,7 @@ class ImageReader:
         return self.done[ref]
 
     def results(self) -> dict[str, tuple[Any, str | None]]:
-        return {ref: self.result(ref) for ref in sorted(self.users)}
+        return {ref: self.result(ref) for ref in sorted(self.refs)}
 
     def close(self) -> None:
         """Nothing waits for reads nobody will use (an input error stops the run)."""
@@ -173,7 +179,7 @@ class ImageReader:
             image = self.open_image(ref if self.options.prefer_local else f"docker://{ref}")
         except ImagefixError as exc:
             return None, str(exc)
-        if image.transport == "docker" and any(view.reads_accounts(image) for view in list(self.users[ref])):
+        if image.transport == "docker":  # every pod rule reads the account files (identity.py)
             with suppress(ImagefixError):  # the rule that needs it reads it again and says what failed
                 image.read_file("/etc/passwd")  # and /etc/group, in the same pass
         return image, None
@@ -191,18 +197,28 @@ def read_images(workloads: list[Workload], options: AuditOptions,
         reader.close()
 
 
+def pod_in_force(workload: Workload, model: BudgetModel, options: AuditOptions) -> ClassValues:
+    """What the pod's runtime class has in force: its --kata-config, else what the class ships."""
+    config = options.kata_configs.get(workload.runtime_class or "") or options.kata_configs.get("")
+    return class_values(workload.runtime_class or "", model, config)
+
+
 def _subject(workload: Workload, views: list[ContainerView], model: BudgetModel,
              options: AuditOptions) -> PodSubject:
-    """The model with the values in force for this pod: annotation, else class config, else defaults."""
-    config = options.kata_configs.get(workload.runtime_class or "") or options.kata_configs.get("")
-    in_force = class_values(workload.runtime_class or "", model, config)
-    timeout = _int_or_none(workload.annotations.get(TIMEOUT_ANNOTATION))
-    memory = _int_or_none(workload.annotations.get(MEMORY_ANNOTATION))
+    """The model with the values in force for this pod: annotation (as Kata parses it), else the
+    class's config, else what the class ships; the guest's pull limit from kernel_params."""
+    in_force = pod_in_force(workload, model, options)
+    timeout = number_or_none(workload.raw_annotations.get(TIMEOUT_ANNOTATION), in_force.runtime)
+    memory = number_or_none(workload.raw_annotations.get(MEMORY_ANNOTATION), in_force.runtime)
+    if not in_force.memory_annotation:
+        memory = None  # not enabled: Go refuses the pod (KIF410 says so), runtime-rs ignores it
     timeout_source = "its annotation" if timeout is not None else in_force.source
     memory_source = "its annotation" if memory is not None else in_force.source
     limits = sum(c.memory_limit or 0 for c in workload.containers if not c.init) // MIB
     if limits:
         memory_source += f" + {limits} MiB of memory limits (static sizing)"
+    limit = pull_limit(in_force, workload.raw_annotations)
     pod_model = replace(model, create_timeout_s=timeout if timeout is not None else in_force.timeout_s,
-                        guest_memory_mib=(memory if memory is not None else in_force.memory_mib) + limits)
+                        guest_memory_mib=(memory if memory is not None else in_force.memory_mib) + limits,
+                        image_pull_timeout_s=limit)
     return PodSubject(workload, views, pod_model, timeout_source, memory_source)

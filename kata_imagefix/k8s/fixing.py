@@ -1,9 +1,10 @@
 """Write into manifests what Kata workloads need, line by line: `k8s fix`, and `k8s pod REF --patch`.
 
-For each container: a numeric runAsUser/runAsGroup from its image's own
-/etc/passwd and /etc/group where containerd would otherwise look a name up,
-the group where a uid alone would run with gid 0, the user where a group alone
-would be refused; a runAsUser the manifest sets is kept (containerd uses it).
+For each container: the explicit identity the kubelet, containerd under guest
+pull and Kata's genpolicy agree on (identity.py) - runAsUser and runAsGroup in
+the container, the image's supplementary groups in the pod's
+supplementalGroups - from the image's own /etc/passwd and /etc/group. A value
+the manifest sets is never changed.
 For the pod, the create-container timeout annotation when its largest image
 needs more than is in force (raised, never lowered). Ids are never invented:
 what cannot be resolved is left alone and reported.
@@ -25,26 +26,34 @@ from typing import Any
 from ..errors import ImagefixError
 from ..image.model import Image
 from ..kata.budget import BudgetModel
-from ..users import UserKind, UserSpec, resolve_user
-from .audit import AuditOptions, _subject, is_kata
+from ..users.identity import explicit_identity
+from .audit import AuditOptions, _subject, is_kata, pod_in_force
 from .manifests import Workload, _workload, yaml_error
 from .pod import (
-    MEMORY_ANNOTATION,
+    KERNEL_PARAMS_ANNOTATION,
+    PULL_LIMIT_WHY,
     TIMEOUT_ANNOTATION,
     PodNeeds,
     _pod_spec,
     _pod_template,
+    annotation_reasons,
     matching_containers,
     pod_annotations,
+    raised_annotations,
     same_image,
     split_documents,
     workloads,
 )
 from .yamledit import DocumentEditor, Insert, indent_step
 
-WHY_USER = "numeric: under guest pull containerd cannot look names up on the host (imagefix)"
-WHY_GROUP = "the image's primary group: without it the process runs with gid 0 (imagefix)"
-WHY_LONE_GROUP = "the image's uid: containerd refuses a runAsGroup without a runAsUser (imagefix)"
+# Why each value is written (the end-of-line comment): the identity the image means, made explicit.
+WHY = {
+    "runAsUser": "the image's uid, explicit: containerd cannot look names up and genpolicy refuses "
+                 "implicit ids under guest pull (imagefix)",
+    "runAsGroup": "the image's group: the kubelet drops it and under guest pull the process would run "
+                  "with gid 0 (imagefix)",
+    "supplementalGroups": "the image's /etc/group groups: lost under guest pull otherwise (imagefix)",
+}
 
 
 @dataclass
@@ -246,12 +255,21 @@ def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images:
     sizes = [image.unpacked_size for image in read if image is not None]
     if sizes:
         estimate = subject.model.estimate(max(sizes))
-        if not estimate.fits_create_timeout:
+        if not (estimate.fits_create_timeout and estimate.fits_pull_timeout):
             seconds = estimate.recommended_timeout_seconds
-            why = f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s with margin (imagefix)"
-            ensure_values(editor, _pod_template(item), ["metadata", "annotations"],
-                          {TIMEOUT_ANNOTATION: str(seconds)}, {TIMEOUT_ANNOTATION: why}, before="spec")
-            changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+            # only what raises the value in force; never below what the class could ship
+            wanted = raised_annotations(pod_in_force(workload, model, options), workload.raw_annotations,
+                                        seconds)
+            why = {TIMEOUT_ANNOTATION: f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s "
+                                       "with margin (imagefix)", KERNEL_PARAMS_ANNOTATION: PULL_LIMIT_WHY}
+            if wanted:
+                ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
+                              {k: why[k] for k in wanted if k in why}, before="spec")
+            if TIMEOUT_ANNOTATION in wanted:
+                changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s")
+            if KERNEL_PARAMS_ANNOTATION in wanted:
+                changes.append(f"{workload.title}: agent.image_pull_timeout "
+                               f"{subject.model.image_pull_timeout_s} -> {seconds} s (kernel_params)")
     return changes
 
 
@@ -269,63 +287,61 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
     wanted = needs.annotations(pod_annotations(item, editor.where(_pod_template(item).lc.line)))
     if wanted:
-        why = {TIMEOUT_ANNOTATION: needs.timeout_why, MEMORY_ANNOTATION: needs.memory_why}
+        why = annotation_reasons(needs)
         ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
                       {k: why[k] for k in wanted}, before="spec")
-    if needs.fs_group is not None:
-        ensure_values(editor, spec, ["securityContext"], {"fsGroup": needs.fs_group}, {})
+    # the identity itself (runAsUser/runAsGroup, supplementalGroups) exactly as `k8s fix` writes it
     _fix_users(editor, item, workload,
-               lambda ref: migration.image if same_image(ref, needs.image_name) else None)
+               lambda ref: migration.image if same_image(ref, needs.image_name) else None,
+               {"fsGroup": needs.fs_group} if needs.fs_group is not None else {})
     names = [c.name for c in workload.containers if same_image(c.image, needs.image_name)]
     return [f"{workload.kind}/{workload.name}: {', '.join(names)}"]
 
 
-def _fix_users(editor: DocumentEditor, item: Any, workload: Workload,
-               image_for: Callable[[str], Image | None]) -> list[str]:
+ImageFor = Callable[[str], Image | None]
+
+
+def _fix_users(editor: DocumentEditor, item: Any, workload: Workload, image_for: ImageFor,
+               pod_values: dict[str, Any] | None = None) -> list[str]:
+    """The explicit identity (identity.py) of every container that runs a readable image: runAsUser and
+    runAsGroup in the container, the image's supplementary groups in the pod's supplementalGroups (written
+    in one edit with `pod_values`, the fsGroup a migration adds)."""
     changes: list[str] = []
+    pod_values = dict(pod_values or {})
+    pod_security = {**workload.security, **pod_values}
     spec = _pod_spec(item)
     raw_containers = [c for key in ("initContainers", "containers") if isinstance(spec.get(key), list)
                       for c in spec[key] if isinstance(c, dict)]
+    groups: set[int] = set()
+    sole = len(workload.containers) == 1
     for raw, container in zip(raw_containers, workload.containers, strict=True):
         image = image_for(container.image)
         if image is None:
             continue
-        values, why = user_values(container.security, workload.security, image)
-        if values:
-            comments = {"runAsGroup" if why == WHY_GROUP else "runAsUser": why}
-            ensure_values(editor, raw, ["securityContext"], values, comments,
+        explicit = explicit_identity(image.user or "", image.read_file, container.security, pod_security,
+                                     sole=sole)
+        groups.update(explicit.pod_groups)
+        if explicit.pod:
+            pod_values.update(explicit.pod)
+            shown = ", ".join(f"{k}: {v}" for k, v in explicit.pod.items())
+            changes.append(f"{workload.title}: {shown} (for the pod: its only container, {container.name})")
+        if explicit.container:
+            ensure_values(editor, raw, ["securityContext"], explicit.container,
+                          {key: WHY[key] for key in explicit.container},
                           what=f"the securityContext of container {container.name}")
-            shown = ", ".join(f"{k}: {v}" for k, v in values.items())
+            shown = ", ".join(f"{k}: {v}" for k, v in explicit.container.items())
             changes.append(f"{workload.title} {container.name}: {shown}")
+    if groups:
+        if workload.security.get("supplementalGroups") is None:
+            pod_values["supplementalGroups"] = sorted(groups)  # type: ignore[assignment]
+            changes.append(f"{workload.title}: supplementalGroups: {sorted(groups)}")
+        else:  # a value the manifest sets is never changed: the re-audit names what it lacks
+            changes.append(f"{workload.title}: supplementalGroups is set; it lacks {sorted(groups)} - "
+                           "left for you to add")
+    if pod_values:
+        ensure_values(editor, spec, ["securityContext"], pod_values,
+                      {k: WHY[k] for k in pod_values if k in WHY}, what="the pod's securityContext")
     return changes
-
-
-def user_values(container: dict, pod: dict, image: Any) -> tuple[dict[str, int], str]:
-    """What to write in the container's securityContext so containerd needs no lookup, and why; ({}, "")
-    when nothing is needed or the ids cannot be found (never invented)."""
-    def setting(key: str) -> int | None:
-        value = container.get(key) if container.get(key) is not None else pod.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    uid, gid = setting("runAsUser"), setting("runAsGroup")
-    spec = UserSpec.parse(image.user)
-    if uid is not None:
-        if gid is None:
-            primary = resolve_user(UserSpec.parse(str(uid)), image.read_file)
-            if primary.gid_from_passwd and primary.gid not in (None, 0):
-                return {"runAsGroup": primary.gid}, WHY_GROUP
-        return {}, ""
-    named = spec.kind in (UserKind.NAMED, UserKind.INVALID)
-    if not (named or gid is not None or spec.kind is UserKind.NUMERIC_NO_GROUP):
-        return {}, ""
-    resolution = resolve_user(spec, image.read_file)
-    if not resolution.ok:
-        return {}, ""
-    if gid is not None:
-        return {"runAsUser": resolution.uid}, WHY_USER if named else WHY_LONE_GROUP
-    if not named and (not resolution.gid_from_passwd or resolution.gid == 0):
-        return {}, ""  # a uid alone whose group is 0 anyway: nothing differs under guest pull
-    return {"runAsUser": resolution.uid, "runAsGroup": resolution.gid}, WHY_USER if named else WHY_GROUP
 
 
 def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
@@ -361,4 +377,4 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
         editor.insert(node, Insert(new, comments))
 
 
-__all__ = ["FixedManifest", "Migration", "fix_manifest", "user_values"]
+__all__ = ["WHY", "FixedManifest", "Migration", "fix_manifest"]

@@ -6,7 +6,6 @@ Each container carries the file and 1-based line of its `image:` so findings
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from ..errors import ImagefixError
 from .pod import WORKLOAD_PATHS, _pod_spec, _pod_template, split_documents, workloads
 
 SUFFIXES = (".yaml", ".yml", ".json")
+MAX_MANIFESTS = 128 * 2**20  # one manifest file or stdin
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Workload:
     containers: list[Container] = field(default_factory=list)
     generate_name: str | None = None  # metadata.generateName, when there is no name
     line: int | None = None  # 1-based line where the object starts
+    raw_annotations: dict[str, Any] = field(default_factory=dict)  # as the manifest types them (KIF410)
 
     @property
     def title(self) -> str:
@@ -78,8 +79,8 @@ def manifest_paths(args: tuple[str, ...] | list[str]) -> list[str]:
     out: list[str] = []
     for arg in args:
         path = Path(arg)
-        if arg == "-" or path.is_file():
-            out.append(arg)
+        if arg == "-" or path.is_file() or (path.exists() and not path.is_dir()):
+            out.append(arg)  # a FIFO or device is refused where it is read, in its own words
         elif path.is_dir():
             out += sorted(str(p) for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
         else:
@@ -92,7 +93,7 @@ def read_manifest(path: str) -> tuple[str, str]:
     from ..fileio import decode_text, read_input
 
     name = "<stdin>" if path == "-" else path
-    data = sys.stdin.buffer.read() if path == "-" else read_input(path, "manifest")
+    data = read_input(path, "manifest", MAX_MANIFESTS)
     return name, decode_text(data, name, "a Kubernetes manifest")
 
 
@@ -164,21 +165,29 @@ def yaml_error(exc: Exception, offset: int) -> tuple[int | None, str]:
 
 def _node_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
     """id(mapping) -> 1-based line where it starts, and id(container mapping) negated -> the line of its
-    `image:` value, walking nodes beside the data."""
+    `image:` value, walking nodes beside the data. An alias is the node it names: each node is walked
+    once (nine aliases of nine aliases of ... made a walk of 9**9 steps)."""
     import yaml
 
-    if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
-        out[id(data)] = offset + node.start_mark.line + 1
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                continue
-            if key.value == "image":
-                out[-id(data)] = offset + value.start_mark.line + 1
-            if key.value in data and isinstance(value, yaml.CollectionNode):
-                _node_lines(value, data[key.value], out, offset)
-    elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
-        for item_node, item in zip(node.value, data, strict=False):
-            _node_lines(item_node, item, out, offset)
+    seen: set[int] = set()
+    stack = [(node, data)]
+    while stack:
+        node, data = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+            out[id(data)] = offset + node.start_mark.line + 1
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                if key.value == "image":
+                    out[-id(data)] = offset + value.start_mark.line + 1
+                if key.value in data and isinstance(value, (yaml.MappingNode, yaml.SequenceNode)):
+                    stack.append((value, data[key.value]))
+        elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+            stack.extend((item_node, item) for item_node, item in zip(node.value, data, strict=False)
+                         if isinstance(item_node, (yaml.MappingNode, yaml.SequenceNode)))
 
 
 def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = None) -> Workload:
@@ -196,6 +205,7 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
                         {str(k): str(v) for k, v in annotations.items()}, dict(security),
                         generate_name=generate_name if isinstance(generate_name, str) else None,
                         line=_line_of(item, offset, lines, None))
+    workload.raw_annotations = {str(k): v for k, v in annotations.items()}
     for key, init in (("initContainers", True), ("containers", False)):
         listed = spec.get(key)
         for container in listed if isinstance(listed, list) else []:

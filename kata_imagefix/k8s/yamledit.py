@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 
-Scalar = int | str
+Scalar = int | str | list[int]
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Insert:
 
 
 def yaml_scalar(value: Scalar) -> str:
+    if isinstance(value, list):  # a flow sequence of numbers (supplementalGroups)
+        return "[" + ", ".join(str(v) for v in value) + "]"
     if isinstance(value, int):
         return str(value)
     plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9._/-]*", value)
@@ -146,7 +148,11 @@ class DocumentEditor:
         text = self.text
         if text and not text.endswith(("\n", "\r")) and any(e[0] >= len(text) for e in self._edits):
             text += self.newline
-        for start, end, _, new in sorted(self._edits, key=lambda e: (e[0], e[1], e[2]), reverse=True):
+        # from the end backwards; of two inserts at one place the shallower goes first, so that the deeper
+        # (a container's securityContext ending where the pod's begins) stands above it; else in the order
+        # they were asked for
+        for start, end, _, new in sorted(self._edits, key=lambda e: (e[0], e[1], -_indent(e[3]), e[2]),
+                                         reverse=True):
             text = text[:start] + new + text[end:]
         return text
 
@@ -281,6 +287,11 @@ class DocumentEditor:
             else:
                 out.append(f"{' ' * col}{key}: {yaml_scalar(value)}{comment}{self.newline}")
         return out
+
+
+def _indent(text: str) -> int:
+    """The indentation of an edit's first line (block inserts; flow edits count as 0)."""
+    return len(text) - len(text.lstrip(" ")) if "\n" in text else 0
 
 
 def _flow(node: Any) -> bool:

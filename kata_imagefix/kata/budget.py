@@ -40,8 +40,14 @@ class BudgetModel:
     safety_factor: float = 1.5  # Kata's CI sees spikes; leave headroom
     create_timeout_s: int = 60  # Kata's create_container_timeout default
     kubelet_timeout_s: int = 120  # kubelet runtimeRequestTimeout default (2 min)
+    image_pull_timeout_s: int = 1200  # agent.image_pull_timeout (kernel_params): the guest's own pull limit
     timeout_step_s: int = 30
     memory_step_mib: int = 256
+    stated: tuple[str, ...] = ()  # the fields the user set (flag or settings file), not defaults
+
+    def says(self, name: str) -> bool:
+        """Whether the user stated this value (a runtime class's shipped one then gives way)."""
+        return name in self.stated or getattr(self, name) != getattr(BudgetModel(), name)
 
     def flags(self, *, skip: tuple[str, ...] = ()) -> str:
         """The command-line flags that give this model (only the settings that differ from the
@@ -80,7 +86,7 @@ class BudgetModel:
         )
 
     def as_dict(self) -> dict[str, float | int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stated"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,17 @@ class BudgetEstimate:
     def fits_kubelet_timeout(self) -> bool:
         return self.needed_timeout_seconds <= self.model.kubelet_timeout_s
 
+    @property
+    def fits_pull_timeout(self) -> bool:
+        """Within agent.image_pull_timeout, which bounds the pull inside the guest."""
+        return self.needed_timeout_seconds <= self.model.image_pull_timeout_s
+
+    @property
+    def needs_pull_timeout(self) -> bool:
+        """The recommended timeout passes the guest's pull limit: raising create_container_timeout
+        alone would not be a fix."""
+        return self.recommended_timeout_seconds > self.model.image_pull_timeout_s
+
     def as_dict(self) -> dict[str, object]:
         return {
             "unpacked_bytes": self.unpacked_bytes,
@@ -114,6 +131,7 @@ class BudgetEstimate:
             "recommended_create_container_timeout": self.recommended_timeout_seconds,
             "create_container_timeout": self.model.create_timeout_s,
             "kubelet_runtime_request_timeout": self.model.kubelet_timeout_s,
+            "image_pull_timeout": self.model.image_pull_timeout_s,
             "guest_memory_mib": self.model.guest_memory_mib,
             "tmpfs_bytes": self.tmpfs_bytes,
             "room_bytes": self.room_bytes,

@@ -22,5 +22,6 @@ def check_config(path: str, runtime: str | None, selection: RuleSelection,
     dropins = f"; drop-ins: {', '.join(d.path for d in config.dropins)}" if config.dropins else ""
     result.notes.append(f"runtime: {config.runtime} ({config.runtime_reason}); "
                         f"effective create_container_timeout {config.timeout[0]} s, "
-                        f"default_memory {config.memory[0]} MiB{dropins}")
+                        f"default_memory {config.memory[0]} MiB, agent.image_pull_timeout "
+                        f"{config.image_pull_timeout} s{dropins}")
     return result

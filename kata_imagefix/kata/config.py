@@ -23,7 +23,9 @@ from typing import Any
 from ..errors import ImagefixError
 
 TIMEOUT_KEY = "create_container_timeout"
+MAX_CONFIG = 8 * 2**20  # the shipped files are about 30 kB; 8 MiB is far past any real one
 MEMORY_KEY = "default_memory"
+KERNEL_PARAMS_KEY = "kernel_params"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
 DEFAULT_TIMEOUT = {"go": 0, "rs": 30}  # Go: no code default (kata_agent.go takes the config's value)
 DEFAULT_MEMORY_MIB = 2048
@@ -185,7 +187,8 @@ def _explain_toml_error(message: str, lines: list[str]) -> tuple[str, int | None
 def read_toml(path: str | Path) -> TomlFile:
     from ..fileio import decode_text, read_input
 
-    text = decode_text(read_input(str(path)), str(path), "a Kata configuration")
+    text = decode_text(read_input(str(path), "Kata configuration", MAX_CONFIG), str(path),
+                       "a Kata configuration")
     return parse_toml(text, str(path))
 
 
@@ -193,7 +196,7 @@ def read_toml(path: str | Path) -> TomlFile:
 # a value of another type makes the runtime refuse the file.
 _TYPED_KEYS = {TIMEOUT_KEY: "a whole number of seconds", MEMORY_KEY: "a whole number of MiB"}
 _KEPT_KEYS = (TIMEOUT_KEY, MEMORY_KEY, "enable_annotations", "name", "hypervisor_name", "agent_name",
-              "dial_timeout")
+              "dial_timeout", KERNEL_PARAMS_KEY)
 
 
 def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
@@ -203,7 +206,29 @@ def parse_toml(text: str, path: str = "configuration.toml") -> TomlFile:
     return TomlFile(path, lines, newline, entries, headers, table_last)
 
 
+MAX_KEY_PARTS = 64  # Kata's keys have 2 or 3; tomllib is quadratic in them (100,000 parts never ended)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _deep_key(lines: list[str]) -> tuple[str, int] | None:
+    """(message, line) for a key or table name of more than MAX_KEY_PARTS dotted parts."""
+    for number, line in enumerate(lines):
+        if line.count(".") <= MAX_KEY_PARTS:
+            continue
+        stripped = line.lstrip()
+        head = stripped[1:].split("]", 1)[0] if stripped.startswith("[") else _QUOTED.sub("", stripped)
+        head = _QUOTED.sub("", head).split("=", 1)[0]
+        parts = head.count(".") + 1
+        if parts > MAX_KEY_PARTS:
+            return (f"a key of {parts} dotted parts (imagefix reads at most {MAX_KEY_PARTS}; Kata's own "
+                    "have 3)"), number + 1
+    return None
+
+
 def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None]:
+    deep = _deep_key(toml.lines)
+    if deep:
+        return None, *deep
     try:
         data = tomllib.loads("".join(toml.lines))
     except tomllib.TOMLDecodeError as exc:
@@ -214,8 +239,11 @@ def _load(toml: TomlFile) -> tuple[dict[str, Any] | None, str | None, int | None
     for entry in toml.entries:
         want = _TYPED_KEYS.get(entry.key)
         value = _get(data, entry.path) if want else None
+        # Go reads [runtime] create_container_timeout as uint64; runtime-rs ([agent.kata]) and
+        # default_memory (both runtimes) are 32-bit.
+        limit = 2**64 if entry.key == TIMEOUT_KEY and entry.table == ("runtime",) else 2**32
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 0 <= value < 2**32):
+                                  or not 0 <= value < limit):
             problem = (f"{entry.key} = {entry.value_text.strip()[:40]} is not {want} "
                        "(the runtime refuses the file)")
             return None, problem, entry.line + 1
@@ -247,6 +275,13 @@ class KataConfig:
     def kata_deploy(self) -> bool:
         """The kata-deploy layout: the file is replaced on upgrade, changes belong in config.d."""
         return bool(self.resolved and KATA_DEPLOY_MARK.search(str(self.resolved)))
+
+    @property
+    def patch_mode(self) -> str:
+        """How a suggested `kata patch` should write: never into a file kata-deploy manages."""
+        if self.kata_deploy:
+            return f"--drop-in {self.dropin_dir}/90-imagefix.toml"
+        return "--in-place"
 
     @property
     def loads(self) -> bool:
@@ -302,6 +337,29 @@ class KataConfig:
     @property
     def memory(self) -> tuple[int, TomlFile | None, Entry | None]:
         return self.effective((*self.hypervisor_table(), MEMORY_KEY), DEFAULT_MEMORY_MIB)
+
+    @property
+    def kernel_params(self) -> str:
+        """The effective kernel_params: one string, the last file that sets it replaces it whole."""
+        value = self.effective((*self.hypervisor_table(), KERNEL_PARAMS_KEY), "")[0]
+        return value if isinstance(value, str) else ""
+
+    @property
+    def image_pull_timeout(self) -> int:
+        """agent.image_pull_timeout the guest gets from kernel_params (1200 s when not there)."""
+        from .classes import image_pull_timeout
+
+        return image_pull_timeout(self.kernel_params)
+
+    def hypervisors(self) -> list[str]:
+        """The [hypervisor.<name>] tables of the merged files: Go keeps them in a map and takes one
+        in random order when there are several (a drop-in written for another config adds one)."""
+        names: list[str] = []
+        for toml in self.files:
+            for name, table in ((toml.data or {}).get("hypervisor") or {}).items():
+                if isinstance(table, dict) and name not in names:
+                    names.append(name)
+        return names
 
 
 _RS_RUNTIME_KEYS = ("name", "hypervisor_name", "agent_name")
@@ -413,6 +471,39 @@ def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comme
     return f"[{'.'.join(table)}] {key} = {value} (added)"
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string (kernel parameters may hold quotes or backslashes)."""
+    out = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(ch if ch >= " " else f"\\u{ord(ch):04x}" for ch in out) + '"'
+
+
+def _set_string(toml: TomlFile, table: tuple[str, ...], key: str, value: str, comment: str,
+                lines: list[str]) -> str | None:
+    """Set table.key = "value" in `lines` (of `toml`), replacing a value of one or more lines."""
+    nl = toml.newline
+    existing = [e for e in toml.entries if e.table == table and e.key == key]
+    if existing:
+        entry = existing[-1]
+        current = toml.value((*table, key))
+        if current == value:
+            return None
+        indent = lines[entry.line][: len(lines[entry.line]) - len(lines[entry.line].lstrip())]
+        name = lines[entry.line].split("=", 1)[0].strip()
+        lines[entry.line : entry.last_line + 1] = [f"{indent}{name} = {_toml_string(value)}{nl}"]
+        return f"[{'.'.join(table)}] {key} = {value!r} (was {current!r})"
+    after = _last_key_line(toml, table)
+    new = [f"# imagefix: {comment}{nl}", f"{key} = {_toml_string(value)}{nl}"]
+    if after is None:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += nl
+        lines.extend([nl, f"[{'.'.join(table)}]{nl}", *new])
+    else:
+        if not lines[after].endswith(("\n", "\r")):
+            lines[after] += nl
+        lines[after + 1 : after + 1] = new
+    return f"[{'.'.join(table)}] {key} = {value!r} (added)"
+
+
 def _is_header(line: str) -> bool:
     return bool(_HEADER.match(line.rstrip("\r\n"))) and not line.lstrip().startswith("#")
 
@@ -462,6 +553,22 @@ def repair_main(config: KataConfig) -> tuple[KataConfig, list[str]]:
                       config.resolved), notes
 
 
+def _drop_empty_deep_tables(lines: list[str], changes: list[str]) -> list[str]:
+    """A Go drop-in's `[agent.X.Y]`/`[hypervisor.X.Y]` header left with no keys: Go still refuses it,
+    so it goes too (its comments stay)."""
+    scanned = parse_toml("".join(lines))
+    for table, line in sorted(scanned.headers.items(), key=lambda item: -item[1]):
+        if len(table) < 3 or table[0] not in ("agent", "hypervisor"):
+            continue
+        end = next((i for i in range(line + 1, len(lines)) if _is_header(lines[i])), len(lines))
+        if any(text.strip() and not text.lstrip().startswith("#") for text in lines[line + 1:end]):
+            continue
+        del lines[line]
+        changes.append(f"removed the empty [{'.'.join(table)}] header (line {line + 1}): the Go runtime "
+                       "refuses a drop-in table it has no setting for")
+    return lines
+
+
 def misplaced_values(config: KataConfig, toml: TomlFile) -> list[tuple[Entry, int]]:
     """create_container_timeout entries in tables the runtime does not read, with their int values."""
     out = []
@@ -473,8 +580,8 @@ def misplaced_values(config: KataConfig, toml: TomlFile) -> list[tuple[Entry, in
 
 
 def patch_config(config: KataConfig, *, timeout: int | None, memory: int | None,
-                 why_timeout: str = "", why_memory: str = "", toml: TomlFile | None = None
-                 ) -> tuple[str, list[str]]:
+                 why_timeout: str = "", why_memory: str = "", toml: TomlFile | None = None,
+                 kernel_params: str | None = None) -> tuple[str, list[str]]:
     """`toml` (the main file by default) with misplaced timeout keys moved and the values set.
 
     A misplaced value is the user's intent: it becomes the value in force, or
@@ -503,6 +610,8 @@ def patch_config(config: KataConfig, *, timeout: int | None, memory: int | None,
         del lines[entry.line : entry.last_line + 1]
         changes.append(f"removed {TIMEOUT_KEY} from [{'.'.join(entry.table)}] (line {entry.line + 1}), "
                        "where the runtime does not read it")
+    if config.runtime == "go" and toml is not config.main and all_misplaced:
+        lines = _drop_empty_deep_tables(lines, changes)
     # Re-scan after deletions so line numbers are right for the insertions.
     edited = parse_toml("".join(lines), toml.path)
     lines = list(edited.lines)
@@ -519,6 +628,14 @@ def patch_config(config: KataConfig, *, timeout: int | None, memory: int | None,
     if memory is not None:
         table = config.hypervisor_table()
         done = _set_int(edited, table, MEMORY_KEY, memory, why_memory or "set by imagefix", lines)
+        if done:
+            changes.append(done)
+    if kernel_params is not None:
+        edited = parse_toml("".join(lines), toml.path)
+        lines = list(edited.lines)
+        done = _set_string(edited, config.hypervisor_table(), KERNEL_PARAMS_KEY, kernel_params,
+                           "agent.image_pull_timeout bounds the pull inside the guest (1200 s by default); "
+                           "the other parameters are kept", lines)
         if done:
             changes.append(done)
     # The result is parsed once more by the caller's effective-value check (shadowing), which also
@@ -542,20 +659,76 @@ def timeout_to_keep(config: KataConfig, asked: int | None, why: str) -> tuple[in
     return asked, why
 
 
+def fatal_table(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
+    """Whether an unknown key (create_container_timeout) under `table` makes the runtime refuse the
+    configuration. runtime-rs: `[hypervisor.<hv>.factory]` and `[agent.kata.mem_agent]` deny unknown
+    fields. Go: a drop-in's key under a map table (`[agent.X]`, `[hypervisor.X]`, and any table below
+    them) fails in applyKey (src/runtime/pkg/katautils/config.go); the main file drops it silently."""
+    if runtime == "rs":
+        return (len(table) == 3 and table[0] == "hypervisor" and table[2] == "factory") or \
+            table == ("agent", "kata", "mem_agent")
+    return in_dropin and len(table) >= 2 and table[0] in ("agent", "hypervisor")
+
+
+def refusals(config: KataConfig) -> list[str]:
+    """Why the runtime would refuse this configuration although every file is valid TOML: a
+    create_container_timeout in a table that rejects it, and - Go drop-ins - a table three levels deep
+    under [agent.X]/[hypervisor.X] (applyKey finds no field of that name, even for an empty table)."""
+    out = []
+    for toml in config.files:
+        in_dropin = toml is not config.main
+        for entry in toml.entries_named(TIMEOUT_KEY):
+            if entry.table != config.timeout_table and fatal_table(config.runtime, entry.table, in_dropin):
+                out.append(f"{toml.path}:{entry.line + 1}: {TIMEOUT_KEY} under [{'.'.join(entry.table)}] "
+                           "makes the runtime refuse the configuration")
+        if config.runtime == "go" and in_dropin:
+            for table, line in toml.headers.items():
+                if len(table) >= 3 and table[0] in ("agent", "hypervisor"):
+                    out.append(f"{toml.path}:{line + 1}: the Go runtime refuses a drop-in table "
+                               f"[{'.'.join(table)}] (no such setting)")
+    return list(dict.fromkeys(out))
+
+
 def shadowing(after: KataConfig, *, timeout: int | None, memory: int | None) -> list[str]:
-    """Why the effective values (main file + every drop-in, as Kata merges them) are not the asked ones."""
+    """Why the effective values (main file + every drop-in, as Kata merges them) are not the asked ones,
+    or why the runtime would not load the result at all."""
     problems = [f"{b.path}: {b.why}" for b in after.broken]
     problems += [f"{t.path}: not valid TOML ({t.error})" for t in after.files if t.data is None]
+    if problems:
+        return problems
+    problems += refusals(after)
     for asked, (value, where, _), key in ((timeout, after.timeout, TIMEOUT_KEY),
                                           (memory, after.memory, MEMORY_KEY)):
         if asked is not None and value != asked:
             source = f"set by {where.path}" if where else "not set anywhere"
             problems.append(f"the effective {key} would be {value}, {source}")
+    if timeout is not None and after.image_pull_timeout < timeout:
+        where = after.effective((*after.hypervisor_table(), KERNEL_PARAMS_KEY), "")[1]
+        source = f"kernel_params set by {where.path}" if where else "kernel_params do not set it"
+        problems.append(f"the guest's agent.image_pull_timeout would be {after.image_pull_timeout} s, below "
+                        f"{timeout} s ({source})")
+    if after.runtime == "go" and len(after.hypervisors()) > 1:
+        problems.append(f"the merged files would have {len(after.hypervisors())} hypervisor tables "
+                        f"({', '.join(after.hypervisors())}): the Go runtime takes one in random order")
     return problems
 
 
+def kernel_params_for(config: KataConfig, toml: TomlFile, timeout: int | None) -> str | None:
+    """The kernel_params `toml` must set so that agent.image_pull_timeout is not below `timeout`
+    (None when it already is not): the string the file sets, else the effective one, with the
+    parameter added or replaced - a later kernel_params replaces the string whole, so every other
+    parameter (kata-deploy's own drop-in writes some) is carried over."""
+    if timeout is None or config.image_pull_timeout >= timeout:
+        return None
+    from .classes import with_image_pull_timeout
+
+    own = toml.value((*config.hypervisor_table(), KERNEL_PARAMS_KEY))
+    base = own if isinstance(own, str) else config.kernel_params
+    return with_image_pull_timeout(base, timeout)
+
+
 def dropin_text(config: KataConfig, path: str, *, timeout: int | None, memory: int | None,
-                why_timeout: str, why_memory: str) -> tuple[str, list[str]]:
+                why_timeout: str, why_memory: str, kernel_params: str | None = None) -> tuple[str, list[str]]:
     """The drop-in at `path` with the values set: an existing file is edited (its other settings
     stay), a new one starts with a header saying what it is for."""
     existing = next((t for t in config.dropins if Path(t.path).resolve() == Path(path).resolve()), None)
@@ -565,7 +738,8 @@ def dropin_text(config: KataConfig, path: str, *, timeout: int | None, memory: i
                   f"and after the drop-ins that sort before this one.{nl}")
         existing = parse_toml(header, path)
     return patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
-                        why_memory=why_memory, toml=existing)
+                        why_memory=why_memory, toml=existing,
+                        kernel_params=kernel_params_for(config, existing, timeout))
 
 
 def main_configs(paths: tuple[str, ...] | list[str]) -> list[str]:

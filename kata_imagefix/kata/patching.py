@@ -16,6 +16,7 @@ from .config import (
     TIMEOUT_KEY,
     KataConfig,
     dropin_text,
+    kernel_params_for,
     load_config,
     patch_config,
     repair_main,
@@ -34,6 +35,7 @@ class KataPatchRequest:
     runtime: str | None = None
     drop_in: str | None = None
     has_images: bool = False
+    shared: bool = False  # write a drop-in whose config.d other configurations read too
 
 
 @dataclass
@@ -63,6 +65,11 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
     if "auto" in (request.timeout, request.memory) and not request.has_images:
         raise ImagefixError("auto needs the images: add --image REF (one or more)")
     config, repairs = repair_main(load_config(request.config_file, request.runtime))
+    if repairs and request.drop_in:
+        raise ImagefixError(f"{request.config_file} is not valid TOML (imagefix would have {repairs[0]}"
+                            f"): a drop-in cannot repair it and Kata would not load the configuration; run "
+                            f"`imagefix kata patch {request.config_file} --in-place` first (it repairs the "
+                            "file atomically and keeps a backup)")
     model = model_for(config)
     timeout, memory, why_timeout, why_memory = _auto_values(config, model, estimate(model), request)
     timeout, why_timeout = timeout_to_keep(config, timeout, why_timeout)
@@ -77,7 +84,8 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
     else:
         write_to = Path(request.config_file)
         text, changes = patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
-                                     why_memory=why_memory)
+                                     why_memory=why_memory,
+                                     kernel_params=kernel_params_for(config, config.main, timeout))
     original = write_to.read_text() if write_to.is_file() else ""
     misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
     config.main.release()  # its parsed form is not needed again: free it before the result is parsed
@@ -86,6 +94,8 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
         verb = "the change" if text != original else "the config"
         raise ImagefixError(f"{verb} would not take effect: {'; '.join(problems)}")
     patch = KataPatch(config, write_to, original, text, repairs + changes)
+    if request.drop_in:
+        patch.notes += _shared_dropin(config, write_to, text, request.shared)
     if request.drop_in and misplaced:
         patch.notes.append("the misplaced create_container_timeout in the main file is still there "
                            "(ignored by Kata)")
@@ -127,3 +137,37 @@ def write_kata_patch(patch: KataPatch, *, output: str | None, in_place: bool, fo
     patch.write_to.parent.mkdir(parents=True, exist_ok=True)
     saved = write_atomic(patch.write_to, patch.text.encode(), backup=in_place, force=force)
     return str(saved) if saved is not None else None
+
+
+def _shared_dropin(config: KataConfig, write_to: Path, text: str, allowed: bool) -> list[str]:
+    """Every other configuration that reads the same config.d (the files beside the resolved one -
+    /etc/kata-containers, /opt/kata/share/defaults/kata-containers outside kata-deploy's per-shim
+    folders), with what the drop-in would change for it; refused unless asked for."""
+    folder = config.dropin_dir.parent.resolve()
+    own = (config.resolved or Path(config.main.path)).resolve()
+    others = sorted(p for p in folder.glob("configuration*.toml")
+                    if p.resolve() != own and p.resolve().parent == folder and p.is_file())
+    lines = []
+    for path in others:
+        try:
+            before = load_config(path)
+        except ImagefixError:
+            continue
+        after = before.with_text(str(write_to), text)
+        lines.append(f"{path.name}: {_values(before)} -> {_values(after)}")
+    if not lines:
+        return []
+    if not allowed:
+        raise ImagefixError(f"{config.dropin_dir} is read by {len(lines)} other configuration(s) too, and "
+                            f"the drop-in would change them: {'; '.join(lines)}; use a config.d of its own "
+                            "(a per-shim folder, as kata-deploy 4.1 installs) or add --shared-drop-in")
+    return [f"this config.d is shared: {line}" for line in lines]
+
+
+def _values(config: KataConfig) -> str:
+    hypervisors = config.hypervisors()
+    two = f", {len(hypervisors)} hypervisor tables ({', '.join(hypervisors)})" if len(hypervisors) > 1 else ""
+    if not config.loads:
+        return "refused by the runtime"
+    return (f"create_container_timeout {config.timeout[0]} s, default_memory {config.memory[0]} MiB, "
+            f"agent.image_pull_timeout {config.image_pull_timeout} s{two}")

@@ -31,6 +31,7 @@ def _json(outcome: FixOutcome) -> list[str]:
             "user_mode": request.user_mode, "change": plan.change, "dockerfile": plan.dockerfile,
             "verification": {"config_user": checked.config_user, "ran_id": checked.ran, "uid": checked.uid,
                              "gid": checked.gid},
+            "notes": outcome.notes,
             "before": {k.replace(" ", "_"): b for k, b, _ in local.rows},
             "after": {k.replace(" ", "_"): a for k, _, a in local.rows},
             "added_by_runtime_base": local.added,
@@ -53,8 +54,8 @@ def _text(outcome: FixOutcome) -> list[str]:
            else "config checked (no `id` in the image to run)")
     user = checked.config_user or '""'
     lines = [f"built {local.tag} ({local.image_id[:19]}): {plan.change}",
-             f"verified: config user {user}; {how}; no KIF101; Env, WorkingDir, Entrypoint, Cmd, ports, "
-             "volumes and labels as in the source"]
+             f"verified in the engine (as docker run sees it): config user {user}; {how}; no KIF101; Env, "
+             "WorkingDir, Entrypoint, Cmd, ports, volumes and labels as in the source"]
     for name, before, after in local.rows:
         if name == "unpacked size":
             before, after = human_size(before), human_size(after)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..scan import ScanResult
+from .untrusted import for_terminal
 
 
 def render(results: list[ScanResult]) -> str:
@@ -13,5 +14,6 @@ def render(results: list[ScanResult]) -> str:
             if finding.line is not None:
                 where += f":{finding.line}"
             fix = f" (fix: {finding.fix})" if finding.fix else ""
-            lines.append(f"{where}: {finding.severity.label}: {finding.rule} {finding.message}{fix}")
+            line = f"{where}: {finding.severity.label}: {finding.rule} {finding.message}{fix}"
+            lines.append(for_terminal(line))
     return "".join(line + "\n" for line in lines)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..rules.finding import Finding, Severity
 from ..scan import ScanResult
+from .untrusted import for_markdown, for_markdown_code, for_terminal
 
 MARKDOWN_LIMIT = 65_536  # characters of a GitHub comment
 SHOWN_PLACES = 20  # containers listed under a cause in text; the rest are counted
@@ -95,7 +96,8 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
 
     from .text import _COLOURS as COLOURS
 
-    out = [click.style("imagefix k8s check", bold=True) + ": " + totals_line(results, totals, errors)]
+    title = click.style("imagefix k8s check", bold=True)
+    out = [f"{title}: {for_terminal(totals_line(results, totals, errors))}"]
     out.append(f"findings: {severity_line(results)}")
     rules = by_rule(results)
     if rules:
@@ -103,23 +105,23 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
     for cause in causes(results):
         label = click.style(f"{cause.severity.label:<7}", fg=COLOURS[cause.severity], bold=True)
         count = len(cause.places)
-        out += ["", f"{label} {click.style(cause.rule, bold=True)}  {cause.message}"
+        out += ["", f"{label} {click.style(cause.rule, bold=True)}  {for_terminal(cause.message)}"
                     + (f"  ({count} containers)" if count > 1 else "")]
         if cause.fix:
-            out.append(f"        {click.style('fix:', fg='green')} {cause.fix}")
+            out.append(f"        {click.style('fix:', fg='green')} {for_terminal(cause.fix)}")
         for workload, container, where in cause.places[:SHOWN_PLACES]:
-            out.append(f"        {where}: {workload}" + (f" {container}" if container else ""))
+            out.append(for_terminal(f"        {where}: {workload}" + (f" {container}" if container else "")))
         if count > SHOWN_PLACES:
             out.append(f"        ... and {count - SHOWN_PLACES} more (--format json lists each)")
     skipped = (totals or {}).get("skipped") or {}
     if skipped or errors:
         out.append("")
     if skipped:
-        out.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+        out.append(for_terminal("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items())))
     for note in (totals or {}).get("notes") or []:
-        out.append(f"  {click.style('note:', fg='cyan')} {note}")
+        out.append(f"  {click.style('note:', fg='cyan')} {for_terminal(note)}")
     for where, message in errors:
-        out.append(f"  {click.style('error:', fg='red')} {where}: {message}")
+        out.append(f"  {click.style('error:', fg='red')} {for_terminal(f'{where}: {message}')}")
     failing = fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings)
     mark = click.style("✗ FAIL", fg="red", bold=True) if failing or errors else \
         click.style("✓ ok", fg="green", bold=True)
@@ -131,13 +133,14 @@ _ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return for_markdown(text)  # messages quote image and manifest data: never markup or HTML
 
 
 def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, errors: list,
                     limit: int | None = MARKDOWN_LIMIT) -> str:
     """Totals, the causes worst first as a table; within `limit` characters, the rest in one line."""
-    head = [f"**imagefix k8s check**: {totals_line(results, totals, errors)}; {severity_line(results)}", ""]
+    totals_text = _cell(totals_line(results, totals, errors))
+    head = [f"**imagefix k8s check**: {totals_text}; {severity_line(results)}", ""]
     rules = by_rule(results)
     if rules:
         head += ["| rule | severity | findings |", "|---|---|---|"]
@@ -148,7 +151,7 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
     if skipped:
         tail.append("Skipped: " + ", ".join(f"{n} {_cell(reason)}" for reason, n in skipped.items()) + ".")
     for where, message in errors:
-        tail.append(f"- ❌ input error: `{_cell(where)}`: {_cell(message)}")
+        tail.append(f"- ❌ input error: `{for_markdown_code(where)}`: {_cell(message)}")
     found = causes(results)
     if not found:
         return "\n".join([*head, "No findings.", "", *tail]) + "\n"
@@ -158,7 +161,7 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
     shown = 0
     for cause in found:
         places = cause.places
-        where = "<br>".join(f"`{_cell(w)}` {_cell(workload)} {_cell(c)}".rstrip()
+        where = "<br>".join(f"`{for_markdown_code(w)}` {_cell(workload)} {_cell(c)}".rstrip()
                             for workload, c, w in places[:5])
         if len(places) > 5:
             where += f"<br>... {len(places) - 5} more"

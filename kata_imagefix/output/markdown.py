@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ..scan import ScanResult
+from .untrusted import for_markdown
 
 _ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return for_markdown(text)  # subjects, messages and fixes quote image data: never markup or HTML
 
 
 def render(results: list[ScanResult]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..report.model import Report, to_dict
 from ..sizes import human_size
+from .untrusted import for_markdown, for_markdown_code, for_terminal
 
 BASE_COLOUR, APP_COLOUR, WASTE_COLOUR = "#4e79a7", "#f28e2b", "#e15759"
 
@@ -44,8 +45,10 @@ def render_text(report: Report) -> str:
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
-    console.print(headline(report), style="bold")
+    # markup off: a layer's created_by or a file name holding [/] or [link=...] is text, not rich markup
+    console = Console(file=buffer, width=120, force_terminal=False, color_system=None, markup=False,
+                      emoji=False, highlight=False)
+    console.print(for_terminal(headline(report)), style="bold")
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (
         ("#", "right"),
@@ -62,7 +65,7 @@ def render_text(report: Report) -> str:
         table.add_row(
             str(row.index),
             row.digest[7:19] + (" base" if row.in_base else ""),
-            row.created_by,
+            for_terminal(row.created_by),
             human_size(row.unpacked) + ("~" if row.estimated else ""),
             human_size(row.compressed) if row.compressed is not None else "-",
             f"{row.share:.0%}",
@@ -70,19 +73,19 @@ def render_text(report: Report) -> str:
         )
     console.print(table)
     base = report.base
-    console.print(
+    console.print(for_terminal(
         f"base: {base['reference']} ({base['layers']} layers, {human_size(report.base_bytes)}; "
         f"found by {base['found_by']})"
         if base["reference"]
         else f"base: {base['notes'][-1]}"
-    )
+    ))
     if report.baseline is not None:
         b = report.baseline
         changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
-        console.print(
+        console.print(for_terminal(
             f"baseline {b.reference}: {human_size(b.unpacked)}; {len(b.added)} layers added, "
             f"{b.removed} removed; base {changed}"
-        )
+        ))
     if report.files is not None:
         f = report.files
         console.print(
@@ -103,14 +106,14 @@ def render_text(report: Report) -> str:
             if rows:
                 console.print(f"  {title}:")
                 for path, size in rows:
-                    console.print(f"    {human_size(size):>10}  /{path}")
+                    console.print(f"    {human_size(size):>10}  /{for_terminal(path)}")
     console.print(verdict(report), style="bold")
     return buffer.getvalue()
 
 
 def render_markdown(report: Report) -> str:
     lines = [
-        f"### {headline(report)}",
+        f"### {for_markdown(headline(report))}",
         "",
         f"**{verdict(report)}**",
         "",
@@ -118,7 +121,7 @@ def render_markdown(report: Report) -> str:
         "|--:|---|---|--:|--:|--:|",
     ]
     for row in report.layers:
-        created = row.created_by.replace("|", "\\|")
+        created = for_markdown(row.created_by)  # image data: no HTML, markup or line break gets through
         lines.append(
             f"| {row.index} | `{row.digest[7:19]}`{' (base)' if row.in_base else ''} | {created} | "
             f"{human_size(row.unpacked)}{'~' if row.estimated else ''} | "
@@ -128,7 +131,8 @@ def render_markdown(report: Report) -> str:
         b = report.baseline
         lines += [
             "",
-            f"Baseline `{b.reference}`: {human_size(b.unpacked)} -> {human_size(report.unpacked)}; "
+            f"Baseline `{for_markdown_code(b.reference)}`: {human_size(b.unpacked)} -> "
+            f"{human_size(report.unpacked)}; "
             f"{len(b.added)} layers added, {b.removed} removed.",
         ]
     if report.files is not None and report.files.waste:
@@ -140,7 +144,7 @@ def render_markdown(report: Report) -> str:
             "|---|--:|---|",
         ]
         lines += [
-            f"| `/{w.path}` | {human_size(w.bytes)} | {w.how} in layer {w.hidden_by} |"
+            f"| `/{for_markdown_code(w.path)}` | {human_size(w.bytes)} | {w.how} in layer {w.hidden_by} |"
             for w in report.files.waste[:10]
         ]
     if report.gates:

@@ -7,6 +7,7 @@ import click
 from ..rules.finding import Finding, Severity
 from ..scan import ScanResult
 from ..sizes import human_size
+from .untrusted import for_terminal
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -15,10 +16,10 @@ def _finding_lines(finding: Finding, show_location: bool) -> list[str]:
     label = click.style(f"{finding.severity.label:<7}", fg=_COLOURS[finding.severity], bold=True)
     where = ""
     if show_location and finding.line is not None:
-        where = f"{finding.file}:{finding.line}: "
-    lines = [f"  {label} {click.style(finding.rule, bold=True)}  {where}{finding.message}"]
+        where = f"{for_terminal(finding.file)}:{finding.line}: "
+    lines = [f"  {label} {click.style(finding.rule, bold=True)}  {where}{for_terminal(finding.message)}"]
     if finding.fix:
-        lines.append(f"  {'':7} {'':6}  {click.style('fix:', fg='green')} {finding.fix}")
+        lines.append(f"  {'':7} {'':6}  {click.style('fix:', fg='green')} {for_terminal(finding.fix)}")
     return lines
 
 
@@ -32,7 +33,7 @@ def image_summary(result: ScanResult) -> str:
              f"{len(image.layers)} layers", image.platform]
     if image.compressed_size:
         parts.insert(2, f"{human_size(image.compressed_size)} compressed")
-    return "  " + " · ".join(parts)
+    return "  " + for_terminal(" · ".join(parts))  # the user and platform come from the image
 
 
 def verdict(result: ScanResult, fail_on: Severity | None) -> str:
@@ -50,7 +51,7 @@ def verdict(result: ScanResult, fail_on: Severity | None) -> str:
 def render(results: list[ScanResult], fail_on: Severity | None, *, show_location: bool = False) -> str:
     out: list[str] = []
     for result in results:
-        out.append(click.style(result.subject, bold=True) + "  " + verdict(result, fail_on))
+        out.append(click.style(for_terminal(result.subject), bold=True) + "  " + verdict(result, fail_on))
         summary = image_summary(result)
         if summary:
             out.append(summary)
@@ -64,7 +65,7 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, show_location
                 f"{human_size(b.unpacked_bytes)} of {human_size(b.room_bytes)} guest room"
             )
         for note in result.notes:
-            out.append(f"  {click.style('note:', fg='cyan')} {note}")
+            out.append(f"  {click.style('note:', fg='cyan')} {for_terminal(note)}")
         if result.suppressed:
             out.append(f"  ({len(result.suppressed)} suppressed)")
         out.append("")

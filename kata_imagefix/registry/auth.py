@@ -8,7 +8,6 @@ these objects and in request headers; they never reach a message.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import subprocess
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ImagefixError
+from ..image.documents import load_json
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 
@@ -75,10 +75,50 @@ def _helper(name: str, server: str) -> Credentials | None:
     if proc.returncode != 0:
         return None  # "credentials not found in native keychain": anonymous
     try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError:
+        data = load_json(proc.stdout, program)
+    except ImagefixError:
         raise ImagefixError(f"credential helper {program} answered something that is not JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(key, ""), str)
+                                             for key in ("Username", "Secret")):
+        raise ImagefixError(f"credential helper {program} answered JSON that is not an object with string "
+                            "Username and Secret")
     return Credentials(data.get("Username", ""), data.get("Secret", ""))
+
+
+MAX_DOCKER_CONFIG = 16 * 2**20
+
+
+def _docker_config(path: Path) -> dict | None:
+    """config.json in the shapes Docker writes (docker/cli configfile): an object whose `auths` maps
+    to objects of strings, `credHelpers` to helper names, `credsStore` a name; anything else is named
+    in one line, never a crash."""
+    from ..fileio import read_regular
+
+    if not path.exists():
+        raise FileNotFoundError(path)
+    try:
+        raw = read_regular(path, MAX_DOCKER_CONFIG, "Docker credentials file")
+    except ImagefixError as exc:
+        raise ImagefixError(f"cannot read Docker credentials: {exc}") from None
+    try:
+        config = load_json(raw, str(path))
+    except ImagefixError as exc:
+        raise ImagefixError(f"cannot read Docker credentials from {exc}") from None
+    if not isinstance(config, dict):
+        raise ImagefixError(f"{path}: Docker credentials must be a JSON object")
+    for key in ("auths", "credHelpers"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise ImagefixError(f"{path}: `{key}` must be an object")
+    if config.get("credsStore") is not None and not isinstance(config["credsStore"], str):
+        raise ImagefixError(f"{path}: `credsStore` must be a helper name")
+    for name, helper in (config.get("credHelpers") or {}).items():
+        if not isinstance(helper, str):
+            raise ImagefixError(f"{path}: credHelpers[{name!r}] must be a helper name")
+    for name, entry in (config.get("auths") or {}).items():
+        if not isinstance(entry, dict) or not all(isinstance(value, str) for key, value in entry.items()
+                                                  if key in ("auth", "username", "password")):
+            raise ImagefixError(f"{path}: auths[{name!r}] must be an object of strings")
+    return config
 
 
 def credentials_for(host: str, explicit: Credentials | None = None) -> Credentials | None:
@@ -86,11 +126,11 @@ def credentials_for(host: str, explicit: Credentials | None = None) -> Credentia
         return explicit
     path = docker_config_path()
     try:
-        config = json.loads(path.read_text())
+        config = _docker_config(path)
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        raise ImagefixError(f"cannot read Docker credentials from {path}") from None
+    if config is None:
+        return None
     keys = _keys_for(host)
     helpers = config.get("credHelpers") or {}
     for key in keys:

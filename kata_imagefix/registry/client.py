@@ -11,8 +11,8 @@ import contextlib
 import hashlib
 import http.client
 import ipaddress
-import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -189,7 +189,7 @@ class RegistryClient:
 
     def _discard(self, response: http.client.HTTPResponse) -> None:
         """Skip a body nobody needs: a few kB at most; a longer one drops the connection instead."""
-        response.read(MAX_ERROR_BODY)
+        self._read_watched(response, MAX_ERROR_BODY, "an error body")
         if not response.isclosed():
             response.close()
             self.close()
@@ -258,13 +258,14 @@ class RegistryClient:
         headers = {"User-Agent": "imagefix"}
         if creds is not None:
             headers["Authorization"] = creds.basic()
+        where = f"{self.host}: token service {host}"
         try:
             conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            body = response.read(MAX_MANIFEST)
+            response = self._answer(conn, where)
+            body = self._read_watched(response, MAX_MANIFEST, "its token", where=where)
             self.stats.count("token")
-        except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"{self.host}: token service {host} failed: {_reason(exc)}") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise RegistryError(f"{where} failed: {_reason(exc)}") from None
         finally:
             conn.close()
         if response.status in (401, 403):
@@ -272,11 +273,7 @@ class RegistryClient:
             raise RegistryError(f"{self.host}: authentication {who} was refused by {host}")
         if response.status != 200:
             raise RegistryError(f"{self.host}: token service {host} answered HTTP {response.status}")
-        try:
-            data = json.loads(body)
-            return data.get("token") or data["access_token"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise RegistryError(f"{self.host}: token service {host} sent no token") from None
+        return _token_of(body, where)
 
     # --- requests ---------------------------------------------------------------------------
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
@@ -295,8 +292,11 @@ class RegistryClient:
                 if hasattr(body, "seek"):
                     body.seek(0)  # type: ignore[union-attr]
                 conn.request(method, path, body=body, headers=send)
-                response = conn.getresponse()
+                response = self._answer(conn, f"{self.host}: {kind} {path.split('?')[0]}")
                 self.stats.count(kind)
+            except RegistryError:
+                self.close()
+                raise
             except TimeoutError:
                 self.close()
                 raise RegistryError(f"{self.host} did not answer within {self.timeout:g} s") from None
@@ -360,7 +360,7 @@ class RegistryClient:
             conn.request("GET", parsed.path + ("?" + parsed.query if parsed.query else ""),
                          headers={"User-Agent": "imagefix"})
             self.stats.count(kind)
-            return conn.getresponse()
+            return self._answer(conn, f"{self.host}: blob storage {parsed.netloc}")
         except (OSError, http.client.HTTPException) as exc:
             raise RegistryError(f"{self.host}: blob storage {parsed.netloc} failed: {_reason(exc)}") from None
 
@@ -461,7 +461,7 @@ class RegistryClient:
         response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", body=raw, scope=scope,
                                 kind="manifest-put", headers={"Content-Type": media_type,
                                                               "Content-Length": str(len(raw))})
-        body = response.read(MAX_ERROR_BODY)
+        body = self._read_watched(response, MAX_ERROR_BODY, "its answer")
         if response.status != 201:
             detail = body.decode("utf-8", "replace")[:200]
             raise RegistryError(f"{self.host}/{repository}: manifest {reference} refused "
@@ -473,14 +473,118 @@ class RegistryClient:
             self._discard(response)
             raise RegistryError(f"{self.host}: {what}: HTTP {response.status}")
         try:
-            body = response.read(limit + 1)
-        except TimeoutError:
+            body = self._read_watched(response, limit + 1, what)
+        except RegistryError:
             self.close()
-            raise RegistryError(f"{self.host} stopped sending {what} (timed out after {self.timeout:g} s)") \
-                from None
+            raise
         if len(body) > limit:
             raise RegistryError(f"{self.host}: {what} is larger than {limit} bytes")
         return body
+
+
+    # --- every answer under the stall limit and the deadline -------------------------------------
+    def _answer(self, conn: http.client.HTTPConnection, where: str) -> http.client.HTTPResponse:
+        """The response line and headers, which must come within the stall limit: the socket timeout
+        bounds each read, not a server that drips a byte just inside it."""
+        sock = conn.sock  # the response keeps it when the connection lets go (HTTP/1.0, Connection: close)
+        with _Watchdog(sock, self.limits, headers=True) as watch:
+            try:
+                response = conn.getresponse()
+                response.watched_socket = sock  # type: ignore[attr-defined]
+                return response
+            except (OSError, http.client.HTTPException):
+                if watch.reason:
+                    raise RegistryError(f"{where}: {watch.reason}") from None
+                raise
+
+    def _read_watched(self, response: http.client.HTTPResponse, limit: int, what: str, *,
+                      where: str | None = None) -> bytes:
+        """Up to `limit` bytes of a (non-blob) body, given up at a stall or past the deadline; a
+        broken chunked encoding is an error of the registry, not of imagefix."""
+        where = where or self.host
+        parts: list[bytes] = []
+        got = 0
+        with _Watchdog(getattr(response, "watched_socket", None), self.limits, size=limit) as watch:
+            try:
+                while got < limit:
+                    chunk = response.read1(min(limit - got, 1 << 16))
+                    if not chunk:
+                        break
+                    watch.seen += len(chunk)
+                    parts.append(chunk)
+                    got += len(chunk)
+                if response.length == 0 and not response.isclosed():
+                    response.read()  # read1 leaves a finished body open: read() marks it done
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                if watch.reason:
+                    raise RegistryError(f"{where}: {what} {watch.reason}") from None
+                if isinstance(exc, TimeoutError):
+                    raise RegistryError(f"{where} stopped sending {what} (timed out after "
+                                        f"{self.timeout:g} s)") from None
+                raise RegistryError(f"{where}: {what} broke off: {_reason(exc)}") from None
+        if watch.reason:
+            raise RegistryError(f"{where}: {what} {watch.reason}")
+        return b"".join(parts)
+
+
+class _Watchdog:
+    """Cuts a connection that stalls (under `stall_bytes` counted in `seen` within `stall_seconds`;
+    an answer's headers must all come within that time) or runs past its deadline; a blocked read
+    then ends at once, and `reason` says why."""
+
+    def __init__(self, sock: socket.socket | None, limits: TransferLimits, *, size: int = 0,
+                 headers: bool = False) -> None:
+        self.sock, self.limits, self.headers = sock, limits, headers
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.deadline_seconds + size / limits.rate
+        self.seen = 0
+        self.reason = ""
+        self._stop = threading.Event()
+
+    def _watch(self) -> None:
+        while True:
+            before = self.seen
+            if self._stop.wait(max(min(self.limits.stall_seconds, self.deadline - time.monotonic()), 0)):
+                return
+            if time.monotonic() >= self.deadline:
+                self.reason = (f"took longer than {self.deadline - self.started:.0f} s "
+                               "(transfer deadline; gave up)")
+            elif self.headers:
+                self.reason = f"stalled: no complete answer within {self.limits.stall_seconds:g} s"
+            elif self.seen - before < self.limits.stall_bytes:
+                self.reason = (f"stalled: {self.seen - before} bytes in {self.limits.stall_seconds:g} s "
+                               f"(under {self.limits.stall_bytes // 1024} KiB)")
+            else:
+                continue
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+            return
+
+    def __enter__(self) -> _Watchdog:
+        threading.Thread(target=self._watch, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+def _token_of(body: bytes, where: str) -> str:
+    """The token of a token service's answer (`token`, or OAuth2's `access_token`): an object holding a
+    string that can go into a header as it is (RFC 6750 b64token characters)."""
+    try:
+        data = load_json(body, where)
+    except ImagefixError:
+        data = None
+    token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise RegistryError(f"{where} sent no token")
+    if not _TOKEN.fullmatch(token):
+        raise RegistryError(f"{where} sent a token with characters a header cannot carry (refused)")
+    return token
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 @dataclass(frozen=True)

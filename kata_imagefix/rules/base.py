@@ -60,6 +60,7 @@ class UserSubject:
     line: int | None = None
     unknown: str | None = None  # why the user cannot be known (then only KIF106 speaks)
     written: str | None = None  # the USER as the Dockerfile spells it, when that differs
+    read_file: Callable[[str], bytes | None] | None = None  # the image's files (None for a Dockerfile)
     _resolution: Resolution | None = field(default=None, repr=False)
 
     @property

@@ -24,7 +24,8 @@ def check(subject: UserSubject):
 
     Bad:   USER spark          USER root
     Good:  USER 185:185        USER 0:0   (ids from the image's own /etc/passwd and /etc/group)
-    Also:  runAsUser: 185 and runAsGroup: 185 in the pod's securityContext.
+    On Kubernetes the pod must set runAsUser: 185 and runAsGroup: 185 as well
+    (the kubelet drops the image's group; see KIF107).
     `USER ""` also works, but only because the container then runs as root.
     """
     if subject.unknown is not None:
@@ -34,8 +35,8 @@ def check(subject: UserSubject):
     names = " and ".join(f'"{n}"' for n in subject.spec.names)
     resolution = subject.resolve()
     if resolution.ok:
-        fix = (f"USER {resolution.numeric} (from {resolution.source}); or set runAsUser: "
-               f"{resolution.uid} and runAsGroup: {resolution.gid} in the pod's securityContext")
+        fix = (f"USER {resolution.numeric} (from {resolution.source}); on Kubernetes also set runAsUser: "
+               f"{resolution.uid} and runAsGroup: {resolution.gid} in the pod's securityContext (KIF107)")
     else:
         fix = "use a numeric USER uid:gid (see KIF104: the uid/gid could not be found)"
     yield subject.finding(

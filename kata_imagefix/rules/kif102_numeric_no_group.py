@@ -43,6 +43,7 @@ def check(subject: UserSubject):
         f"{subject.where} runs as uid {uid} without a group: {resolution.source} gives it primary "
         f"group {resolution.gid}, but under guest pull the host cannot read /etc/passwd, so the "
         "process gets gid 0",
-        f"USER {uid}:{resolution.gid} (gid from {resolution.source})",
+        f"USER {uid}:{resolution.gid} (gid from {resolution.source}); on Kubernetes also set runAsUser: "
+        f"{uid} and runAsGroup: {resolution.gid} in the pod's securityContext (the kubelet drops the group)",
         user=subject.spec.raw, uid=uid, gid=resolution.gid,
     )

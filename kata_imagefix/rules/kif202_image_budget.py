@@ -1,6 +1,24 @@
+import math
+
 from ..sizes import human_size
 from .base import ImageSubject, rule
 from .finding import Severity
+
+TRUSTED_STORE = "/dev/trusted_store"
+HOW_TO = ("https://github.com/kata-containers/kata-containers/blob/main/docs/how-to/"
+          "how-to-pull-images-in-guest-with-kata.md")
+
+
+def trusted_storage(unpacked_bytes: int, container: str = "app") -> str:
+    """Kata's documented remedy for an image larger than the guest's tmpfs: a block volume the guest
+    encrypts (dm-crypt/dm-integrity) and mounts for the image layers. The claim's size: the unpacked
+    image with half again for the layers being unpacked beside it, in whole GiB."""
+    gib = max(1, math.ceil(unpacked_bytes * 1.5 / 2**30))
+    return (f"or give the image trusted storage: a block PersistentVolumeClaim (volumeMode: Block, "
+            f"storage: {gib}Gi, here trusted-pvc) and in the pod spec `volumes: [{{name: "
+            f"trusted-image-storage, persistentVolumeClaim: {{claimName: trusted-pvc}}}}]`, in container "
+            f"{container} `volumeDevices: [{{devicePath: {TRUSTED_STORE}, name: trusted-image-storage}}]` "
+            f"- the guest pulls the layers onto it instead of the tmpfs ({HOW_TO})")
 
 
 @rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image",
@@ -17,7 +35,10 @@ def check(subject: ImageSubject):
     Fix: slim the image, or give the guest more memory: the pod annotation
     `io.katacontainers.config.hypervisor.default_memory` (MiB) or pod memory
     limits (TDX sizes the guest statically as default_memory + limits), or
-    `default_memory` in the Kata config (`imagefix kata patch`).
+    `default_memory` in the Kata config (`imagefix kata patch`). Or Kata's
+    documented remedy for large images: trusted image storage, a block
+    volume (`volumeDevices`, `devicePath: /dev/trusted_store`) that the guest
+    encrypts and unpacks the layers onto.
     """
     budget = subject.budget
     if budget.fits_memory:
@@ -32,7 +53,8 @@ def check(subject: ImageSubject):
         "workload)",
         f"give the guest {budget.recommended_memory_mib} MiB: pod annotation "
         f'io.katacontainers.config.hypervisor.default_memory: "{budget.recommended_memory_mib}" '
-        "(or raise the pod's memory limits), or slim the image",
+        "(or raise the pod's memory limits), or slim the image; "
+        + trusted_storage(budget.unpacked_bytes),
         unpacked_bytes=budget.unpacked_bytes,
         room_bytes=budget.room_bytes,
         recommended_guest_memory_mib=budget.recommended_memory_mib,

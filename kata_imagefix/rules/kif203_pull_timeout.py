@@ -29,11 +29,14 @@ def check(subject: ImageSubject):
     config (`configuration-qemu-tdx.toml`; `[agent.kata]` for runtime-rs) -
     NOT under `[factory]`, where Kata silently ignores it - or per pod with
     the annotation `io.katacontainers.config.runtime.create_container_timeout`.
+    Above 1200 s the guest's own limit, the kernel parameter
+    `agent.image_pull_timeout`, must be raised too (`kernel_params`).
     """
     budget = subject.budget
     if budget.fits_create_timeout:
         return
     seconds = budget.recommended_timeout_seconds
+    pull = "annotation io.katacontainers.config.hypervisor.kernel_params"
     yield subject.finding(
         "KIF203",
         f"estimated guest pull + unpack needs {budget.needed_timeout_seconds:.0f} s "
@@ -41,7 +44,11 @@ def check(subject: ImageSubject):
         f"{budget.model.create_timeout_s} s",
         f"set create_container_timeout = {seconds} in the Kata config - [runtime] for the Go runtime "
         "(kata-qemu-tdx), [agent.kata] for runtime-rs; not [factory], ignored there - or pod annotation "
-        f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}"',
+        f'io.katacontainers.config.runtime.create_container_timeout: "{seconds}"'
+        + (f"; {seconds} s is above the guest's own pull limit agent.image_pull_timeout "
+           f"({budget.model.image_pull_timeout_s} s by default): add agent.image_pull_timeout={seconds} to "
+           "kernel_params (imagefix kata patch does, keeping the other parameters) or to the pod "
+           + pull if budget.needs_pull_timeout else ""),
         needed_seconds=round(budget.needed_timeout_seconds, 1),
         recommended_create_container_timeout=seconds,
     )

@@ -1,14 +1,11 @@
+from ..kata.config import fatal_table
 from .base import rule
 from .finding import Severity
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
 def _fatal(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
-    if runtime == "rs":
-        return (len(table) == 3 and table[0] == "hypervisor" and table[2] == "factory") or \
-            table == ("agent", "kata", "mem_agent")
-    # Go: a drop-in's key under a map table ([agent.X], [hypervisor.X]) fails applyKey.
-    return in_dropin and len(table) == 2 and table[0] in ("agent", "hypervisor")
+    return fatal_table(runtime, table, in_dropin)
 
 
 @rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata",
@@ -40,15 +37,28 @@ def check(subject: KataSubject):
             if entry.table == config.timeout_table:
                 continue
             where = ".".join(entry.table) or "the top level"
-            if _fatal(config.runtime, entry.table, in_dropin):
+            fatal = _fatal(config.runtime, entry.table, in_dropin)
+            if fatal:
                 effect = "the runtime refuses to load this configuration (the table rejects unknown keys)"
             elif config.loads:
                 effect = f"ignored, so {value_now} s is in force"
             else:
                 effect = "ignored"
-            fix = (f"move it to [{right}] in the drop-in: `imagefix kata patch {config.main.path} "
-                   f"--drop-in {toml.path}`" if in_dropin else
-                   f"move it to [{right}]: `imagefix kata patch {config.main.path} --in-place`")
+            if in_dropin:
+                fix = (f"move it to [{right}] in the drop-in: `imagefix kata patch {config.main.path} "
+                       f"--drop-in {toml.path}`")
+            elif config.kata_deploy and fatal:
+                fix = (f"remove it from the file (a drop-in cannot): `imagefix kata patch {config.main.path} "
+                       "--in-place` - kata-deploy replaces this file on upgrade, so keep the value itself "
+                       f"in a drop-in (`--drop-in {config.dropin_dir}/90-imagefix.toml`)")
+            elif config.kata_deploy and config.loads and value_now >= (toml.value(entry.path) or 0):
+                fix = (f"the {value_now} s in force already covers it; the line itself changes nothing - "
+                       "delete it by hand if you like (kata-deploy replaces this file on upgrade)")
+            elif config.kata_deploy:
+                fix = (f"set it where Kata reads it, in a drop-in (kata-deploy manages this file): "
+                       f"`imagefix kata patch {config.main.path} {config.patch_mode}`")
+            else:
+                fix = f"move it to [{right}]: `imagefix kata patch {config.main.path} --in-place`"
             yield subject.finding(
                 "KIF301",
                 f"{TIMEOUT_KEY} under [{where}]: the {config.runtime} runtime reads it only from [{right}] "

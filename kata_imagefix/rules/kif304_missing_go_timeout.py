@@ -27,7 +27,7 @@ def check(subject: KataSubject):
         "KIF304",
         f"no {TIMEOUT_KEY} in [runtime] (main file or drop-ins): the Go runtime has no default of its own, "
         "so it runs with 0 s and every CreateContainer fails",
-        f"set it: `imagefix kata patch {config.main.path} --in-place` writes the shipped 60 s "
+        f"set it: `imagefix kata patch {config.main.path} {config.patch_mode}` writes the shipped 60 s "
         "(add --create-container-timeout auto --image REF to size it for your images)",
         config.main.path, (config.main.headers.get(("runtime",), -1) + 1) or None,
     )

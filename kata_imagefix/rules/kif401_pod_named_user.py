@@ -1,4 +1,3 @@
-from ..users import UserKind
 from .base import rule
 from .finding import Severity
 from .pod_subject import PodSubject
@@ -7,30 +6,29 @@ from .pod_subject import PodSubject
 @rule("KIF401", "pod-named-user", Severity.ERROR, "pod",
       profiles={"kata": Severity.WARNING, "generic": None})
 def check(subject: PodSubject):
-    """Pod: a container's user reaches containerd as a name (image USER named, no runAsUser).
+    """Pod: containerd cannot create the container - its user reaches containerd as a name.
 
-    Why: with no runAsUser in the container's or the pod's securityContext,
-    containerd's CRI plugin takes the image's USER; a name (`spark`, `root`,
-    `app:app`) is looked up in the image's /etc/passwd on the host, which
-    guest pull never unpacks there: creating the container fails.
+    Why: without runAsUser the kubelet asks containerd for the image's user and
+    gets only the part of USER before the first ':' - a number becomes the uid,
+    anything else (`spark`, `root`, `spark:`) a name that containerd must look up
+    in the image's /etc/passwd on the host. Under guest pull nothing of the image
+    is unpacked on the host: creating the container fails. The group part never
+    reaches containerd, so `USER 1000:docker` is not a name here (it runs as
+    1000 with the gid the pod gives it).
 
     Fix:   securityContext: {runAsUser: 185, runAsGroup: 185} on the container
-           (ids from the image's own files; `imagefix k8s pod IMAGE` prints them).
+           (ids from the image's own files; `imagefix k8s fix` writes them).
     """
     for view in subject.containers:
-        if view.image is None or view.run_as_user is not None:
+        if view.image is None:
             continue
-        spec = view.image_user
-        if spec.kind not in (UserKind.NAMED, UserKind.INVALID):
+        identity = view.identity()
+        if identity.guest.failure is None:
             continue
-        resolution = view.image_resolution()
-        fix = (f"set runAsUser: {resolution.uid} and runAsGroup: {resolution.gid} in the securityContext "
-               f"of container {view.container.name!r}" if resolution.ok else
-               f"the image's ids cannot be found ({resolution.problem}): rebuild it with a numeric USER "
-               "(imagefix fix)")
         yield subject.finding(
             "KIF401",
-            f"container {view.container.name!r} ({view.container.image}) runs as the image's named user "
-            f"{spec.raw!r} and sets no runAsUser: under guest pull containerd cannot look the name up on "
-            "the host and creating the container fails",
-            fix, view, user=spec.raw, uid=resolution.uid, gid=resolution.gid)
+            f"container {view.container.name!r} ({view.container.image}): "
+            f"{identity.guest.failure}, so creating the container fails under guest pull"
+            + ("" if identity.host.ids is None else
+               f" (with the image on the host it would run as {identity.host.ids.show()})"),
+            view.fix_text(), view, user=view.image_user.raw, sent=identity.sent.user_string)

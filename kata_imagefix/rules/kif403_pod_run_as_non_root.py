@@ -1,4 +1,4 @@
-from ..users import UserKind
+from ..users.identity import Security, kubelet_refusal, kubelet_user
 from .base import rule
 from .finding import Severity
 from .pod_subject import PodSubject
@@ -11,27 +11,23 @@ def check(subject: PodSubject):
     Why: with `runAsNonRoot: true` the kubelet must prove the user is not
     root. A named image user without a numeric runAsUser cannot be verified
     ("image has non-numeric user ... cannot verify user is non-root"), and an
-    effective uid 0 (no USER, `USER 0`, `runAsUser: 0`) is refused outright.
+    effective uid 0 (no USER, `USER 0`, `USER :185`, `runAsUser: 0`) is refused.
 
     Fix:   a numeric runAsUser (and runAsGroup) that is not 0.
     """
     for view in subject.containers:
-        if not view.run_as_non_root:
-            continue
-        uid = view.run_as_user
-        if uid is None and view.image is not None:
-            spec = view.image_user
-            if spec.kind in (UserKind.NAMED, UserKind.INVALID):
-                yield subject.finding(
-                    "KIF403",
-                    f"container {view.container.name!r} sets runAsNonRoot, but its image runs as the name "
-                    f"{spec.raw!r} and no runAsUser is set: the kubelet cannot verify it and refuses the pod",
-                    "set a numeric runAsUser (and runAsGroup) in the securityContext", view, user=spec.raw)
+        if view.image is not None:
+            identity = view.identity()
+            refusal, named = identity.refusal, identity.sent.name is not None
+        else:  # unreadable image: only a runAsUser of the pod's own can be judged
+            security = Security.of(view.container.security, view.pod_security)
+            if security.run_as_user is None:
                 continue
-            uid = spec.uid if spec.runs_as_root or spec.uid is not None else None
-        if uid == 0:
-            yield subject.finding(
-                "KIF403",
-                f"container {view.container.name!r} sets runAsNonRoot but runs as uid 0: the kubelet refuses "
-                "to run it", "set a non-zero runAsUser, or drop runAsNonRoot if the workload needs root",
-                view, uid=0)
+            refusal, named = kubelet_refusal(security, kubelet_user(security, "")), False
+        if refusal is None:
+            continue
+        fix = view.fix_text() if named else \
+            "set a non-zero runAsUser, or drop runAsNonRoot if the workload needs root"
+        yield subject.finding(
+            "KIF403", f"container {view.container.name!r} sets runAsNonRoot, but {refusal}: the kubelet "
+            "refuses to start it", fix, view, user=view.image_user.raw)

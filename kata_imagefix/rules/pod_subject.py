@@ -1,8 +1,8 @@
 """What the pod rules (KIF4xx) look at: one workload's containers, their images, the values in force.
 
-The user a container runs as is what containerd's CRI plugin computes
-(docs/users.md): the container's securityContext over the pod's, and the
-image's USER only when no runAsUser is set anywhere.
+The identity a container runs as is what the kubelet, containerd's CRI plugin and
+Kata's genpolicy make of the image and the securityContexts (identity.py,
+docs/users.md).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..users import Resolution, UserKind, UserSpec, resolve_user
+from ..users import UserSpec
+from ..users.identity import ContainerIdentity, ExplicitIdentity, explicit_identity, resolve_identity
 from .base import CATALOGUE
 from .finding import Finding
 
@@ -26,51 +27,40 @@ class ContainerView:
     pod_security: dict[str, Any]
     image: Image | None = None
     error: str | None = None  # why the image could not be read
-    _resolution: Resolution | None = field(default=None, repr=False)
+    sole: bool = False  # the pod's only container (then its ids may go to the pod's securityContext)
 
-    def _setting(self, key: str) -> Any:
-        value = self.container.security.get(key)
-        return value if value is not None else self.pod_security.get(key)
-
-    @property
-    def run_as_user(self) -> int | None:
-        value = self._setting("runAsUser")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def run_as_group(self) -> int | None:
-        value = self._setting("runAsGroup")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def run_as_non_root(self) -> bool:
-        return self._setting("runAsNonRoot") is True
+    _identity: ContainerIdentity | None = field(default=None, repr=False)
+    _explicit: ExplicitIdentity | None = field(default=None, repr=False)
 
     @property
     def image_user(self) -> UserSpec:
         return UserSpec.parse(self.image.user if self.image is not None else "")
 
-    def reads_accounts(self, image: Image) -> bool:
-        """Whether the pod rules will look into `image`'s /etc/passwd for this container (KIF401 for a
-        named USER, KIF402 for a uid without a group): the audit reads it ahead, in parallel."""
-        if self.run_as_user is not None:
-            return self.run_as_group is None
-        kind = UserSpec.parse(image.user).kind
-        return kind is UserKind.NAMED or (kind is UserKind.NUMERIC_NO_GROUP and self.run_as_group is None)
-
-    def image_resolution(self) -> Resolution:
-        """The image USER resolved from the image's own files (as containerd would if it could read them)."""
-        if self._resolution is None:
+    def identity(self) -> ContainerIdentity:
+        """The container through the kubelet, containerd and genpolicy (identity.py)."""
+        if self._identity is None:
             assert self.image is not None
-            self._resolution = resolve_user(self.image_user, self.image.read_file)
-        return self._resolution
+            self._identity = resolve_identity(self.image.user or "", self.image.read_file,
+                                              self.container.security, self.pod_security)
+        return self._identity
 
-    def primary_gid(self, uid: int) -> int | None:
-        """The primary group the image's passwd gives `uid` (None when no entry or no image)."""
-        if self.image is None:
-            return None
-        resolution = resolve_user(UserSpec.parse(str(uid)), self.image.read_file)
-        return resolution.gid if resolution.gid_from_passwd else None
+    def explicit(self) -> ExplicitIdentity:
+        """What to write so that the process really gets the identity the image (and the pod) mean."""
+        if self._explicit is None:
+            assert self.image is not None
+            self._explicit = explicit_identity(self.image.user or "", self.image.read_file,
+                                               self.container.security, self.pod_security, sole=self.sole)
+        return self._explicit
+
+    def fix_text(self) -> str:
+        """The explicit identity as a sentence for a finding's fix."""
+        explicit = self.explicit()
+        if explicit.left is not None:
+            return (f"the ids cannot be found ({explicit.left}): set runAsUser/runAsGroup yourself, or "
+                    "rebuild the image with a numeric USER (imagefix fix)")
+        text = explicit.describe(self.container.name)
+        return f"{text} (imagefix k8s fix writes it)" if text else \
+            "nothing to add: the values the manifest sets are the cause - change them"
 
 
 @dataclass
@@ -80,6 +70,7 @@ class PodSubject:
     model: BudgetModel  # with the pod's timeout and guest memory in force
     timeout_source: str
     memory_source: str
+    guest_pull: bool = True  # the kata-tdx profile; `kata` pulls on the host
 
     def finding(self, rule_id: str, message: str, fix: str | None, view: ContainerView | None,
                 **data: Any) -> Finding:

@@ -75,3 +75,33 @@ def test_a_loopback_realm_keeps_its_own_query(cli, lying):
     path, authorization = registry.token_requests[0]
     assert path.startswith("/token?account=alice&") and "service=reg" in path and "scope=" in path
     assert authorization and authorization.startswith("Basic ")
+
+
+@pytest.mark.parametrize("config", ['[1, 2]', '"auths"', '{"auths": []}', '{"auths": {"HOST": []}}',
+                                    '{"auths": {"HOST": {"auth": 5}}}', '{"credHelpers": []}',
+                                    '{"credHelpers": {"HOST": ["x"]}}', '{"credsStore": {"a": 1}}',
+                                    '{"auths": ' * 100_000 + "{}" + "}" * 100_000, '\xff\xfe'])
+def test_docker_config_json_of_odd_shapes_is_one_line(cli, lying, tmp_path, monkeypatch, config):
+    registry = lying('Bearer realm="http://127.0.0.1:PORT/token",service="reg"')
+    raw = b"\xff\xfe" if "\xff" in config else config.replace("HOST", registry.host).encode()
+    (tmp_path / "config.json").write_bytes(raw)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    result = cli("scan", f"docker://{registry.host}/team/app:1")
+    assert result.exit_code == 2 and "config.json" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("answer", ["[1, 2]", "42", '{"Username": 5, "Secret": "x"}', "[" * 100_000])
+def test_a_credential_helper_answering_odd_json_is_one_line(cli, lying, tmp_path, monkeypatch, answer):
+    registry = lying('Bearer realm="http://127.0.0.1:PORT/token",service="reg"')
+    helper = tmp_path / "bin" / "docker-credential-odd"
+    helper.parent.mkdir()
+    (tmp_path / "answer").write_text(answer)
+    helper.write_text(f"#!/bin/sh\ncat {tmp_path / 'answer'}\n")
+    helper.chmod(0o755)
+    (tmp_path / "config.json").write_text(json.dumps({"credHelpers": {registry.host: "odd"}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{helper.parent}:{__import__('os').environ['PATH']}")
+    result = cli("scan", f"docker://{registry.host}/team/app:1")
+    assert result.exit_code == 2 and "docker-credential-odd" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "internal error" not in result.stderr

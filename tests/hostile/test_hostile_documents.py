@@ -194,3 +194,39 @@ def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
                     list(rule.check(subject))
     except ImagefixError:
         pass
+
+
+# containerd decodes the config with Go's encoding/json: keys match struct fields exactly, else
+# case-insensitively (with simple Unicode folding), applied in document order, the last one winning
+@pytest.mark.parametrize(("config", "runs_as_spark"), [
+    ('"config": {"user": "spark"}', True),
+    ('"Config": {"User": "spark"}', True),
+    ('"CONFIG": {"USER": "spark"}', True),
+    ('"config": {"u\u017fer": "spark"}', True),  # LATIN SMALL LETTER LONG S folds onto s
+    ('"config": {"user": "root", "User": "spark"}', True),
+    ('"config": {"User": "spark", "user": ""}', False),  # the last one wins, even over the exact name
+    ('"config": {"User": "spark", "USER": null}', True),  # null leaves a string as it was
+    ('"config": {"User": "spark"}, "config": {"Env": ["A=1"]}', True),  # a second object merges
+    ('"config": {"User": "spark"}, "Config": {"Labels": {"a": "b"}}', True),
+    ('"config": {"Us\u00e9r": "spark"}', False),  # not a case variant: no field
+    ('"config": {"User_": "spark"}', False),
+])
+def test_config_keys_in_another_case_are_read_as_containerd_reads_them(cli, tmp_path, config, runs_as_spark):
+    import tarfile
+
+    from child import layout_around
+
+    def write_tar(out) -> None:
+        for name, body in (("etc/passwd", SPARK_PASSWD.encode()), ("etc/group", SPARK_GROUP.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            out.write(info.tobuf(tarfile.USTAR_FORMAT) + body + bytes(-len(body) % 512))
+        out.write(bytes(1024))
+
+    def raw(diff_id: str) -> bytes:
+        rootfs = json.dumps({"type": "layers", "diff_ids": [diff_id]})
+        return ('{"architecture": "amd64", "os": "linux", ' + config + ', "rootfs": ' + rootfs + "}").encode()
+
+    result = cli("scan", "--format", "json", layout_around(tmp_path / "img", write_tar, raw_config=raw))
+    assert result.exit_code == (1 if runs_as_spark else 0), result.stderr  # root in a Kata guest: a note
+    assert ('"USER 185:185' in result.stdout) == runs_as_spark, result.stdout

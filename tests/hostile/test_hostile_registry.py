@@ -175,3 +175,77 @@ def test_a_huge_index_is_capped_and_says_so(cli, scripted):
     missing = cli("scan", "--platform", "linux/s390x", f"docker://{server.host}/many:1")
     assert missing.exit_code == 2 and "and 9990 more" in missing.stderr and len(missing.stderr) < 1000
     assert time.monotonic() - start < 30
+
+
+def _drip(handler, data: bytes, pause: float = 0.2) -> None:
+    """One byte at a time, each just inside any socket timeout: only a stall limit ends it."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(pause)
+
+
+MANIFEST = (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": '
+            b'{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:' + b"0" * 64 +
+            b'", "size": 2}, "layers": []}')
+
+
+@pytest.mark.parametrize("where", ["headers", "manifest", "token"])
+def test_a_registry_that_drips_is_given_up_at_the_stall_limit(cli, scripted, where):
+    def answer(handler, _n):
+        if where == "headers":
+            _drip(handler, b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: y\r\n" * 200)
+        elif where == "manifest":
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            handler.send_header("Content-Length", str(len(MANIFEST)))
+            handler.end_headers()
+            _drip(handler, MANIFEST)
+        elif handler.path.startswith("/token"):
+            body = b'{"token": "' + b"t" * 500 + b'"}'
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            _drip(handler, body)
+        else:
+            send(handler, 401, {"WWW-Authenticate": f'Bearer realm="http://{server.host}/token",service="r"'})
+
+    server = scripted(answer)
+    start = time.monotonic()
+    result = cli("scan", f"docker://{server.host}/drip:1", "--stall-seconds", "1")
+    assert result.exit_code == 2 and "stalled" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert time.monotonic() - start < 20  # a hang guard: the drip alone would last minutes
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"42", b'"token"', b'{"token": 5}', b'{"token": ["a"]}',
+                                  b"\xff\xfe{}", b'{"token": "abc\\r\\nX-Evil: 1"}', b"[" * 100_000,
+                                  b'{"token": null, "access_token": {"a": 1}}'])
+def test_odd_token_answers_are_one_line(cli, scripted, body):
+    def answer(handler, _n):
+        if handler.path.startswith("/token"):
+            send(handler, 200, {"Content-Type": "application/json"}, body)
+        else:
+            send(handler, 401, {"WWW-Authenticate": f'Bearer realm="http://{server.host}/token",service="r"'})
+
+    server = scripted(answer)
+    result = cli("scan", f"docker://{server.host}/odd:1")
+    assert result.exit_code == 2 and f"token service {server.host}" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "internal error" not in result.stderr
+    assert "X-Evil" not in result.stderr
+
+
+@pytest.mark.parametrize("chunks", [b"zz\r\nabc\r\n0\r\n\r\n", b"10\r\nabc", b"5\r\nabc"])
+def test_a_manifest_with_broken_chunked_encoding_is_one_line(cli, scripted, chunks):
+    def answer(handler, _n):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(chunks)
+
+    server = scripted(answer)
+    result = cli("scan", f"docker://{server.host}/chunked:1")
+    assert result.exit_code == 2 and "internal error" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

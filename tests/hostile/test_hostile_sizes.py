@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-
-MAX_RSS_MB = 200
-
-
-def run_child(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, seconds, peak RSS of this child in MB): each call in its own wrapper process so the
-    peak is this command's alone."""
-    probe = ("import resource, subprocess, sys; "
-             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
-             "print('\\nRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-             "sys.exit(r.returncode)")
-    start = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "kata_imagefix", *args],
-                            capture_output=True, text=True, timeout=timeout)
-    seconds = time.monotonic() - start
-    lines = result.stderr.rstrip().splitlines()
-    rss_mb = int(lines[-1].split()[1]) / 1024
-    result.stderr = "\n".join(lines[:-1]).strip()
-    return result, seconds, rss_mb
+from child import MAX_RSS_MB, run_child
 
 
 @pytest.mark.parametrize("body", ["x" * 10_000_000, "echo '" + "x " * 5_000_000,

@@ -25,6 +25,7 @@ def subject(text: str, *dropins: str, images: tuple = ()) -> KataSubject:
 
 
 KEY = "create_container_timeout = {}\n"
+CLH = "[hypervisor.clh]\ndefault_memory = 4096\n"
 MB = 10**6
 CASES = [
     ("KIF301", subject(GO.format(factory=KEY.format(120), runtime=KEY.format(60))), True),
@@ -39,6 +40,9 @@ CASES = [
     ("KIF304", subject(GO.format(factory="", runtime="")), True),
     ("KIF304", subject(GO.format(factory="", runtime=""), "[runtime]\n" + KEY.format(60)), False),
     ("KIF304", subject(RS.format(factory="", agent="")), False),
+    ("KIF305", subject(GO.format(factory="", runtime=KEY.format(60)), CLH), True),
+    ("KIF305", subject(GO.format(factory="", runtime=KEY.format(60)), CLH.replace("clh", "qemu")), False),
+    ("KIF305", subject(RS.format(factory="", agent=""), CLH), False),
 ]
 
 

@@ -1,4 +1,4 @@
-"""KIF101-KIF106 on fake subjects: a USER string and the files an image would have."""
+"""KIF101-KIF107 on fake subjects: a USER string and the files an image would have."""
 
 from __future__ import annotations
 
@@ -25,12 +25,15 @@ CASES = [
     ("KIF105", "2147483647", False, FILES, None),
     ("KIF106", "${NB_UID}", True, FILES, "the base image's ENV decides"),
     ("KIF106", "1000", False, FILES, None),
+    ("KIF107", "185:185", True, FILES, None),  # the kubelet drops the group: the pod must say 185
+    ("KIF107", "", False, FILES, None),  # root in no other group: nothing to make explicit
+    ("KIF107", "ghost", False, FILES, None),  # no ids to give (KIF104 says so)
 ]
 
 
 def fired(rule_id: str, raw: str, files: dict, unknown: str | None) -> list:
     spec = UserSpec.parse(raw)
-    subject = UserSubject(spec, lambda: resolve_user(spec, files.get), unknown=unknown)
+    subject = UserSubject(spec, lambda: resolve_user(spec, files.get), unknown=unknown, read_file=files.get)
     return [f for f in CATALOGUE[rule_id].check(subject) if f.rule == rule_id]
 
 

@@ -41,7 +41,7 @@ def _is_compressed(store: BlobStore, name: str) -> bool:
 
 def _build_image(store: BlobStore, reference: str, transport: str, config_bytes: bytes,
                  blobs: list[_Blob], *, name: str | None, digest: str | None) -> Image:
-    config = image_config(load_json(config_bytes, f"{store.label}: the image config"),
+    config = image_config(load_json(config_bytes, f"{store.label}: the image config", keep_pairs=True),
                           f"{store.label}: the image config")
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     history = layer_history(config, len(blobs))

@@ -82,6 +82,8 @@ class TarBlobStore(BlobStore):
         self.label = label
         self._members: dict[str, tarfile.TarInfo] = {}
         try:
+            if not path.is_dir() and path.exists() and not path.is_file():  # opening a FIFO blocks
+                raise ImagefixError(f"{label}: not a regular file (a FIFO or a device), not a tar archive")
             with tarfile.open(self.path, mode="r:") as tar:
                 for member in tar:
                     self._members[normalize(member.name)] = member

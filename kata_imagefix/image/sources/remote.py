@@ -78,7 +78,8 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
         raise ImagefixError(f"{reference}: manifest {digest} has no config (schema 1 is not supported)")
     config = image_config(load_json(client.blob(repository, config_descriptor["digest"],
                                                 size=config_descriptor.get("size")),
-                                    f"{reference}: the image config"), f"{reference}: the image config")
+                                    f"{reference}: the image config", keep_pairs=True),
+                          f"{reference}: the image config")
     descriptors = manifest.get("layers") or []
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     history = layer_history(config, len(descriptors))

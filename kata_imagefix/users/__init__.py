@@ -141,26 +141,33 @@ class Resolution:
 def find_entry(data: str | bytes | None, *, name: str | None = None,
                id_value: int | None = None) -> list[str] | None:
     """The first /etc/passwd or /etc/group line for a name (field 1) or a uid/gid (field 3), split
-    at ':'. A regex walks the bytes: no line list or table of a million entries is ever built."""
+    at ':'. A regex walks the bytes: no line list or table of a million entries is ever built.
+    Blanks around a line do not count, as in moby/sys/user (containerd's parser trims each line)."""
     if data is None:
         return None
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     if name is not None:
-        pattern = rb"^" + re.escape(name.encode("utf-8", "surrogateescape")) + rb":[^\n]*"
+        pattern = rb"^[ \t\v\f]*" + re.escape(name.encode("utf-8", "surrogateescape")) + rb":[^\n]*"
     elif id_value is not None:
-        pattern = rb"^[^:\n#][^:\n]*:[^:\n]*:0*" + str(id_value).encode() + rb"(?::[^\n]*|$)"
+        pattern = (rb"^[ \t\v\f]*[^:\n#][^:\n]*:[^:\n]*:0*" + str(id_value).encode()
+                   + rb"(?::[^\n]*|[ \t\v\f\r]*$)")
     else:
         return None
     match = re.search(pattern, raw, re.M)
     if match is None:
         return None
-    fields = match.group(0).rstrip(b"\r").decode("utf-8", "replace").split(":")
+    fields = match.group(0).strip().decode("utf-8", "replace").split(":")
     return fields if len(fields) >= 3 else None
 
 
+MAX_ID = 2**31 - 1  # moby/sys/user (containerd) refuses a uid or gid above it
+
+
 def id_field(text: str) -> int | None:
-    """A uid/gid field of /etc/passwd or /etc/group (ASCII digits only)."""
-    return int(text) if text.isascii() and text.isdigit() else None
+    """A uid/gid field of /etc/passwd or /etc/group (ASCII digits only, at most MAX_ID: a larger one is
+    never offered as a fix)."""
+    value = int(text) if text.isascii() and text.isdigit() else None
+    return value if value is not None and value <= MAX_ID else None
 
 
 def primary_gid(passwd: bytes | None, uid: int) -> int | None:

@@ -1,0 +1,159 @@
+"""Files handed over that are not what they claim: FIFOs, devices, sparse giants, and texts built to
+blow up a parser (doubling values, 50,000 stages, 100,000-part keys, alias bombs). Each is run as a
+user would run it (a child process, time and peak RSS measured): right, or one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from child import MAX_RSS_MB, one_line_error, run_child
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+GO_TDX = DATA / "kata-4.1.0" / "go" / "configuration-qemu-tdx.toml"
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe nobody writes to: opening it for reading would block for ever."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    yield path
+    # unblock a reader that opened it anyway, so a failing test does not hang the session
+    done = threading.Event()
+
+    def writer() -> None:
+        with open(path, "wb"):
+            done.set()
+
+    threading.Thread(target=writer, daemon=True).start()
+    done.wait(0.5)
+
+
+def _sparse(path: Path, size: int = 2 * 2**30) -> Path:
+    with open(path, "wb") as out:
+        out.write(b"FROM debian:12\n")
+        out.truncate(size)  # 2 GB on paper, nothing on disk
+    return path
+
+
+@pytest.mark.parametrize("args", [("lint", "{}"), ("patch", "{}"), ("kata", "check", "{}"),
+                                  ("kata", "patch", "{}"), ("k8s", "check", "{}"),
+                                  ("scan", "docker-archive:{}")])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "sparse-2gb"])
+def test_a_fifo_a_device_or_a_2gb_file_is_refused_in_one_line(tmp_path, fifo, args, kind):
+    path = {"fifo": fifo, "dev-zero": Path("/dev/zero"), "sparse-2gb": tmp_path / "big"}[kind]
+    if kind == "sparse-2gb":
+        _sparse(path)
+    result, _, rss = run_child(*(a.format(path) for a in args), timeout=60)
+    if kind == "sparse-2gb" and args[0] == "scan":
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr  # zeros: no tar
+    else:
+        assert one_line_error(result), result.stderr
+        assert ("regular file" in result.stderr or "too large" in result.stderr
+                or "FIFO" in result.stderr), result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+@pytest.mark.parametrize("entry", ["fifo", "device"])
+def test_a_fifo_or_device_in_config_d_is_a_broken_entry_not_a_hang(tmp_path, entry):
+    main = tmp_path / "configuration-qemu-tdx.toml"
+    main.write_text(GO_TDX.read_text())
+    (tmp_path / "config.d").mkdir()
+    if entry == "fifo":
+        os.mkfifo(tmp_path / "config.d" / "50-pipe.toml")
+    else:
+        os.symlink("/dev/zero", tmp_path / "config.d" / "50-zero.toml")
+    result, _, rss = run_child("kata", "check", str(main), timeout=60)
+    assert result.returncode == 1 and "regular file" in result.stdout, result.stdout + result.stderr
+    assert rss < MAX_RSS_MB
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("FROM debian:12\nARG A=x\n" + "ARG A=${A}${A}\n" * 30 + "USER 1000:1000\n", "doubling"),
+    ("FROM debian:12\nENV A=x\n" + "ENV A=${A}${A}\n" * 30 + "USER 1000:1000\n", "doubling"),
+    ("FROM debian:12\nARG A=" + "${A:-" * 10_000 + "x" + "}" * 10_000 + "\nUSER 1000:1000\n", "nested"),
+])
+def test_dockerfile_values_that_explode_are_one_line(tmp_path, text, needle):
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    result, _, rss = run_child("lint", str(path), timeout=60)
+    assert one_line_error(result) and needle in result.stderr and f"{path}:" in result.stderr, result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+def test_50000_stages_lint_in_bounded_time(tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_text("".join(f"FROM debian:12 AS s{i}\nRUN true\n" for i in range(50_000)) +
+                    "FROM s49999\nUSER spark\n")
+    result, _, rss = run_child("lint", str(path), timeout=120)  # the stage lookup was quadratic
+    assert result.returncode == 1 and "KIF101" in result.stdout, result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+def test_40mb_of_comments_lint_under_the_memory_bound(tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\n" + "# a comment line that is long enough to be typical\n" * 800_000
+                    + "USER spark\n")
+    result, _, rss = run_child("lint", str(path), timeout=120)
+    assert result.returncode == 1 and "KIF101" in result.stdout, result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+@pytest.mark.parametrize("tail", ["USER spark \\", "USER spark \\\n", "USER spark \\\n# a comment\n",
+                                  "USER \\\n  spark \\\n"])
+def test_a_continuation_left_open_at_the_end_still_counts(cli, tmp_path, tail):
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\n" + tail)  # BuildKit runs the instruction it has gathered
+    result = cli("lint", "--format", "json", path)
+    assert result.exit_code == 1 and "KIF101" in result.stdout, result.stdout
+
+
+def test_a_kata_config_of_a_million_keys_is_refused_under_the_bound(tmp_path):
+    path = tmp_path / "configuration-qemu-tdx.toml"
+    keys = "".join(f"k{i} = 1\n" for i in range(1_000_000))
+    path.write_text(GO_TDX.read_text() + "[hypervisor.extra]\n" + keys)
+    out = tmp_path / "out.toml"
+    for args in (("kata", "check", str(path)), ("kata", "patch", str(path), "-o", str(out))):
+        result, _, rss = run_child(*args, timeout=60)
+        assert one_line_error(result) and "too large" in result.stderr, result.stderr
+        assert rss < MAX_RSS_MB, rss
+    assert not out.exists()
+
+
+def test_a_dotted_key_of_100000_parts_is_a_load_error_not_a_hang(tmp_path):
+    path = tmp_path / "configuration-qemu-tdx.toml"
+    path.write_text(GO_TDX.read_text() + ".".join(f"p{i}" for i in range(100_000)) + " = 1\n")
+    result, _, rss = run_child("kata", "check", str(path), timeout=60)
+    assert result.returncode == 1 and "dotted parts" in result.stdout, result.stdout + result.stderr
+    patched, _, _ = run_child("kata", "patch", str(path), "--in-place", timeout=60)
+    assert one_line_error(patched) and "dotted parts" in patched.stderr, patched.stderr
+    assert rss < MAX_RSS_MB
+
+
+def _alias_bomb(image: str) -> str:
+    text = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n"
+            "      runtimeClassName: kata-qemu-tdx\n      containers:\n      - name: app\n"
+            f"        image: {image}\n        env:\n        - &a [x, x, x, x, x, x, x, x, x]\n")
+    for level in range(1, 9):
+        text += f"        - &{chr(97 + level)} [" + ", ".join([f"*{chr(96 + level)}"] * 9) + "]\n"
+    return text
+
+
+def test_a_yaml_alias_bomb_is_checked_and_fixed_in_bounded_time(registry, tmp_path):
+    from registries import push_spec, repo_name, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    repository = repo_name("bomb")
+    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(f"{registry.host}/{repository}:1"))
+    out = tmp_path / "fixed.yaml"
+    for args in (("k8s", "check", str(path)), ("k8s", "fix", str(path), "-o", str(out))):
+        result, _, rss = run_child(*args, timeout=60)  # the image-line walk followed every alias
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+        assert rss < MAX_RSS_MB, rss
+    assert "runAsUser: 185" in out.read_text()
