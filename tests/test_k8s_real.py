@@ -78,7 +78,8 @@ def test_a_repository_wide_check_always_reports(cli, mirror, tmp_path):
     assert [f["rule"] for f in named] == ["KIF401"] and "monopole/hello:1" in named[0]["message"]
     assert mirror.host not in json.dumps(doc["workloads"])
     ingress = by_name["ingress-nginx/Deployment/ingress-nginx-controller"]
-    assert ingress["findings"] == []  # runAsUser 101 / runAsGroup 82 as written upstream
+    # runAsUser 101 / runAsGroup 82 as written upstream: nothing fails (genpolicy may still want groups)
+    assert [f for f in ingress["findings"] if f["severity"] == "error"] == []
 
 
 def test_without_the_mirror_an_unreachable_image_is_one_cause_listing_its_containers(cli, tmp_path):
@@ -237,7 +238,8 @@ def test_mirrors_from_containerd_hosts_and_registries_conf(cli, mirror, tmp_path
     (hosts / "_default" / "hosts.toml").write_text(f'[host."http://{mirror.host}"]\n')
     doc = cli("k8s", "check", "--format", "json", "--registry-config", hosts, manifest).json()
     assert doc["totals"]["unreadable_refs"] == []
-    assert [f["rule"] for f in doc["workloads"][0]["findings"]] == ["KIF401"]  # a: spark; b: 101:82
+    rules = [f["rule"] for f in doc["workloads"][0]["findings"]]
+    assert "KIF401" in rules and "KIF407" not in rules  # both images read: a's named user is judged
     (hosts / "docker.io" / "hosts.toml").write_text(f'[host."http://{mirror.host}"]\n'
                                                     '  capabilities = ["pull"]\n')
     pull_only = cli("k8s", "check", "--format", "json", "--registry-timeout", "2", "--registry-config", hosts,
