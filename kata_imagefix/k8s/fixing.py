@@ -186,8 +186,12 @@ def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
     finally:
         loader.dispose()
     stack = [node] if node is not None else []
+    visited: set[int] = set()  # an alias is the node it names: each walked once (alias bombs)
     while stack:
         current = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
         if isinstance(current, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key, value in current.value:
