@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import kubernetes_validate
 import pytest
 from conftest import SAMPLES, only_lines_added
@@ -163,7 +165,7 @@ def test_bad_inputs_write_nothing(cli, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n")
     result = cli("k8s", SPARK, "--image-name", "spark:3.5.3", "--patch", broken, "-o", out)
-    assert result.exit_code == 2 and "document 1 is not valid YAML" in result.stderr and not out.exists()
+    assert result.exit_code == 2 and f"{broken}:4: not valid YAML" in result.stderr and not out.exists()
     unrelated = tmp_path / "unrelated.yaml"
     unrelated.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
                          "  - {name: a, image: nginx}\n")
@@ -298,8 +300,12 @@ def test_list_items_are_patched(cli, tmp_path):
     manifest = tmp_path / "list.json"
     manifest.write_text(text)
     result = cli("k8s", SPARK, "--image-name", "spark:3.5.3", "--patch", manifest)
-    # flow style (JSON) cannot be edited line by line: refused with the place to look, never mangled
-    assert result.exit_code == 2 and "flow style" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    # JSON stays JSON: the new keys inside the braces, on the line (this List is written one object a line)
+    pod = json.loads(result.stdout)["items"][0]
+    assert pod["spec"]["runtimeClassName"] == "kata-qemu-tdx"
+    assert pod["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
+    assert result.stdout.splitlines()[:2] == text.splitlines()[:2]
 
 
 def test_oci_layout_name_comes_from_its_ref_name_or_is_asked_for(cli, tmp_path):

@@ -147,13 +147,13 @@ def test_bad_inputs_are_one_line(cli, tmp_path):
     noimage = tmp_path / "noimage.yaml"
     noimage.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  runtimeClassName: kata\n"
                        "  containers:\n  - name: a\n")
-    result = cli("k8s", "check", noimage)
-    assert result.exit_code == 2 and "has no image" in result.stderr
+    result = cli("k8s", "check", noimage)  # a kustomize patch fragment: skipped with a note, not an error
+    assert result.exit_code == 0 and f"{noimage}:7:" in result.stdout and "has no image" in result.stdout
     assert cli("k8s", "check", tmp_path / "none.yaml").exit_code == 2
     other = tmp_path / "other.yaml"
     other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    result = cli("k8s", "check", other)
-    assert result.exit_code == 2 and "no Kata workload" in result.stderr
+    result = cli("k8s", "check", other)  # nothing to audit is not a failure: said, exit 0
+    assert result.exit_code == 0 and "no Kata workload" in result.stdout
 
 
 def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, pushed, registry, tmp_path):
@@ -173,7 +173,8 @@ def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, 
     assert audit["analytics/Deployment/spark"] == [] and audit["default/CronJob/nightly"] == []
     again = cli("k8s", "fix", "--in-place", path)
     assert path.read_text() == text and "fixed" not in again.stdout  # idempotent
-    assert cli("k8s", "fix", "--check", path).exit_code == 0
+    checked = cli("k8s", "fix", "--check", path)  # nothing to change, but an error no edit can fix
+    assert checked.exit_code == 1 and "would fix" not in checked.stdout and "KIF407" in checked.stderr
 
 
 def test_patch_is_k8s_fix_narrowed_to_one_image(cli, pushed, tmp_path):
@@ -255,6 +256,16 @@ def test_shards_cover_every_workload_once_and_merge_to_the_same_report(cli, push
     table = cli("merge", "--format", "markdown", *parts).stdout
     assert "| ❌ |" in table and "KIF401" in table
     assert cli("k8s", "check", "--shard", "3/3", path).exit_code == 2
+    assert json.loads(parts[1].read_text())["totals"]["shard"] == "1/3"  # each result says which it is
+    twice = cli("merge", "--format", "json", parts[0], parts[1], parts[1])
+    assert twice.exit_code == 2 and "shard 1/3 again" in twice.stderr  # would double its counts
+    partial = cli("merge", "--format", "json", parts[0], parts[2])
+    assert partial.exit_code == 2  # a report, and the gap named in it
+    assert {"reference": "shards", "error": "shard 1/3 is missing: its workloads are not in this report"} \
+        in partial.json()["errors"]
+    text = cli("merge", *parts).stdout
+    assert text.startswith(f"imagefix k8s check: {len(whole['workloads'])} workloads audited")
+    assert json.loads(merged.stdout)["totals"]["workloads"] == whole["totals"]["workloads"]
 
 
 def test_the_indexed_job_example_is_valid_kubernetes():
@@ -295,6 +306,16 @@ def test_every_workload_kind_is_audited(cli, pushed, tmp_path):
     found = by_workload(cli("k8s", "check", "--format", "json", manifest).json())
     assert sorted(found) == sorted(f"default/{kind}/{kind.lower()}" for kind in KINDS)
     assert all(rules == [("KIF401", "c", rules[0][2])] for rules in found.values())
+
+
+def test_generate_name_pods_are_titled_by_their_prefix(cli, pushed):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "job-run-"},
+           "spec": {"runtimeClassName": "kata-qemu-tdx",
+                    "containers": [{"name": "c", "image": pushed["numeric"],
+                                    "securityContext": {"runAsUser": -1, "runAsGroup": 185}}]}}
+    result = cli("k8s", "check", "--format", "json", "-", input=json.dumps(pod))
+    assert [w["workload"] for w in result.json()["workloads"]] == ["default/Pod/job-run-*"]
+    assert "KIF420" in [f["rule"] for f in result.json()["workloads"][0]["findings"]]  # -1: the API refuses
 
 
 def test_a_binary_manifest_is_one_line(cli, tmp_path):

@@ -12,7 +12,6 @@ from .app import main
 from .options import (
     budget_model,
     budget_options,
-    emit_results,
     exact_option,
     exit_code,
     format_option,
@@ -43,6 +42,16 @@ def k8s() -> None:
     """
 
 
+mirror_flags = [
+    click.option("--registry-config", "registry_configs", multiple=True, metavar="DIR|FILE",
+                 help="Read images where the nodes pull them: containerd's config_path (a folder of "
+                      "<registry>/hosts.toml), one hosts.toml, or /etc/containers/registries.conf."),
+    click.option("--registry-mirror", "registry_mirrors", multiple=True, metavar="FROM=TO",
+                 help="Read images of registry FROM (e.g. docker.io) from mirror TO (host[:port]); "
+                      "repeatable, tried in order, then FROM itself."),
+]
+
+
 def workload_flags(func):
     """Which pods, the nodes' Kata configs and platform, how images are read: shared by check and fix."""
     options = [
@@ -60,6 +69,7 @@ def workload_flags(func):
                      help="Images read at once (each distinct image once)."),
         click.option("--platform", metavar="OS/ARCH", help="The nodes' platform [default: this machine's]."),
         exact_option,
+        *mirror_flags,
     ]
     return stacked(options, func)
 
@@ -70,38 +80,73 @@ def workload_flags(func):
               help="Only the I-th (0-based) of N stable slices of the workloads: split a fleet audit "
                    "across an Indexed Job or a CI matrix, then `imagefix merge` the JSON results.")
 @format_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the whole report here (markdown on stdout stops at a PR comment's 65,536 "
+                   "characters).")
 @selection_options
 @registry_flags
 @budget_options
 @click.pass_context
 def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...],
               all_pods: bool, kata_configs: tuple[str, ...], prefer_local: bool, jobs: int,
-              platform: str | None, shard: str | None, fmt: str, **kw: Any) -> None:
+              platform: str | None, shard: str | None, fmt: str, output: str | None, **kw: Any) -> None:
     """Find the containers of Kata workloads that will not start, and why (KIF4xx).
 
     Reads YAML or JSON files, folders (*.yaml, *.yml, *.json) or - (stdin):
     helm template, kustomize build, kubectl get -o json. The user each
     container runs as is what containerd computes: securityContext first,
-    the image's USER only without runAsUser.
+    the image's USER only without runAsUser. A file that is not valid YAML is
+    an error in the report (exit 2 after the report), a kustomize patch (a
+    container without image:) is skipped with a note; the rest is audited.
 
     \b
     Example:
       helm template charts/spark | imagefix k8s check - --kata-config kata-qemu-tdx=config.toml
     """
     from ..k8s.audit import AuditOptions, audit, read_sources
+    from ..output import FINDING_FORMATS
 
     selection, fail_on = rule_selection(ctx, kw)
     kw.update(all_platforms=False, platform=platform)
-    registry = registry_options(ctx, kw)
+    opener = _opener(platform, registry_options(ctx, kw), kw)
     model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs),
                            _shard(shard))
-    results, skipped = audit(read_sources(manifests), options, model, selection, _opener(platform, registry))
-    if not results and options.shard is None:
-        raise ImagefixError(f"no Kata workload in {', '.join(manifests)} ({skipped} other workload(s) "
-                            "skipped; --all audits every pod, --runtime-class names the classes)")
-    emit_results(results, fmt, fail_on, selection.profile, [], key="workloads", show_location=True)
-    ctx.exit(exit_code(results, fail_on, []))
+    problems: list = []
+    run = audit(read_sources(manifests, problems), options, model, selection, opener, problems=problems)
+    totals = audit_totals(run, shard)
+    if not run.results and options.shard is None:
+        totals["notes"].insert(0, f"no Kata workload in {', '.join(manifests)} "
+                                  f"({sum(run.skipped.values())} other workload(s) skipped; --all audits "
+                                  "every pod, --runtime-class names the classes)")
+    for where, message in run.errors:
+        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
+    render = FINDING_FORMATS[fmt].render
+    args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
+            "show_location": True, "totals": totals}
+    if output:
+        from ..fileio import write_atomic
+
+        write_atomic(output, render(run.results, **args, limit=0).encode())
+    else:
+        click.echo(render(run.results, **args), nl=False)
+    ctx.exit(exit_code(run.results, fail_on, run.errors))
+
+
+def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
+    """What the report says beside the findings: counts, images, what was skipped and why."""
+    refs = sorted({c.image for w in run.workloads for c in w.containers})
+    return {
+        "workloads": len(run.workloads),
+        "containers": sum(len(w.containers) for w in run.workloads),
+        "image_refs": refs,
+        "unreadable_refs": [ref for ref in refs if run.images.get(ref, (None, None))[0] is None],
+        "skipped": run.all_skipped(),
+        "skipped_files": [{"file": p.file, "line": p.line, "reason": p.reason, "message": p.message}
+                          for p in run.problems if p.reason],
+        "shard": shard,
+        "notes": [f"{p.where}: {p.message}" for p in run.problems if p.reason][:20],
+    }
 
 
 @k8s.command("pod")
@@ -118,6 +163,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
                    "and whether it enables the default_memory annotation.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @exact_option
+@lambda func: stacked(mirror_flags, func)
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
@@ -152,7 +198,10 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         config = load_config(kata_config)
     from ..registry.options import RegistryOptions
 
-    image = open_image(parsed, registry=RegistryOptions(exact=exact))
+    if parsed.transport == "docker" and (kw.get("registry_configs") or kw.get("registry_mirrors")):
+        image = _opener(None, RegistryOptions(exact=exact), kw)(parsed.original)
+    else:
+        image = open_image(parsed, registry=RegistryOptions(exact=exact))
     if image_name is None:
         image_name = manifest_name(parsed, image)
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
@@ -200,30 +249,33 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
             prefer_local: bool, jobs: int, platform: str | None, **kw: Any) -> None:
     """Write numeric users and the timeout annotation into Kata workloads; every other byte stays.
 
-    Exit 0 when nothing error-level is left, 1 listing what could not be fixed
-    (or, with --check, when a change is needed), 2 for bad input (nothing written).
+    YAML (block or flow style) and JSON (kubectl get -o json) are edited in
+    their own style. Exit 0 when nothing error-level is left, 1 listing what
+    could not be fixed (or, with --check, when a change is needed or an error
+    would be left), 2 for bad usage or a file that is not valid YAML (named
+    with its line; the other files are still fixed).
 
     \b
     Example:
       imagefix k8s fix deploy/ --in-place
     """
     from ..fileio import write_atomic
-    from ..k8s.audit import AuditOptions, audit, read_images, read_sources
+    from ..k8s.audit import AuditOptions, audit, read_sources
     from ..k8s.fixing import fix_manifest
-    from ..k8s.manifests import workloads_in
     from ..scan import RuleSelection
 
     if sum(bool(x) for x in (output, in_place, check)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --check")
-    sources = read_sources(manifests)
-    if (output or not (in_place or check or show_diff)) and len(sources) > 1:
+    problems: list = []
+    sources = read_sources(manifests, problems)
+    if (output or not (in_place or check or show_diff)) and len(sources) + len(problems) > 1:
         raise ImagefixError("several manifests: use --in-place, --check or --diff")
     kw.update(all_platforms=False, platform=platform)
-    registry, model = registry_options(ctx, kw), budget_model(ctx, kw)
+    opener = _opener(platform, registry_options(ctx, kw), kw)
+    model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
-    opener = _opener(platform, registry)
-    images = read_images([w for name, text in sources for w in workloads_in(name, text)], options, opener)
-    fixed = [fix_manifest(name, text, images, options, model) for name, text in sources]
+    before = audit(sources, options, model, RuleSelection(), opener, problems=problems)  # reads the images
+    fixed = [fix_manifest(name, text, before.images, options, model) for name, text in sources]
     for (_, original), item in zip(sources, fixed, strict=True):
         if show_diff and item.changed:
             click.echo(_diff(item.name, original, item.text), nl=False)
@@ -239,14 +291,24 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     for item in fixed:
         for change in item.changes:
             report(f"{'would fix' if check else 'fixed'} {item.name}: {change}")
-    if check:
-        ctx.exit(1 if any(item.changed for item in fixed) else 0)
-    written = [(item.name, item.text) for item in fixed]
-    left, _ = audit(written, options, model, RuleSelection(), opener, images)  # as the nodes will see it
-    errors = [(r.subject, f) for r in left for f in r.findings if f.severity.label == "error"]
+    # as the nodes will see it: the documents changed audited again (their images are read already)
+    changed = {item.name: item for item in fixed if item.changed}
+    after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
+                  RuleSelection(), opener, before.images)
+    left = [r for r, w in zip(before.results, before.workloads, strict=True)
+            if w.file not in changed or not changed[w.file].was_edited(w.line)]
+    errors = [(r.subject, f) for r in left + after.results for f in r.findings if f.severity.label == "error"]
     for subject, finding in errors:
         click.echo(for_terminal(f"not fixed: {subject}: {finding.rule} {finding.message}"), err=True)
-    ctx.exit(1 if errors else 0)
+    for item in fixed:
+        for refusal in item.refused:
+            click.echo(for_terminal(f"not fixed: {refusal}"), err=True)
+    for where, message in before.errors:
+        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
+    if before.errors:
+        ctx.exit(2)
+    unfixed = bool(errors) or any(item.refused for item in fixed)
+    ctx.exit(1 if unfixed or (check and any(item.changed for item in fixed)) else 0)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -268,10 +330,51 @@ def _kata_configs(items: tuple[str, ...]) -> dict[str, Any]:
     return configs
 
 
-def _opener(platform: str | None, registry: Any):
+def _opener(platform: str | None, registry: Any, kw: dict[str, Any] | None = None):
+    """How the audit opens an image: through the mirrors the flags name, when they name any."""
     from ..image.sources import open_image
 
-    return lambda ref: open_image(ref, platform=platform, registry=registry)
+    kw = kw or {}
+    configs, flags = kw.pop("registry_configs", ()), kw.pop("registry_mirrors", ())
+    if not (configs or flags):
+        return lambda ref: open_image(ref, platform=platform, registry=registry)
+    from ..registry import mirrors
+
+    config = mirrors.load(configs, flags)
+    for mirror in config.mirrors:
+        if mirror.ca or mirror.skip_verify:
+            click.echo(f"imagefix: note: {mirror.source}: ca/skip_verify of {mirror.host} are not applied; "
+                       f"imagefix trusts the CA in /etc/docker/certs.d/{mirror.host}/ca.crt", err=True)
+    return lambda ref: open_mirrored(ref, config, platform, registry)
+
+
+def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) -> Any:
+    """`docker://REF` read from its mirrors in order, then from its registry; the image keeps the
+    reference the manifest names. Errors name every place tried."""
+    from dataclasses import replace
+
+    from ..image.reference import parse_docker_reference
+    from ..image.sources import open_image
+    from ..registry import mirrors
+
+    if not ref.startswith("docker://"):  # --prefer-local: the engine first, as before
+        return open_image(ref, platform=platform, registry=registry)
+    target = ref.removeprefix("docker://")
+    parsed = parse_docker_reference(target)
+    config = mirrors.resolve_default(config, parsed.domain)
+    failures = []
+    for candidate, mirror in config.candidates(str(parsed)):
+        options = registry if mirror is None or not mirror.insecure else \
+            replace(registry, insecure=(*registry.insecure, mirror.host))
+        try:
+            image = open_image(f"docker://{candidate}", platform=platform, registry=options)
+        except ImagefixError as exc:
+            failures.append(f"{'mirror ' + mirror.host if mirror else 'the registry'}: "
+                            f"{str(exc).removeprefix(candidate + ': ')}")
+            continue
+        image.reference = target
+        return image
+    raise ImagefixError(f"{target}: " + "; ".join(failures))
 
 
 def _diff(name: str, before: str, after: str) -> str:

@@ -19,7 +19,7 @@ from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_
 from ..kata.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
-from .manifests import Workload, iter_workloads, manifest_paths, read_manifest
+from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
 from .pod import ClassValues, class_values, pull_limit
 
 MIB = 2**20
@@ -52,29 +52,75 @@ def is_kata(workload: Workload, options: AuditOptions) -> bool:
     return name in options.runtime_classes if options.runtime_classes else name.startswith("kata")
 
 
-def read_sources(args: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
-    """(name, text) of every manifest the arguments name (files, folders, '-')."""
-    return [read_manifest(path) for path in manifest_paths(args)]
+NOT_KATA = "not a Kata workload (--all, --runtime-class)"
+OTHER_SHARD = "in another shard"
+
+
+def read_sources(args: tuple[str, ...] | list[str],
+                 problems: list[Problem] | None = None) -> list[tuple[str, str]]:
+    """(name, text) of every manifest the arguments name (files, folders, '-'). With `problems`, a file
+    that cannot be read (binary, not UTF-8) is one problem there, and the others are read."""
+    out = []
+    for path in manifest_paths(args):
+        try:
+            out.append(read_manifest(path))
+        except ImagefixError as exc:
+            if problems is None:
+                raise
+            problems.append(Problem("<stdin>" if path == "-" else path, None,
+                                    str(exc).removeprefix(f"{path}: ")))
+    return out
+
+
+@dataclass
+class AuditRun:
+    """What one audit saw: results per audited workload, what it left out and why, the images it read."""
+
+    results: list[ScanResult] = field(default_factory=list)
+    workloads: list[Workload] = field(default_factory=list)  # the audited ones, beside `results`
+    problems: list[Problem] = field(default_factory=list)  # errors and patch fragments
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> workloads left out
+    images: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        """(file:line, message) of every input error, the shape the formats take."""
+        return [(p.where, p.message) for p in self.problems if not p.reason]
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def all_skipped(self) -> dict[str, int]:
+        out = dict(self.skipped)
+        for problem in self.problems:
+            if problem.reason:
+                out[problem.reason] = out.get(problem.reason, 0) + 1
+        return out
 
 
 def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetModel, selection: RuleSelection,
-          open_image: Callable[[str], Any], images: dict | None = None) -> tuple[list[ScanResult], int]:
-    """(one result per audited workload, how many workloads were skipped as not Kata). `images` are
-    images read already (reused by `k8s fix` to check what it wrote).
+          open_image: Callable[[str], Any], images: dict | None = None,
+          problems: list[Problem] | None = None) -> AuditRun:
+    """One result per audited workload, and what was left out. `images` are images read already
+    (reused by `k8s fix` to check what it wrote); `problems` found before (files that could not be read).
 
     A pipeline: each image is asked for as soon as the first workload naming it is read, and a
     workload's rules run as soon as its images are in, while the workers read the others."""
+    run = AuditRun(problems=list(problems or []))
     reader = ImageReader(options, open_image, images)
     try:
-        chosen, skipped = [], 0
         for name, text in sources:
-            for workload in iter_workloads(name, text):
-                if not (is_kata(workload, options) and in_shard(workload, options.shard)):
-                    skipped += 1
-                    continue
-                chosen.append(workload)
-                reader.want(workload)
-        return [_audit_one(workload, reader, model, options, selection) for workload in chosen], skipped
+            for workload in iter_workloads(name, text, run.problems):
+                if not is_kata(workload, options):
+                    run.skip(NOT_KATA)
+                elif not in_shard(workload, options.shard):
+                    run.skip(OTHER_SHARD)
+                else:
+                    run.workloads.append(workload)
+                    reader.want(workload)
+        run.results = [_audit_one(workload, reader, model, options, selection) for workload in run.workloads]
+        run.images = dict(reader.done)
+        return run
     finally:
         reader.close()
 

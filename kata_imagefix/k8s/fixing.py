@@ -12,8 +12,9 @@ what cannot be resolved is left alone and reported.
 `k8s fix` takes the Kata workloads and every image they run. A migration
 (`--patch`) takes the workloads that run one image, whatever their class, and
 also moves them to its runtime class with what `pod_needs` says (annotations,
-fsGroup). Documents out of scope are only checked by libyaml (~0.05 ms each)
-and stay byte for byte; the round-trip parser (~1 ms) reads the others.
+fsGroup). Documents out of scope, or that need nothing, are only read by
+libyaml (~0.05 ms each) and stay byte for byte; yamlpos (libyaml's nodes with
+their positions) reads those an edit is wanted in.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..image.model import Image
 from ..kata.budget import BudgetModel
 from ..users.identity import explicit_identity
 from .audit import AuditOptions, _subject, is_kata, pod_in_force
-from .manifests import Workload, _workload
+from .manifests import Workload, _workload, yaml_error
 from .pod import (
     KERNEL_PARAMS_ANNOTATION,
     PULL_LIMIT_WHY,
@@ -35,7 +36,6 @@ from .pod import (
     PodNeeds,
     _pod_spec,
     _pod_template,
-    _yaml,
     annotation_reasons,
     matching_containers,
     pod_annotations,
@@ -62,10 +62,23 @@ class FixedManifest:
     pieces: list[str]  # the documents, fixed; joined they are the manifest (written piece by piece)
     changed: bool
     changes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "file:line: why", one per workload left as it was
+    edited: list[tuple[int, int]] = field(default_factory=list)  # [first, last) original lines, changed docs
+    edited_pieces: set[int] = field(default_factory=set)  # indexes into `pieces` of the changed documents
 
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    def edited_only(self) -> str:
+        """The fixed manifest with every unchanged document blanked (its lines kept as empty lines): what
+        an audit of the changes needs to read, at the lines the edited documents have in `text`."""
+        return "".join(piece if index in self.edited_pieces else "\n" * piece.count("\n")
+                       for index, piece in enumerate(self.pieces))
+
+    def was_edited(self, line: int | None) -> bool:
+        """Whether the original line (a workload's) lies in a document that was changed."""
+        return line is None or any(first <= line < last for first, last in self.edited)
 
 
 @dataclass(frozen=True)
@@ -78,36 +91,77 @@ class Migration:
 
 def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]], options: AuditOptions,
                  model: BudgetModel, migration: Migration | None = None) -> FixedManifest:
+    """The manifest with its Kata workloads fixed. A workload that cannot be edited (an anchor, a
+    duplicate key) is left as it was and named in `refused`; a document that is not valid YAML is left
+    as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead."""
     pieces: list[str] = []
     changes: list[str] = []
+    refused: list[str] = []
     changed = False
     loader = None
     offset = 0
-    for number, chunk in enumerate(split_documents(text), start=1):
-        if not _in_scope(_load(chunk, number), name, options, migration):
+    edited: list[tuple[int, int]] = []
+    edited_pieces: set[int] = set()
+    for chunk in split_documents(text):
+        try:
+            in_scope = _wants_edit(_load(chunk, name, offset), name, options, migration, images, model)
+        except ImagefixError:
+            if migration is not None:
+                raise
+            in_scope = False
+        if not in_scope:
             pieces.append(chunk)
             offset += chunk.count("\n")
             continue
-        loader = loader or _yaml()
-        doc = _load(chunk, number, loader)
-        editor = DocumentEditor(chunk, f"{name} document {number}")
+        loader = loader or _round_trip()
+        doc = _load(chunk, name, offset, loader)
+        editor = DocumentEditor(chunk, name, offset)
         editor.step = indent_step(doc)
+        duplicate = duplicate_key(chunk)
         for item in workloads(doc):
-            workload = _workload(item, name, offset)
-            if migration is not None:
-                if matching_containers(_pod_spec(item), migration.needs.image_name):
-                    changes += _migrate_workload(editor, item, workload, migration)
-            elif is_kata(workload, options):
-                changes += _fix_workload(editor, item, workload, images, options, model)
+            mark = editor.mark()
+            try:
+                workload = _workload(item, name, offset)
+                if migration is not None:
+                    if matching_containers(_pod_spec(item), migration.needs.image_name):
+                        changes_here = _migrate_workload(editor, item, workload, migration)
+                    else:
+                        changes_here = []
+                elif is_kata(workload, options):
+                    changes_here = _fix_workload(editor, item, workload, images, options, model)
+                else:
+                    changes_here = []
+                if duplicate is not None and editor.mark() != mark:
+                    raise ImagefixError(f"{editor.where(duplicate[1])}: {duplicate[0]} is written twice "
+                                        f"(also line {offset + duplicate[2] + 1}): YAML tools disagree on "
+                                        "which one counts (k8s check reads the last); keep one, then run "
+                                        "again")
+                changes += changes_here
+            except ImagefixError as exc:
+                if migration is not None:
+                    raise
+                editor.rollback(mark)
+                refused.append(str(exc))
         piece = editor.apply()
-        changed = changed or piece != chunk
+        if piece != chunk:
+            changed = True
+            edited.append((offset + 1, offset + chunk.count("\n") + 2))
+            edited_pieces.add(len(pieces))
         pieces.append(piece)
         offset += chunk.count("\n")
-    return FixedManifest(name, pieces, changed, changes)
+    return FixedManifest(name, pieces, changed, changes, refused, edited, edited_pieces)
 
 
-def _load(chunk: str, number: int, round_trip: Any = None) -> Any:
-    """A document by libyaml (a check), or by the round-trip loader where it is edited; one error line."""
+def _round_trip() -> Any:
+    """The loader of documents to edit: data that knows where each key is written (yamlpos, on libyaml).
+    Duplicate keys are found (and refused) by `duplicate_key` with their lines."""
+    from . import yamlpos
+
+    return yamlpos
+
+
+def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
+    """A document by libyaml (a check), or with its positions where it is edited; one error line."""
     import yaml
     from ruamel.yaml.error import YAMLError
 
@@ -116,15 +170,85 @@ def _load(chunk: str, number: int, round_trip: Any = None) -> Any:
             return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return round_trip.load(chunk)
     except (yaml.YAMLError, YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"document {number} is not valid YAML: {first}") from None
+        line, message = yaml_error(exc, offset)
+        raise ImagefixError(f"{name}:{line}: not valid YAML: {message}" if line else
+                            f"{name}: not valid YAML: {message}") from None
 
 
-def _in_scope(doc: Any, name: str, options: AuditOptions, migration: Migration | None) -> bool:
+def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping, with both 0-based lines (libyaml's nodes), or None.
+    Parsers disagree on which one wins (PyYAML the last, ruamel.yaml the first, strict ones refuse)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    stack = [node] if node is not None else []
+    visited: set[int] = set()  # an alias is the node it names: each walked once (alias bombs)
+    while stack:
+        current = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in seen:
+                        return key.value, seen[key.value], key.start_mark.line
+                    seen[key.value] = key.start_mark.line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
+
+
+def _wants_edit(doc: Any, name: str, options: AuditOptions, migration: Migration | None,
+                images: dict, model: BudgetModel) -> bool:
+    """Whether this document is to be edited: `k8s fix` runs its decisions on libyaml's data with a
+    probe for an editor - the first edit it asks for says yes (the documents that need nothing are
+    kept as they are, without building their positions)."""
     if migration is not None:
         image_name = migration.needs.image_name
         return any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
-    return any(is_kata(_workload(item, name, 0), options) for item in workloads(doc))
+    for item in workloads(doc):
+        try:
+            workload = _workload(item, name, 0)
+        except ImagefixError:  # a patch fragment: not a pod, left as it is
+            continue
+        if not is_kata(workload, options):
+            continue
+        try:
+            _fix_workload(_Probe(), item, workload, images, options, model)  # type: ignore[arg-type]
+        except (_WouldEdit, ImagefixError, AttributeError):  # an edit, or a refusal to name with its line
+            return True
+    return False
+
+
+class _WouldEdit(Exception):
+    pass
+
+
+class _Probe:
+    """Stands in for DocumentEditor on plain data: checks nothing, stops at the first edit."""
+
+    step = 2
+
+    def editable(self, node: Any, what: str) -> None:
+        pass
+
+    def own(self, mapping: Any, key: str, what: str) -> None:
+        pass
+
+    def where(self, line: int) -> str:
+        return ""
+
+    def set_scalar(self, *args: Any, **kw: Any) -> None:
+        raise _WouldEdit
+
+    insert = fill_empty = set_scalar
 
 
 def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images: dict,
@@ -163,11 +287,12 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
     needs = migration.needs
     spec = _pod_spec(item)
     editor.editable(spec, "the pod spec")
+    editor.own(spec, "runtimeClassName", "the pod spec")
     if "runtimeClassName" not in spec:
         editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
     elif spec["runtimeClassName"] != needs.runtime_class:
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
-    wanted = needs.annotations(pod_annotations(item, editor.where))
+    wanted = needs.annotations(pod_annotations(item, editor.where(_pod_template(item).lc.line)))
     if wanted:
         why = annotation_reasons(needs)
         ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
@@ -233,6 +358,7 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
     node = parent
     for depth, key in enumerate(path):
         editor.editable(node, what or key)
+        editor.own(node, key, what or key)
         child = node.get(key) if isinstance(node, dict) else None
         rest = path[depth + 1:]
         nested: dict[str, Any] = dict(values)
@@ -245,7 +371,7 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
                 editor.insert(node, Insert({key: nested}, comments, before=before if depth == 0 else None))
             return
         if not isinstance(child, dict):
-            raise ImagefixError(f"{editor.where}: {key} at line {node.lc.key(key)[0] + 1} is not a mapping")
+            raise ImagefixError(f"{editor.where(node.lc.key(key)[0])}: {key} is not a mapping")
         node = child
     editor.editable(node, what or (path[-1] if path else "mapping"))
     new = {}

@@ -38,11 +38,40 @@ class Workload:
     annotations: dict[str, str]
     security: dict[str, Any]  # the pod's securityContext
     containers: list[Container] = field(default_factory=list)
+    generate_name: str | None = None  # metadata.generateName, when there is no name
+    line: int | None = None  # 1-based line where the object starts
     raw_annotations: dict[str, Any] = field(default_factory=dict)  # as the manifest types them (KIF410)
 
     @property
     def title(self) -> str:
-        return f"{self.namespace}/{self.kind}/{self.name}"
+        name = self.name if self.name != "?" or not self.generate_name else f"{self.generate_name}*"
+        return f"{self.namespace}/{self.kind}/{name}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A document or workload left out: an error (not valid YAML) or a skip with its reason (a patch
+    fragment). One never stops the run: the report lists it beside the workloads audited."""
+
+    file: str
+    line: int | None
+    message: str
+    reason: str = ""  # empty for an error; else why it was skipped (a short, countable phrase)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+class PatchFragment(ImagefixError):
+    """A workload whose container names no image: a kustomize/strategic-merge patch, not a pod."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+FRAGMENT = "patch fragment (a container without image:)"
 
 
 def manifest_paths(args: tuple[str, ...] | list[str]) -> list[str]:
@@ -72,67 +101,66 @@ def load_workloads(path: str) -> list[Workload]:
     return workloads_in(*read_manifest(path))
 
 
-def workloads_in(name: str, text: str) -> list[Workload]:
-    return list(iter_workloads(name, text))
+def workloads_in(name: str, text: str, problems: list[Problem] | None = None) -> list[Workload]:
+    """The workloads; without `problems` to collect them into, the first problem stops with its line."""
+    found = list(iter_workloads(name, text, problems if problems is not None else _Strict()))
+    return found
 
 
-def iter_workloads(name: str, text: str) -> Iterator[Workload]:
+class _Strict(list):
+    def append(self, problem: Problem) -> None:  # type: ignore[override]
+        raise ImagefixError(f"{problem.where}: {problem.message}")
+
+
+def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) -> Iterator[Workload]:
     """Document by document, so that a caller can start on the first while the rest are read.
     libyaml (C) reads each document; the `image:` lines come from its nodes' marks. The round-trip
-    parser is ~40x slower and only needed where a document is edited (`k8s fix`)."""
+    parser is ~40x slower and only needed where a document is edited (`k8s fix`).
+
+    A document that is not valid YAML, and a workload that is a patch fragment, go to `problems` (with
+    their line) and the next document is read: one file never stops a repository-wide run."""
     import yaml
 
+    problems = problems if problems is not None else _Strict()
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     offset = 0
     for chunk in split_documents(text):
         items = _list_items(chunk, loader_class) if len(chunk) > BIG_DOCUMENT else None
-        if items is not None:  # a big List (`kubectl get -o yaml`): one item at a time
+        if items is None:
+            yield from _document_workloads(chunk, name, offset, loader_class, problems)
+        else:  # a big List (`kubectl get -o yaml`): one item at a time
             for line, item_text in items:
-                for item in _one_document(item_text, name, offset + line, loader_class):
-                    yield item
-            offset += chunk.count("\n")
-            continue
-        loader = loader_class(chunk)
-        try:
-            node = loader.get_single_node()
-            doc = loader.construct_document(node) if node is not None else None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{offset + mark.line + 1}" if mark is not None else ""
-            first = str(exc).strip().splitlines()[0]
-            raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
-        finally:
-            loader.dispose()
-        lines: dict[int, int] = {}
-        if node is not None:
-            _image_lines(node, doc, lines, offset)
-        for item in workloads(doc):
-            yield _workload(item, name, offset, lines)
+                yield from _document_workloads(item_text, name, offset + line, loader_class, problems)
         offset += chunk.count("\n")
 
 
-BIG_DOCUMENT = 4 * 2**20  # a document past this is read item by item when it is a List
-
-
-def _one_document(text: str, name: str, offset: int, loader_class: Any) -> Iterator[Workload]:
+def _document_workloads(text: str, name: str, offset: int, loader_class: Any,
+                        problems: list[Problem]) -> Iterator[Workload]:
+    """The workloads of one document's text (its first line is `offset` + 1 of the file)."""
     import yaml
 
     loader = loader_class(text)
+    node = doc = None
     try:
         node = loader.get_single_node()
         doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{offset + mark.line + 1}" if mark is not None else ""
-        first = str(exc).strip().splitlines()[0]
-        raise ImagefixError(f"{name}{line}: not valid YAML or JSON: {first}") from None
+        line, message = yaml_error(exc, offset)
+        problems.append(Problem(name, line, f"not valid YAML or JSON: {message}"))
+        node = doc = None
     finally:
         loader.dispose()
     lines: dict[int, int] = {}
     if node is not None:
-        _image_lines(node, doc, lines, offset)
+        _node_lines(node, doc, lines, offset)
     for item in workloads(doc):
-        yield _workload(item, name, offset, lines)
+        try:
+            yield _workload(item, name, offset, lines)
+        except PatchFragment as fragment:
+            problems.append(Problem(name, fragment.line, str(fragment), FRAGMENT))
+
+
+BIG_DOCUMENT = 4 * 2**20  # a document past this is read item by item when it is a List
 
 
 def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
@@ -188,14 +216,29 @@ def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
     return [(line, " " * column + chunk[begin:end]) for begin, end, line, column in spans]
 
 
-def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int,
-                 seen: set[int] | None = None) -> None:
-    """id(container mapping) -> 1-based line of its `image:` value, walking nodes beside the data.
-    An alias is the node it names: each node is walked once (nine aliases of nine aliases of ... made
-    a walk of 9**9 steps)."""
+def yaml_error(exc: Exception, offset: int) -> tuple[int | None, str]:
+    """(1-based line, one-line message) of a PyYAML or ruamel parse error: the problem, and where the
+    construct it breaks began ("while parsing a flow sequence (line 4): expected ',' or ']' ...")."""
+    mark = getattr(exc, "problem_mark", None)
+    context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if problem:
+        message = problem
+        if context:
+            began = f" (line {offset + context_mark.line + 1})" if context_mark is not None else ""
+            message = f"{context}{began}: {problem}"
+    else:
+        message = str(exc).strip().splitlines()[0]
+    return (offset + mark.line + 1 if mark is not None else None), message
+
+
+def _node_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
+    """id(mapping) -> 1-based line where it starts, and id(container mapping) negated -> the line of its
+    `image:` value, walking nodes beside the data. An alias is the node it names: each node is walked
+    once (nine aliases of nine aliases of ... made a walk of 9**9 steps)."""
     import yaml
 
-    seen = set() if seen is None else seen
+    seen: set[int] = set()
     stack = [(node, data)]
     while stack:
         node, data = stack.pop()
@@ -203,11 +246,12 @@ def _image_lines(node: Any, data: Any, out: dict[int, int], offset: int,
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+            out[id(data)] = offset + node.start_mark.line + 1
             for key, value in node.value:
                 if not isinstance(key, yaml.ScalarNode):
                     continue
                 if key.value == "image":
-                    out[id(data)] = offset + value.start_mark.line + 1
+                    out[-id(data)] = offset + value.start_mark.line + 1
                 if key.value in data and isinstance(value, (yaml.MappingNode, yaml.SequenceNode)):
                     stack.append((value, data[key.value]))
         elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
@@ -223,10 +267,13 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
     spec = _pod_spec(item)
     security = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
     runtime_class = spec.get("runtimeClassName")
+    generate_name = metadata.get("generateName")
     workload = Workload(file, str(item.get("kind")), str(metadata.get("namespace") or "default"),
                         str(metadata.get("name") or "?"),
                         runtime_class if isinstance(runtime_class, str) else None,
-                        {str(k): str(v) for k, v in annotations.items()}, dict(security))
+                        {str(k): str(v) for k, v in annotations.items()}, dict(security),
+                        generate_name=generate_name if isinstance(generate_name, str) else None,
+                        line=_line_of(item, offset, lines, None))
     workload.raw_annotations = {str(k): v for k, v in annotations.items()}
     for key, init in (("initContainers", True), ("containers", False)):
         listed = spec.get(key)
@@ -235,15 +282,31 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
                 continue
             image = container.get("image")
             if not isinstance(image, str) or not image:
-                raise ImagefixError(f"{file}: {workload.title} container {container.get('name', '?')!r} "
-                                    "has no image")
-            line = offset + container.lc.value("image")[0] + 1 if hasattr(container, "lc") \
-                else (lines or {}).get(id(container))
+                raise PatchFragment(f"{workload.title} container {container.get('name', '?')!r} has no image "
+                                    "(a kustomize patch?): skipped", _line_of(container, offset, lines, None))
+            line = _line_of(container, offset, lines, "image")
             context = container.get("securityContext")
             workload.containers.append(Container(
                 str(container.get("name") or "?"), image, line, init,
                 dict(context) if isinstance(context, dict) else {}, _memory_limit(container)))
     return workload
+
+
+def _line_of(mapping: Any, offset: int, lines: dict[int, int] | None, key: str | None) -> int | None:
+    """1-based line of a mapping (key None) or of its `key:` value: from the `lc` positions of a document
+    being edited (yamlpos; a merge key `<<:` followed into what it merges), else from the libyaml walk."""
+    lc = getattr(mapping, "lc", None)
+    if lc is None:
+        return (lines or {}).get(id(mapping) if key is None else -id(mapping))
+    if key is None:
+        return offset + lc.line + 1
+    if key in lc.data:
+        return offset + lc.value(key)[0] + 1
+    for merged in getattr(mapping, "merge", None) or []:
+        line = _line_of(merged[1] if isinstance(merged, tuple) else merged, offset, None, key)
+        if line is not None:
+            return line
+    return None
 
 
 _UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9,
@@ -270,4 +333,4 @@ def _memory_limit(container: dict) -> int | None:
         return None
 
 
-__all__ = ["WORKLOAD_PATHS", "Container", "Workload", "load_workloads", "manifest_paths"]
+__all__ = ["WORKLOAD_PATHS", "Container", "Problem", "Workload", "load_workloads", "manifest_paths"]

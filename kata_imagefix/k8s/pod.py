@@ -374,7 +374,7 @@ def pod_yaml(needs: PodNeeds, header: str) -> str:
 
 # --- patching manifests ------------------------------------------------------------------------
 
-_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.M)
+_SEPARATOR = re.compile(r"^---[ \t]*(?:#[^\r\n]*)?\r?$", re.M)  # CRLF files: `---\r`
 
 
 def split_documents(text: str) -> list[str]:

@@ -19,10 +19,19 @@ class FindingFormat:
     what: str  # for --help
 
     def render(self, results: list, *, fail_on: Any, profile: str, errors: list, key: str,
-               show_location: bool) -> str:
+               show_location: bool, totals: dict | None = None, limit: int | None = None) -> str:
+        """`totals` (k8s check: what was audited and skipped) switch text and markdown to the grouped
+        report of output/k8s_report.py; JSON carries them beside the workloads."""
+        if key == "workloads" and self.name in ("text", "markdown"):
+            from . import k8s_report
+
+            if self.name == "text":
+                return k8s_report.render_text(results, fail_on, totals, errors)
+            return k8s_report.render_markdown(results, totals, errors,
+                                              k8s_report.MARKDOWN_LIMIT if limit is None else limit or None)
         renderer: Callable[..., str] = import_module(f"{__name__}.{self.module}").render
         if self.name == "json":
-            return renderer(results, fail_on, profile=profile, errors=errors, key=key)
+            return renderer(results, fail_on, profile=profile, errors=errors, key=key, totals=totals)
         if self.name == "text":
             return renderer(results, fail_on, show_location=show_location)
         return renderer(results)

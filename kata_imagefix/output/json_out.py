@@ -81,7 +81,7 @@ def result_dict(result: ScanResult, fail_on: Severity | None,
 
 
 def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
-           errors: list[tuple[str, str]], key: str = "images") -> str:
+           errors: list[tuple[str, str]], key: str = "images", totals: dict | None = None) -> str:
     counts = {s.label: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
     doc = {
         "tool": {"name": "imagefix", "version": __version__},
@@ -93,4 +93,6 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
         "errors": [{"reference": ref, "error": msg} for ref, msg in errors],
         "summary": counts,
     }
+    if totals is not None:
+        doc["totals"] = totals
     return json.dumps(doc, indent=2) + "\n"

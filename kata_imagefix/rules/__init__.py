@@ -26,6 +26,7 @@ from . import (  # noqa: F401 - imported to register the rules
     kif408_pod_lost_groups,
     kif409_pod_genpolicy,
     kif410_pod_annotation_value,
+    kif420_pod_invalid_id,
 )
 from .base import CATALOGUE, ImageSubject, Rule, UserSubject
 

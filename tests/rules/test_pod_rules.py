@@ -1,4 +1,4 @@
-"""KIF401-KIF409 on fake subjects: a workload's containers, their securityContexts and in-memory images.
+"""KIF401-KIF420 on fake subjects: a workload's containers, their securityContexts and in-memory images.
 (The identity model itself is tested against real registry images in tests/test_identity.py.)"""
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ CASES = [
     # default_memory on a Go class that does not enable it: the pod is refused
     ("KIF410", pod(({}, image("0:0")), annotations={MEMORY: "4096"}, runtime_class="kata-qemu"), True),
     ("KIF410", pod(({}, image("0:0")), annotations={MEMORY: "4096"}), False),
+    ("KIF420", pod(({"runAsUser": -1, "runAsGroup": 185}, image("spark"))), True),
+    ("KIF420", pod(({}, image("spark")), pod_security={"runAsUser": 4294967296, "runAsGroup": 0}), True),
+    ("KIF420", pod(({}, image("0:0")), pod_security={"supplementalGroups": [100, -5]}), True),
+    ("KIF420", pod(({"runAsUser": 2147483647, "runAsGroup": 0}, image("spark")),
+                   pod_security={"fsGroup": 0}), False),
 ]
 
 

@@ -1,0 +1,181 @@
+"""`k8s check` (and `merge` of its shards) for people: totals first, then each cause once, worst first.
+
+A fleet has few causes and many containers: one unreachable registry is one
+finding listing the containers that name it, not a line per container. The
+per-workload detail stays in JSON (and SARIF). The markdown fits a pull-request
+comment (GitHub stops at 65,536 characters): whatever does not fit is summarised
+in one line, and `--output FILE` writes the whole report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..rules.finding import Finding, Severity
+from ..scan import ScanResult
+from .untrusted import for_markdown, for_markdown_code, for_terminal
+
+MARKDOWN_LIMIT = 65_536  # characters of a GitHub comment
+SHOWN_PLACES = 20  # containers listed under a cause in text; the rest are counted
+_CONTAINER = re.compile(r"^container '[^']*':? ")
+
+
+@dataclass
+class Cause:
+    """Findings that say the same thing about different containers."""
+
+    rule: str
+    severity: Severity
+    message: str  # without the container's name
+    fix: str | None
+    places: list[tuple[str, str, str]] = field(default_factory=list)  # (workload, container, file:line)
+
+
+def causes(results: Iterable[ScanResult]) -> list[Cause]:
+    """Findings grouped by rule, message (the container's name taken out) and fix; worst first, then the
+    causes that hit most containers."""
+    groups: dict[tuple, Cause] = {}
+    for result in results:
+        for finding in result.findings:
+            message = _CONTAINER.sub("", finding.message, count=1)
+            key = (finding.rule, finding.severity, message, finding.fix)
+            cause = groups.setdefault(key, Cause(finding.rule, finding.severity, message, finding.fix))
+            container = str((finding.data or {}).get("container", ""))
+            cause.places.append((result.subject, container, _where(finding)))
+    return sorted(groups.values(), key=lambda c: (-c.severity, -len(c.places), c.rule, c.message))
+
+
+def _where(finding: Finding) -> str:
+    if finding.file and finding.line:
+        return f"{finding.file}:{finding.line}"
+    return finding.file or ""
+
+
+def by_rule(results: Iterable[ScanResult]) -> dict[tuple[str, str], int]:
+    """(rule, severity) -> findings, most first."""
+    counts: dict[tuple[str, str], int] = {}
+    for result in results:
+        for finding in result.findings:
+            key = (finding.rule, finding.severity.label)
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def totals_line(results: list[ScanResult], totals: dict[str, Any] | None, errors: list) -> str:
+    totals = totals or {}
+    containers = totals.get("containers")
+    images = totals.get("image_refs")
+    unreadable = totals.get("unreadable_refs") or []
+    parts = [f"{len(results)} workload{'s' if len(results) != 1 else ''} audited"]
+    if containers is not None:
+        parts.append(f"{containers} containers")
+    if images is not None:
+        parts.append(f"{len(images)} images" + (f" ({len(unreadable)} unreadable)" if unreadable else ""))
+    if errors:
+        parts.append(f"{len(errors)} input error{'s' if len(errors) != 1 else ''}")
+    skipped = sum((totals.get("skipped") or {}).values())
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    if totals.get("shard"):
+        parts.append(f"shard {totals['shard']}")
+    return ", ".join(parts)
+
+
+def severity_line(results: list[ScanResult]) -> str:
+    counts = {s: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
+    return ", ".join(f"{n} {s.label}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True)
+                     if n) or "no findings"
+
+
+def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dict[str, Any] | None,
+                errors: list) -> str:
+    import click
+
+    from .text import _COLOURS as COLOURS
+
+    title = click.style("imagefix k8s check", bold=True)
+    out = [f"{title}: {for_terminal(totals_line(results, totals, errors))}"]
+    out.append(f"findings: {severity_line(results)}")
+    rules = by_rule(results)
+    if rules:
+        out.append("by rule: " + ", ".join(f"{rule} {label} x{n}" for (rule, label), n in rules.items()))
+    for cause in causes(results):
+        label = click.style(f"{cause.severity.label:<7}", fg=COLOURS[cause.severity], bold=True)
+        count = len(cause.places)
+        out += ["", f"{label} {click.style(cause.rule, bold=True)}  {for_terminal(cause.message)}"
+                    + (f"  ({count} containers)" if count > 1 else "")]
+        if cause.fix:
+            out.append(f"        {click.style('fix:', fg='green')} {for_terminal(cause.fix)}")
+        for workload, container, where in cause.places[:SHOWN_PLACES]:
+            out.append(for_terminal(f"        {where}: {workload}" + (f" {container}" if container else "")))
+        if count > SHOWN_PLACES:
+            out.append(f"        ... and {count - SHOWN_PLACES} more (--format json lists each)")
+    skipped = (totals or {}).get("skipped") or {}
+    if skipped or errors:
+        out.append("")
+    if skipped:
+        out.append(for_terminal("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items())))
+    for note in (totals or {}).get("notes") or []:
+        out.append(f"  {click.style('note:', fg='cyan')} {for_terminal(note)}")
+    for where, message in errors:
+        out.append(f"  {click.style('error:', fg='red')} {for_terminal(f'{where}: {message}')}")
+    failing = fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings)
+    mark = click.style("✗ FAIL", fg="red", bold=True) if failing or errors else \
+        click.style("✓ ok", fg="green", bold=True)
+    out += ["", f"{mark}  {severity_line(results)}"]
+    return "\n".join(out) + "\n"
+
+
+_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
+
+
+def _cell(text: object) -> str:
+    return for_markdown(text)  # messages quote image and manifest data: never markup or HTML
+
+
+def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, errors: list,
+                    limit: int | None = MARKDOWN_LIMIT) -> str:
+    """Totals, the causes worst first as a table; within `limit` characters, the rest in one line."""
+    totals_text = _cell(totals_line(results, totals, errors))
+    head = [f"**imagefix k8s check**: {totals_text}; {severity_line(results)}", ""]
+    rules = by_rule(results)
+    if rules:
+        head += ["| rule | severity | findings |", "|---|---|---|"]
+        head += [f"| {rule} | {label} | {n} |" for (rule, label), n in rules.items()]
+        head.append("")
+    tail = []
+    skipped = (totals or {}).get("skipped") or {}
+    if skipped:
+        tail.append("Skipped: " + ", ".join(f"{n} {_cell(reason)}" for reason, n in skipped.items()) + ".")
+    for where, message in errors:
+        tail.append(f"- ❌ input error: `{for_markdown_code(where)}`: {_cell(message)}")
+    found = causes(results)
+    if not found:
+        return "\n".join([*head, "No findings.", "", *tail]) + "\n"
+    rows = ["| | rule | cause | containers | where | fix |", "|---|---|---|---|---|---|"]
+    budget = None if limit is None else limit - len("\n".join(head + tail)) - 400
+    used = sum(len(r) + 1 for r in rows)
+    shown = 0
+    for cause in found:
+        places = cause.places
+        where = "<br>".join(f"`{for_markdown_code(w)}` {_cell(workload)} {_cell(c)}".rstrip()
+                            for workload, c, w in places[:5])
+        if len(places) > 5:
+            where += f"<br>... {len(places) - 5} more"
+        row = (f"| {_ICON[cause.severity.label]} | {cause.rule} | {_cell(cause.message)} | {len(places)} | "
+               f"{where} | {_cell(cause.fix or '')} |")
+        if budget is not None and used + len(row) + 1 > budget:
+            break
+        rows.append(row)
+        used += len(row) + 1
+        shown += 1
+    rest = found[shown:]
+    if rest:
+        hidden = sum(len(c.places) for c in rest)
+        worst = max(c.severity for c in rest).label
+        rows += ["", f"... {len(rest)} more causes ({hidden} findings, the worst {worst}) do not fit in a "
+                     "comment: `--output FILE` writes the whole report."]
+    return "\n".join([*head, *rows, "", *tail]).rstrip("\n") + "\n"

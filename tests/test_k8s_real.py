@@ -1,0 +1,281 @@
+"""`k8s check` / `k8s fix` over manifests as public repositories write them (tests/data/manifests, origins
+in its README), their images served by a second loopback registry acting as the nodes' mirror."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import ROOT, only_lines_added
+from registries import push_spec, spark_like, start_registry
+
+from kata_imagefix.registry.client import RegistryClient
+
+pytestmark = pytest.mark.registry
+
+DATA = ROOT / "tests" / "data" / "manifests"
+UPSTREAMS = ("docker.io", "k8s.gcr.io", "registry.k8s.io")
+# the images the manifests name, as paths under their registry, and the USER each is built with
+IMAGES = {"library/controller:latest": "spark", "monopole/hello:1": "spark", "pause:3.6": "spark",
+          "ingress-nginx/controller:v1.15.1": "101:82",
+          "ingress-nginx/kube-webhook-certgen:v1.6.9": "65532:65532"}
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A second registry of our own: the mirror the nodes pull through (the upstreams are unreachable)."""
+    work = tmp_path_factory.mktemp("mirror")
+    started = start_registry(work / "registry")
+    client = RegistryClient(started.host)
+    for path, user in IMAGES.items():
+        repository, tag = path.rsplit(":", 1)
+        push_spec(client, work, repository, tag, spark_like(user))
+    yield started
+    started.stop()
+
+
+def via(mirror) -> list[str]:
+    return [arg for upstream in UPSTREAMS for arg in ("--registry-mirror", f"{upstream}={mirror.host}")]
+
+
+def corpus(tmp_path):
+    """The committed manifests, the ingress-nginx stream without its digests (the mirror's images are
+    ours), a CRLF copy of it, and one file that is not valid YAML."""
+    folder = tmp_path / "repo"
+    shutil.copytree(DATA, folder, ignore=shutil.ignore_patterns("README.md"))
+    stream = folder / "ingress-nginx-deploy.yaml"
+    text = stream.read_text()
+    for line in [t for t in text.splitlines() if "image: " in t and "@sha256:" in t]:
+        text = text.replace(line, line.split("@sha256:")[0])
+    stream.write_text(text)
+    (folder / "crlf").mkdir()
+    (folder / "crlf" / "deploy.yaml").write_bytes(text.replace("\n", "\r\n").encode())
+    (folder / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n")
+    return folder
+
+
+def test_a_repository_wide_check_always_reports(cli, mirror, tmp_path):
+    folder = corpus(tmp_path)
+    result = cli("k8s", "check", "--all", "--format", "json", *via(mirror), folder)
+    assert result.exit_code == 2, result.stderr  # an input error: reported, after the report
+    doc = result.json()
+    names = sorted(w["workload"] for w in doc["workloads"])
+    assert names.count("ingress-nginx/Deployment/ingress-nginx-controller") == 2  # LF and CRLF alike
+    assert "system/Deployment/controller-manager" in names and "default/Deployment/the-deployment" in names
+    assert {"default/ReplicationController/mock", "default/ReplicationController/mock2"} <= set(names)
+    assert doc["errors"] == [{"reference": f"{folder / 'broken.yaml'}:5", "error": "not valid YAML or JSON: "
+                              "while parsing a flow sequence (line 4): did not find expected ',' or ']'"}]
+    assert "broken.yaml:5: not valid YAML" in result.stderr
+    fragment = [s for s in doc["totals"]["skipped_files"] if s["reason"].startswith("patch fragment")]
+    assert [(s["file"], s["line"]) for s in fragment] == [
+        (str(folder / "coco-operator-config/default/manager_auth_proxy_patch.yaml"), 23)]  # `- name: manager`
+    assert doc["totals"]["unreadable_refs"] == []  # every image read through the mirror
+    by_name = {w["workload"]: w for w in doc["workloads"]}
+    named = by_name["default/Deployment/the-deployment"]["findings"]
+    # the reference reported is the manifest's, not the mirror's
+    assert [f["rule"] for f in named] == ["KIF401"] and "monopole/hello:1" in named[0]["message"]
+    assert mirror.host not in json.dumps(doc["workloads"])
+    ingress = by_name["ingress-nginx/Deployment/ingress-nginx-controller"]
+    # runAsUser 101 / runAsGroup 82 as written upstream: nothing fails (genpolicy may still want groups)
+    assert [f for f in ingress["findings"] if f["severity"] == "error"] == []
+
+
+def test_without_the_mirror_an_unreachable_image_is_one_cause_listing_its_containers(cli, tmp_path):
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    shutil.copy(DATA / "kubernetes-rclist.json", folder)
+    result = cli("k8s", "check", "--all", "--registry-timeout", "1", folder)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("imagefix k8s check: 2 workloads audited, 2 containers, "
+                               "1 images (1 unreadable)")
+    assert sum("KIF407" in line for line in lines) == 2  # the by-rule count, and the one cause
+    cause = next(i for i, line in enumerate(lines) if line.startswith("error") and "KIF407" in line)
+    assert "(2 containers)" in lines[cause]
+    assert "ReplicationController/mock mock-container" in "\n".join(lines[cause:])
+
+
+def test_a_kubectl_json_list_is_fixed_as_json_keeping_its_indentation(cli, mirror, tmp_path):
+    original = (DATA / "kubernetes-rclist.json").read_text()
+    result = cli("k8s", "fix", "--all", *via(mirror), "-", input=original)
+    assert result.exit_code == 0, result.stderr
+    fixed = result.stdout
+    doc = json.loads(fixed)
+    for item in doc["items"]:
+        context = item["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+        assert context == {"runAsUser": 185, "runAsGroup": 185}
+    assert "                    \"securityContext\": {\n" in fixed  # the container keys' own column
+    added = [line for line in fixed.splitlines() if line not in original.splitlines()]
+    assert [line.strip() for line in added] == ['}],', '"securityContext": {', '"runAsUser": 185,',
+                                               '"runAsGroup": 185', '}'] * 2  # a comma, then new lines
+    again = cli("k8s", "fix", "--all", *via(mirror), "-", input=fixed)
+    assert again.stdout == fixed  # idempotent
+    items = json.loads(original)["items"]  # as `kubectl get rc -o json` writes them: 4 spaces
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4) + "\n"
+    out = cli("k8s", "fix", "--all", *via(mirror), "-", input=text).stdout
+    assert json.loads(out)["items"][1]["spec"]["template"]["spec"]["containers"][0]["securityContext"] == \
+        {"runAsUser": 185, "runAsGroup": 185}
+    assert (" " * 32 + '"securityContext": {\n' + " " * 36 + '"runAsUser": 185,\n') in out
+    assert only_lines_added(uncomma(text), uncomma(out))
+
+
+def uncomma(text: str) -> str:
+    """The text without the commas at line ends (a key added after the last one puts one there)."""
+    return "\n".join(line.rstrip(",") for line in text.splitlines()) + "\n"
+
+
+FLOW = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  runtimeClassName: kata-qemu-tdx
+  securityContext: {runAsNonRoot: true}
+  containers:
+    - {name: web, image: "monopole/hello:1", securityContext: {readOnlyRootFilesystem: true}}
+    - name: side
+      image: monopole/hello:1
+      securityContext: {readOnlyRootFilesystem: true}  # kept
+"""
+
+
+def test_flow_style_mappings_are_edited_in_place(cli, mirror, tmp_path):
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW)
+    assert cli("k8s", "fix", "--in-place", *via(mirror), path).exit_code == 0
+    text = path.read_text()
+    lines = text.splitlines()
+    assert lines[7] == ('    - {name: web, image: "monopole/hello:1", securityContext: '
+                        '{readOnlyRootFilesystem: true, runAsUser: 185, runAsGroup: 185}}')
+    assert lines[10] == ("      securityContext: {readOnlyRootFilesystem: true, runAsUser: 185, "
+                         "runAsGroup: 185}  # kept")
+    assert [a for a, b in zip(FLOW.splitlines(), lines, strict=True) if a != b] == \
+        [FLOW.splitlines()[7], FLOW.splitlines()[10]]  # only the mappings that had to change
+    pod = yaml.safe_load(text)
+    assert all(c["securityContext"]["runAsUser"] == 185 for c in pod["spec"]["containers"])
+    audit = cli("k8s", "check", "--format", "json", *via(mirror), path).json()
+    assert audit["workloads"][0]["findings"] == []
+
+
+MERGED = """\
+apiVersion: v1
+kind: List
+common: &common
+  image: monopole/hello:1
+  imagePullPolicy: IfNotPresent
+shared: &shared
+  image: monopole/hello:1
+  securityContext:
+    readOnlyRootFilesystem: true
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: merged
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - <<: *common
+      name: app
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: shared
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - <<: *shared
+      name: app
+"""
+
+
+def test_merge_keys_are_followed_and_a_shared_anchor_is_refused_with_its_place(cli, mirror, tmp_path):
+    merged, other = tmp_path / "merged.yaml", tmp_path / "other.yaml"
+    merged.write_text(MERGED)
+    other.write_text(FLOW)
+    check = cli("k8s", "check", "--format", "json", *via(mirror), merged).json()
+    lines = {f["data"]["container"] + w["workload"]: f["line"]
+             for w in check["workloads"] for f in w["findings"]}
+    assert lines == {"appdefault/Pod/merged": 4, "appdefault/Pod/shared": 7}  # the anchors' image lines
+    result = cli("k8s", "fix", "--in-place", *via(mirror), merged, other)
+    assert result.exit_code == 1  # the shared one could not be fixed: said, the rest written
+    assert f"not fixed: {merged}:27: " in result.stderr and "merge key" in result.stderr
+    text = merged.read_text()
+    assert only_lines_added(MERGED, text)
+    assert "    - <<: *common\n      name: app\n      securityContext:\n        runAsUser: 185" in text
+    assert text.count("runAsUser") == 1  # nothing written into the shared anchor
+    assert "runAsUser: 185" in other.read_text()  # one refused file does not stop the others
+
+
+def test_a_duplicate_key_is_refused_with_both_lines_not_guessed(cli, mirror, tmp_path):
+    text = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: dup\nspec:\n  runtimeClassName: kata-qemu-tdx\n"
+            "  containers:\n  - name: app\n    image: monopole/hello:1\n    image: monopole/hello:1\n")
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    check = cli("k8s", "check", "--format", "json", *via(mirror), path)
+    # k8s check reads the last of the two (as kubectl does): line 10
+    assert [f["rule"] for f in check.json()["workloads"][0]["findings"]] == ["KIF401"]
+    assert check.json()["workloads"][0]["findings"][0]["line"] == 10
+    result = cli("k8s", "fix", "--in-place", *via(mirror), path)
+    assert result.exit_code == 1 and f"{path}:9: image is written twice (also line 10)" in result.stderr
+    assert path.read_text() == text
+
+
+def test_mirrors_from_containerd_hosts_and_registries_conf(cli, mirror, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: kata\n"
+                        "  containers:\n  - name: a\n    image: monopole/hello:1\n"
+                        "  - name: b\n    image: registry.k8s.io/ingress-nginx/controller:v1.15.1\n")
+    hosts = tmp_path / "certs.d"
+    (hosts / "docker.io").mkdir(parents=True)
+    (hosts / "docker.io" / "hosts.toml").write_text(
+        'server = "https://registry-1.docker.io"\n\n'
+        '[host."http://127.0.0.1:9"]\n  capabilities = ["pull"]\n\n'  # no resolve: never asked for a tag
+        f'[host."http://{mirror.host}"]\n  capabilities = ["pull", "resolve"]\n')
+    (hosts / "_default").mkdir()
+    (hosts / "_default" / "hosts.toml").write_text(f'[host."http://{mirror.host}"]\n')
+    doc = cli("k8s", "check", "--format", "json", "--registry-config", hosts, manifest).json()
+    assert doc["totals"]["unreadable_refs"] == []
+    rules = [f["rule"] for f in doc["workloads"][0]["findings"]]
+    assert "KIF401" in rules and "KIF407" not in rules  # both images read: a's named user is judged
+    (hosts / "docker.io" / "hosts.toml").write_text(f'[host."http://{mirror.host}"]\n'
+                                                    '  capabilities = ["pull"]\n')
+    pull_only = cli("k8s", "check", "--format", "json", "--registry-timeout", "2", "--registry-config", hosts,
+                    manifest).json()  # a host that may not resolve tags is not asked for one
+    assert pull_only["totals"]["unreadable_refs"] == ["monopole/hello:1"]
+    conf = tmp_path / "registries.conf"
+    conf.write_text('unqualified-search-registries = ["docker.io"]\n\n[[registry]]\n'
+                    'prefix = "docker.io/monopole"\nlocation = "docker.io/monopole"\n\n'
+                    '[[registry.mirror]]\nlocation = "127.0.0.1:9/nowhere"\ninsecure = true\n\n'
+                    f'[[registry.mirror]]\nlocation = "{mirror.host}/monopole"\ninsecure = true\n')
+    result = cli("k8s", "check", "--format", "json", "--registry-timeout", "2", "--registry-config", conf,
+                 manifest)
+    refs = result.json()["totals"]
+    assert refs["unreadable_refs"] == ["registry.k8s.io/ingress-nginx/controller:v1.15.1"]  # no mirror for it
+    assert cli("k8s", "check", "--registry-mirror", "docker.io", manifest).exit_code == 2
+    assert cli("k8s", "check", "--registry-config", tmp_path / "none", manifest).exit_code == 2
+
+
+def test_markdown_fits_a_pull_request_comment_and_output_writes_all(cli, tmp_path):
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  runtimeClassName: kata\n"
+           "  containers:\n  - name: c\n    image: 127.0.0.1:9/app-{i}-{pad}:1\n")
+    path = tmp_path / "many.yaml"
+    path.write_text("---\n".join(pod.format(i=i, pad="x" * 80) for i in range(600)))
+    result = cli("k8s", "check", "--format", "markdown", "--registry-timeout", "1", "--jobs", "16", path)
+    assert result.exit_code == 1 and len(result.stdout) <= 65_536
+    assert "more causes (" in result.stdout and "`--output FILE`" in result.stdout
+    assert result.stdout.startswith("**imagefix k8s check**: 600 workloads audited, 600 containers")
+    full = tmp_path / "full.md"
+    assert cli("k8s", "check", "--format", "markdown", "--registry-timeout", "1", "--jobs", "16",
+               "-o", full, path).exit_code == 1
+    assert len(full.read_text()) > 65_536 and "more causes" not in full.read_text()
+
+
+def test_k8s_ref_reads_through_the_mirror_and_keeps_the_manifest_name(cli, mirror):
+    result = cli("k8s", "docker://monopole/hello:1", "--registry-mirror", f"docker.io={mirror.host}")
+    assert result.exit_code == 0, result.stderr
+    pod = yaml.safe_load(result.stdout)
+    assert pod["spec"]["containers"][0]["image"] == "monopole/hello:1"
+    assert pod["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
