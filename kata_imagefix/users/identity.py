@@ -227,8 +227,10 @@ def image_meaning(image_user: str, read_file: ReadFile) -> Outcome:
 
 # --- Kata's genpolicy ---------------------------------------------------------------------------------
 
-_POLICY_PASSWD = re.compile(rb"(?:[^:\n]*:[^:\n]*:[0-9]+:[0-9]+:[^:\n]*:[^:\n]*:[^:\n]*(?:\r?\n|\Z))*")
-_POLICY_GROUP = re.compile(rb"(?:[^:\n]*:[^:\n]*:[0-9]+:[^:\n]*(?:\r?\n|\Z))*")
+# A line genpolicy cannot parse (a negative lookahead per line: no backtracking state kept across lines)
+_POLICY_PASSWD_BAD = re.compile(
+    rb"^(?![^:\n]*:[^:\n]*:[0-9]+:[0-9]+:[^:\n]*:[^:\n]*:[^:\n\r]*\r?$)", re.M)
+_POLICY_GROUP_BAD = re.compile(rb"^(?![^:\n]*:[^:\n]*:[0-9]+:[^:\n\r]*\r?$)", re.M)
 
 
 class _PolicyFiles:
@@ -238,12 +240,15 @@ class _PolicyFiles:
     file is no file. Checked and searched with regexes: no table is built (a million-line passwd)."""
 
     def __init__(self, read_file: ReadFile) -> None:
-        self.passwd = self._valid(read_file("/etc/passwd"), _POLICY_PASSWD)
-        self.group = self._valid(read_file("/etc/group"), _POLICY_GROUP)
+        self.passwd = self._valid(read_file("/etc/passwd"), _POLICY_PASSWD_BAD)
+        self.group = self._valid(read_file("/etc/group"), _POLICY_GROUP_BAD)
 
     @staticmethod
-    def _valid(data: bytes | None, shape: re.Pattern[bytes]) -> bytes | None:
-        return data if data and shape.fullmatch(data) else None
+    def _valid(data: bytes | None, bad: re.Pattern[bytes]) -> bytes | None:
+        if not data:
+            return None
+        end = len(data) - 1 if data.endswith(b"\n") else len(data)  # Rust's lines(): no last empty line
+        return None if bad.search(data, 0, end) else data
 
     def gid_of_uid(self, uid: int) -> int | None:
         return primary_gid(self.passwd, uid) if self.passwd is not None else None
