@@ -297,3 +297,35 @@ def test_the_certificate_is_reloaded_when_its_files_change(tmp_path):
         assert served() == wanted != first
     finally:
         started.stop()
+
+
+def test_requests_at_once_get_the_answers_they_get_one_by_one(server, refs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pods = [pod(name, refs, pod_security, containers) for name, pod_security, containers, _ in PODS[:12]]
+    alone = [server.review("/mutate", admission_review(p))[1]["response"].get("patch") for p in pods]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda p: server.review("/mutate", admission_review(p))[1]["response"]
+                                 .get("patch"), pods * 3))
+    assert together == alone * 3
+
+
+def test_a_registry_that_stalls_past_the_deadline_gets_allowed_unchanged(tmp_path):
+    from registries import FaultServer
+
+    stalled = FaultServer(b"", b"", hang=True)  # a registry that accepts and never answers
+    started = Server(tmp_path / "slow", "--registry-timeout", "25", "--deadline-seconds", "1")
+    try:
+        obj = pod("stalled", {"app": f"{stalled.host}/team/app:1"}, {}, [("c", "app", {}, False)])
+        for path in ("/mutate", "/validate"):
+            status, review = started.review(path, admission_review(obj))
+            response = review["response"]
+            assert status == 200 and response["allowed"] is True and "patch" not in response, review
+            assert "deadline" in response["warnings"][0] and "admitted unchanged" in response["warnings"][0]
+        assert started.request("GET", "/healthz")[0] == 200
+        _, body = started.request("GET", "/metrics")
+        assert "imagefix_webhook_image_deadline_misses_total 2" in body.decode()
+    finally:
+        stalled.stop_event.set()
+        stalled.stop()
+        started.stop()

@@ -89,7 +89,10 @@ class ImageFacts:
         try:
             image = self.open_image(f"docker://{ref}")
             with suppress(ImagefixError):  # the rule that needs it reads it again and says what failed
-                image.read_file("/etc/passwd")  # and /etc/group, in the same pass
+                # both now (one pass over the layers): afterwards requests running at once only read the
+                # Image's memo of them, never its layers
+                image.read_file("/etc/passwd")
+                image.read_file("/etc/group")
         except ImagefixError as exc:
             with self.lock:
                 self.stats.reads += 1
