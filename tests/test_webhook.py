@@ -329,3 +329,28 @@ def test_a_registry_that_stalls_past_the_deadline_gets_allowed_unchanged(tmp_pat
         stalled.stop_event.set()
         stalled.stop()
         started.stop()
+
+
+def test_bad_tls_files_or_listen_address_are_one_line_errors(cli, tmp_path):
+    cert, key = make_certificate(tmp_path / "a")
+    other_cert, _ = make_certificate(tmp_path / "b")
+    for args, words in (((other_cert, key, "127.0.0.1:0"), "belong together"),
+                        ((tmp_path / "missing.pem", key, "127.0.0.1:0"), "belong together"),
+                        ((cert, key, "localhost"), "HOST:PORT")):
+        result = cli("webhook", "serve", "--tls-cert-file", args[0], "--tls-private-key-file", args[1],
+                     "--listen", args[2])
+        assert result.exit_code == 2 and words in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_warn_only_validation_warns_where_it_would_deny(tmp_path, refs):
+    started = Server(tmp_path / "warn", "--warn-only")
+    try:
+        obj = pod("named", refs, {}, [("c", "name", {}, False)])
+        _, review = started.review("/validate", admission_review(obj))
+        response = review["response"]
+        assert response["allowed"] is True and "status" not in response
+        fixes = [w for w in response["warnings"] if w.startswith("imagefix KIF401 Fix: ")]
+        assert fixes and "runAsUser: 185" in fixes[0], response
+    finally:
+        started.stop()

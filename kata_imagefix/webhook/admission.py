@@ -149,7 +149,8 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
     if left:
         rules = ",".join(sorted({f.rule for f in left}))
         ops += annotation_ops(applied(pod, ops), {UNFIXED_ANNOTATION: rules})
-    warnings = [_short(f"imagefix {f.rule} (not fixed): {f.message}") for f in left]
+    warnings = [_short(line) for f in left for line in ([f"imagefix {f.rule} (not fixed): {f.message}"] +
+                                                        ([f"imagefix {f.rule} Fix: {f.fix}"] if f.fix else []))]
     if not ops:
         return Answer(200, _review(uid, True, warnings=warnings), "allowed")
     patch = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
@@ -159,7 +160,9 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
 def _validate(uid: str, pod: dict[str, Any], title: str, images: dict, options: WebhookOptions) -> Answer:
     found = _findings(pod, images, options)
     errors = [f for f in found if f.severity.label == "error"]
-    lines = [f"{f.rule}: {f.message}" + (f" Fix: {f.fix}" if f.fix else "") for f in found]
+    # kubectl shows each warning on a line and the API server may cut long ones: the fix on its own line
+    lines = [line for f in found for line in ([f"{f.rule}: {f.message}"] +
+                                              ([f"{f.rule} Fix: {f.fix}"] if f.fix else []))]
     if errors and not options.warn_only:
         message = f"imagefix: {title} will not start on Kata: " + "; ".join(
             f"{f.rule}: {f.message}" + (f" Fix: {f.fix}" if f.fix else "") for f in errors)
