@@ -149,8 +149,9 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
     if left:
         rules = ",".join(sorted({f.rule for f in left}))
         ops += annotation_ops(applied(pod, ops), {UNFIXED_ANNOTATION: rules})
-    warnings = [_short(line) for f in left for line in ([f"imagefix {f.rule} (not fixed): {f.message}"] +
-                                                        ([f"imagefix {f.rule} Fix: {f.fix}"] if f.fix else []))]
+    warnings = [_short(line) for f in left
+                for line in [f"imagefix {f.rule} (not fixed): {f.message}"] +
+                ([f"imagefix {f.rule} Fix: {f.fix}"] if f.fix else [])]
     if not ops:
         return Answer(200, _review(uid, True, warnings=warnings), "allowed")
     patch = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
