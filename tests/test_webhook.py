@@ -89,7 +89,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    started = Server(tmp_path_factory.mktemp("webhook"))
+    started = Server(tmp_path_factory.mktemp("webhook"), "--also-templates")
     yield started
     started.stop()
 
@@ -113,11 +113,12 @@ def pod(name: str, refs: dict[str, str], pod_security: dict, containers: list, r
 def admission_review(obj: dict, operation: str = "CREATE", dry_run: bool = False,
                      old: dict | None = None) -> dict:
     """The shape of the Kubernetes API reference (admission.k8s.io/v1 AdmissionReview)."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    kind = {"group": group, "version": version, "kind": obj["kind"]}
+    resource = {"group": group, "version": version, "resource": obj["kind"].lower() + "s"}
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": str(uuid.uuid4()), "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "uid": str(uuid.uuid4()), "kind": kind, "resource": resource, "requestKind": kind,
+        "requestResource": resource,
         "name": obj["metadata"].get("name", ""), "namespace": "team-a", "operation": operation,
         "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
                      "groups": ["system:serviceaccounts", "system:authenticated"]},
@@ -343,9 +344,34 @@ def test_bad_tls_files_or_listen_address_are_one_line_errors(cli, tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def deployment(refs: dict[str, str]) -> dict:
+    template = pod("web", refs, {}, [("c", "name", {}, False)])
+    del template["apiVersion"], template["kind"], template["metadata"]["name"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {**template, "metadata": {"labels": {"app": "web"}}}}}
+
+
+def test_also_templates_fixes_a_deployment_as_k8s_fix_does(server, refs, cli, tmp_path):
+    obj = deployment(refs)
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text(yaml.safe_dump(obj, sort_keys=False))
+    fixed = tmp_path / "fixed.yaml"
+    cli("k8s", "fix", "-o", fixed, *BUDGET, manifest)
+    want = yaml.safe_load(fixed.read_text())["spec"]["template"]
+    for operation in ("CREATE", "UPDATE"):
+        _, review = server.review("/mutate", admission_review(obj, operation, old=obj))
+        after = patched(obj, review["response"])
+        assert identity_and_annotations(after["spec"]["template"]) == identity_and_annotations(want)
+        assert after["spec"]["template"]["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185,
+                                                                                         "runAsGroup": 185}
+
+
 def test_warn_only_validation_warns_where_it_would_deny(tmp_path, refs):
     started = Server(tmp_path / "warn", "--warn-only")
     try:
+        _, review = started.review("/mutate", admission_review(deployment(refs)))
+        assert review["response"] == {"uid": review["response"]["uid"], "allowed": True}  # not asked to
         obj = pod("named", refs, {}, [("c", "name", {}, False)])
         _, review = started.review("/validate", admission_review(obj))
         response = review["response"]

@@ -31,6 +31,9 @@ def webhook() -> None:
               help="Also listen for plain HTTP on 127.0.0.1:PORT - for tests only, never in a cluster.")
 @click.option("--deadline-seconds", type=click.FloatRange(0.5, 29), default=8.0, show_default=True,
               help="Answer every request within this (keep it below the webhook's timeoutSeconds).")
+@click.option("--also-templates", is_flag=True,
+              help="Also fix the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, "
+                   "CronJobs (CREATE and UPDATE; add their resources to the webhook's rules).")
 @click.option("--warn-only", is_flag=True, help="/validate warns instead of denying.")
 @click.option("--deny-on-error", is_flag=True,
               help="A review that cannot be judged is denied (default: allowed, as failurePolicy Ignore).")
@@ -52,7 +55,8 @@ def webhook() -> None:
 @budget_options
 @click.pass_context
 def webhook_serve(ctx: click.Context, tls_cert_file: str, tls_private_key_file: str, listen: str,
-                  insecure_port: int | None, deadline_seconds: float, warn_only: bool, deny_on_error: bool,
+                  insecure_port: int | None, deadline_seconds: float, also_templates: bool, warn_only: bool,
+                  deny_on_error: bool,
                   runtime_classes: tuple[str, ...], kata_configs: tuple[str, ...], tag_ttl_seconds: float,
                   cache_images: int, jobs: int, insecure: tuple[str, ...], registry_timeout: float,
                   platform: str | None, verbose: bool, **kw: Any) -> None:
@@ -82,7 +86,7 @@ def webhook_serve(ctx: click.Context, tls_cert_file: str, tls_private_key_file: 
                                stall_seconds=registry_timeout, deadline_seconds=max(deadline_seconds, 1.0))
     audit_options = AuditOptions(runtime_classes, jobs=jobs, kata_configs=_kata_configs(kata_configs))
     options = WebhookOptions(audit_options, model, warn_only=warn_only, deadline_s=deadline_seconds,
-                             allow_on_error=not deny_on_error)
+                             allow_on_error=not deny_on_error, also_templates=also_templates)
     facts = ImageFacts(lambda ref: open_image(ref, platform=platform, registry=registry),
                        tag_ttl_s=tag_ttl_seconds, max_images=cache_images, workers=jobs)
     app = App(options, facts)

@@ -30,6 +30,7 @@ from ..errors import ImagefixError
 from ..k8s.audit import AuditOptions, audit, is_kata
 from ..k8s.fixplan import plan_workload
 from ..k8s.manifests import _workload
+from ..k8s.pod import _pod_spec
 from ..kata.budget import BudgetModel
 from ..scan import RuleSelection
 from .facts import ImageFacts
@@ -47,6 +48,7 @@ class WebhookOptions:
     warn_only: bool = False  # validate: warn instead of deny
     deadline_s: float = 8.0  # below the webhook's timeoutSeconds (10 s by default)
     allow_on_error: bool = True  # the failure policy: what a review that cannot be judged gets
+    also_templates: bool = False  # the pod templates of controllers (CREATE and UPDATE) as well as Pods
 
 
 @dataclass
@@ -113,20 +115,36 @@ def _error(uid: str, message: str, options: WebhookOptions, status: int) -> Answ
     return Answer(status, review, "error")
 
 
-def _is_pod(request: dict[str, Any]) -> bool:
+# the API group of each kind whose pod template --also-templates fixes (k8s/pod.py WORKLOAD_PATHS)
+TEMPLATE_GROUPS = {"Deployment": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "ReplicaSet": "apps",
+                   "Job": "batch", "CronJob": "batch", "ReplicationController": "", "PodTemplate": ""}
+
+
+def _target(request: dict[str, Any], options: WebhookOptions) -> str | None:
+    """The kind to judge, or None: Pods on CREATE (a pod's identity cannot change after it is
+    created); with also_templates, controllers' templates on CREATE and UPDATE."""
     kind = request.get("kind")
-    return isinstance(kind, dict) and kind.get("group", "") == "" and kind.get("kind") == "Pod"
+    if not isinstance(kind, dict) or request.get("subResource"):
+        return None
+    name, group, operation = kind.get("kind"), kind.get("group", ""), request.get("operation")
+    if name == "Pod" and group == "" and operation == "CREATE":
+        return "Pod"
+    templated = options.also_templates and TEMPLATE_GROUPS.get(str(name)) == group
+    if templated and operation in ("CREATE", "UPDATE"):
+        return str(name)
+    return None
 
 
 def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: ImageFacts,
            started: float) -> Answer:
     uid = request["uid"]
     pod = request.get("object")
-    if not _is_pod(request) or request.get("operation") != "CREATE" or request.get("subResource"):
+    kind = _target(request, options)
+    if kind is None:
         return Answer(200, _review(uid, True), "skipped")
-    if not isinstance(pod, dict) or not isinstance(pod.get("spec"), dict):
-        raise ImagefixError("the request's object is not a Pod with a spec")
-    pod = {**pod, "kind": "Pod"}
+    pod = {**pod, "kind": kind} if isinstance(pod, dict) else pod
+    if not isinstance(pod, dict) or _pod_spec(pod) is None:
+        raise ImagefixError(f"the request's object is not a {kind} with a pod spec")
     metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     named = {**metadata, "namespace": metadata.get("namespace") or request.get("namespace") or "default",
              "name": metadata.get("name") or request.get("name") or metadata.get("generateName") or "?"}

@@ -1,4 +1,5 @@
-"""A fix plan (k8s/fixplan.py) as an RFC 6902 JSONPatch against the Pod the API server sent.
+"""A fix plan (k8s/fixplan.py) as an RFC 6902 JSONPatch against the object the API server sent: a Pod,
+or a controller whose pod template is fixed (the paths of k8s/pod.py's WORKLOAD_PATHS).
 
 Only `add` and `replace` operations, at paths that exist or whose parent is
 added in the same patch; values the pod sets are never touched (the plan
@@ -11,6 +12,7 @@ import copy
 from typing import Any
 
 from ..k8s.fixplan import FixPlan
+from ..k8s.pod import WORKLOAD_PATHS
 
 
 def escape(key: str) -> str:
@@ -18,15 +20,22 @@ def escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def container_paths(pod: dict[str, Any]) -> list[str]:
+def spec_path(obj: dict[str, Any]) -> str:
+    """The pointer of the pod spec: /spec for a Pod, /spec/template/spec for a Deployment, ..."""
+    return "/" + "/".join(WORKLOAD_PATHS[str(obj.get("kind"))])
+
+
+def container_paths(obj: dict[str, Any]) -> list[str]:
     """The pointer of every container, init containers first - the order of Workload.containers."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    base = spec_path(obj)
+    spec = _at(obj, base)
+    spec = spec if isinstance(spec, dict) else {}
     out = []
     for key in ("initContainers", "containers"):
         listed = spec.get(key)
         for index, container in enumerate(listed if isinstance(listed, list) else []):
             if isinstance(container, dict):
-                out.append(f"/spec/{key}/{index}")
+                out.append(f"{base}/{key}/{index}")
     return out
 
 
@@ -58,22 +67,25 @@ def values_ops(pod: dict[str, Any], path: str, values: dict[str, Any]) -> list[d
     return ops
 
 
-def annotation_ops(pod: dict[str, Any], values: dict[str, str]) -> list[dict[str, Any]]:
+def annotation_ops(obj: dict[str, Any], values: dict[str, str]) -> list[dict[str, Any]]:
+    """Annotations on the pod: the Pod's own, or its template's."""
     if not values:
         return []
-    if not isinstance(pod.get("metadata"), dict):
-        return [{"op": "add", "path": "/metadata", "value": {"annotations": dict(values)}}]
-    return values_ops(pod, "/metadata/annotations", values)
+    template = spec_path(obj).rpartition("/")[0]
+    node = _at(obj, template) if template else obj
+    if not isinstance((node or {}).get("metadata"), dict):
+        return [{"op": "add", "path": f"{template}/metadata", "value": {"annotations": dict(values)}}]
+    return values_ops(obj, f"{template}/metadata/annotations", values)
 
 
-def plan_ops(pod: dict[str, Any], plan: FixPlan) -> list[dict[str, Any]]:
-    """The JSONPatch that writes the plan into the pod."""
-    paths = container_paths(pod)
+def plan_ops(obj: dict[str, Any], plan: FixPlan) -> list[dict[str, Any]]:
+    """The JSONPatch that writes the plan into the object."""
+    paths = container_paths(obj)
     ops: list[dict[str, Any]] = []
     for entry in plan.containers:
-        ops += values_ops(pod, f"{paths[entry.index]}/securityContext", entry.values)
-    ops += values_ops(pod, "/spec/securityContext", plan.pod_security)
-    ops += annotation_ops(pod, plan.annotations)
+        ops += values_ops(obj, f"{paths[entry.index]}/securityContext", entry.values)
+    ops += values_ops(obj, f"{spec_path(obj)}/securityContext", plan.pod_security)
+    ops += annotation_ops(obj, plan.annotations)
     return ops
 
 
@@ -87,4 +99,4 @@ def applied(pod: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["annotation_ops", "applied", "container_paths", "escape", "plan_ops", "values_ops"]
+__all__ = ["annotation_ops", "applied", "container_paths", "escape", "plan_ops", "spec_path", "values_ops"]
