@@ -39,6 +39,7 @@ from .patch import annotation_ops, applied, plan_ops
 API_VERSION = "admission.k8s.io/v1"
 UNFIXED_ANNOTATION = "imagefix.kata/unfixed"
 MAX_WARNING = 256  # longer warnings may be truncated by the API server
+MAX_WARNINGS = 4096  # all warnings together (from every webhook: leave room for others)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,13 @@ def _request(body: bytes) -> dict[str, Any]:
 
 
 def _review(uid: str, allowed: bool, **response: Any) -> dict[str, Any]:
+    warnings, total = [], 0
+    for line in response.get("warnings") or []:  # the API server ignores warnings past 4096 characters
+        total += len(line)
+        if total > MAX_WARNINGS:
+            break
+        warnings.append(line)
+    response["warnings"] = warnings
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview",
             "response": {"uid": uid, "allowed": allowed, **{k: v for k, v in response.items() if v}}}
 
