@@ -380,3 +380,31 @@ def test_warn_only_validation_warns_where_it_would_deny(tmp_path, refs):
         assert fixes and "runAsUser: 185" in fixes[0], response
     finally:
         started.stop()
+
+
+def test_a_tag_is_re_resolved_after_its_ttl_and_kept_before(server, registry, tmp_path):
+    from test_identity import ROOT, SPARK_GROUP, SPARK_PASSWD
+
+    client = RegistryClient(registry.host)
+    repository = repo_name("webhook-ttl")
+    push_spec(client, tmp_path, repository, "1", _spec("spark", SPARK_PASSWD, SPARK_GROUP))
+    refs = {"app": f"{registry.host}/{repository}:1"}
+    obj = pod("moving", refs, {}, [("c", "app", {}, False)])
+
+    def uid(started: Server) -> int:
+        _, review = started.review("/mutate", admission_review(obj))
+        return patched(obj, review["response"])["spec"]["containers"][0]["securityContext"]["runAsUser"]
+
+    fresh = Server(tmp_path / "ttl0", "--tag-ttl-seconds", "0", "--insecure-port", str(free_port()))
+    try:
+        assert uid(server) == uid(fresh) == 185
+        moved = ROOT + "spark:x:200:200:Spark:/opt/spark:/bin/sh\n"  # the tag now names another image
+        push_spec(client, tmp_path, repository, "1", _spec("spark", moved, "root:x:0:\nspark:x:200:\n"))
+        assert uid(fresh) == 200  # TTL 0: every request resolves the tag again
+        assert uid(server) == 185  # TTL 300 s: the digest read before still answers
+        plain = http.client.HTTPConnection("127.0.0.1", int(fresh.process.args[-1]), timeout=10)
+        plain.request("GET", "/healthz")  # --insecure-port: plain HTTP beside HTTPS, for tests
+        assert plain.getresponse().status == 200
+        plain.close()
+    finally:
+        fresh.stop()
