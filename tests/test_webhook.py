@@ -185,6 +185,8 @@ def test_mutate_writes_what_k8s_fix_writes_and_nothing_fixable_is_left(server, r
         else:
             assert UNFIXED_ANNOTATION not in after["metadata"]["annotations"], name
             assert not response.get("warnings"), (name, response.get("warnings"))
+        _, again = server.review("/mutate", admission_review(after))  # reinvocationPolicy: IfNeeded
+        assert "patch" not in again["response"], name  # the patched pod needs nothing more
         out.append(after)
     result_path = tmp_path / "patched.yaml"
     result_path.write_text("---\n".join(yaml.safe_dump(p, sort_keys=False) for p in out))
