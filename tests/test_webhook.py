@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import jsonpatch
+import kubernetes_validate
 import pytest
 import yaml
 from registries import free_port, make_certificate, push_spec, repo_name
@@ -185,6 +186,7 @@ def test_mutate_writes_what_k8s_fix_writes_and_nothing_fixable_is_left(server, r
         else:
             assert UNFIXED_ANNOTATION not in after["metadata"]["annotations"], name
             assert not response.get("warnings"), (name, response.get("warnings"))
+        kubernetes_validate.validate(after, "1.31", strict=True)  # the patched pod is schema-valid
         _, again = server.review("/mutate", admission_review(after))  # reinvocationPolicy: IfNeeded
         assert "patch" not in again["response"], name  # the patched pod needs nothing more
         out.append(after)

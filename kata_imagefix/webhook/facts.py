@@ -17,9 +17,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextlib import suppress
 from dataclasses import dataclass
+from queue import SimpleQueue
 from typing import Any
 
 from ..errors import ImagefixError
@@ -44,8 +45,14 @@ class ImageFacts:
         self.by_ref: dict[str, tuple[float, str]] = {}  # ref -> (when resolved, digest)
         self.pending: dict[str, Future] = {}
         self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="image-read")
         self.stats = FactStats()
+        # daemon threads, not a ThreadPoolExecutor (whose workers the interpreter joins at exit): a read
+        # stuck on a silent registry must not keep a stopped server (SIGTERM) from exiting
+        self.queue: SimpleQueue[tuple[str, Future] | None] = SimpleQueue()
+        self.workers = [threading.Thread(target=self._work, name=f"image-read-{n}", daemon=True)
+                        for n in range(max(1, workers))]
+        for worker in self.workers:
+            worker.start()
 
     def lookup(self, refs: list[str], timeout_s: float) -> dict[str, Read]:
         """ref -> (Image, None) or (None, why), every ref answered within `timeout_s`."""
@@ -59,7 +66,8 @@ class ImageFacts:
                     out[ref] = (image, None)
                     continue
                 if ref not in self.pending:
-                    self.pending[ref] = self.pool.submit(self._read, ref)
+                    self.pending[ref] = Future()
+                    self.queue.put((ref, self.pending[ref]))
                 futures[ref] = self.pending[ref]
         if futures:
             wait(list(futures.values()), timeout=max(0.0, timeout_s))
@@ -120,8 +128,14 @@ class ImageFacts:
             self.pending.pop(ref, None)
         return image, None
 
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            ref, future = item
+            future.set_result(self._read(ref))
+
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self.workers:
+            self.queue.put(None)
 
 
 __all__ = ["FactStats", "ImageFacts"]
