@@ -10,7 +10,9 @@ Starts its own registry on loopback with a named-user (`spark`) and a numeric
   the account files read from the layers);
 - warm: `--count` /mutate reviews from `--clients` threads, each with a
   kept-alive HTTPS connection, alternating the two images: p50/p99 latency
-  and admissions per second; the server's RSS before and after;
+  and admissions per second - once as a ReplicaSet's pods arrive (identical
+  but for the uid: the answers memo serves all but the first), once as
+  distinct pods (each judged); the server's RSS before and after;
 - stalled: `--stalled` reviews naming an image on a registry that accepts
   connections and never answers: the slowest answer, against the deadline.
 
@@ -49,8 +51,10 @@ from kata_imagefix.registry.client import RegistryClient  # noqa: E402
 DEADLINE = 2.0
 
 
-def review(image: str) -> bytes:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench", "namespace": "bench"},
+def review(image: str, name: str = "") -> bytes:
+    """A pod as a ReplicaSet sends it (no name yet: generateName), or, with `name`, a pod of its own."""
+    metadata = {"name": name} if name else {"generateName": "bench-"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, "namespace": "bench"},
            "spec": {"runtimeClassName": "kata-qemu-tdx", "containers": [{"name": "c", "image": image}]}}
     return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": str(uuid.uuid4()), "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -138,8 +142,14 @@ def main() -> None:
         latencies, seconds = run(port, context, bodies, args.clients)
         rss_after = rss_kib(process.pid)
         p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
-        print(f"warm     {len(latencies)} admissions, {args.clients} clients: p50 {p50:.1f} ms, "
+        print(f"warm     {len(latencies)} replica pods, {args.clients} clients: p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms, {len(latencies) / seconds:.0f} admissions/s")
+        distinct = [review(images["named" if i % 2 else "numeric"], f"pod-{i}") for i in range(args.count)]
+        latencies, seconds = run(port, context, distinct, args.clients)
+        p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
+        print(f"warm     {len(latencies)} distinct pods, {args.clients} clients: p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms, {len(latencies) / seconds:.0f} admissions/s (each judged)")
+        rss_after = rss_kib(process.pid)
         print(f"rss      {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB after")
         slow = [review(f"{stalled.host}/bench/stalled:{i % 5}") for i in range(args.stalled)]
         latencies, seconds = run(port, context, slow, args.clients)

@@ -275,6 +275,7 @@ def test_health_readiness_and_metrics(server, refs):
               if line and not line.startswith("#")}
     assert values['imagefix_webhook_requests_total{path="/mutate",outcome="mutated"}'] >= 2
     assert values["imagefix_webhook_image_cache_hits_total"] >= 1
+    assert values["imagefix_webhook_answer_cache_hits_total"] >= 1  # the same pod again: judged once
     assert values["imagefix_webhook_image_reads_total"] >= 1
     assert values['imagefix_webhook_request_duration_seconds_count{path="/mutate"}'] >= 2
     assert values["imagefix_webhook_failures_total{path=\"/mutate\"}"] >= 0

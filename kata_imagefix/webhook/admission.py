@@ -63,13 +63,42 @@ class Answer:
         return json.dumps(self.review, separators=(",", ":")).encode()
 
 
+class Memo:
+    """Answers already given, by (mode, the object as sent, the digests its images resolved to): the pods
+    of one ReplicaSet arrive identical (the name is generated after admission), so each is judged once.
+    Bounded; the review's uid is put in afresh."""
+
+    def __init__(self, size: int = 1024) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.size, self.lock = size, threading.Lock()
+        self.entries: OrderedDict[tuple, tuple[dict[str, Any], str]] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: tuple) -> tuple[dict[str, Any], str] | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                self.hits += 1
+            return found
+
+    def put(self, key: tuple, response: dict[str, Any], outcome: str) -> None:
+        with self.lock:
+            self.entries[key] = (response, outcome)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
 class BadReview(Exception):
     def __init__(self, message: str, uid: str = "") -> None:
         super().__init__(message)
         self.uid = uid
 
 
-def answer(body: bytes, mode: str, options: WebhookOptions, facts: ImageFacts) -> Answer:
+def answer(body: bytes, mode: str, options: WebhookOptions, facts: ImageFacts,
+           memo: Memo | None = None) -> Answer:
     """The answer to one request body; `mode` is "mutate" or "validate". Never raises."""
     started = time.monotonic()
     try:
@@ -79,7 +108,7 @@ def answer(body: bytes, mode: str, options: WebhookOptions, facts: ImageFacts) -
         return _error(exc.uid, str(exc), options, 200 if exc.uid else 400)
     uid = request["uid"]
     try:
-        return _judge(request, mode, options, facts, started)
+        return _judge(request, mode, options, facts, started, memo)
     except ImagefixError as exc:
         return _error(uid, str(exc), options, 200)
     except Exception as exc:  # a bug must not deny pods by accident: the failure policy decides
@@ -144,7 +173,7 @@ def _target(request: dict[str, Any], options: WebhookOptions) -> str | None:
 
 
 def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: ImageFacts,
-           started: float) -> Answer:
+           started: float, memo: Memo | None = None) -> Answer:
     uid = request["uid"]
     pod = request.get("object")
     kind = _target(request, options)
@@ -167,6 +196,20 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
                     for ref, why in unread.items()]
         return Answer(200, _review(uid, True, warnings=warnings), "unread")
     images = {ref: (image, None) for ref, (image, _) in reads.items()}
+    key = (mode, request.get("namespace"), json.dumps(pod, sort_keys=True),
+           tuple(sorted((ref, image.digest or id(image)) for ref, (image, _) in images.items())))
+    known = memo.get(key) if memo is not None else None
+    if known is not None:
+        return Answer(200, {"apiVersion": API_VERSION, "kind": "AdmissionReview",
+                            "response": {**known[0], "uid": uid}}, known[1])
+    result = _decide(uid, mode, pod, workload, images, options)
+    if memo is not None:
+        memo.put(key, result.review["response"], result.outcome)
+    return result
+
+
+def _decide(uid: str, mode: str, pod: dict[str, Any], workload: Any, images: dict,
+            options: WebhookOptions) -> Answer:
     if mode == "validate":
         return _validate(uid, pod, workload.title, images, options)
     plan = plan_workload(workload, lambda ref: images[ref][0], options.audit, options.model)
@@ -214,4 +257,4 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_WARNING else text[: MAX_WARNING - 1] + "…"
 
 
-__all__ = ["API_VERSION", "UNFIXED_ANNOTATION", "Answer", "WebhookOptions", "answer"]
+__all__ = ["API_VERSION", "UNFIXED_ANNOTATION", "Answer", "Memo", "WebhookOptions", "answer"]

@@ -28,8 +28,8 @@ class Metrics:
             self.sums[path] += seconds
             self.counts[path] += 1
 
-    def render(self, stats: object) -> str:
-        """The exposition text; `stats` is the image cache's FactStats."""
+    def render(self, stats: object, answer_hits: int = 0) -> str:
+        """The exposition text; `stats` is the image cache's FactStats, `answer_hits` the answers memo's."""
         lines = ["# HELP imagefix_webhook_requests_total Admission requests answered, by path and outcome.",
                  "# TYPE imagefix_webhook_requests_total counter"]
         with self.lock:
@@ -55,6 +55,9 @@ class Metrics:
             metric = f"imagefix_webhook_image_{name}_total"
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter",
                       f"{metric} {getattr(stats, name)}"]
+        lines += ["# HELP imagefix_webhook_answer_cache_hits_total Reviews answered as an identical one was.",
+                  "# TYPE imagefix_webhook_answer_cache_hits_total counter",
+                  f"imagefix_webhook_answer_cache_hits_total {answer_hits}"]
         return "\n".join(lines) + "\n"
 
 

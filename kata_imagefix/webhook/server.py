@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..errors import ImagefixError
-from .admission import WebhookOptions, answer
+from .admission import Memo, WebhookOptions, answer
 from .facts import ImageFacts
 from .metrics import Metrics
 
@@ -77,6 +77,7 @@ class App:
 
     def __init__(self, options: WebhookOptions, facts: ImageFacts) -> None:
         self.options, self.facts, self.metrics = options, facts, Metrics()
+        self.memo = Memo()
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -134,7 +135,8 @@ class Handler(BaseHTTPRequestHandler):
             ready = self.server.tls is None or self.server.tls.context is not None
             self._send(200 if ready else 503, b"ok\n" if ready else b"no certificate\n", "text/plain")
         elif self.path == "/metrics":
-            self._send(200, app.metrics.render(app.facts.stats).encode(), "text/plain; version=0.0.4")
+            text = app.metrics.render(app.facts.stats, app.memo.hits)
+            self._send(200, text.encode(), "text/plain; version=0.0.4")
         else:
             self._send(404, b"not found\n", "text/plain")
 
@@ -157,7 +159,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(413, f"body over {MAX_BODY} bytes\n".encode(), "text/plain")
             return
         body = self.rfile.read(int(length))
-        result = answer(body, path.lstrip("/"), app.options, app.facts)
+        result = answer(body, path.lstrip("/"), app.options, app.facts, app.memo)
         app.metrics.observe(path, result.outcome, time.monotonic() - started)
         self._send(result.status, result.body)
 
