@@ -19,27 +19,22 @@ their positions) reads those an edit is wanted in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ImagefixError
 from ..image.model import Image
 from ..kata.budget import BudgetModel
-from ..users.identity import explicit_identity
-from .audit import AuditOptions, _subject, is_kata, pod_in_force
+from .audit import AuditOptions, is_kata
+from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
 from .manifests import Workload, _workload, yaml_error
 from .pod import (
-    KERNEL_PARAMS_ANNOTATION,
-    PULL_LIMIT_WHY,
-    TIMEOUT_ANNOTATION,
     PodNeeds,
     _pod_spec,
     _pod_template,
     annotation_reasons,
     matching_containers,
     pod_annotations,
-    raised_annotations,
     same_image,
     split_documents,
     workloads,
@@ -253,31 +248,9 @@ class _Probe:
 
 def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images: dict,
                   options: AuditOptions, model: BudgetModel) -> list[str]:
-    changes = _fix_users(editor, item, workload, lambda ref: images.get(ref, (None, None))[0])
-    subject = _subject(workload, [], model, options)
-    read = [images.get(c.image, (None, None))[0] for c in workload.containers]
-    present = [image for image in read if image is not None]
-    if present:
-        largest = max(present, key=lambda image: image.unpacked_size)
-        estimate = subject.model.estimate(largest.unpacked_size, size_estimated=largest.size_estimated)
-        if not (estimate.fits_create_timeout and estimate.fits_pull_timeout):
-            seconds = estimate.recommended_timeout_seconds
-            # only what raises the value in force; never below what the class could ship
-            wanted = raised_annotations(pod_in_force(workload, model, options), workload.raw_annotations,
-                                        seconds)
-            why = {TIMEOUT_ANNOTATION: f"guest pull + unpack needs ~{estimate.needed_timeout_seconds:.0f} s "
-                                       f"with margin, size {estimate.size_said} (imagefix)",
-                   KERNEL_PARAMS_ANNOTATION: PULL_LIMIT_WHY}
-            if wanted:
-                ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
-                              {k: why[k] for k in wanted if k in why}, before="spec")
-            if TIMEOUT_ANNOTATION in wanted:
-                changes.append(f"{workload.title}: timeout {subject.model.create_timeout_s} -> {seconds} s "
-                               f"(from a size {estimate.size_said})")
-            if KERNEL_PARAMS_ANNOTATION in wanted:
-                changes.append(f"{workload.title}: agent.image_pull_timeout "
-                               f"{subject.model.image_pull_timeout_s} -> {seconds} s (kernel_params)")
-    return changes
+    plan = plan_workload(workload, lambda ref: images.get(ref, (None, None))[0], options, model)
+    apply_plan(editor, item, plan)
+    return plan.changes
 
 
 def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
@@ -305,50 +278,30 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
     return [f"{workload.kind}/{workload.name}: {', '.join(names)}"]
 
 
-ImageFor = Callable[[str], Image | None]
-
-
 def _fix_users(editor: DocumentEditor, item: Any, workload: Workload, image_for: ImageFor,
                pod_values: dict[str, Any] | None = None) -> list[str]:
-    """The explicit identity (identity.py) of every container that runs a readable image: runAsUser and
-    runAsGroup in the container, the image's supplementary groups in the pod's supplementalGroups (written
-    in one edit with `pod_values`, the fsGroup a migration adds)."""
-    changes: list[str] = []
-    pod_values = dict(pod_values or {})
-    pod_security = {**workload.security, **pod_values}
+    """The explicit identity of every container that runs a readable image (fixplan.py), written in one
+    edit per securityContext with `pod_values` (the fsGroup a migration adds)."""
+    plan = plan_users(workload, image_for, pod_values)
+    apply_plan(editor, item, plan)
+    return plan.changes
+
+
+def apply_plan(editor: DocumentEditor, item: Any, plan: FixPlan) -> None:
+    """The plan as line edits: each container's securityContext, the pod's, then the annotations."""
     spec = _pod_spec(item)
     raw_containers = [c for key in ("initContainers", "containers") if isinstance(spec.get(key), list)
                       for c in spec[key] if isinstance(c, dict)]
-    groups: set[int] = set()
-    sole = len(workload.containers) == 1
-    for raw, container in zip(raw_containers, workload.containers, strict=True):
-        image = image_for(container.image)
-        if image is None:
-            continue
-        explicit = explicit_identity(image.user or "", image.read_file, container.security, pod_security,
-                                     sole=sole)
-        groups.update(explicit.pod_groups)
-        if explicit.pod:
-            pod_values.update(explicit.pod)
-            shown = ", ".join(f"{k}: {v}" for k, v in explicit.pod.items())
-            changes.append(f"{workload.title}: {shown} (for the pod: its only container, {container.name})")
-        if explicit.container:
-            ensure_values(editor, raw, ["securityContext"], explicit.container,
-                          {key: WHY[key] for key in explicit.container},
-                          what=f"the securityContext of container {container.name}")
-            shown = ", ".join(f"{k}: {v}" for k, v in explicit.container.items())
-            changes.append(f"{workload.title} {container.name}: {shown}")
-    if groups:
-        if workload.security.get("supplementalGroups") is None:
-            pod_values["supplementalGroups"] = sorted(groups)  # type: ignore[assignment]
-            changes.append(f"{workload.title}: supplementalGroups: {sorted(groups)}")
-        else:  # a value the manifest sets is never changed: the re-audit names what it lacks
-            changes.append(f"{workload.title}: supplementalGroups is set; it lacks {sorted(groups)} - "
-                           "left for you to add")
-    if pod_values:
-        ensure_values(editor, spec, ["securityContext"], pod_values,
-                      {k: WHY[k] for k in pod_values if k in WHY}, what="the pod's securityContext")
-    return changes
+    for entry in plan.containers:
+        ensure_values(editor, raw_containers[entry.index], ["securityContext"], entry.values,
+                      {key: WHY[key] for key in entry.values if key in WHY},
+                      what=f"the securityContext of container {entry.name}")
+    if plan.pod_security:
+        ensure_values(editor, spec, ["securityContext"], plan.pod_security,
+                      {k: WHY[k] for k in plan.pod_security if k in WHY}, what="the pod's securityContext")
+    if plan.annotations:
+        ensure_values(editor, _pod_template(item), ["metadata", "annotations"], plan.annotations,
+                      plan.annotation_why, before="spec")
 
 
 def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: dict[str, Any],
