@@ -248,9 +248,9 @@ def _findings(pod: dict[str, Any], images: dict, options: WebhookOptions) -> lis
     def never(ref: str) -> Any:
         raise ImagefixError(f"{ref}: not read for this request")
 
-    results, _ = audit([("admission", json.dumps(pod))], options.audit, options.model, RuleSelection(),
-                       never, images)
-    return [f for result in results for f in result.findings if f.severity.label in ("error", "warning")]
+    run = audit([("admission", json.dumps(pod))], options.audit, options.model, RuleSelection(), never,
+                images)
+    return [f for result in run.results for f in result.findings if f.severity.label in ("error", "warning")]
 
 
 def _short(text: str) -> str:
