@@ -336,10 +336,11 @@ def test_the_account_files_the_rules_need_are_read_with_the_image_in_parallel(pu
     images = read_images(workloads_in("m.yaml", manifest(pushed, registry)), AuditOptions(jobs=2), open_image)
     named, _ = images[pushed["named"]]
     numeric, _ = images[pushed["numeric"]]
-    # config + the two layers down to passwd (and a range request per layer not sized yet in the process)
-    assert named.transfer.by_kind["manifest"] == 1 and named.transfer.by_kind["blob"] == 3
-    assert 1 <= named.transfer.by_kind["blob-range"] <= 2
-    # 185:185 too (its groups; genpolicy): config + its own top layer at least - the shared base layer's
-    # facts (and size) may already be known when the named image's worker got there first
-    assert numeric.transfer.by_kind["manifest"] == 1 and numeric.transfer.by_kind["blob"] >= 2
-    assert 1 <= numeric.transfer.by_kind["blob-range"] <= 2
+    # config + the layers down to passwd (and a range request per layer not sized yet in the process); the
+    # two images share their base layer, whose facts one worker may have cached before the other asks
+    for image in (named, numeric):
+        assert image.transfer.by_kind["manifest"] == 1 and 2 <= image.transfer.by_kind["blob"] <= 3
+        assert image.transfer.by_kind.get("blob-range", 0) <= 2
+    # the base layer is read once at least: 2 configs + 2 top layers + 1 base
+    assert named.transfer.by_kind["blob"] + numeric.transfer.by_kind["blob"] >= 5
+
