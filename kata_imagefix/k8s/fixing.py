@@ -99,12 +99,12 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     edited_pieces: set[int] = set()
     for chunk in split_documents(text):
         try:
-            in_scope = _wants_edit(_load(chunk, name, offset), name, options, migration, images, model)
+            plans = _plans(_load(chunk, name, offset), name, options, migration, images, model)
         except ImagefixError:
             if migration is not None:
                 raise
-            in_scope = False
-        if not in_scope:
+            plans = None
+        if plans is None:
             pieces.append(chunk)
             offset += chunk.count("\n")
             continue
@@ -113,7 +113,7 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
         editor = DocumentEditor(chunk, name, offset)
         editor.step = indent_step(doc)
         duplicate = duplicate_key(chunk)
-        for item in workloads(doc):
+        for index, item in enumerate(workloads(doc)):
             mark = editor.mark()
             try:
                 workload = _workload(item, name, offset)
@@ -122,8 +122,8 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
                         changes_here = _migrate_workload(editor, item, workload, migration)
                     else:
                         changes_here = []
-                elif is_kata(workload, options):
-                    changes_here = _fix_workload(editor, item, workload, images, options, model)
+                elif index < len(plans) and plans[index] is not None:  # decided on libyaml's data
+                    changes_here = _fix_workload(editor, item, plans[index])
                 else:
                     changes_here = []
                 if duplicate is not None and editor.mark() != mark:
@@ -200,55 +200,32 @@ def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
     return None
 
 
-def _wants_edit(doc: Any, name: str, options: AuditOptions, migration: Migration | None,
-                images: dict, model: BudgetModel) -> bool:
-    """Whether this document is to be edited: `k8s fix` runs its decisions on libyaml's data with a
-    probe for an editor - the first edit it asks for says yes (the documents that need nothing are
-    kept as they are, without building their positions)."""
+def _plans(doc: Any, name: str, options: AuditOptions, migration: Migration | None, images: dict,
+           model: BudgetModel) -> list[FixPlan | None] | None:
+    """What `k8s fix` would write into each workload of the document, decided on libyaml's data (None
+    for a workload out of scope); None when the document needs no edit at all, so it is kept as it is
+    without building its positions. A migration edits every document that runs its image."""
     if migration is not None:
         image_name = migration.needs.image_name
-        return any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
+        wanted = any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
+        return [] if wanted else None
+    plans: list[FixPlan | None] = []
     for item in workloads(doc):
         try:
             workload = _workload(item, name, 0)
         except ImagefixError:  # a patch fragment: not a pod, left as it is
+            plans.append(None)
             continue
-        if not is_kata(workload, options):
-            continue
-        try:
-            _fix_workload(_Probe(), item, workload, images, options, model)  # type: ignore[arg-type]
-        except (_WouldEdit, ImagefixError, AttributeError):  # an edit, or a refusal to name with its line
-            return True
-    return False
+        plans.append(plan_workload(workload, _image_for(images), options, model)
+                     if is_kata(workload, options) else None)
+    return plans if any(plans) else None
 
 
-class _WouldEdit(Exception):
-    pass
+def _image_for(images: dict) -> ImageFor:
+    return lambda ref: images.get(ref, (None, None))[0]
 
 
-class _Probe:
-    """Stands in for DocumentEditor on plain data: checks nothing, stops at the first edit."""
-
-    step = 2
-
-    def editable(self, node: Any, what: str) -> None:
-        pass
-
-    def own(self, mapping: Any, key: str, what: str) -> None:
-        pass
-
-    def where(self, line: int) -> str:
-        return ""
-
-    def set_scalar(self, *args: Any, **kw: Any) -> None:
-        raise _WouldEdit
-
-    insert = fill_empty = set_scalar
-
-
-def _fix_workload(editor: DocumentEditor, item: Any, workload: Workload, images: dict,
-                  options: AuditOptions, model: BudgetModel) -> list[str]:
-    plan = plan_workload(workload, lambda ref: images.get(ref, (None, None))[0], options, model)
+def _fix_workload(editor: DocumentEditor, item: Any, plan: FixPlan) -> list[str]:
     apply_plan(editor, item, plan)
     return plan.changes
 

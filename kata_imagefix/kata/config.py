@@ -443,7 +443,6 @@ def _last_key_line(toml: TomlFile, table: tuple[str, ...]) -> int | None:
 def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comment: str,
              lines: list[str]) -> str | None:
     """Set table.key = value in `lines` (of `toml`); returns a description, or None if already so."""
-    nl = toml.newline
     existing = [e for e in toml.entries if e.table == table and e.key == key]
     if existing:
         entry = existing[-1]
@@ -458,8 +457,16 @@ def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comme
         lead = rest[: len(rest) - len(rest.lstrip())]
         lines[entry.line] = f"{prefix}={lead or ' '}{value}{tail}"
         return f"[{'.'.join(table)}] {key} = {current} -> {value}"
+    _add_key(toml, table, f"{key} = {value}", comment, lines)
+    return f"[{'.'.join(table)}] {key} = {value} (added)"
+
+
+def _add_key(toml: TomlFile, table: tuple[str, ...], assignment: str, comment: str, lines: list[str]) -> None:
+    """A new `key = value` line (with its reason above it) after the table's last key, or the table
+    appended at the end of the file when it has none."""
+    nl = toml.newline
     after = _last_key_line(toml, table)
-    new = [f"# imagefix: {comment}{nl}", f"{key} = {value}{nl}"]
+    new = [f"# imagefix: {comment}{nl}", f"{assignment}{nl}"]
     if after is None:
         if lines and not lines[-1].endswith(("\n", "\r")):
             lines[-1] += nl
@@ -468,7 +475,6 @@ def _set_int(toml: TomlFile, table: tuple[str, ...], key: str, value: int, comme
         if not lines[after].endswith(("\n", "\r")):
             lines[after] += nl
         lines[after + 1 : after + 1] = new
-    return f"[{'.'.join(table)}] {key} = {value} (added)"
 
 
 def _toml_string(value: str) -> str:
@@ -491,16 +497,7 @@ def _set_string(toml: TomlFile, table: tuple[str, ...], key: str, value: str, co
         name = lines[entry.line].split("=", 1)[0].strip()
         lines[entry.line : entry.last_line + 1] = [f"{indent}{name} = {_toml_string(value)}{nl}"]
         return f"[{'.'.join(table)}] {key} = {value!r} (was {current!r})"
-    after = _last_key_line(toml, table)
-    new = [f"# imagefix: {comment}{nl}", f"{key} = {_toml_string(value)}{nl}"]
-    if after is None:
-        if lines and not lines[-1].endswith(("\n", "\r")):
-            lines[-1] += nl
-        lines.extend([nl, f"[{'.'.join(table)}]{nl}", *new])
-    else:
-        if not lines[after].endswith(("\n", "\r")):
-            lines[after] += nl
-        lines[after + 1 : after + 1] = new
+    _add_key(toml, table, f"{key} = {_toml_string(value)}", comment, lines)
     return f"[{'.'.join(table)}] {key} = {value!r} (added)"
 
 
