@@ -70,30 +70,20 @@ class Security:
     supplemental_groups: tuple[int, ...] = ()
     fs_group: int | None = None
     strict_groups: bool = False  # supplementalGroupsPolicy: Strict (the image's /etc/group is not read)
-    user_level: str | None = None  # "container" or "pod": where runAsUser is set
-    group_level: str | None = None
 
     @classmethod
     def of(cls, container: dict[str, Any] | None, pod: dict[str, Any] | None) -> Security:
         container, pod = container or {}, pod or {}
 
-        def pick(key: str) -> tuple[Any, str | None]:
-            if container.get(key) is not None:
-                return container[key], "container"
-            if pod.get(key) is not None:
-                return pod[key], "pod"
-            return None, None
+        def pick(key: str) -> Any:  # the container's value, else the pod's
+            return container[key] if container.get(key) is not None else pod.get(key)
 
-        user, user_level = pick("runAsUser")
-        group, group_level = pick("runAsGroup")
-        non_root, _ = pick("runAsNonRoot")
         listed = pod.get("supplementalGroups")
         listed = listed if isinstance(listed, list) else []
         supplemental = tuple(g for g in listed if _int_field(g) is not None)
-        return cls(_int_field(user), _int_field(group), non_root is True, supplemental,
-                   _int_field(pod.get("fsGroup")), pod.get("supplementalGroupsPolicy") == "Strict",
-                   user_level if _int_field(user) is not None else None,
-                   group_level if _int_field(group) is not None else None)
+        return cls(_int_field(pick("runAsUser")), _int_field(pick("runAsGroup")),
+                   pick("runAsNonRoot") is True, supplemental, _int_field(pod.get("fsGroup")),
+                   pod.get("supplementalGroupsPolicy") == "Strict")
 
     @property
     def pod_groups(self) -> frozenset[int]:
