@@ -110,7 +110,8 @@ class StaticMirror:
         root = work / "mirror"
         manifest_type = ""
         for repository in repositories:
-            manifest, _, raw = client.manifest(repository, "1")
+            raw = client.manifest_bytes(repository, "1").raw
+            manifest = json.loads(raw)
             manifest_type = manifest["mediaType"]
             (root / "v2" / repository / "manifests").mkdir(parents=True)
             (root / "v2" / repository / "blobs").mkdir()
@@ -128,7 +129,7 @@ class StaticMirror:
         for _ in range(100):
             try:
                 client_check = RegistryClient(self.host)
-                client_check.manifest(repositories[0], "1")
+                client_check.manifest_bytes(repositories[0], "1")
                 return
             except Exception:
                 time.sleep(0.05)
@@ -176,7 +177,7 @@ def curl_floor(work: Path, client: RegistryClient, repositories: list[str], runs
         return None
     lines = []
     for repository in repositories:
-        manifest, _, _ = client.manifest(repository, "1")
+        manifest = json.loads(client.manifest_bytes(repository, "1").raw)
         for path in ("manifests/1", f"blobs/{manifest['config']['digest']}"):
             lines += [f'url = "http://{client.host}/v2/{repository}/{path}"', 'output = "/dev/null"']
     config = work / "curl.conf"

@@ -82,8 +82,8 @@ def main() -> None:
         push_local(api, local, repo, "1gb")
         ref = f"{repo}:1gb"
         client = RegistryClient(registry.host)
-        manifest, _, raw = client.manifest("bench/app", "1gb")
-        numeric = json.loads(raw)
+        raw = client.manifest_bytes("bench/app", "1gb").raw
+        manifest, numeric = json.loads(raw), json.loads(raw)
         # a numeric-user twin: same layers, config with USER 185:185
         config = json.loads(client.blob("bench/app", manifest["config"]["digest"]))
         config["config"]["User"] = "185:185"

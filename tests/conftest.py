@@ -39,7 +39,7 @@ if os.environ.get("CI"):
 def fresh_layer_size_memory():
     """Layer sizes judged by an earlier test (same registry, same digest) are not reused: request counts
     stay each test's own."""
-    from kata_imagefix.registry import layersize
+    from kata_imagefix.image.sources import layersize
 
     layersize._judged.clear()
 

@@ -112,3 +112,13 @@ def test_the_readme_architecture_names_every_module():
         if path.name == "__init__.py" or relative.startswith("rules/kif"):
             continue
         assert f"`{relative}`" in section or f"`{path.name}`" in section, f"README misses {relative}"
+
+
+def test_the_registry_client_imports_nothing_from_image():
+    """The HTTP client returns bytes and descriptors; what the documents mean is image/'s business
+    (image/ may use the client, never the other way round: no folder cycle)."""
+    IMAGE = "kata_imagefix.image"
+    for name, targets in graph().items():
+        if name == "kata_imagefix.registry" or name.startswith("kata_imagefix.registry."):
+            bad = sorted(t for t in targets if t == IMAGE or t.startswith(IMAGE + "."))
+            assert not bad, f"{name} imports {bad}"

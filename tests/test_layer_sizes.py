@@ -15,9 +15,9 @@ from make_samples import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, write_
 from registries import ScriptedServer, repo_name, send
 
 from kata_imagefix.image.layerfs import tar_unpacked_size
+from kata_imagefix.image.sources.layersize import gzip_claim, zstd_claim
 from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.client import RegistryClient
-from kata_imagefix.registry.layersize import gzip_claim, zstd_claim
 
 pytestmark = pytest.mark.registry
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"

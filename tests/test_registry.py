@@ -180,10 +180,10 @@ def test_images_read_one_after_another_share_one_kept_alive_connection(cli, regi
 
 
 def test_an_idle_connection_the_registry_dropped_is_replaced_at_once(cli, monkeypatch):
-    import kata_imagefix.registry.client as client_module
+    import kata_imagefix.registry.policy as policy_module
 
     waits: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    monkeypatch.setattr(policy_module.time, "sleep", waits.append)
     server = FaultServer(*fault_image(), drop_after_config=True)
     try:
         result = cli("scan", "--format", "json", "--jobs", "1", f"docker://{server.host}/x/a:1",

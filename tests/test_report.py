@@ -179,13 +179,13 @@ def test_push_gate_pushes_a_passing_image_and_holds_back_a_failing_one(cli, engi
     assert held.exit_code == 1 and "not pushed: gates crossed: budget" in held.stderr
     client = RegistryClient(registry.host)
     with pytest.raises(Exception, match="no manifest"):
-        client.manifest(repository, "v1")
+        client.manifest_bytes(repository, "v1")
     passed = cli("report", f"{target}:v1", "--budget", "1GB", "--push", "--format", "json")
     assert passed.exit_code == 0, passed.stderr
     push = passed.json()["push"]
     assert push["pushed"] and push["digest"].startswith("sha256:")
     assert any(e.get("status") == "Pushed" or "Pushed" in str(e.get("status")) for e in push["events"])
-    _, digest, _ = client.manifest(repository, "v1")
+    digest = client.manifest_bytes(repository, "v1").digest
     assert digest == push["digest"]  # what arrived is what was pushed
 
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from ..errors import ImagefixError
 from ..image.platforms import describe, runnable
 from ..image.reference import DockerReference, parse_docker_reference
-from ..image.sources.remote import registry_image, transfer_limits
-from ..registry.client import INDEX_TYPES, RegistryClient, api_host
+from ..image.sources.remote import read_manifest, registry_client, registry_image
+from ..registry.client import INDEX_TYPES
+from ..registry.errors import NotFound
 from ..registry.options import RegistryOptions
+from ..registry.tls import api_host
 from .plan import target_user
 
 
@@ -66,16 +68,15 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
         new_ref = DockerReference(ref.domain, ref.path, f"{ref.tag or 'latest'}-kata", None)
     if not new_ref.tag or new_ref.digest:
         raise ImagefixError("--tag needs a tag (repository:tag), not a digest")
-    client = RegistryClient(host, insecure=options.insecure, credentials=options.credentials,
-                            timeout=options.timeout, limits=transfer_limits(options))
+    client = registry_client(ref.domain, options)
     if not force:
-        try:
-            client.manifest(new_ref.path, new_ref.tag)
+        try:  # only a 404 says the tag is free: a 401/403/5xx on the probe stops here
+            client.manifest_bytes(new_ref.path, new_ref.tag)
+        except NotFound:
+            pass
+        else:
             raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
-        except ImagefixError as exc:
-            if "exists already" in str(exc):
-                raise
-    top, top_digest, _ = client.manifest(ref.path, ref.digest or ref.tag or "latest")
+    top, top_digest, _ = read_manifest(client, ref.path, ref.digest or ref.tag or "latest")
     is_index = top.get("mediaType") in INDEX_TYPES or "manifests" in top
     children = runnable(top.get("manifests") or []) if is_index else [None]
     result = RegistryFix(new_ref.familiar, "")
@@ -84,7 +85,7 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
         if descriptor is None:
             manifest, digest = top, top_digest
         else:
-            manifest, digest, _ = client.manifest(ref.path, descriptor["digest"])
+            manifest, digest, _ = read_manifest(client, ref.path, descriptor["digest"])
         image = registry_image(client, ref.path, manifest, digest, source, ref.familiar, options)
         user, _uid, _gid, change = target_user(image, user_mode)
         config_raw = _fixed_config(image.config, user, change)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .auth import Credentials
+    from .tls import HostTLS
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,4 @@ class RegistryOptions:
     stall_seconds: float = 30.0  # give up when under 64 KiB arrive in this long while bytes are due
     deadline_seconds: float = 60.0  # per transfer, plus its expected size at 1 MB/s
     max_platforms: int = 64  # --all-platforms considers at most this many entries of an index
+    tls: tuple[tuple[str, HostTLS], ...] = ()  # (host, its own trust: hosts.toml ca/client/skip_verify)

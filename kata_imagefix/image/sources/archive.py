@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImagefixError
+from ...wire import checked_digest
 from ..documents import docker_archive_manifest, image_config, image_index, image_manifest, load_json
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of
 from ..platforms import parse_platform, pick_platform
-from ..reference import checked_digest, split_path_and_suffix
+from ..reference import split_path_and_suffix
 from ..tarstream import TarFormatError, compression_of
 from .blobstore import BlobStore, DirBlobStore, TarBlobStore
 

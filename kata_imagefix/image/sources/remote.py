@@ -2,7 +2,7 @@
 
 Unpacked sizes come from each layer blob's own last bytes (gzip's ISIZE) or
 first bytes (zstd's content size), one small range request per layer, all at
-once (registry/layersize.py says when they are trusted); where neither can be
+once (layersize.py says when they are trusted); where neither can be
 had, from compressed sizes times COMPRESSION_RATIO, marked estimated.
 `--exact` streams each layer through the decompressor and counts (nothing is
 written to disk), checking the trailer against the count. Named users are
@@ -13,10 +13,14 @@ by digest (layercache).
 
 from __future__ import annotations
 
+from typing import BinaryIO, cast
+
 from ...errors import ImagefixError
-from ...registry.client import INDEX_TYPES, NotFound, RegistryClient, api_host
+from ...registry.client import INDEX_TYPES, RegistryClient
+from ...registry.errors import NotFound
 from ...registry.options import RegistryOptions
-from ..documents import image_config, load_json
+from ...registry.tls import api_host
+from ..documents import image_config, image_manifest, load_json
 from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, SymlinkTo, layer_history, platform_of
@@ -31,16 +35,31 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
 
 
 def transfer_limits(options: RegistryOptions):
-    from ...registry.client import TransferLimits
+    from ...registry.streams import TransferLimits
 
     return TransferLimits(stall_seconds=options.stall_seconds, deadline_seconds=options.deadline_seconds)
 
 
+def registry_client(domain: str, options: RegistryOptions) -> RegistryClient:
+    """A client for the registry of `domain`, in the run's session for the options' per-host trust."""
+    from ...registry.session import session_for
+
+    return RegistryClient(api_host(domain), insecure=options.insecure, credentials=options.credentials,
+                          timeout=options.timeout, limits=transfer_limits(options),
+                          session=session_for(options.tls))
+
+
+def read_manifest(client: RegistryClient, repository: str, reference: str) -> tuple[dict, str, bytes]:
+    """(manifest or index, digest, raw bytes): the registry's bytes (digest checked), their shapes
+    checked here."""
+    fetched = client.manifest_bytes(repository, reference)
+    where = f"{client.host}/{repository}: manifest {reference}"
+    return image_manifest(load_json(fetched.raw, where), where), fetched.digest, fetched.raw
+
+
 def open_registry_images(target: str, reference: str, options: RegistryOptions) -> list[Image]:
     ref = parse_docker_reference(target)
-    client = RegistryClient(api_host(ref.domain), insecure=options.insecure,
-                            credentials=options.credentials, timeout=options.timeout,
-                            limits=transfer_limits(options))
+    client = registry_client(ref.domain, options)
     try:
         return _open(client, ref, reference, options)
     finally:
@@ -51,7 +70,7 @@ def _open(client: RegistryClient, ref: DockerReference, reference: str,
           options: RegistryOptions) -> list[Image]:
     repository = ref.path
     try:
-        manifest, digest, _ = client.manifest(repository, ref.digest or ref.tag or "latest")
+        manifest, digest, _ = read_manifest(client, repository, ref.digest or ref.tag or "latest")
     except NotFound as exc:
         raise ImagefixError(f"{reference}: {exc}") from None
     label = f"{reference}"
@@ -67,7 +86,7 @@ def _open(client: RegistryClient, ref: DockerReference, reference: str,
             pick_platform(entries, parse_platform(options.platform), label)]
         images = []
         for descriptor in chosen:
-            child, child_digest, _ = client.manifest(repository, descriptor["digest"])
+            child, child_digest, _ = read_manifest(client, repository, descriptor["digest"])
             shown = f"{reference} [{describe(descriptor)}]" if options.all_platforms else reference
             images.append(registry_image(client, repository, child, child_digest, shown, ref.familiar,
                                          options))
@@ -96,7 +115,7 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
             compressed_size=compressed, created_by=history[index], size_estimated=True,
             size_note="no size in the blob could be read",
         ))
-    from ...registry.layersize import claims
+    from .layersize import claims
 
     told = claims(client, repository, descriptors)
     for layer, claim in zip(layers, told, strict=True):
@@ -126,7 +145,7 @@ class RegistryLayers:
         self.told = told or [None] * len(layers)
 
     def _opener(self, layer: Layer):
-        from ...registry.layersize import TrailerCheck
+        from .layersize import TrailerCheck
 
         claim = self.told[layer.index] if layer.index < len(self.told) else None
         def plain():
@@ -191,8 +210,8 @@ def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer],
     which a trailer that was trusted must equal (else the registry's range answer lied: said on stderr)."""
     import sys
 
-    from ...registry.layersize import UnpackCounter
     from ..progress import CountingReader, byte_progress
+    from .layersize import UnpackCounter
 
     total = sum(layer.compressed_size or 0 for layer in layers)
     with byte_progress(f"unpacking {reference}", total) as advance:
@@ -202,7 +221,7 @@ def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer],
             with client.open_blob(repository, layer.digest, layer.compressed_size) as stream:
                 counter = UnpackCounter(CountingReader(stream, advance))
                 try:
-                    layer.size = tar_unpacked_size(counter)
+                    layer.size = tar_unpacked_size(cast(BinaryIO, counter))  # read() is all it uses
                     layer.tar_size = counter.drain()
                 except (TarFormatError, ValueError, OSError) as exc:
                     raise ImagefixError(f"{reference}: layer {layer.index} ({layer.digest}): {exc}") from None

@@ -29,10 +29,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import RegistryClient
+    from ...registry.client import RegistryClient
 
 GZIP_TAIL = 4096  # enough for an eStargz footer (51 bytes) and a small last member
 ZSTD_HEAD = 18  # the longest zstd frame header: magic, descriptor, window, dictionary id, content size
@@ -102,15 +102,16 @@ def whole_gzip(blob: bytes) -> SizeClaim:
     import io
     import zlib
 
-    from ..image.layerfs import tar_unpacked_size
-    from ..image.tarstream import TarFormatError
+    from ..layerfs import tar_unpacked_size
+    from ..tarstream import TarFormatError
 
-    parts, rest = [], blob
+    parts: list[bytes] = []
+    rest = blob
     try:
         while rest.strip(b"\0"):
             inflater = zlib.decompressobj(31)
-            parts.append(inflater.decompress(rest, WHOLE_LIMIT - sum(map(len, parts)) + 1))
-            if not inflater.eof or sum(map(len, parts)) > WHOLE_LIMIT:
+            parts.append(inflater.decompress(rest, WHOLE_LIMIT - sum(len(part) for part in parts) + 1))
+            if not inflater.eof or sum(len(part) for part in parts) > WHOLE_LIMIT:
                 return SizeClaim(None, "not a whole gzip stream, or more than it is worth unpacking here")
             rest = inflater.unused_data
         tar = b"".join(parts)
@@ -173,7 +174,7 @@ def zstd_claim(head: bytes, compressed: int) -> SizeClaim:
 def claim_for(client: RegistryClient, repository: str, descriptor: dict) -> SizeClaim:
     """One layer: the range request its compression needs, judged. Never raises for the registry's
     faults: any failure is a reason to keep the estimate."""
-    from .client import RegistryError
+    from ...registry.client import RegistryError
 
     digest, size = descriptor.get("digest"), int(descriptor.get("size") or 0)
     kind = compression(descriptor.get("mediaType", ""))
@@ -286,7 +287,7 @@ class UnpackCounter:
         self.total = 0
         self.members = 0
         self.kind: str | None = None
-        self._inflater = None
+        self._inflater: Any = None  # zlib's, isal's or zstandard's decompressobj
         self._pending = b""  # compressed bytes not yet fed
         self._out = b""
         self._started = False
@@ -304,11 +305,7 @@ class UnpackCounter:
 
     def _new_inflater(self) -> None:
         if self.kind == "gzip":
-            try:
-                from isal import isal_zlib as zlib
-            except ImportError:  # pragma: no cover - isal is a dependency
-                import zlib
-            self._inflater = zlib.decompressobj(31)
+            self._inflater = _gzip_inflater()
             self.members += 1
         elif self.kind == "zstd":
             import zstandard
@@ -368,3 +365,13 @@ class UnpackCounter:
         while self.read(1 << 20):
             self._out = b""
         return self.total
+
+
+def _gzip_inflater() -> Any:
+    try:
+        from isal import isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency
+        import zlib
+
+        return zlib.decompressobj(31)
+    return isal_zlib.decompressobj(31)
