@@ -169,6 +169,9 @@ def main(ctx: click.Context, color: str, debug: bool, config_path: Path | None) 
     """
     import os
 
+    from ..output.progress import notes_on_stderr
+
+    notes_on_stderr()
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["config_path"] = config_path

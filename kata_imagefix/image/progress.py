@@ -1,8 +1,10 @@
-"""Progress events of long image work (export, layer reads), for whatever UI listens.
+"""Progress events of long image work (export, layer reads) and notes about it, for whatever UI listens.
 
-The core never draws anything: it reports bytes through `byte_progress`, and
-the command line installs a reporter (output/progress.py) when a terminal is
-watching - the way dive's core reports through its event bus.
+The core never draws or prints anything: it reports bytes through
+`byte_progress` and notes ("scanning the first 64 platforms") through
+`notice`; the command line installs a reporter (output/progress.py) when a
+terminal is watching, and a listener for notes - the way dive's core reports
+through its event bus.
 """
 
 from __future__ import annotations
@@ -13,13 +15,28 @@ from collections.abc import Callable, Iterator
 Advance = Callable[[int], None]
 Reporter = Callable[[str, "int | None"], contextlib.AbstractContextManager[Advance]]
 
+Listener = Callable[[str], None]
+
 _reporter: Reporter | None = None
+_listener: Listener | None = None
 
 
 def set_reporter(reporter: Reporter | None) -> None:
     """Install (or remove, with None) the UI that shows progress."""
     global _reporter
     _reporter = reporter
+
+
+def set_listener(listener: Listener | None) -> None:
+    """Install (or remove, with None) what receives notes for the user."""
+    global _listener
+    _listener = listener
+
+
+def notice(text: str) -> None:
+    """A note for the user about the work (not an error: the result stands); dropped when nobody listens."""
+    if _listener is not None:
+        _listener(text)
 
 
 def showing() -> bool:

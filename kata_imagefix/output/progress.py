@@ -14,6 +14,21 @@ def enable_on_terminal(wanted: bool) -> None:
     progress.set_reporter(terminal_bar if wanted and sys.stderr.isatty() else None)
 
 
+def notes_on_stderr() -> None:
+    """The core's notes go to stderr, one line each, in every format (stdout stays the report)."""
+    from ..image import progress
+
+    progress.set_listener(_note)
+
+
+def _note(text: str) -> None:
+    import click
+
+    from .untrusted import for_terminal
+
+    click.echo(f"imagefix: note: {for_terminal(text)}", err=True)
+
+
 def columns() -> list:
     """Description and bar share what the figures leave: the line fits the terminal, never wraps."""
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn

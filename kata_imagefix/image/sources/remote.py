@@ -25,6 +25,7 @@ from ..layercache import default_cache
 from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, SymlinkTo, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
+from ..progress import notice
 from ..reference import DockerReference, parse_docker_reference
 from ..tarstream import TarFormatError
 
@@ -77,10 +78,8 @@ def _open(client: RegistryClient, ref: DockerReference, reference: str,
     if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
         entries = runnable(manifest.get("manifests") or [])
         if options.all_platforms and len(entries) > options.max_platforms:
-            import sys
-
-            print(f"imagefix: note: {reference} lists {len(entries)} platforms; scanning the first "
-                  f"{options.max_platforms} (--max-platforms)", file=sys.stderr)
+            notice(f"{reference} lists {len(entries)} platforms; scanning the first "
+                   f"{options.max_platforms} (--max-platforms)")
             entries = entries[:options.max_platforms]
         chosen = entries if options.all_platforms else [
             pick_platform(entries, parse_platform(options.platform), label)]
@@ -157,13 +156,11 @@ class RegistryLayers:
         return lambda: TrailerCheck(plain(), claim.claimed, lambda: self._trailer_lied(layer))
 
     def _trailer_lied(self, layer: Layer) -> None:
-        import sys
-
         layer.size = int((layer.compressed_size or 0) * COMPRESSION_RATIO)
         layer.size_estimated, layer.tar_size = True, None
         layer.size_note = "the bytes the registry served as the blob's end differ from the blob's real end"
-        print(f"imagefix: note: {self.reference}: layer {layer.index}: {layer.size_note}; its size is "
-              "estimated again (--exact counts)", file=sys.stderr)
+        notice(f"{self.reference}: layer {layer.index}: {layer.size_note}; its size is estimated again "
+               "(--exact counts)")
 
     def read_file(self, path: str):
         if path not in self.found:
@@ -207,9 +204,7 @@ class RegistryLayers:
 def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer], reference: str,
                    told: list) -> None:
     """Stream every layer: file bytes as `docker history` counts them, and the whole unpacked length,
-    which a trailer that was trusted must equal (else the registry's range answer lied: said on stderr)."""
-    import sys
-
+    which a trailer that was trusted must equal (else the registry's range answer lied: a notice)."""
     from ..progress import CountingReader, byte_progress
     from .layersize import UnpackCounter
 
@@ -230,6 +225,5 @@ def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer],
                                         f"compressed data ({exc})") from None
             layer.size_estimated, layer.size_basis, layer.size_note = False, "files", ""
             if claim.size is not None and claim.size != layer.tar_size:
-                print(f"imagefix: note: {reference}: layer {layer.index} unpacks to {layer.tar_size} bytes, "
-                      f"but the bytes the registry served as its end said {claim.size}: the count is used",
-                      file=sys.stderr)
+                notice(f"{reference}: layer {layer.index} unpacks to {layer.tar_size} bytes, but the bytes "
+                       f"the registry served as its end said {claim.size}: the count is used")
