@@ -78,7 +78,9 @@ def make_certificate(folder: Path, name: str = "127.0.0.1") -> tuple[Path, Path]
 
 
 def start_registry(work: Path, *, tls: bool = False, users: dict[str, str] | None = None,
-                   token: TokenServer | None = None) -> Registry:
+                   token: TokenServer | None = None, client_ca: Path | None = None) -> Registry:
+    """docker-registry on loopback; `tls` serves HTTPS with a certificate of its own (`registry.ca`),
+    `client_ca` also demands a client certificate that CA issued."""
     if not shutil.which("docker-registry"):
         import pytest
 
@@ -94,6 +96,8 @@ def start_registry(work: Path, *, tls: bool = False, users: dict[str, str] | Non
     if tls:
         cert, key = make_certificate(work / "tls")
         config += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+        if client_ca:
+            config += ["    clientcas:", f"      - {client_ca}"]
     if users:
         import bcrypt
 

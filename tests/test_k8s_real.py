@@ -9,9 +9,11 @@ import shutil
 import pytest
 import yaml
 from conftest import ROOT, only_lines_added
-from registries import push_spec, spark_like, start_registry
+from registries import make_certificate, push_spec, spark_like, start_registry
 
 from kata_imagefix.registry.client import RegistryClient
+from kata_imagefix.registry.session import Session
+from kata_imagefix.registry.tls import HostTLS
 
 pytestmark = pytest.mark.registry
 
@@ -279,3 +281,82 @@ def test_k8s_ref_reads_through_the_mirror_and_keeps_the_manifest_name(cli, mirro
     pod = yaml.safe_load(result.stdout)
     assert pod["spec"]["containers"][0]["image"] == "monopole/hello:1"
     assert pod["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
+
+
+# --- a mirror's own trust from hosts.toml (ca, skip_verify, client), over real TLS -----------------------
+
+UNREACHABLE = "127.0.0.1:9"  # the registry the manifest names: refused at once, only the mirror serves
+
+
+@pytest.fixture(scope="module")
+def tls_mirrors(tmp_path_factory):
+    """Two HTTPS mirrors with self-made certificates: one that only checks the server, one that also
+    demands a client certificate (docker-registry's http.tls.clientcas)."""
+    work = tmp_path_factory.mktemp("tls-mirrors")
+    client_cert, client_key = make_certificate(work / "client")
+    plain = start_registry(work / "plain", tls=True)
+    mutual = start_registry(work / "mutual", tls=True, client_ca=client_cert)
+    for registry, clients in ((plain, ()), (mutual, ((str(client_cert), str(client_key)),))):
+        trusted = Session([(registry.host, HostTLS((str(registry.ca),), clients))])
+        client = RegistryClient(registry.host, session=trusted)
+        push_spec(client, work, "monopole/hello", "1", spark_like("185"))
+    yield plain, mutual, (client_cert, client_key)
+    plain.stop()
+    mutual.stop()
+
+
+def _hosts(tmp_path, mirror, table: str):
+    """containerd's config_path for the unreachable registry: one mirror, with `table` as its settings."""
+    folder = tmp_path / "hosts" / UNREACHABLE
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hosts.toml").write_text(f'[host."https://{mirror.host}"]\n'
+                                       '  capabilities = ["pull", "resolve"]\n' + table)
+    return tmp_path / "hosts"
+
+
+def _pod_of(cli, hosts):
+    return cli("k8s", f"docker://{UNREACHABLE}/monopole/hello:1", "--registry-config", hosts)
+
+
+def test_a_mirrors_own_ca_is_trusted_and_without_it_the_failure_is_one_line(cli, tls_mirrors, tmp_path,
+                                                                            certs):
+    plain, _, _ = tls_mirrors
+    # certs.d (the `certs` fixture) is empty: only hosts.toml can make the mirror trusted
+    untrusted = _pod_of(cli, _hosts(tmp_path / "a", plain, ""))
+    assert untrusted.exit_code == 2 and untrusted.stdout == ""
+    assert len(untrusted.stderr.strip().splitlines()) == 1, untrusted.stderr
+    assert f"mirror {plain.host}" in untrusted.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr.upper().replace(" ", "_")
+    hosts = _hosts(tmp_path / "b", plain, '  ca = "mirror-ca.pem"\n')  # relative: to the hosts.toml folder
+    shutil.copy(plain.ca, hosts / UNREACHABLE / "mirror-ca.pem")
+    trusted = _pod_of(cli, hosts)
+    assert trusted.exit_code == 0, trusted.stderr
+    container = yaml.safe_load(trusted.stdout)["spec"]["containers"][0]
+    assert container["image"] == f"{UNREACHABLE}/monopole/hello:1"  # the manifest's name, not the mirror's
+    assert container["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
+    assert "not applied" not in trusted.stderr
+    skipping = _pod_of(cli, _hosts(tmp_path / "c", plain, "  skip_verify = true\n"))
+    assert skipping.exit_code == 0, skipping.stderr
+    missing = _pod_of(cli, _hosts(tmp_path / "d", plain, '  ca = "/nonexistent/ca.pem"\n'))
+    assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "CA file /nonexistent/ca.pem: cannot use it" in missing.stderr
+
+
+def test_a_mirror_that_demands_a_client_certificate_gets_the_pair_hosts_toml_names(cli, tls_mirrors, tmp_path,
+                                                                                   certs):
+    _, mutual, (cert, key) = tls_mirrors
+    ca = f'  ca = "{mutual.ca}"\n'
+    without = _pod_of(cli, _hosts(tmp_path / "a", mutual, ca))
+    assert without.exit_code == 2 and len(without.stderr.strip().splitlines()) == 1, without.stderr
+    assert f"mirror {mutual.host}" in without.stderr and "wants a client certificate" in without.stderr
+    paired = _pod_of(cli, _hosts(tmp_path / "b", mutual, ca + f'  client = [["{cert}", "{key}"]]\n'))
+    assert paired.exit_code == 0, paired.stderr
+    assert yaml.safe_load(paired.stdout)["spec"]["containers"][0]["securityContext"]["runAsUser"] == 185
+    # Docker's certs.d holds the same for every connection to that host: its CA and a client pair
+    folder = certs / mutual.host
+    folder.mkdir(parents=True)
+    shutil.copy(mutual.ca, folder / "ca.crt")
+    shutil.copy(cert, folder / "client.cert")
+    shutil.copy(key, folder / "client.key")
+    assert _pod_of(cli, _hosts(tmp_path / "c", mutual, "")).exit_code == 0
+

@@ -341,10 +341,10 @@ def _opener(platform: str | None, registry: Any, kw: dict[str, Any] | None = Non
     from ..registry import mirrors
 
     config = mirrors.load(configs, flags)
-    for mirror in config.mirrors:
-        if mirror.ca or mirror.skip_verify:
-            click.echo(f"imagefix: note: {mirror.source}: ca/skip_verify of {mirror.host} are not applied; "
-                       f"imagefix trusts the CA in /etc/docker/certs.d/{mirror.host}/ca.crt", err=True)
+    if config.trust:  # each mirror's own ca / client / skip_verify, applied by registry/tls.py
+        from dataclasses import replace
+
+        registry = replace(registry, tls=(*registry.tls, *config.trust))
     return lambda ref: open_mirrored(ref, config, platform, registry)
 
 
@@ -369,8 +369,9 @@ def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) ->
         try:
             image = open_image(f"docker://{candidate}", platform=platform, registry=options)
         except ImagefixError as exc:
-            failures.append(f"{'mirror ' + mirror.host if mirror else 'the registry'}: "
-                            f"{str(exc).removeprefix(candidate + ': ')}")
+            said = str(exc).removeprefix(candidate + ": ")
+            failures.append(f"mirror {mirror.host}: {said.removeprefix(mirror.host + ': ')}" if mirror
+                            else f"the registry: {said}")
             continue
         image.reference = target
         return image

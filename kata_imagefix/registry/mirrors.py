@@ -10,8 +10,10 @@ stays the one the manifest names.
 containerd (docs/hosts.md): `<config_path>/<registry host>/hosts.toml` holds an
 optional `server` (the upstream) and `[host."https://mirror:5000"]` tables with
 `capabilities` (a host without "resolve" cannot turn a tag into a digest, one
-without "pull" serves nothing), `ca` and `skip_verify`; `_default/hosts.toml`
-applies to registries without a folder of their own.
+without "pull" serves nothing), `ca`, `client` and `skip_verify` (applied to that
+host's connections through registry/tls.py; relative paths are relative to the
+hosts.toml's folder, as containerd reads them); `_default/hosts.toml` applies to
+registries without a folder of their own.
 https://github.com/containerd/containerd/blob/main/docs/hosts.md
 
 registries.conf v2: `[[registry]]` with `prefix` (default: `location`),
@@ -25,10 +27,11 @@ https://github.com/containers/image/blob/main/docs/containers-registries.conf.5.
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ImagefixError
+from .tls import HostTLS
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,7 @@ class Mirror:
     prefix: str  # e.g. "docker.io" or "docker.io/library"
     location: str
     insecure: bool = False  # plain HTTP allowed (http:// in hosts.toml, insecure = true)
-    skip_verify: bool = False
-    ca: str | None = None
+    tls: HostTLS | None = None  # its own trust (hosts.toml ca, client, skip_verify)
     tags: bool = True  # may resolve tags (containerd "resolve", registries.conf not digest-only)
     digests: bool = True  # may serve by digest (containerd "pull", registries.conf not tag-only)
     source: str = ""  # the file (or flag) it came from, for messages
@@ -76,6 +78,11 @@ class MirrorConfig:
     @property
     def insecure_hosts(self) -> tuple[str, ...]:
         return tuple(sorted({m.host for m in self.mirrors if m.insecure}))
+
+    @property
+    def trust(self) -> tuple[tuple[str, HostTLS], ...]:
+        """(host, its trust settings) for every mirror that has its own, for RegistryOptions.tls."""
+        return tuple(sorted({(m.host, m.tls) for m in self.mirrors if m.tls is not None}, key=lambda i: i[0]))
 
 
 def _under(reference: str, prefix: str) -> bool:
@@ -148,13 +155,8 @@ def _hosts_file(path: Path, registry: str, config: MirrorConfig) -> None:
         capabilities = table.get("capabilities", ["pull", "resolve", "push"])
         if not isinstance(capabilities, list):
             raise ImagefixError(f"{where}: capabilities must be a list")
-        ca = table.get("ca")
-        if isinstance(ca, list):
-            ca = ca[0] if ca else None
-        if ca is not None and not isinstance(ca, str):
-            raise ImagefixError(f"{where}: ca must be a path")
         config.mirrors.append(Mirror(registry, location, insecure=scheme == "http",
-                                     skip_verify=table.get("skip_verify") is True, ca=ca,
+                                     tls=_host_tls(table, path.parent, where),
                                      tags="resolve" in capabilities, digests="pull" in capabilities,
                                      source=str(path)))
     server = data.get("server")
@@ -162,6 +164,40 @@ def _hosts_file(path: Path, registry: str, config: MirrorConfig) -> None:
         _, location = _split_url(server, f"{path}: server")
         if location != registry and not (registry == "docker.io" and location == "registry-1.docker.io"):
             config.upstream[registry] = location
+
+
+def _host_tls(table: dict, folder: Path, where: str) -> HostTLS | None:
+    """A host table's `ca` (a path or a list), `client` (a path, a [cert, key] pair, or a list of
+    either) and `skip_verify`, as containerd reads them; None when it has none."""
+    def path_of(value: object, what: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise ImagefixError(f"{where}: {what} must be a path")
+        return str(folder / value)  # an absolute value stays as it is
+
+    ca = table.get("ca")
+    cas = tuple(path_of(c, "ca") for c in (ca if isinstance(ca, list) else [ca] if ca is not None else []))
+    client = table.get("client")
+    entries = [] if client is None else [client] if isinstance(client, str) else client
+    if not isinstance(entries, list):
+        raise ImagefixError(f"{where}: client must be a path, a [certificate, key] pair or a list of them")
+    if len(entries) == 2 and all(isinstance(e, str) for e in entries) and isinstance(client, list):
+        entries = [entries]  # client = ["cert", "key"]: one pair
+    clients: list[tuple[str, str | None]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            clients.append((path_of(entry, "client"), None))
+        elif isinstance(entry, list) and len(entry) in (1, 2):
+            key = entry[1] if len(entry) == 2 and entry[1] else None
+            clients.append((path_of(entry[0], "client"), path_of(key, "client key") if key else None))
+        else:
+            raise ImagefixError(f"{where}: client must be a path, a [certificate, key] pair or a list of "
+                                "them")
+    skip = table.get("skip_verify", False)
+    if not isinstance(skip, bool):
+        raise ImagefixError(f"{where}: skip_verify must be true or false")
+    if not (cas or clients or skip):
+        return None
+    return HostTLS(cas, tuple(clients), skip, source=where)
 
 
 def _registries_conf(path: Path, config: MirrorConfig) -> None:
@@ -218,6 +254,5 @@ def resolve_default(config: MirrorConfig, domain: str) -> MirrorConfig:
     own = any(m.prefix == domain for m in config.mirrors)
     mirrors = [m for m in config.mirrors if m.prefix != "*"]
     if not own:
-        mirrors += [Mirror(domain, m.location, m.insecure, m.skip_verify, m.ca, m.tags, m.digests, m.source)
-                    for m in config.mirrors if m.prefix == "*"]
+        mirrors += [replace(m, prefix=domain) for m in config.mirrors if m.prefix == "*"]
     return MirrorConfig(mirrors, config.upstream)

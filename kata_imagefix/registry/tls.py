@@ -26,9 +26,8 @@ class HostTLS:
     """One host's own trust settings (from hosts.toml): a CA file, a client certificate and key,
     or no verification at all."""
 
-    ca: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
+    cas: tuple[str, ...] = ()
+    clients: tuple[tuple[str, str | None], ...] = ()  # (certificate, key or None: both in one file)
     skip_verify: bool = False
     source: str = ""  # where the settings came from, for messages
 
@@ -70,10 +69,8 @@ def tls_context(host: str, settings: HostTLS | None = None) -> ssl.SSLContext:
     line naming it."""
     settings = settings or HostTLS()
     cas, pairs = _docker_files(host)
-    if settings.ca:
-        cas.append(Path(settings.ca))
-    if settings.client_cert:
-        pairs.append((Path(settings.client_cert), Path(settings.client_key or settings.client_cert)))
+    cas += [Path(ca) for ca in settings.cas]
+    pairs += [(Path(cert), Path(key or cert)) for cert, key in settings.clients]
     context = ssl.create_default_context()
     where = f"{host}: {settings.source + ': ' if settings.source else ''}"
     for ca in cas:

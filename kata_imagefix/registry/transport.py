@@ -149,10 +149,7 @@ class Transport:
                     attempt += 1
                     self.policy.wait(delay)
                     continue
-                hint = ""
-                if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc).upper():
-                    hint = (f" - it answers in plain HTTP, not TLS; if you trust the network to it, "
-                            f"say --insecure-registry {self.host}")
+                hint = _tls_hint(exc, self.host) if isinstance(exc, ssl.SSLError) else ""
                 raise RegistryError(f"{self.host}: connection failed: {reason(exc)}{hint}") from None
             self._last = response
             if response.status in (401, 403):
@@ -209,3 +206,17 @@ class Transport:
         finally:
             conn.close()
         return response.status, body
+
+
+def _tls_hint(exc: ssl.SSLError, host: str) -> str:
+    """What to do about a TLS failure, for the one line."""
+    text = str(exc).upper()
+    if "WRONG_VERSION_NUMBER" in text:
+        return (f" - it answers in plain HTTP, not TLS; if you trust the network to it, "
+                f"say --insecure-registry {host}")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f" - its CA goes in certs.d/{host}/ca.crt, or in hosts.toml's ca for a mirror"
+    if "BAD_CERTIFICATE" in text or "CERTIFICATE_REQUIRED" in text:
+        return (f" - it wants a client certificate: certs.d/{host}/client.cert and client.key, or "
+                "hosts.toml's client for a mirror")
+    return ""
