@@ -22,6 +22,7 @@ from registries import (
 from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.auth import Credentials
 from kata_imagefix.registry.client import RegistryClient
+from kata_imagefix.registry.errors import NotFound
 
 pytestmark = pytest.mark.registry
 
@@ -102,6 +103,12 @@ def test_missing_tag_and_deleted_blob(cli, registry, tmp_path):
     pushed = push_spec(client, tmp_path, repository, "v1", spark_like("spark"))
     missing = cli("scan", f"docker://{registry.host}/{repository}:nope")
     assert missing.exit_code == 2 and "no manifest nope" in missing.stderr
+    with pytest.raises(NotFound) as absent:  # callers tell a free tag from a refusal by the status
+        client.manifest_bytes(repository, "nope")
+    assert absent.value.status == 404
+    served = client.manifest_bytes(repository, "v1")  # bytes and their descriptor: image/ reads them
+    assert json.loads(served.raw) == pushed["manifest"] and served.size == len(served.raw)
+    assert served.media_type == pushed["manifest"]["mediaType"]
     digest = pushed["manifest"]["layers"][-1]["digest"]
     response = client.request("DELETE", f"/v2/{repository}/blobs/{digest}")
     response.read()

@@ -249,3 +249,32 @@ def test_a_manifest_with_broken_chunked_encoding_is_one_line(cli, scripted, chun
     result = cli("scan", f"docker://{server.host}/chunked:1")
     assert result.exit_code == 2 and "internal error" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fix_in_registry_takes_only_a_404_as_a_free_target_tag(cli, scripted):
+    """A 403 (or 401, 5xx) on the probe for `1-kata` says nothing about whether the tag exists: the fix
+    stops there instead of overwriting what may be there (before: any error but "exists" went on)."""
+    import hashlib
+    import json
+
+    config = CONFIG
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                                      "size": len(config)}, "layers": []}).encode()
+    asked: list[str] = []
+
+    def answer(handler, _hit):
+        asked.append(handler.path)
+        if handler.path.endswith("/manifests/1-kata"):
+            send(handler, 403)
+        elif "/manifests/" in handler.path:
+            send(handler, 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
+        else:
+            send(handler, 200, {}, config)
+
+    server = scripted(answer)
+    result = cli("fix", f"docker://{server.host}/app:1", "--in-registry")
+    assert result.exit_code == 2 and "access denied" in result.stderr and "(HTTP 403)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert asked == ["/v2/app/manifests/1-kata"]  # nothing read, nothing written after the refused probe
