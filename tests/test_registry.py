@@ -12,9 +12,11 @@ from registries import (
     CountingProxy,
     FaultServer,
     Registry,
+    ScriptedServer,
     TokenServer,
     push_spec,
     repo_name,
+    send,
     spark_like,
     start_registry,
 )
@@ -292,6 +294,42 @@ def test_token_auth_flow(cli, token_registry, tmp_path, monkeypatch):
     asked = [r for r in token_registry.token.requests if r["user"] == "bob"]
     assert asked and all(r["service"] == "imagefix-test-registry" for r in asked)
     assert "hunter2" not in ok.stdout
+
+
+def test_a_redirect_to_blob_storage_is_trusted_as_certs_d_says(cli, certs, tmp_path):
+    """The registry sends blobs to storage on another host over TLS: that connection trusts what
+    certs.d holds for the storage host, as every other one does (it used to trust the system CAs only)."""
+    from kata_imagefix.registry.session import Session
+    from kata_imagefix.registry.tls import HostTLS
+
+    storage = start_registry(tmp_path / "storage", tls=True)
+    try:
+        trusted = Session([(storage.host, HostTLS((str(storage.ca),)))])
+        pushed = push_spec(RegistryClient(storage.host, session=trusted), tmp_path, "app", "1",
+                           spark_like("185:185"))
+        manifest = json.dumps(pushed["manifest"]).encode()
+
+        def answer(handler, _hit):
+            if "/manifests/" in handler.path:
+                send(handler, 200, {"Content-Type": pushed["manifest"]["mediaType"]}, manifest)
+            else:  # every blob lives in the storage
+                send(handler, 307, {"Location": f"https://{storage.host}{handler.path}"})
+
+        front = ScriptedServer(answer)
+        try:
+            ref = f"docker://{front.host}/app:1"
+            untrusted = cli("scan", ref)
+            assert untrusted.exit_code == 2 and f"blob storage {storage.host}" in untrusted.stderr
+            assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr.upper().replace(" ", "_")
+            assert f"certs.d/{storage.host}/ca.crt" in untrusted.stderr
+            install_ca(certs, storage)
+            read = cli("scan", "--format", "json", ref)
+            assert read.exit_code != 2, read.stderr
+            assert [f["rule"] for f in read.json()["images"][0]["findings"]] == ["KIF107"]  # config read
+        finally:
+            front.stop()
+    finally:
+        storage.stop()
 
 
 # --- faults a real registry will not produce on purpose ------------------------------------------

@@ -190,7 +190,8 @@ class Transport:
             self.stats.count(kind)
             return answer(conn, where, self.limits)
         except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"{where} failed: {reason(exc)}") from None
+            hint = _tls_hint(exc, parsed.netloc) if isinstance(exc, ssl.SSLError) else ""
+            raise RegistryError(f"{where} failed: {reason(exc)}{hint}") from None
 
     def _get_elsewhere(self, scheme: str, host: str, path: str, headers: dict[str, str],
                        where: str) -> tuple[int, bytes]:
