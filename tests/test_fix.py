@@ -82,6 +82,23 @@ def test_no_build_writes_only_the_dockerfile(cli, engine, spark, tmp_path):
     assert tags(engine, spark) == before
 
 
+@pytest.mark.parametrize("mode", ["numeric", "reset", "root"])
+def test_a_numeric_user_is_kept_by_fix_and_patch_alike(cli, images, tmp_path, mode):
+    """#24: `fix --user-mode reset` turned a working USER 185:185 into USER "" (root) while `patch`
+    kept it; both now ask users.modes, and a numeric USER works in every mode."""
+    dockerfile = f"FROM {base_image()}\nUSER 185:185\n"
+    built = images.build(dockerfile, name="numeric")
+    out = tmp_path / "out"
+    fixed = cli("fix", built, "--user-mode", mode, "--no-build", "-o", out)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert "\nUSER 185:185\n" in (out / "Dockerfile").read_text()
+    source = tmp_path / "Dockerfile"
+    source.write_text(dockerfile)
+    patched = cli("patch", source, "--user-mode", mode)
+    assert patched.exit_code == 0 and patched.stdout == dockerfile
+    assert "unchanged" in patched.stderr
+
+
 def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, images, spark, tmp_path):
     first = cli("fix", spark, "--format", "json")
     images.tags.append(first.json()["tag"])
