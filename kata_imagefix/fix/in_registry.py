@@ -16,7 +16,7 @@ from ..errors import ImagefixError
 from ..image.platforms import describe, runnable
 from ..image.reference import DockerReference, parse_docker_reference
 from ..image.sources.remote import registry_image, transfer_limits
-from ..registry.client import INDEX_TYPES, RegistryClient, api_host
+from ..registry.client import INDEX_TYPES, RegistryClient, RegistryError, api_host
 from ..registry.options import RegistryOptions
 from .plan import target_user
 
@@ -48,7 +48,7 @@ def fix_in_registry(source: str, target: str | None, user_mode: str, options: Re
     try:
         return _fix_in_registry(source, target, user_mode, options, force=force)
     except ImagefixError as exc:
-        if source in str(exc):
+        if str(exc).startswith(f"{source}: "):
             raise
         raise ImagefixError(f"{source}: {exc}") from None
 
@@ -69,12 +69,7 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
     client = RegistryClient(host, insecure=options.insecure, credentials=options.credentials,
                             timeout=options.timeout, limits=transfer_limits(options))
     if not force:
-        try:
-            client.manifest(new_ref.path, new_ref.tag)
-            raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
-        except ImagefixError as exc:
-            if "exists already" in str(exc):
-                raise
+        _refuse_existing(client, new_ref)
     top, top_digest, _ = client.manifest(ref.path, ref.digest or ref.tag or "latest")
     is_index = top.get("mediaType") in INDEX_TYPES or "manifests" in top
     children = runnable(top.get("manifests") or []) if is_index else [None]
@@ -114,6 +109,19 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
         result.digest = result.platforms[0]["manifest"]
     result.uploads = client.stats  # type: ignore[attr-defined]
     return result
+
+
+def _refuse_existing(client: RegistryClient, new_ref: DockerReference) -> None:
+    """Without --force the target tag must be absent: only the registry's 404 says so. Any other
+    answer (401/403: we may not look, 5xx: it could not tell) leaves that unknown, so nothing is written."""
+    try:
+        client.manifest(new_ref.path, new_ref.tag or "latest")
+    except RegistryError as exc:
+        if exc.status == 404:
+            return
+        raise ImagefixError(f"cannot tell whether {new_ref.familiar} exists ({exc}); nothing was written "
+                            "(--force replaces it without asking)") from None
+    raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
 
 
 def _digest(raw: bytes) -> str:

@@ -43,11 +43,18 @@ DEFAULT_TIMEOUT = 30.0
 
 
 class RegistryError(ImagefixError):
-    pass
+    """A registry's refusal or failure; `status` is the HTTP status that ended it (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NotFound(RegistryError):
-    pass
+    """HTTP 404: the registry says the tag, digest or blob is not there."""
+
+    def __init__(self, message: str, status: int | None = 404) -> None:
+        super().__init__(message, status)
 
 
 def api_host(domain: str) -> str:
@@ -164,7 +171,7 @@ class RegistryClient:
 
     def _pool_key(self, scheme: str) -> tuple:
         """A connection is only shared between clients that would have verified it the same way."""
-        trust = None
+        trust: tuple[str, int, int] | str | None = None
         if scheme == "https":
             ca = certs_dir() / self.host / "ca.crt"
             with contextlib.suppress(OSError):
@@ -272,9 +279,10 @@ class RegistryClient:
             conn.close()
         if response.status in (401, 403):
             who = f"as {creds.username}" if creds else "anonymously"
-            raise RegistryError(f"{self.host}: authentication {who} was refused by {host}")
+            raise RegistryError(f"{self.host}: authentication {who} was refused by {host}", response.status)
         if response.status != 200:
-            raise RegistryError(f"{self.host}: token service {host} answered HTTP {response.status}")
+            raise RegistryError(f"{self.host}: token service {host} answered HTTP {response.status}",
+                                response.status)
         return _token_of(body, where)
 
     # --- requests ---------------------------------------------------------------------------
@@ -327,18 +335,20 @@ class RegistryClient:
                     if self._authenticate(challenge, scope):
                         continue
                 who = "without credentials" if self.credentials() is None else "with the credentials given"
-                raise RegistryError(f"{self.host}: access denied {who} (HTTP {response.status})")
+                raise RegistryError(f"{self.host}: access denied {who} (HTTP {response.status})",
+                                    response.status)
             if response.status in RETRY_STATUS and attempt < self.retries:
                 self._discard(response)
                 attempt += 1
                 delay = _retry_after(response.getheader("Retry-After")) or 0.2 * 2**attempt
                 time.sleep(min(delay, 10))
                 continue
-            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+            location = response.getheader("Location")
+            if response.status in (301, 302, 303, 307, 308) and location:
                 self._discard(response)
                 if redirects >= MAX_REDIRECTS:
                     raise RegistryError(f"{self.host}: more than {MAX_REDIRECTS} redirects for {path}")
-                return self._follow(response.getheader("Location"), path, kind, redirects + 1,
+                return self._follow(location, path, kind, redirects + 1,
                                     keep={k: v for k, v in (headers or {}).items() if k == "Range"})
             return response
 
@@ -410,7 +420,8 @@ class RegistryClient:
             raise NotFound(f"{self.host}/{repository}: blob {digest} is missing (deleted from the registry?)")
         if response.status != 200:
             self._discard(response)
-            raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}")
+            raise RegistryError(f"{self.host}/{repository}: blob {digest}: HTTP {response.status}",
+                                response.status)
         return VerifyingStream(response, digest, f"{self.host}/{repository}", self.stats, size=size,
                                limits=self.limits)
 
@@ -429,7 +440,8 @@ class RegistryClient:
             self._discard(response)
             if response.status == 404:
                 raise NotFound(f"{self.host}/{repository}: blob {digest} is missing")
-            raise RegistryError(f"{self.host}/{repository}: blob {digest} range: HTTP {response.status}")
+            raise RegistryError(f"{self.host}/{repository}: blob {digest} range: HTTP {response.status}",
+                                response.status)
         try:
             body = response.read(length + 1)
         except (OSError, http.client.HTTPException) as exc:
@@ -472,7 +484,8 @@ class RegistryClient:
         if response.status == 201:
             return digest  # mounted: no bytes moved
         if response.status != 202 or not response.getheader("Location"):
-            raise RegistryError(f"{self.host}/{repository}: upload refused (HTTP {response.status})")
+            raise RegistryError(f"{self.host}/{repository}: upload refused (HTTP {response.status})",
+                                response.status)
         location = urllib.parse.urljoin(f"{self.scheme}://{self.host}/", response.getheader("Location"))
         parsed = urllib.parse.urlsplit(location)
         separator = "&" if parsed.query else "?"
@@ -483,7 +496,8 @@ class RegistryClient:
                                          "Content-Length": str(len(data))})
         self._discard(response)
         if response.status != 201:
-            raise RegistryError(f"{self.host}/{repository}: blob upload failed (HTTP {response.status})")
+            raise RegistryError(f"{self.host}/{repository}: blob upload failed (HTTP {response.status})",
+                                response.status)
         return digest
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> None:
@@ -497,7 +511,8 @@ class RegistryClient:
         self._discard(response)
         if response.status != 201:
             raise RegistryError(f"{self.host}: cannot mount {digest} from {from_repository} into "
-                                f"{repository} (HTTP {response.status}); imagefix does not re-upload layers")
+                                f"{repository} (HTTP {response.status}); imagefix does not re-upload layers",
+                                response.status)
 
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         scope = f"repository:{repository}:pull,push"
@@ -508,13 +523,13 @@ class RegistryClient:
         if response.status != 201:
             detail = body.decode("utf-8", "replace")[:200]
             raise RegistryError(f"{self.host}/{repository}: manifest {reference} refused "
-                                f"(HTTP {response.status}: {detail})")
+                                f"(HTTP {response.status}: {detail})", response.status)
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def _body(self, response: http.client.HTTPResponse, what: str, limit: int) -> bytes:
         if response.status != 200:
             self._discard(response)
-            raise RegistryError(f"{self.host}: {what}: HTTP {response.status}")
+            raise RegistryError(f"{self.host}: {what}: HTTP {response.status}", response.status)
         try:
             body = self._read_watched(response, limit + 1, what)
         except RegistryError:
