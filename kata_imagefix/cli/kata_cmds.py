@@ -9,7 +9,7 @@ import click
 from ..errors import ImagefixError
 from .app import main
 from .options import (
-    auto_or_int,
+    AUTO_OR_INT,
     budget_options,
     config_budget_model,
     emit_results,
@@ -66,9 +66,10 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
 
 @kata.command("patch")
 @click.argument("config_file", metavar="CONFIG")
-@click.option("--create-container-timeout", "timeout", metavar="auto|SECONDS",
+@click.option("--create-container-timeout", "timeout", type=AUTO_OR_INT, metavar="auto|SECONDS",
               help="Set it (auto: from the images' budget). Misplaced copies are always moved.")
-@click.option("--default-memory", "memory", metavar="auto|MiB", help="Set [hypervisor.*] default_memory.")
+@click.option("--default-memory", "memory", type=AUTO_OR_INT, metavar="auto|MiB",
+              help="Set [hypervisor.*] default_memory.")
 @click.option("--image", "images", multiple=True, metavar="REF", help="Images for the auto values.")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the patched config here.")
@@ -83,7 +84,7 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
 @click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @budget_options
 @click.pass_context
-def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory: str | None,
+def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, memory: str | int | None,
                images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
                drop_in: str | None, shared: bool, show_diff: bool, force: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays.
@@ -96,8 +97,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
-    request = KataPatchRequest(config_file, auto_or_int(timeout, "--create-container-timeout"),
-                               auto_or_int(memory, "--default-memory"), runtime, drop_in, bool(images),
+    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, bool(images),
                                shared)
     patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
                             lambda model: estimates_for(images, model))

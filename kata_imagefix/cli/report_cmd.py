@@ -8,16 +8,18 @@ import click
 
 from ..output import REPORT_FORMATS
 from .app import main
-from .options import budget_model, budget_options, registry_flags, registry_options
+from .options import GROWTH, SIZE, budget_model, budget_options, registry_flags, registry_options
 
 
 @main.command()
 @click.argument("ref")
 @click.option("--baseline", metavar="REF", help="The previous release to compare with.")
 @click.option("--base", "base_ref", metavar="REF", help="The base image (else its label, else unknown).")
-@click.option("--budget", metavar="SIZE", help="Gate: the unpacked image must stay at or below SIZE.")
-@click.option("--max-layer-size", metavar="SIZE", help="Gate: no layer above SIZE.")
-@click.option("--max-growth", metavar="SIZE|PCT", help="Gate: growth against --baseline, e.g. 50MB or 10%.")
+@click.option("--budget", type=SIZE, metavar="SIZE",
+              help="Gate: the unpacked image must stay at or below SIZE.")
+@click.option("--max-layer-size", type=SIZE, metavar="SIZE", help="Gate: no layer above SIZE.")
+@click.option("--max-growth", type=GROWTH, metavar="SIZE|PCT",
+              help="Gate: growth against --baseline, e.g. 50MB or 10%.")
 @click.option("--files", type=click.IntRange(0, 10_000), default=0, metavar="N",
               help="Read every layer once: the N largest files and directories, and the waste.")
 @click.option("--walk", type=click.Choice(["auto", "direct", "export"]), default="auto", show_default=True,
@@ -34,8 +36,8 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
 @registry_flags
 @budget_options
 @click.pass_context
-def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
-           max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
+def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: int | None,
+           max_layer_size: int | None, max_growth: str | None, files: int, walk: str, fmt: str,
            output: str | None, exact: bool, accept_estimates: bool, do_push: bool, **kw: Any) -> None:
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1.
 
