@@ -392,3 +392,49 @@ def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
                    create_timeout_s=explicit_timeout or int(config.timeout[0]),
                    image_pull_timeout_s=config.image_pull_timeout)
 
+
+
+def force_option(func: Callable) -> Callable:
+    """`--force`: the write policy's override for a read-only file or one with other hard links."""
+    return click.option("--force", is_flag=True,
+                        help="Write even a read-only file or one with other hard links.")(func)
+
+
+def output_option(what: str) -> Callable[[Callable], Callable]:
+    """`-o/--output FILE|-` of a command that produces a document ('-' is stdout), and `--force`."""
+
+    def decorate(func: Callable) -> Callable:
+        return stacked([click.option("-o", "--output", "output", metavar="FILE|-",
+                                     help=f"Write {what} to FILE ('-': stdout) instead of stdout."),
+                        force_option], func)
+
+    return decorate
+
+
+def edit_options(what: str) -> Callable[[Callable], Callable]:
+    """The write policy's flags of an editing command (writing.EditPolicy): `-o FILE|-`, `--in-place`,
+    `--check`, `--diff`, `--force`; `edit_policy(kw)` takes them back out."""
+
+    def decorate(func: Callable) -> Callable:
+        options = [
+            click.option("-o", "--output", "output", metavar="FILE|-",
+                         help=f"Write the {what} to FILE ('-': stdout), changed or not."),
+            click.option("--in-place", is_flag=True,
+                         help=f"Replace each {what} that changes, atomically and through symlinks, keeping "
+                              "the old one as a numbered backup (NAME.bak, NAME.bak.1, ...)."),
+            click.option("--check", is_flag=True, help="Change nothing; exit 1 if anything would change."),
+            click.option("--diff", "show_diff", is_flag=True,
+                         help="Print a unified diff of each change (alone: write nothing)."),
+            force_option,
+        ]
+        return stacked(options, func)
+
+    return decorate
+
+
+def edit_policy(kw: dict[str, Any]):
+    """The EditPolicy of the flags `edit_options` added (popped from the command's keywords)."""
+    from ..writing import EditPolicy
+
+    return EditPolicy(output=kw.pop("output"), in_place=kw.pop("in_place"), check=kw.pop("check"),
+                      diff=kw.pop("show_diff"), force=kw.pop("force"))

@@ -141,14 +141,3 @@ def patch_file(path: str, mode: str, *, target: str | None = None, build_args: d
     base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
     return patch(dockerfile, mode, target=target, base=base, open_base=open_base)
 
-
-def check_destination(paths: tuple[str, ...], *, output: str | None, in_place: bool, to_stdout: bool) -> None:
-    """The one-line refusals for where patched Dockerfiles cannot go."""
-    if output and in_place:
-        raise ImagefixError("use either -o OUT or --in-place, not both")
-    if output and len(paths) > 1:
-        raise ImagefixError("-o OUT takes one Dockerfile; use --in-place for several")
-    if in_place and "-" in paths:
-        raise ImagefixError("--in-place cannot replace stdin")
-    if to_stdout and len(paths) > 1:
-        raise ImagefixError("several Dockerfiles: use --in-place, --check or --diff")
