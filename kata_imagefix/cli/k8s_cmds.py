@@ -12,6 +12,8 @@ from .app import main
 from .options import (
     budget_model,
     budget_options,
+    edit_options,
+    edit_policy,
     exact_option,
     exit_code,
     format_option,
@@ -237,16 +239,13 @@ def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[s
 
 @k8s.command("fix")
 @workload_flags
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fixed manifest here.")
-@click.option("--in-place", is_flag=True, help="Rewrite each manifest that needs a change (atomically).")
-@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a change is needed (for CI).")
-@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@edit_options("manifest")
 @registry_flags
 @budget_options
 @click.pass_context
-def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, in_place: bool, check: bool,
-            show_diff: bool, runtime_classes: tuple[str, ...], all_pods: bool, kata_configs: tuple[str, ...],
-            prefer_local: bool, jobs: int, platform: str | None, **kw: Any) -> None:
+def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...], all_pods: bool,
+            kata_configs: tuple[str, ...], prefer_local: bool, jobs: int, platform: str | None,
+            **kw: Any) -> None:
     """Write numeric users and the timeout annotation into Kata workloads; every other byte stays.
 
     YAML (block or flow style) and JSON (kubectl get -o json) are edited in
@@ -259,38 +258,29 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     Example:
       imagefix k8s fix deploy/ --in-place
     """
-    from ..fileio import write_atomic
     from ..k8s.audit import AuditOptions, audit, read_sources
     from ..k8s.fixing import fix_manifest
     from ..scan import RuleSelection
+    from ..writing import Edit
 
-    if sum(bool(x) for x in (output, in_place, check)) > 1:
-        raise ImagefixError("use one of -o OUT, --in-place, --check")
+    policy = edit_policy(kw)
+    policy.check_usage(manifests, what="manifest")
     problems: list = []
     sources = read_sources(manifests, problems)
-    if (output or not (in_place or check or show_diff)) and len(sources) + len(problems) > 1:
-        raise ImagefixError("several manifests: use --in-place, --check or --diff")
+    policy.check_usage([name for name, _ in sources] + [str(p) for p in problems], what="manifest")
     kw.update(all_platforms=False, platform=platform)
     opener = _opener(platform, registry_options(ctx, kw), kw)
     model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
     before = audit(sources, options, model, RuleSelection(), opener, problems=problems)  # reads the images
     fixed = [fix_manifest(name, text, before.images, options, model) for name, text in sources]
+    report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     for (_, original), item in zip(sources, fixed, strict=True):
-        if show_diff and item.changed:
-            click.echo(_diff(item.name, original, item.text), nl=False)
-        if check or show_diff:
-            continue
-        if output:
-            write_atomic(output, item.text.encode())
-        elif not in_place:
-            click.echo(item.text, nl=False)
-        elif item.changed:
-            write_atomic(item.name, item.text.encode())
-    report = click.echo if (output or in_place) else (lambda t: click.echo(t, err=True))
-    for item in fixed:
+        written = policy.apply(Edit(item.name, original, item.text))
+        if written.backup is not None:
+            report(f"kept the original as {written.backup}")
         for change in item.changes:
-            report(f"{'would fix' if check else 'fixed'} {item.name}: {change}")
+            report(f"{policy.said(written, 'fixed', 'would fix')} {item.name}: {change}")
     # as the nodes will see it: the documents changed audited again (their images are read already)
     changed = {item.name: item for item in fixed if item.changed}
     after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
@@ -308,7 +298,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     if before.errors:
         ctx.exit(2)
     unfixed = bool(errors) or any(item.refused for item in fixed)
-    ctx.exit(1 if unfixed or (check and any(item.changed for item in fixed)) else 0)
+    ctx.exit(1 if unfixed or (policy.check and any(item.changed for item in fixed)) else 0)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -376,10 +366,3 @@ def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) ->
         return image
     raise ImagefixError(f"{target}: " + "; ".join(failures))
 
-
-def _diff(name: str, before: str, after: str) -> str:
-    import difflib
-
-    name = name.lstrip("/")
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                        f"a/{name}", f"b/{name}"))
