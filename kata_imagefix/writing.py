@@ -70,6 +70,7 @@ class Edit:
     original: str
     text: str
     write_to: str | Path | None = None  # where --in-place writes (default: the input itself)
+    backup: bool = True  # False where a backup would be read as input (a Kata drop-in's folder)
 
     @property
     def changed(self) -> bool:
@@ -148,7 +149,7 @@ class EditPolicy:
                 return Written(edit, None)
             target = edit.write_to or edit.name
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            saved = write_file(target, data, force=self.force, backup=True)
+            saved = write_file(target, data, force=self.force, backup=edit.backup)
             return Written(edit, str(target), saved)
         return Written(edit, None)  # --diff alone: the diff was all
 
