@@ -17,6 +17,7 @@ from .options import (
     exact_option,
     exit_code,
     format_option,
+    output_option,
     registry_flags,
     registry_options,
     rule_selection,
@@ -82,16 +83,15 @@ def workload_flags(func):
               help="Only the I-th (0-based) of N stable slices of the workloads: split a fleet audit "
                    "across an Indexed Job or a CI matrix, then `imagefix merge` the JSON results.")
 @format_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the whole report here (markdown on stdout stops at a PR comment's 65,536 "
-                   "characters).")
+@output_option("the whole report (markdown on stdout stops at a PR comment's 65,536 characters)")
 @selection_options
 @registry_flags
 @budget_options
 @click.pass_context
 def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...],
               all_pods: bool, kata_configs: tuple[str, ...], prefer_local: bool, jobs: int,
-              platform: str | None, shard: str | None, fmt: str, output: str | None, **kw: Any) -> None:
+              platform: str | None, shard: str | None, fmt: str, output: str | None, force: bool,
+              **kw: Any) -> None:
     """Find the containers of Kata workloads that will not start, and why (KIF4xx).
 
     Reads YAML or JSON files, folders (*.yaml, *.yml, *.json) or - (stdin):
@@ -126,12 +126,13 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     render = FINDING_FORMATS[fmt].render
     args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
             "show_location": True, "totals": totals}
-    if output:
-        from ..fileio import write_atomic
+    from ..writing import Output
 
-        write_atomic(output, render(run.results, **args, limit=0).encode())
-    else:
+    destination = Output(output, force)
+    if destination.is_stdout:
         click.echo(render(run.results, **args), nl=False)
+    else:
+        destination.write(render(run.results, **args, limit=0).encode())
     ctx.exit(exit_code(run.results, fail_on, run.errors))
 
 
@@ -163,14 +164,14 @@ def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
 @click.option("--kata-config", "kata_config", type=click.Path(dir_okay=False), metavar="FILE",
               help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
                    "and whether it enables the default_memory annotation.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@output_option("the pod (or the patched manifest)")
 @exact_option
 @lambda func: stacked(mirror_flags, func)
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, exact: bool,
-        **kw: Any) -> None:
+        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, force: bool,
+        exact: bool, **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value); `imagefix k8s REF` too.
 
     \b
@@ -178,7 +179,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
       imagefix k8s spark:3.5.3 --patch deploy.yaml -o deploy.kata.yaml
     """
     from .. import __version__
-    from ..fileio import decode_text, read_input, write_atomic
+    from ..fileio import decode_text, read_input
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
     from ..k8s.pod import kustomize_patches, manifest_name, pod_needs, pod_yaml
@@ -210,17 +211,20 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
                       config=config)
     if manifest_text is not None and kustomize:
         pieces = [kustomize_patches(manifest_text, needs)]
-    elif manifest_text is not None:
+    elif manifest is not None and manifest_text is not None:
         pieces = _migrate(manifest, manifest_text, needs, image, model)
         del manifest_text  # a 50 MB manifest is held once: as its pieces
     else:
         pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
                                   f"{runtime_class}")]
-    if output:
-        write_atomic(output, (piece.encode() for piece in pieces))
-    else:
+    from ..writing import Output
+
+    destination = Output(output, force)
+    if destination.is_stdout:
         for piece in pieces:
             click.echo(piece, nl=False)
+    else:
+        destination.write(piece.encode() for piece in pieces)
 
 
 def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[str]:
