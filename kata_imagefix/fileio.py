@@ -111,7 +111,8 @@ def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: boo
     try:
         old = target.stat() if target.exists() else None
         if old is not None and not stat.S_ISREG(old.st_mode):
-            return _write_through(path, target, old, data, backup)
+            _write_through(path, target, old, data, backup)
+            return None
         if old is not None and not force:
             if not os.access(target, os.W_OK) or not old.st_mode & 0o222:
                 raise ImagefixError(f"{path} is read-only: not rewriting it (--force to write anyway)")

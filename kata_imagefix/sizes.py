@@ -27,6 +27,25 @@ def parse_size(text: str | int) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def parse_growth(text: str) -> tuple[str, float]:
+    """A growth limit: ('pct', 10.0) for '10%', ('bytes', 50e6) for '50MB'; refused in one line."""
+    stripped = str(text).strip()
+    if stripped.endswith("%"):
+        try:
+            value = float(stripped[:-1])
+        except ValueError:
+            value = float("nan")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ImagefixError(f"cannot read growth {text!r}: use a size such as 50MB or a percentage such "
+                                "as 10%")
+        return "pct", value
+    try:
+        return "bytes", float(parse_size(stripped))
+    except ImagefixError:
+        raise ImagefixError(f"cannot read growth {text!r}: use a size such as 50MB or a percentage such as "
+                            "10%") from None
+
+
 def human_size(num_bytes: int | float | None) -> str:
     """Decimal units, as `docker images` prints them."""
     if num_bytes is None:

@@ -122,3 +122,54 @@ def test_the_registry_client_imports_nothing_from_image():
         if name == "kata_imagefix.registry" or name.startswith("kata_imagefix.registry."):
             bad = sorted(t for t in targets if t == IMAGE or t.startswith(IMAGE + "."))
             assert not bad, f"{name} imports {bad}"
+
+
+# Modules that may write files themselves: the write policy and the atomic replace under it; the layer
+# cache writes its own files under ~/.cache (never a user's), with its own temp-and-rename.
+WRITERS = {"kata_imagefix.fileio", "kata_imagefix.writing", "kata_imagefix.image.layercache"}
+
+
+def _direct_writes(path: Path) -> list[str]:
+    """Where a module writes a file itself: open()/io.open()/os.fdopen() in a mode that writes,
+    os.open() with a writing flag, Path.write_text()/write_bytes() (os.devnull does not count)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = ast.unparse(node.func)
+        args = [ast.unparse(a) for a in node.args]
+        if args and args[0] == "os.devnull":
+            continue
+        if func.endswith((".write_text", ".write_bytes")):
+            found.append(f"{path.name}:{node.lineno}: {func}()")
+        elif func in ("open", "io.open", "os.fdopen"):
+            modes = [a for a in node.args[1:2]] + [k.value for k in node.keywords if k.arg == "mode"]
+            if any(isinstance(m, ast.Constant) and isinstance(m.value, str) and set(m.value) & set("wax+")
+                   for m in modes) or any(not isinstance(m, ast.Constant) for m in modes):
+                found.append(f"{path.name}:{node.lineno}: {func}({', '.join(args)})")
+        elif func == "os.open" and re.search(r"O_(WRONLY|RDWR|CREAT|APPEND|TRUNC)", " ".join(args[1:])):
+            found.append(f"{path.name}:{node.lineno}: os.open({', '.join(args)})")
+    return found
+
+
+def test_every_writer_is_on_the_one_write_policy():
+    """#24: a command that writes a file does it through kata_imagefix/writing.py (and fileio under it),
+    so -o, -o -, --in-place backups, --check, --diff and --force cannot drift apart again."""
+    direct = {name: hits for name, path in modules().items() if name not in WRITERS
+              and (hits := _direct_writes(path))}
+    assert direct == {}, direct
+    assert not _direct_writes(PACKAGE / "writing.py")  # the policy itself writes through fileio
+    around = sorted(name for name, path in modules().items() if name != "kata_imagefix.writing"
+                    for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+                    and (node.module or "").endswith("fileio")
+                    and "write_atomic" in {a.name for a in node.names})
+    assert around == [], f"write_atomic used around the write policy: {around}"
+
+
+def test_the_write_check_sees_each_kind_of_direct_write(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nfrom pathlib import Path\n"
+                      "open('a', 'w')\nopen('b', mode='ab')\nPath('c').write_text('x')\n"
+                      "os.open('d', os.O_WRONLY | os.O_CREAT)\nos.fdopen(3, 'wb')\nopen('e')\n"
+                      "open('f', 'rb')\nos.open(os.devnull, os.O_WRONLY)\n")
+    assert [hit.split(":")[1] for hit in _direct_writes(sample)] == ["3", "4", "5", "6", "7"]

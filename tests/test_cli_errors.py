@@ -162,6 +162,41 @@ def test_bad_flag_values(cli):
     assert cli("scan", "--format", "yaml", sample).exit_code == 2
 
 
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("report", "nosuch/app:2", "--baseline", "nosuch/app:1", "--max-growth", "10x%"),
+     "--max-growth: cannot read growth '10x%'"),
+    (("report", "nosuch/app:2", "--baseline", "nosuch/app:1", "--max-growth", "nan%"), "--max-growth"),
+    (("report", "nosuch/app:2", "--budget", "huge"), "--budget: cannot read size 'huge'"),
+    (("report", "nosuch/app:2", "--max-layer-size", "1ZB"), "--max-layer-size: cannot read size"),
+    (("scan", "nosuch/app:2", "--max-layer-size", "lots"), "--max-layer-size: cannot read size"),
+    (("scan", "nosuch/app:2", "--create-timeout", "-5"), "--create-timeout: must be positive"),
+    (("report", "nosuch/app:2", "--tmpfs-fraction", "1.5"),
+     "--tmpfs-fraction: must be positive and at most 1"),
+    (("report", "nosuch/app:2", "--pull-overhead", "soon"), "--pull-overhead: takes a number"),
+    (("kata", "patch", "nosuch.toml", "--create-container-timeout", "soon"),
+     "--create-container-timeout: takes 'auto' or a positive whole number"),
+])
+def test_gates_and_sizes_are_refused_before_any_work(cli, no_engine_env, args, needle):
+    """#24: `--max-growth 10x%` was refused only after the whole report was built. Every gate, size and
+    duration is now read while the command line is parsed: the image does not exist and no engine
+    answers, yet the bad value is what is named, at once."""
+    import time
+
+    started = time.monotonic()
+    result = cli(*args, env=no_engine_env)
+    elapsed = time.monotonic() - started
+    assert_one_line_error(result, needle)
+    assert "engine" not in result.stderr and "nosuch" not in result.stderr
+    assert elapsed < 0.5, elapsed
+
+
+def test_a_bad_gate_in_the_config_names_its_key(cli, tmp_path, no_engine_env):
+    config = tmp_path / ".imagefix.toml"
+    config.write_text('max-growth = "lots%"\n')
+    assert_one_line_error(cli("--config", config, "report", "nosuch/app:2", env=no_engine_env),
+                          "max-growth: cannot read growth 'lots%'")
+
 def test_version_asks_the_engine_docker_host_names(cli):
     line = cli("--version", env={"DOCKER_HOST": "tcp://127.0.0.1:9"}).stdout.splitlines()[-1]
     assert line == "Docker engine: none answers at tcp://127.0.0.1:9"

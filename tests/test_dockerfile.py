@@ -218,16 +218,23 @@ def test_patch_cli_writes_only_where_asked(cli, spark_file, tmp_path):
 
 def test_patch_cli_check_diff_and_in_place(cli, spark_file, tmp_path):
     assert cli("patch", spark_file, "--check").exit_code == 1
+    original = spark_file.read_text()
     diff = cli("patch", spark_file, "--diff")
     assert "-USER spark" in diff.stdout and "+USER 185:185" in diff.stdout and "+# imagefix: USER spark" \
         in diff.stdout
+    # #24: --diff alone printed "patched" and wrote nothing; it now says only a diff was printed
+    assert "would patch" in diff.stderr and "nothing written" in diff.stderr
+    assert not diff.stderr.startswith("patched")
+    assert spark_file.read_text() == original
     mode = 0o640
     os.chmod(spark_file, mode)
     result = cli("patch", spark_file, "--in-place")
     assert result.exit_code == 0 and "patched" in result.stdout and "185:185" in result.stdout
     assert "USER 185:185" in spark_file.read_text()
     assert os.stat(spark_file).st_mode & 0o777 == mode
-    assert [p.name for p in tmp_path.iterdir()] == ["Dockerfile"]  # no temp or backup left behind
+    # #24: the README's numbered backup, which only `kata patch` kept; no temp file is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "Dockerfile.bak"]
+    assert (tmp_path / "Dockerfile.bak").read_text() == original and "Dockerfile.bak" in result.stdout
     assert cli("patch", spark_file, "--check").exit_code == 0
 
 
@@ -270,3 +277,11 @@ def test_no_message_contradicts_its_severity():
                 assert "fails" not in text and "refuse" not in text, (case.name, finding.message)
             else:
                 assert "works" not in finding.message.lower(), (case.name, finding.message)
+
+
+def test_patch_output_dash_is_stdout(cli, spark_file, tmp_path, monkeypatch):
+    """#24: `-o -` wrote a file named '-'; '-' means stdout everywhere."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("patch", spark_file, "-o", "-")
+    assert result.exit_code == 0 and "USER 185:185\n" in result.stdout
+    assert "patched" in result.stderr and not (tmp_path / "-").exists()

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 from conftest import ROOT, base_image
-from registries import CountingProxy, push_spec, repo_name, spark_like
+from registries import CountingProxy, ScriptedServer, push_spec, repo_name, send, spark_like
 
 from kata_imagefix.registry.client import RegistryClient
 
@@ -80,6 +80,23 @@ def test_no_build_writes_only_the_dockerfile(cli, engine, spark, tmp_path):
     text = (out / "Dockerfile").read_text()
     assert "USER 185:185\n" in text and text.count("\nFROM ") + text.startswith("FROM ") == 1
     assert tags(engine, spark) == before
+
+
+@pytest.mark.parametrize("mode", ["numeric", "reset", "root"])
+def test_a_numeric_user_is_kept_by_fix_and_patch_alike(cli, images, tmp_path, mode):
+    """#24: `fix --user-mode reset` turned a working USER 185:185 into USER "" (root) while `patch`
+    kept it; both now ask users.modes, and a numeric USER works in every mode."""
+    dockerfile = f"FROM {base_image()}\nUSER 185:185\n"
+    built = images.build(dockerfile, name="numeric")
+    out = tmp_path / "out"
+    fixed = cli("fix", built, "--user-mode", mode, "--no-build", "-o", out)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert "\nUSER 185:185\n" in (out / "Dockerfile").read_text()
+    source = tmp_path / "Dockerfile"
+    source.write_text(dockerfile)
+    patched = cli("patch", source, "--user-mode", mode)
+    assert patched.exit_code == 0 and patched.stdout == dockerfile
+    assert "unchanged" in patched.stderr
 
 
 def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, images, spark, tmp_path):
@@ -200,6 +217,29 @@ def test_in_registry_fixes_every_platform_without_moving_layers(cli, registry, t
     again = cli("fix", f"docker://{registry.host}/{repository}:3.5.3", "--in-registry",
                 "--tag", f"{registry.host}/{repository}-kata:3.5.3")
     assert again.exit_code == 2 and "exists already" in again.stderr
+
+
+
+@pytest.mark.parametrize("status", [401, 403, 503])
+def test_in_registry_probe_only_a_404_means_the_target_is_absent(cli, status):
+    """#24: the probe for an existing `-kata` tag once matched an error message, so a 401/403/5xx let
+    it replace a tag it could not see. Any answer but 404 now stops it in one line, exit 2, with
+    nothing written (the server takes only GETs: a PUT would be answered 501)."""
+    seen: list[str] = []
+
+    def answer(handler, _hit):
+        seen.append(handler.path)
+        send(handler, status, {"Content-Type": "application/json"}, b'{"errors": []}')
+
+    server = ScriptedServer(answer)
+    try:
+        result = cli("fix", f"docker://{server.host}/app:1.0", "--in-registry", "--format", "json")
+    finally:
+        server.stop()
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "cannot tell whether" in result.stderr and f"HTTP {status}" in result.stderr
+    assert seen and all(path.startswith("/v2/app/manifests/1.0-kata") for path in seen)
 
 
 TRICKY = (

@@ -177,6 +177,26 @@ def test_fix_writes_numeric_users_keeps_every_other_byte_and_is_idempotent(cli, 
     assert checked.exit_code == 1 and "would fix" not in checked.stdout and "KIF407" in checked.stderr
 
 
+
+def test_fix_in_place_keeps_a_backup_force_writes_read_only_and_dash_is_stdout(cli, pushed, registry,
+                                                                                 tmp_path, monkeypatch):
+    """#24: `k8s fix --in-place` kept no backup; it refused a read-only manifest saying "use --force" and
+    had no --force; `-o -` wrote a file named '-'."""
+    path = tmp_path / "stream.yaml"
+    original = manifest(pushed, registry)
+    path.write_text(original)
+    monkeypatch.chdir(tmp_path)
+    shown = cli("k8s", "fix", "-o", "-", path)
+    assert "runAsUser: 185" in shown.stdout and not (tmp_path / "-").exists()
+    assert path.read_text() == original
+    path.chmod(0o444)
+    refused = cli("k8s", "fix", "--in-place", path)
+    assert refused.exit_code == 2 and "read-only" in refused.stderr and "--force" in refused.stderr
+    assert path.read_text() == original
+    forced = cli("k8s", "fix", "--in-place", "--force", path)
+    assert forced.exit_code == 1 and "runAsUser: 185" in path.read_text()  # 1: the missing image is left
+    assert (tmp_path / "stream.yaml.bak").read_text() == original and "stream.yaml.bak" in forced.stdout
+
 def test_patch_is_k8s_fix_narrowed_to_one_image(cli, pushed, tmp_path):
     """`k8s pod REF --patch` writes the containers' users exactly as `k8s fix` does, and like it keeps
     a runAsUser the manifest sets (containerd uses that one, not the image's USER)."""

@@ -14,6 +14,7 @@ import click
 from .. import __version__
 from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
+from .options import OptionValueError, option_name
 
 
 def _color_first(args: list[str]) -> list[str]:
@@ -69,6 +70,9 @@ class ImagefixGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
+            ctx.exit(2)
+        except OptionValueError as exc:
+            click.echo(f"imagefix: error: {option_name(exc.param)}: {for_terminal(exc.message)}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

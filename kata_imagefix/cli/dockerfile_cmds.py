@@ -11,6 +11,8 @@ from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
+    edit_options,
+    edit_policy,
     emit_results,
     exit_code,
     format_option,
@@ -99,54 +101,44 @@ def lint(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, build_args:
 
 @main.command()
 @click.argument("dockerfiles", nargs=-1, required=True)
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
-              help="Write the patched Dockerfile here (always written, changed or not).")
-@click.option("--in-place", is_flag=True, help="Replace each Dockerfile atomically when it changes.")
+@edit_options("Dockerfile")
 @user_mode_option
-@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
-@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
-@click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @dockerfile_options
 @click.pass_context
-def patch(ctx: click.Context, dockerfiles: tuple[str, ...], output: str | None, in_place: bool,
-          user_mode: str, check: bool, show_diff: bool, force: bool, build_args: tuple[str, ...],
-          target: str | None, resolve_base: bool) -> None:
+def patch(ctx: click.Context, dockerfiles: tuple[str, ...], user_mode: str, build_args: tuple[str, ...],
+          target: str | None, resolve_base: bool, **kw: Any) -> None:
     """Write Dockerfiles whose USER works on kata-qemu-tdx; every other byte stays as it was.
 
     \b
     Example:
       imagefix patch Dockerfile --in-place
     """
-    from ..dockerfile.patch import check_destination, patch_file
-    from ..fileio import write_atomic
+    from ..dockerfile.patch import patch_file
+    from ..writing import Edit
 
-    to_stdout = not (output or in_place or check or show_diff)
-    check_destination(dockerfiles, output=output, in_place=in_place, to_stdout=to_stdout)
+    policy = edit_policy(kw)
+    policy.check_usage(dockerfiles, what="Dockerfile")
     args, open_base = _build_args(build_args), _base_opener(resolve_base)
     failed = would_change = False
-    report = (lambda text: click.echo(text, err=True)) if to_stdout or show_diff else click.echo
+    report = (lambda text: click.echo(text, err=True)) if policy.messages_to_stderr else click.echo
     for path in dockerfiles:
         try:
             outcome = patch_file(path, user_mode, target=target, build_args=args, open_base=open_base)
-            data = outcome.text.encode("utf-8", "surrogateescape")
-            if output and not check:
-                write_atomic(output, data, force=force)
-            elif in_place and outcome.changed and not check:
-                write_atomic(path, data, force=force)
+            written = policy.apply(Edit(outcome.path, outcome.original, outcome.text,
+                                        write_to=None if path == "-" else path))
         except ImagefixError as exc:
             failed = True
             click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
             continue
         would_change |= outcome.changed
-        if show_diff and outcome.changed:
-            click.echo(outcome.diff(), nl=False)
-        if to_stdout:
-            click.echo(outcome.text, nl=False)
+        if written.backup is not None:
+            report(f"kept the original as {written.backup}")
         if outcome.changed:
-            dest = f" -> {output}" if output and not check else ""
-            report(f"{'would patch' if check else 'patched'} {outcome.path}{dest}: {outcome.description}")
+            dest = f" -> {written.where}" if written.where not in (None, "<stdout>", path) else ""
+            report(f"{policy.said(written, 'patched', 'would patch')} {outcome.path}{dest}: "
+                   f"{outcome.description}")
             for note in outcome.notes:
                 report(f"  note: {note}")
         else:
             report(f"unchanged {outcome.path}: its USER needs no change in {user_mode} mode")
-    ctx.exit(2 if failed else 1 if check and would_change else 0)
+    ctx.exit(policy.exit_code(would_change, failed))

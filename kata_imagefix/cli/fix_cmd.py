@@ -29,12 +29,13 @@ from .options import registry_flags, registry_options, user_mode_option
 @click.option("--tag", "new_tag", metavar="NEWREF",
               help="Tag for the fixed image [default: <repo>:<tag>-kata].")
 @click.option("--no-build", is_flag=True, help="Only write the rendered Dockerfile (needs -o DIR).")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
-              help="Folder for the Dockerfile.")
+@click.option("-o", "--output", "out_dir", metavar="DIR|-",
+              help="Folder for the Dockerfile ('-': the Dockerfile on stdout, the summary on stderr).")
 @click.option("--push", "do_push", is_flag=True, help="Push the new tag after it is verified.")
 @click.option("--in-registry", is_flag=True,
               help="Registry images: new config + manifest reusing the layers; nothing pulled or built.")
-@click.option("--force", is_flag=True, help="Replace the target tag if it exists.")
+@click.option("--force", is_flag=True,
+              help="Replace the target tag if it exists; write even a read-only or hard-linked Dockerfile.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @registry_flags(max_platforms="With --in-registry")
 @click.pass_context
@@ -54,4 +55,4 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
     registry = registry_options(ctx, kw)
     request = FixRequest(ref, variant, user_mode, runtime_base, keep, distroless, template_dir, new_tag,
                          no_build, out_dir, do_push, in_registry, force, show_progress=fmt == "text")
-    click.echo(render_fix(run_fix(request, registry), fmt), nl=False)
+    click.echo(render_fix(run_fix(request, registry), fmt), nl=False, err=out_dir == "-")

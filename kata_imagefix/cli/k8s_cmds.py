@@ -12,9 +12,12 @@ from .app import main
 from .options import (
     budget_model,
     budget_options,
+    edit_options,
+    edit_policy,
     exact_option,
     exit_code,
     format_option,
+    output_option,
     registry_flags,
     registry_options,
     rule_selection,
@@ -80,16 +83,15 @@ def workload_flags(func):
               help="Only the I-th (0-based) of N stable slices of the workloads: split a fleet audit "
                    "across an Indexed Job or a CI matrix, then `imagefix merge` the JSON results.")
 @format_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the whole report here (markdown on stdout stops at a PR comment's 65,536 "
-                   "characters).")
+@output_option("the whole report (markdown on stdout stops at a PR comment's 65,536 characters)")
 @selection_options
 @registry_flags
 @budget_options
 @click.pass_context
 def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...],
               all_pods: bool, kata_configs: tuple[str, ...], prefer_local: bool, jobs: int,
-              platform: str | None, shard: str | None, fmt: str, output: str | None, **kw: Any) -> None:
+              platform: str | None, shard: str | None, fmt: str, output: str | None, force: bool,
+              **kw: Any) -> None:
     """Find the containers of Kata workloads that will not start, and why (KIF4xx).
 
     Reads YAML or JSON files, folders (*.yaml, *.yml, *.json) or - (stdin):
@@ -124,12 +126,13 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     render = FINDING_FORMATS[fmt].render
     args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
             "show_location": True, "totals": totals}
-    if output:
-        from ..fileio import write_atomic
+    from ..writing import Output
 
-        write_atomic(output, render(run.results, **args, limit=0).encode())
-    else:
+    destination = Output(output, force)
+    if destination.is_stdout:
         click.echo(render(run.results, **args), nl=False)
+    else:
+        destination.write(render(run.results, **args, limit=0).encode())
     ctx.exit(exit_code(run.results, fail_on, run.errors))
 
 
@@ -161,14 +164,14 @@ def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
 @click.option("--kata-config", "kata_config", type=click.Path(dir_okay=False), metavar="FILE",
               help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
                    "and whether it enables the default_memory annotation.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@output_option("the pod (or the patched manifest)")
 @exact_option
 @lambda func: stacked(mirror_flags, func)
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, exact: bool,
-        **kw: Any) -> None:
+        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, force: bool,
+        exact: bool, **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value); `imagefix k8s REF` too.
 
     \b
@@ -176,7 +179,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
       imagefix k8s spark:3.5.3 --patch deploy.yaml -o deploy.kata.yaml
     """
     from .. import __version__
-    from ..fileio import decode_text, read_input, write_atomic
+    from ..fileio import decode_text, read_input
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
     from ..k8s.pod import kustomize_patches, manifest_name, pod_needs, pod_yaml
@@ -208,17 +211,20 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
                       config=config)
     if manifest_text is not None and kustomize:
         pieces = [kustomize_patches(manifest_text, needs)]
-    elif manifest_text is not None:
+    elif manifest is not None and manifest_text is not None:
         pieces = _migrate(manifest, manifest_text, needs, image, model)
         del manifest_text  # a 50 MB manifest is held once: as its pieces
     else:
         pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
                                   f"{runtime_class}")]
-    if output:
-        write_atomic(output, (piece.encode() for piece in pieces))
-    else:
+    from ..writing import Output
+
+    destination = Output(output, force)
+    if destination.is_stdout:
         for piece in pieces:
             click.echo(piece, nl=False)
+    else:
+        destination.write(piece.encode() for piece in pieces)
 
 
 def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[str]:
@@ -237,16 +243,13 @@ def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[s
 
 @k8s.command("fix")
 @workload_flags
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fixed manifest here.")
-@click.option("--in-place", is_flag=True, help="Rewrite each manifest that needs a change (atomically).")
-@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a change is needed (for CI).")
-@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@edit_options("manifest")
 @registry_flags
 @budget_options
 @click.pass_context
-def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, in_place: bool, check: bool,
-            show_diff: bool, runtime_classes: tuple[str, ...], all_pods: bool, kata_configs: tuple[str, ...],
-            prefer_local: bool, jobs: int, platform: str | None, **kw: Any) -> None:
+def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...], all_pods: bool,
+            kata_configs: tuple[str, ...], prefer_local: bool, jobs: int, platform: str | None,
+            **kw: Any) -> None:
     """Write numeric users and the timeout annotation into Kata workloads; every other byte stays.
 
     YAML (block or flow style) and JSON (kubectl get -o json) are edited in
@@ -259,38 +262,29 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     Example:
       imagefix k8s fix deploy/ --in-place
     """
-    from ..fileio import write_atomic
     from ..k8s.audit import AuditOptions, audit, read_sources
     from ..k8s.fixing import fix_manifest
     from ..scan import RuleSelection
+    from ..writing import Edit
 
-    if sum(bool(x) for x in (output, in_place, check)) > 1:
-        raise ImagefixError("use one of -o OUT, --in-place, --check")
+    policy = edit_policy(kw)
+    policy.check_usage(manifests, what="manifest")
     problems: list = []
     sources = read_sources(manifests, problems)
-    if (output or not (in_place or check or show_diff)) and len(sources) + len(problems) > 1:
-        raise ImagefixError("several manifests: use --in-place, --check or --diff")
+    policy.check_usage([name for name, _ in sources] + [str(p) for p in problems], what="manifest")
     kw.update(all_platforms=False, platform=platform)
     opener = _opener(platform, registry_options(ctx, kw), kw)
     model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
     before = audit(sources, options, model, RuleSelection(), opener, problems=problems)  # reads the images
     fixed = [fix_manifest(name, text, before.images, options, model) for name, text in sources]
+    report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     for (_, original), item in zip(sources, fixed, strict=True):
-        if show_diff and item.changed:
-            click.echo(_diff(item.name, original, item.text), nl=False)
-        if check or show_diff:
-            continue
-        if output:
-            write_atomic(output, item.text.encode())
-        elif not in_place:
-            click.echo(item.text, nl=False)
-        elif item.changed:
-            write_atomic(item.name, item.text.encode())
-    report = click.echo if (output or in_place) else (lambda t: click.echo(t, err=True))
-    for item in fixed:
+        written = policy.apply(Edit(item.name, original, item.text))
+        if written.backup is not None:
+            report(f"kept the original as {written.backup}")
         for change in item.changes:
-            report(f"{'would fix' if check else 'fixed'} {item.name}: {change}")
+            report(f"{policy.said(written, 'fixed', 'would fix')} {item.name}: {change}")
     # as the nodes will see it: the documents changed audited again (their images are read already)
     changed = {item.name: item for item in fixed if item.changed}
     after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
@@ -308,7 +302,7 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], output: str | None, 
     if before.errors:
         ctx.exit(2)
     unfixed = bool(errors) or any(item.refused for item in fixed)
-    ctx.exit(1 if unfixed or (check and any(item.changed for item in fixed)) else 0)
+    ctx.exit(1 if unfixed or (policy.check and any(item.changed for item in fixed)) else 0)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -377,10 +371,3 @@ def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) ->
         return image
     raise ImagefixError(f"{target}: " + "; ".join(failures))
 
-
-def _diff(name: str, before: str, after: str) -> str:
-    import difflib
-
-    name = name.lstrip("/")
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                        f"a/{name}", f"b/{name}"))

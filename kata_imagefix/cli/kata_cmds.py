@@ -9,9 +9,11 @@ import click
 from ..errors import ImagefixError
 from .app import main
 from .options import (
-    auto_or_int,
+    AUTO_OR_INT,
     budget_options,
     config_budget_model,
+    edit_options,
+    edit_policy,
     emit_results,
     estimates_for,
     exact_option,
@@ -66,52 +68,53 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
 
 @kata.command("patch")
 @click.argument("config_file", metavar="CONFIG")
-@click.option("--create-container-timeout", "timeout", metavar="auto|SECONDS",
+@click.option("--create-container-timeout", "timeout", type=AUTO_OR_INT, metavar="auto|SECONDS",
               help="Set it (auto: from the images' budget). Misplaced copies are always moved.")
-@click.option("--default-memory", "memory", metavar="auto|MiB", help="Set [hypervisor.*] default_memory.")
+@click.option("--default-memory", "memory", type=AUTO_OR_INT, metavar="auto|MiB",
+              help="Set [hypervisor.*] default_memory.")
 @click.option("--image", "images", multiple=True, metavar="REF", help="Images for the auto values.")
 @click.option("--runtime", type=click.Choice(["go", "rs"]), help="Kata runtime [default: detected].")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the patched config here.")
-@click.option("--in-place", is_flag=True,
-              help="Rewrite CONFIG (through symlinks) atomically, keeping a numbered CONFIG.bak.")
+@edit_options("config")
 @click.option("--drop-in", type=click.Path(dir_okay=False),
               help="Write only the overrides to this drop-in (e.g. config.d/50-imagefix.toml).")
 @click.option("--shared-drop-in", "shared", is_flag=True,
               help="Write the drop-in even where other configurations read the same config.d (each is "
                    "named with its values before and after).")
-@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff.")
-@click.option("--force", is_flag=True, help="Write even a read-only file or one with other hard links.")
 @budget_options
 @click.pass_context
-def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory: str | None,
-               images: tuple[str, ...], runtime: str | None, output: str | None, in_place: bool,
-               drop_in: str | None, shared: bool, show_diff: bool, force: bool, **kw: Any) -> None:
+def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, memory: str | int | None,
+               images: tuple[str, ...], runtime: str | None, drop_in: str | None, shared: bool,
+               **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays.
 
     \b
     Example:
       imagefix kata patch configuration-qemu-tdx.toml --in-place --create-container-timeout auto
     """
-    from ..kata.patching import KataPatchRequest, plan_kata_patch, write_kata_patch
+    from dataclasses import replace
 
-    if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
-        raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
-    request = KataPatchRequest(config_file, auto_or_int(timeout, "--create-container-timeout"),
-                               auto_or_int(memory, "--default-memory"), runtime, drop_in, bool(images),
-                               shared)
+    from ..kata.patching import KataPatchRequest, plan_kata_patch
+    from ..writing import Edit
+
+    policy = edit_policy(kw)
+    if drop_in and (policy.output is not None or policy.in_place or policy.check):
+        raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE, --check")
+    policy.check_usage([config_file], what="config")
+    if drop_in:
+        policy = replace(policy, in_place=True)  # the drop-in is written as --in-place writes CONFIG
+    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, bool(images), shared)
     patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
                             lambda model: estimates_for(images, model))
-    if show_diff and patch.changed:
-        click.echo(patch.diff(), nl=False)
-    writes = bool(output or in_place or drop_in)
-    report = click.echo if writes else (lambda t: click.echo(t, err=True))
-    if writes:
-        saved = write_kata_patch(patch, output=output, in_place=in_place, force=force)
-        if saved:
-            report(f"kept the original as {saved}")
-    elif not show_diff:
-        click.echo(patch.text, nl=False)
+    report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
+    # no backup beside a drop-in: Kata loads every file of config.d, a .bak too
+    written = policy.apply(Edit(config_file, patch.original, patch.text, write_to=patch.write_to,
+                                backup=not drop_in))
+    if written.backup is not None:
+        report(f"kept the original as {written.backup}")
+    would = "" if written.where is not None or not patch.changes else \
+        f"{policy.said(written, 'written', 'would change')}: "
     for change in patch.changes or ["unchanged: the config already does what was asked"]:
-        report(change)
-    for note in patch.notes if (drop_in or in_place) else []:
+        report(f"{would}{change}")
+    for note in patch.notes if policy.in_place else []:
         report(f"note: {note}")
+    ctx.exit(policy.exit_code(patch.changed))

@@ -13,6 +13,83 @@ from ..errors import ImagefixError
 FAIL_ON = ("error", "warning", "info", "never")
 
 
+class OptionValueError(click.BadParameter):
+    """A flag's value refused while the command line is parsed, before any work; the group shows it
+    as one line (`imagefix: error: --budget: ...`), and a config file's value is refused with its key."""
+
+
+def option_name(param: click.Parameter | None) -> str:
+    """--long-name of an option (its first name otherwise)."""
+    if param is None:
+        return "value"
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0] if param.opts else "value")
+
+
+class _Parsed(click.ParamType):
+    """A click type that converts with one of our parsers; what it refuses is an OptionValueError."""
+
+    def __init__(self, name: str, parse: Callable[[Any], Any]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self._parse(value)
+        except (ImagefixError, TypeError, ValueError) as exc:
+            raise OptionValueError(str(exc), ctx=ctx, param=param) from None
+
+
+def _size(value: Any) -> int:
+    from ..sizes import parse_size
+
+    return parse_size(value)
+
+
+def _growth(value: Any) -> str:
+    from ..sizes import parse_growth
+
+    parse_growth(str(value))
+    return str(value).strip()
+
+
+def _auto_or_positive(value: Any) -> str | int:
+    text = str(value)
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) <= 0:
+        raise ImagefixError(f"takes 'auto' or a positive whole number, not {text!r}")
+    return int(text)
+
+
+def _number(kind: type, low: float, *, low_open: bool = False, high: float | None = None):
+    """A parser for a whole or decimal number at or above `low` (above it when `low_open`), at most `high`."""
+
+    def parse(value: Any) -> Any:
+        text = str(value).strip()
+        try:
+            number = kind(text)
+        except ValueError:
+            raise ImagefixError(f"takes a {'whole ' if kind is int else ''}number, not {text!r}") from None
+        if number != number or (low_open and number <= low) or number < low or (high is not None and
+                                                                                number > high):
+            what = "must be positive" if low_open and low == 0 else f"must be at least {low:g}"
+            what += f" and at most {high:g}" if high is not None else ""
+            raise ImagefixError(f"{what}, not {text}")
+        return number
+
+    return parse
+
+
+POSITIVE_INT = _Parsed("integer", _number(int, 0, low_open=True))
+NON_NEGATIVE_INT = _Parsed("integer", _number(int, 0))
+POSITIVE_FLOAT = _Parsed("float", _number(float, 0, low_open=True))
+NON_NEGATIVE_FLOAT = _Parsed("float", _number(float, 0))
+FRACTION = _Parsed("fraction", _number(float, 0, low_open=True, high=1))
+SIZE = _Parsed("size", _size)  # 100MB, 512MiB, 4096: bytes
+GROWTH = _Parsed("growth", _growth)  # 50MB or 10% (checked, kept as written)
+AUTO_OR_INT = _Parsed("auto|int", _auto_or_positive)
+
+
 def config_values(ctx: click.Context) -> dict[str, Any]:
     from ..settings import KNOWN_KEYS, find_config, load_settings
 
@@ -39,8 +116,8 @@ def long_flags(group: click.Command) -> dict[str, list[tuple[tuple[str, ...], cl
 
     def walk(command: click.Command, path: tuple[str, ...]) -> None:
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                walk(sub, (*path, name))
+            for sub_name, sub in command.commands.items():
+                walk(sub, (*path, sub_name))
             return
         for param in command.params:
             name = _long_name(param)
@@ -115,22 +192,22 @@ def budget_options(func: Callable) -> Callable:
 
     d = BudgetModel()
     options = [
-        click.option("--guest-memory", type=int, metavar="MiB",
+        click.option("--guest-memory", type=POSITIVE_INT, metavar="MiB",
                      help=f"Guest memory (Kata default_memory). [default: {d.guest_memory_mib}]"),
-        click.option("--pull-rate", type=float, metavar="MB/s",
+        click.option("--pull-rate", type=POSITIVE_FLOAT, metavar="MB/s",
                      help=f"Guest pull + unpack rate. [default: {d.pull_rate_mb_s:g}]"),
-        click.option("--create-timeout", type=int, metavar="S",
+        click.option("--create-timeout", type=POSITIVE_INT, metavar="S",
                      help=f"Kata create_container_timeout in force. [default: {d.create_timeout_s}]"),
-        click.option("--kubelet-timeout", type=int, metavar="S",
+        click.option("--kubelet-timeout", type=POSITIVE_INT, metavar="S",
                      help=f"kubelet runtimeRequestTimeout in force. [default: {d.kubelet_timeout_s}]"),
-        click.option("--memory-reserve", type=int, metavar="MiB",
+        click.option("--memory-reserve", type=NON_NEGATIVE_INT, metavar="MiB",
                      help=f"Guest memory kept for kernel, agent and workload. "
                           f"[default: {d.memory_reserve_mib}]"),
-        click.option("--pull-overhead", type=float, metavar="S",
+        click.option("--pull-overhead", type=NON_NEGATIVE_FLOAT, metavar="S",
                      help=f"Fixed cost of a guest pull. [default: {d.overhead_s:g}]"),
-        click.option("--safety-factor", type=float,
+        click.option("--safety-factor", type=POSITIVE_FLOAT,
                      help=f"Margin on the estimate. [default: {d.safety_factor:g}]"),
-        click.option("--tmpfs-fraction", type=float,
+        click.option("--tmpfs-fraction", type=FRACTION,
                      help=f"Share of guest memory the image tmpfs may use. [default: {d.tmpfs_fraction:g}]"),
     ]
     return stacked(options, func)
@@ -316,9 +393,48 @@ def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
                    image_pull_timeout_s=config.image_pull_timeout)
 
 
-def auto_or_int(value: str | None, what: str) -> str | int | None:
-    if value is None or value == "auto":
-        return value
-    if not value.isdigit() or int(value) <= 0:
-        raise ImagefixError(f"{what} takes 'auto' or a positive whole number, not {value!r}")
-    return int(value)
+
+def force_option(func: Callable) -> Callable:
+    """`--force`: the write policy's override for a read-only file or one with other hard links."""
+    return click.option("--force", is_flag=True,
+                        help="Write even a read-only file or one with other hard links.")(func)
+
+
+def output_option(what: str) -> Callable[[Callable], Callable]:
+    """`-o/--output FILE|-` of a command that produces a document ('-' is stdout), and `--force`."""
+
+    def decorate(func: Callable) -> Callable:
+        return stacked([click.option("-o", "--output", "output", metavar="FILE|-",
+                                     help=f"Write {what} to FILE ('-': stdout) instead of stdout."),
+                        force_option], func)
+
+    return decorate
+
+
+def edit_options(what: str) -> Callable[[Callable], Callable]:
+    """The write policy's flags of an editing command (writing.EditPolicy): `-o FILE|-`, `--in-place`,
+    `--check`, `--diff`, `--force`; `edit_policy(kw)` takes them back out."""
+
+    def decorate(func: Callable) -> Callable:
+        options = [
+            click.option("-o", "--output", "output", metavar="FILE|-",
+                         help=f"Write the {what} to FILE ('-': stdout), changed or not."),
+            click.option("--in-place", is_flag=True,
+                         help=f"Replace each {what} that changes, atomically and through symlinks, keeping "
+                              "the old one as a numbered backup (NAME.bak, NAME.bak.1, ...)."),
+            click.option("--check", is_flag=True, help="Change nothing; exit 1 if anything would change."),
+            click.option("--diff", "show_diff", is_flag=True,
+                         help="Print a unified diff of each change (alone: write nothing)."),
+            force_option,
+        ]
+        return stacked(options, func)
+
+    return decorate
+
+
+def edit_policy(kw: dict[str, Any]):
+    """The EditPolicy of the flags `edit_options` added (popped from the command's keywords)."""
+    from ..writing import EditPolicy
+
+    return EditPolicy(output=kw.pop("output"), in_place=kw.pop("in_place"), check=kw.pop("check"),
+                      diff=kw.pop("show_diff"), force=kw.pop("force"))

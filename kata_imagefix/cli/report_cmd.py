@@ -8,22 +8,32 @@ import click
 
 from ..output import REPORT_FORMATS
 from .app import main
-from .options import budget_model, budget_options, registry_flags, registry_options
+from .options import (
+    GROWTH,
+    SIZE,
+    budget_model,
+    budget_options,
+    output_option,
+    registry_flags,
+    registry_options,
+)
 
 
 @main.command()
 @click.argument("ref")
 @click.option("--baseline", metavar="REF", help="The previous release to compare with.")
 @click.option("--base", "base_ref", metavar="REF", help="The base image (else its label, else unknown).")
-@click.option("--budget", metavar="SIZE", help="Gate: the unpacked image must stay at or below SIZE.")
-@click.option("--max-layer-size", metavar="SIZE", help="Gate: no layer above SIZE.")
-@click.option("--max-growth", metavar="SIZE|PCT", help="Gate: growth against --baseline, e.g. 50MB or 10%.")
+@click.option("--budget", type=SIZE, metavar="SIZE",
+              help="Gate: the unpacked image must stay at or below SIZE.")
+@click.option("--max-layer-size", type=SIZE, metavar="SIZE", help="Gate: no layer above SIZE.")
+@click.option("--max-growth", type=GROWTH, metavar="SIZE|PCT",
+              help="Gate: growth against --baseline, e.g. 50MB or 10%.")
 @click.option("--files", type=click.IntRange(0, 10_000), default=0, metavar="N",
               help="Read every layer once: the N largest files and directories, and the waste.")
 @click.option("--walk", type=click.Choice(["auto", "direct", "export"]), default="auto", show_default=True,
               help="Daemon images: read overlay2 layer folders directly, or export the image.")
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
+@output_option("the report")
 @click.option("--exact", is_flag=True,
               help="Registry images: stream every layer and count its files (else sizes come from each "
                    "blob's gzip trailer / zstd header, or are estimated and marked).")
@@ -34,9 +44,10 @@ from .options import budget_model, budget_options, registry_flags, registry_opti
 @registry_flags
 @budget_options
 @click.pass_context
-def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: str | None,
-           max_layer_size: str | None, max_growth: str | None, files: int, walk: str, fmt: str,
-           output: str | None, exact: bool, accept_estimates: bool, do_push: bool, **kw: Any) -> None:
+def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | None, budget: int | None,
+           max_layer_size: int | None, max_growth: str | None, files: int, walk: str, fmt: str,
+           output: str | None, force: bool, exact: bool, accept_estimates: bool, do_push: bool,
+           **kw: Any) -> None:
     """Size report before push: layers, base vs app, baseline diff, waste, Kata budget; gates exit 1.
 
     \b
@@ -47,12 +58,14 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
     from ..output import progress
     from ..output.report_formats import render, verdict
     from ..report.model import Gates, apply_gates, build_report
+    from ..writing import Output
 
     gates = Gates.parse(budget, max_layer_size, max_growth, bool(baseline))  # bad limits fail before any work
     kw.update(exact=exact, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
     model = budget_model(ctx, kw)
-    showing = fmt == "text" and output is None
+    destination = Output(output, force)
+    showing = fmt == "text" and destination.is_stdout
     progress.enable_on_terminal(showing)
 
     def opener(reference: str):
@@ -66,14 +79,11 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         from ..report.push import push_if_passed
 
         result.push = push_if_passed(result, registry, show_progress=showing)
-    text = render(result, fmt, to_terminal=output is None)
-    if output:
-        from ..fileio import write_atomic
-
-        write_atomic(output, text.encode())
-        click.echo(f"wrote {output}: {verdict(result)}")
-    else:
+    text = render(result, fmt, to_terminal=destination.is_stdout)
+    if destination.is_stdout:
         click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {destination.write(text.encode())}: {verdict(result)}")
     if result.push is not None and fmt != "json":
         click.echo(result.push.summary, err=not result.push.pushed)
     ctx.exit(1 if result.failed else 0)

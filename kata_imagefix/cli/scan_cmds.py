@@ -11,6 +11,7 @@ from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
 from .app import main
 from .options import (
+    SIZE,
     budget_model,
     budget_options,
     emit_results,
@@ -43,7 +44,8 @@ def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
 @click.argument("refs", nargs=-1)
 @format_option
 @selection_options
-@click.option("--max-layer-size", metavar="SIZE", help="Per-layer limit for KIF201. [default: 100MB]")
+@click.option("--max-layer-size", type=SIZE, metavar="SIZE",
+              help="Per-layer limit for KIF201. [default: 100MB]")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform image. [default: this host's]")
 @click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform image.")

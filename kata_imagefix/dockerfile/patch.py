@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..errors import ImagefixError
 from ..image.model import Image
 from ..users import USER_MODES, UserKind, UserSpec
+from ..users.modes import choose_user
 from .parse import Dockerfile, Instruction
 from .user import effective_user
 
@@ -37,37 +38,23 @@ class PatchOutcome:
 
 
 def _new_value(dockerfile: Dockerfile, mode: str, user) -> tuple[str, str] | None:
-    """(USER value, comment) for this mode, or None when the user needs no change."""
-    spec = user.spec
-    where = f"{dockerfile.path}:{user.line}"
+    """(USER value, comment) for this mode, or None when the user needs no change (users.modes decides)."""
     if user.unknown:
         return None  # the base image decides (KIF106): nothing known to rewrite
-    if spec.kind is UserKind.INVALID:
-        raise ImagefixError(f"{where}: cannot write a numeric USER for {spec.raw!r}: containerd does not "
-                            f"accept it ({spec.problem}); write USER uid:gid by hand")
-    if spec.kind is UserKind.NAMED and spec.user_name == "root" and spec.group_name is None:
-        gid = spec.gid if spec.gid is not None else 0
-        return f"0:{gid}", f"USER {user.label} -> 0:{gid} ({_WHY})"
-    if mode == "numeric":
-        if spec.kind is UserKind.NUMERIC_NO_GROUP:
-            resolution = user.resolver()
-            if resolution.gid is None or not resolution.gid_from_passwd or resolution.gid == 0:
-                return None  # gid 0 with or without guest pull, or not known here: nothing to write
-            return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY_GROUP})"
-        if spec.kind is not UserKind.NAMED:
-            return None
-        resolution = user.resolver()
-        if not resolution.ok:
-            raise ImagefixError(
-                f"{where}: cannot write a numeric USER for {spec.raw!r}: "
-                f"{resolution.problem}; fix the Dockerfile or use --user-mode reset|root"
-            )
-        return resolution.numeric, f"USER {user.label} -> {resolution.numeric} ({_WHY})"
-    if spec.kind is not UserKind.NAMED:
+    try:
+        choice = choose_user(user.spec, mode, user.resolver)
+    except ImagefixError as exc:
+        hint = "" if user.spec.kind is UserKind.INVALID else \
+            "; fix the Dockerfile or use --user-mode reset|root"
+        raise ImagefixError(f"{dockerfile.path}:{user.line}: {exc}{hint}") from None
+    if choice.kept:
         return None
-    if mode == "reset":
+    if choice.by_mode and choice.value == '""':
         return '""', f'USER {user.label} -> USER "": the container runs as ROOT ({_WHY})'
-    return "0:0", f"USER {user.label} -> 0:0: the container runs as root ({_WHY})"
+    if choice.by_mode:
+        return choice.value, f"USER {user.label} -> {choice.value}: the container runs as root ({_WHY})"
+    why = _WHY_GROUP if choice.lost_group else _WHY
+    return choice.value, f"USER {user.label} -> {choice.value} ({why})"
 
 
 def _keyword_as_written(dockerfile: Dockerfile, instruction: Instruction, keyword: str) -> tuple[str, str]:
@@ -110,8 +97,8 @@ def patch(dockerfile: Dockerfile, mode: str = "numeric", *, target: str | None =
         assert setting is not None
         instruction = setting.instruction
         indent, keyword = _keyword_as_written(dockerfile, instruction, "USER")
-        last = lines[instruction.end]
-        ending = last[len(last.rstrip("\r\n")):]
+        final = lines[instruction.end]
+        ending = final[len(final.rstrip("\r\n")):]
         lines[instruction.start : instruction.end + 1] = [
             f"{indent}# imagefix: {comment}{nl}", f"{indent}{keyword} {value}{ending}"]
         where = f"line {instruction.line}"
@@ -154,14 +141,3 @@ def patch_file(path: str, mode: str, *, target: str | None = None, build_args: d
     base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
     return patch(dockerfile, mode, target=target, base=base, open_base=open_base)
 
-
-def check_destination(paths: tuple[str, ...], *, output: str | None, in_place: bool, to_stdout: bool) -> None:
-    """The one-line refusals for where patched Dockerfiles cannot go."""
-    if output and in_place:
-        raise ImagefixError("use either -o OUT or --in-place, not both")
-    if output and len(paths) > 1:
-        raise ImagefixError("-o OUT takes one Dockerfile; use --in-place for several")
-    if in_place and "-" in paths:
-        raise ImagefixError("--in-place cannot replace stdin")
-    if to_stdout and len(paths) > 1:
-        raise ImagefixError("several Dockerfiles: use --in-place, --check or --diff")

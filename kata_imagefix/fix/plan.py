@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ImagefixError
 from ..image.model import Image
 from ..users import USER_MODES, UserKind, UserSpec, resolve_user
+from ..users.modes import choose_user
 from .render import render
 
 # variant -> its template and what it makes: the one table --variant reads.
@@ -53,23 +54,22 @@ class FixPlan:
 
 
 def target_user(image: Image, mode: str) -> tuple[str, int | None, int | None, str]:
-    """(USER value, uid, gid, what changes) for the chosen mode."""
+    """(USER value, uid, gid, what changes) for the chosen mode, decided as `patch` decides (users.modes)."""
     spec = UserSpec.parse(image.user)
     if spec.kind is UserKind.INVALID:
         raise ImagefixError(f"{image.reference}: USER {spec.raw!r} is not a user containerd accepts "
                             f"({spec.problem})")
-    if mode == "reset":
-        return '""', 0, 0, f'USER {spec.display()} -> USER "" (the container runs as root)'
-    if mode == "root" or spec.kind is UserKind.ROOT:
-        return "0:0", 0, 0, f"USER {spec.display()} -> 0:0 (the container runs as root)"
-    if spec.kind is UserKind.NUMERIC:
-        return spec.raw, spec.uid, spec.gid, f"USER {spec.raw} is numeric already"
-    resolution = resolve_user(spec, image.read_file)
-    if not resolution.ok:
-        raise ImagefixError(f"{image.reference}: cannot write a numeric USER for {spec.raw!r}: "
-                            f"{resolution.problem}; use --user-mode reset or root")
-    return (resolution.numeric, resolution.uid, resolution.gid,
-            f"USER {spec.raw} -> {resolution.numeric} (from the image's /etc/passwd and /etc/group)")
+    try:
+        choice = choose_user(spec, mode, lambda: resolve_user(spec, image.read_file))
+    except ImagefixError as exc:
+        raise ImagefixError(f"{image.reference}: {exc}; use --user-mode reset or root") from None
+    if choice.kept:
+        change = f"USER {spec.display()} is {choice.how}"
+    elif choice.uid == 0:
+        change = f"USER {spec.display()} -> {choice.value} (the container runs as root)"
+    else:
+        change = f"USER {spec.raw} -> {choice.value} ({choice.how})"
+    return choice.value, choice.uid, choice.gid, change
 
 
 def pinned_reference(image: Image) -> tuple[str, str, str]:

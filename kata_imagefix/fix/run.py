@@ -51,8 +51,10 @@ def run_fix(request: FixRequest, registry: RegistryOptions) -> FixOutcome:
 
     image = open_image(parsed, registry=registry)
     template_dir = Path(request.template_dir) if request.template_dir else None
-    options = dict(variant=request.variant, user_mode=request.user_mode, runtime_base=request.runtime_base,
-                   keep=request.keep, distroless=request.distroless, template_dir=template_dir)
+    options: dict[str, Any] = dict(variant=request.variant, user_mode=request.user_mode,
+                                   runtime_base=request.runtime_base,
+                                   keep=request.keep, distroless=request.distroless,
+                                   template_dir=template_dir)
     plan = plan_fix(image, **options)
     if request.no_build:
         outcome = _dockerfile_only(request, plan)
@@ -103,10 +105,13 @@ def _in_registry(request: FixRequest, parsed, registry: RegistryOptions) -> FixO
 
 def _dockerfile_only(request: FixRequest, plan) -> FixOutcome:
     if not request.out_dir:
-        raise ImagefixError("--no-build writes the Dockerfile to a folder: add -o DIR")
-    from ..fileio import write_atomic
+        raise ImagefixError("--no-build writes the Dockerfile to a folder: add -o DIR (or -o - for stdout)")
+    from ..writing import STDOUT, to_stdout, write_file
 
+    if request.out_dir == STDOUT:
+        to_stdout(plan.dockerfile.encode())
+        return FixOutcome("dockerfile", request, plan=plan, written=Path("<stdout>"), notes=list(plan.notes))
     target = Path(request.out_dir) / "Dockerfile"
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, plan.dockerfile.encode())
+    write_file(target, plan.dockerfile.encode(), force=request.force)
     return FixOutcome("dockerfile", request, plan=plan, written=target, notes=list(plan.notes))

@@ -126,20 +126,6 @@ def _auto_values(config: KataConfig, model: BudgetModel, estimates: list[tuple[s
     return timeout, memory, why_timeout, why_memory  # type: ignore[return-value]
 
 
-def write_kata_patch(patch: KataPatch, *, output: str | None, in_place: bool, force: bool) -> str | None:
-    """Write the patch where asked; returns the backup made, if any."""
-    from ..fileio import write_atomic
-
-    if output:
-        write_atomic(output, patch.text.encode(), force=force)
-        return None
-    if not patch.changed:
-        return None
-    patch.write_to.parent.mkdir(parents=True, exist_ok=True)
-    saved = write_atomic(patch.write_to, patch.text.encode(), backup=in_place, force=force)
-    return str(saved) if saved is not None else None
-
-
 def _shared_dropin(config: KataConfig, write_to: Path, text: str, allowed: bool) -> list[str]:
     """Every other configuration that reads the same config.d (the files beside the resolved one -
     /etc/kata-containers, /opt/kata/share/defaults/kata-containers outside kata-deploy's per-shim

@@ -163,9 +163,9 @@ def like_with_like(image: Image, baseline: Image) -> tuple[str, list[int] | None
         now, before = _counted(image, basis), _counted(baseline, basis)
         known = {layer.diff_id: size for layers, sizes in ((image.layers, now), (baseline.layers, before))
                  for layer, size in zip(layers, sizes, strict=True) if size is not None and layer.diff_id}
-        now = [size if size is not None else known.get(layer.diff_id)
+        now = [size if size is not None else known.get(layer.diff_id or "")
                for layer, size in zip(image.layers, now, strict=True)]
-        before = [size if size is not None else known.get(layer.diff_id)
+        before = [size if size is not None else known.get(layer.diff_id or "")
                   for layer, size in zip(baseline.layers, before, strict=True)]
         if None not in now and None not in before:
             return basis, now, before  # type: ignore[return-value]
@@ -295,14 +295,16 @@ class Gates:
     max_growth: str | None = None
 
     @classmethod
-    def parse(cls, budget: str | None, max_layer_size: str | None, max_growth: str | None,
+    def parse(cls, budget: str | int | None, max_layer_size: str | int | None, max_growth: str | None,
               has_baseline: bool) -> Gates:
-        from ..sizes import parse_size
+        from ..sizes import parse_growth, parse_size
 
         if max_growth and not has_baseline:
             raise ImagefixError("--max-growth needs --baseline REF to compare with")
-        return cls(parse_size(budget) if budget else None,
-                   parse_size(max_layer_size) if max_layer_size else None, max_growth)
+        if max_growth:
+            parse_growth(max_growth)
+        return cls(parse_size(budget) if budget is not None else None,
+                   parse_size(max_layer_size) if max_layer_size is not None else None, max_growth)
 
 
 REFUSED = ("refuses to pass on an estimated size ({why}): --exact counts the registry's layers, "
@@ -319,7 +321,7 @@ def _gate(name: str, limit: str, actual: str, crossed: bool, estimated: bool, wh
 
 def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, max_growth: str | None,
                 accept_estimates: bool = False) -> None:
-    from ..sizes import human_size, parse_size
+    from ..sizes import human_size, parse_growth
 
     guessed = [row for row in report.layers if row.estimated]
     why = f"{len(guessed)} layer size(s) of {report.reference} estimated from compressed sizes"
@@ -335,17 +337,13 @@ def apply_gates(report: Report, *, budget: int | None, max_layer: int | None, ma
         if report.baseline is None:
             raise ImagefixError("--max-growth needs --baseline REF to compare with")
         b = report.baseline
-        if max_growth.strip().endswith("%"):
-            try:
-                limit = float(max_growth.strip()[:-1])
-            except ValueError:
-                raise ImagefixError(f"cannot read --max-growth {max_growth!r}: use 50MB or 10%") from None
+        kind, limit = parse_growth(max_growth)
+        if kind == "pct":
             report.gates.append(_gate("max-growth", f"{limit:g}%", f"{b.delta_pct:+.1f}%",
                                       b.delta_pct > limit, b.estimated, b.why, accept_estimates))
         else:
-            limit_bytes = parse_size(max_growth)
-            report.gates.append(_gate("max-growth", human_size(limit_bytes), f"{human_size(b.delta)}",
-                                      b.delta > limit_bytes, b.estimated, b.why, accept_estimates))
+            report.gates.append(_gate("max-growth", human_size(limit), f"{human_size(b.delta)}",
+                                      b.delta > limit, b.estimated, b.why, accept_estimates))
 
 
 def to_dict(report: Report) -> dict[str, Any]:

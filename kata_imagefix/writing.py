@@ -1,0 +1,167 @@
+"""The one write policy of every command that writes a file: where the result goes and what is kept.
+
+`-o FILE` writes FILE (always, changed or not), `-o -` and no destination
+write standard output, `--in-place` replaces each changed input keeping the
+old content as a numbered backup (INPUT.bak, INPUT.bak.1, ...), `--check`
+writes nothing and tells whether anything would change (exit 1), `--diff`
+prints a unified diff and, alone, writes nothing. Files are replaced
+atomically through symbolic links (fileio.write_atomic); a read-only file or
+one with other hard links is refused unless `--force`. The commands (patch,
+k8s fix, kata patch; report, k8s check, k8s pod and fix for what they
+produce) only build the new text: this module decides and does the writing,
+so a use case can call it without the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ImagefixError
+from .fileio import write_atomic
+
+STDOUT = "-"
+
+
+def to_stdout(data: bytes | Iterable[bytes]) -> None:
+    """Bytes onto standard output, after whatever text was printed before them (kept in order)."""
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    for piece in [data] if isinstance(data, bytes) else data:
+        out.write(piece)
+    out.flush()
+
+
+def write_file(path: str | Path, data: bytes | Iterable[bytes], *, force: bool = False,
+               backup: bool = False) -> Path | None:
+    """Write one file by the policy's rules (atomic, through links, refusals); the backup made, if any."""
+    return write_atomic(path, data, backup=backup, force=force)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a command's product goes (`report -o`, `k8s check -o`, `k8s pod -o`): a file, or stdout."""
+
+    path: str | None = None  # None or "-": standard output
+    force: bool = False
+
+    @property
+    def is_stdout(self) -> bool:
+        return self.path in (None, STDOUT)
+
+    def write(self, data: bytes | Iterable[bytes]) -> str:
+        """Write the product; returns where it went ("<stdout>" or the path)."""
+        if self.is_stdout:
+            to_stdout(data)
+            return "<stdout>"
+        assert self.path is not None
+        write_file(self.path, data, force=self.force)
+        return self.path
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One input's new text: what an editing command made of `name` (nothing written yet)."""
+
+    name: str  # the input as the user named it ('-' or <stdin> for stdin)
+    original: str
+    text: str
+    write_to: str | Path | None = None  # where --in-place writes (default: the input itself)
+    backup: bool = True  # False where a backup would be read as input (a Kata drop-in's folder)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self) -> str:
+        label = str(self.write_to or self.name).lstrip("/")
+        return "".join(difflib.unified_diff(self.original.splitlines(keepends=True),
+                                            self.text.splitlines(keepends=True), f"a/{label}", f"b/{label}"))
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the policy did with one edit."""
+
+    edit: Edit
+    where: str | None  # the file written, "<stdout>", or None when nothing was written
+    backup: Path | None = None
+
+
+
+@dataclass(frozen=True)
+class EditPolicy:
+    """The destination flags of an editing command: `-o FILE|-`, `--in-place`, `--check`, `--diff`,
+    `--force`."""
+
+    output: str | None = None
+    in_place: bool = False
+    check: bool = False
+    diff: bool = False
+    force: bool = False
+
+    @property
+    def to_stdout(self) -> bool:
+        """The edited document goes to standard output."""
+        if self.output is not None:
+            return self.output == STDOUT
+        return not (self.in_place or self.check or self.diff)
+
+    @property
+    def writes(self) -> bool:
+        """Anything reaches a file or stdout (not --check, not --diff alone)."""
+        return self.output is not None or self.in_place or self.to_stdout
+
+    @property
+    def messages_to_stderr(self) -> bool:
+        """Messages go to stderr when stdout carries the document or the diff."""
+        return self.to_stdout or self.diff
+
+    def check_usage(self, inputs: Sequence[str], *, what: str = "file") -> None:
+        """The one-line refusals for where the results cannot go; before anything is read."""
+        if sum((self.output is not None, self.in_place, self.check)) > 1:
+            raise ImagefixError("use one of -o OUT, --in-place, --check")
+        if self.output is not None and len(inputs) > 1:
+            raise ImagefixError(f"-o OUT takes one {what}; use --in-place for several")
+        if self.in_place and STDOUT in inputs:
+            raise ImagefixError("--in-place cannot replace stdin")
+        if self.to_stdout and self.output is None and len(inputs) > 1:
+            raise ImagefixError(f"several {what}s: use --in-place, --check or --diff")
+
+    def apply(self, edit: Edit) -> Written:
+        """Write one edit where the flags say (the diff, when asked, is printed first)."""
+        if self.diff and edit.changed:
+            to_stdout(edit.diff().encode("utf-8", "surrogateescape"))
+        data = edit.text.encode("utf-8", "surrogateescape")
+        if self.check:
+            return Written(edit, None)
+        if self.output is not None and self.output != STDOUT:
+            write_file(self.output, data, force=self.force)
+            return Written(edit, self.output)
+        if self.to_stdout:
+            to_stdout(data)
+            return Written(edit, "<stdout>")
+        if self.in_place:
+            if not edit.changed:
+                return Written(edit, None)
+            target = edit.write_to or edit.name
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            saved = write_file(target, data, force=self.force, backup=edit.backup)
+            return Written(edit, str(target), saved)
+        return Written(edit, None)  # --diff alone: the diff was all
+
+    def said(self, written: Written, done: str, would: str) -> str:
+        """The verb of a change's message: `done` when it was written, `would` when not (--check), and
+        with --diff alone that only a diff was printed."""
+        if written.where is not None:
+            return done
+        if self.diff and not self.check:
+            return f"{would} (only a diff was printed; nothing written)"
+        return would
+
+    def exit_code(self, changed: bool, failed: bool = False) -> int:
+        """2 when an input failed, 1 under --check when something would change, else 0."""
+        return 2 if failed else 1 if self.check and changed else 0
