@@ -4,6 +4,7 @@ validates against the Kubernetes schema, and the webhook is wired as docs/webhoo
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import socket
 import ssl
@@ -142,3 +143,27 @@ def test_the_static_cert_overlay_mounts_its_secret_and_the_ca_bundle_trusts_it_f
                     assert conn.recv(64).startswith(b"HTTP/1.1 200"), (kind, name)
     finally:
         started.stop()
+
+
+def test_the_webhook_and_the_fleet_audit_run_the_image_of_this_version_as_its_user(cli, tmp_path):
+    """Both name the image the Dockerfile builds (tests/test_self_image.py), at the package's version, and
+    the audit's arguments, as Kubernetes expands them, run `imagefix k8s check` to its result file."""
+    from kata_imagefix import __version__
+
+    (webhook,) = by_kind(render("deploy/base"))["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (job,) = yaml.safe_load_all((ROOT / "docs" / "examples" / "fleet-audit-job.yaml").read_text())
+    pod = job["spec"]["template"]["spec"]
+    (audit,) = pod["containers"]
+    assert webhook["image"] == audit["image"] and audit["image"].endswith(f"/imagefix:{__version__}")
+    assert "command" not in audit and "command" not in webhook  # the image's ENTRYPOINT, no shell
+    assert pod["securityContext"]["runAsUser"] == 65532 and pod["securityContext"]["runAsGroup"] == 65532
+    listed = tmp_path / "workloads.json"  # what the init container's `kubectl get ... -o json` writes
+    listed.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "a"},
+         "spec": {"containers": [{"name": "c", "image": "registry.example/web:1"}]}}]}))
+    args = [arg.replace("$(JOB_COMPLETION_INDEX)", "0").replace("/work/workloads.json", str(listed))
+            .replace("/results/", f"{tmp_path}/") for arg in audit["args"]]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    totals = json.loads((tmp_path / "shard-0.json").read_text())["totals"]
+    assert totals["shard"] == "0/4" and sum(totals["skipped"].values()) == 1  # the one pod, not on Kata
