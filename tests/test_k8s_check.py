@@ -296,7 +296,7 @@ def test_the_indexed_job_example_is_valid_kubernetes():
     for doc in yaml.safe_load_all((ROOT / "docs" / "examples" / "fleet-audit-job.yaml").read_text()):
         kubernetes_validate.validate(doc, "1.31", strict=True)
         assert doc["spec"]["completionMode"] == "Indexed"
-        assert "--shard" in doc["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        assert "--shard" in doc["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 KINDS = {  # kind -> the path from the object to its pod template (the pod itself for Pod)

@@ -49,8 +49,8 @@ def refs(registry, tmp_path_factory) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, folder: Path, *extra: str) -> None:
-        self.cert, self.key = make_certificate(folder)
+    def __init__(self, folder: Path, *extra: str, tls: tuple[Path, Path] | None = None) -> None:
+        self.cert, self.key = tls or make_certificate(folder)
         env = {**os.environ, "IMAGEFIX_CACHE_DIR": str(folder / "cache")}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kata_imagefix", "webhook", "serve", "--tls-cert-file", str(self.cert),

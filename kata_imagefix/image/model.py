@@ -68,6 +68,8 @@ class Image:
     repo_digests: list[str] = field(default_factory=list)  # the engine's RepoDigests (NAME@sha256:...)
     contents: LayerContents | None = field(default=None, repr=False)  # how the source reads its layers
     _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+    # what users/memo.py keeps of the judgements made from this image's files
+    judged: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def user(self) -> str:

@@ -7,6 +7,7 @@ the numeric runAsUser/runAsGroup instead.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass, field
@@ -81,12 +82,6 @@ def class_values(runtime_class: str, model: BudgetModel, config: Any = None) -> 
 
     --create-timeout/--guest-memory, when set to other than their defaults, say what is in force."""
     from ..kata.annotations import annotation_enabled
-    from ..kata.classes import (
-        DEFAULT_IMAGE_PULL_TIMEOUT,
-        HIGHEST_MEMORY_MIB,
-        HIGHEST_TIMEOUT_S,
-        shipped_class,
-    )
 
     if config is not None:
         patterns = config.effective((*config.hypervisor_table(), "enable_annotations"), [])[0] or []
@@ -97,6 +92,22 @@ def class_values(runtime_class: str, model: BudgetModel, config: Any = None) -> 
                                                                        config.runtime),
                            image_pull_timeout_s=image_pull_timeout(params), kernel_params=params,
                            runtime=config.runtime)
+    try:
+        return _without_config(runtime_class, model)
+    except TypeError:  # a model that cannot be a key (an unhashable field): worked out every time
+        return _without_config.__wrapped__(runtime_class, model)
+
+
+@functools.lru_cache(maxsize=256)
+def _without_config(runtime_class: str, model: BudgetModel) -> ClassValues:
+    """class_values without a Kata config: the same for every pod of a class (the webhook asks per pod)."""
+    from ..kata.classes import (
+        DEFAULT_IMAGE_PULL_TIMEOUT,
+        HIGHEST_MEMORY_MIB,
+        HIGHEST_TIMEOUT_S,
+        shipped_class,
+    )
+
     timeout_set, memory_set = model.says("create_timeout_s"), model.says("guest_memory_mib")
     shipped = shipped_class(runtime_class)
     if shipped is not None:

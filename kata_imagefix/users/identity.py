@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import MAX_ID, UserSpec, find_entry, id_field, primary_gid, resolve_user
+from .memo import per_image
 
 ReadFile = Callable[[str], bytes | None]
 _GO_PARSE_INT = re.compile(r"[+-]?[0-9]+\Z")  # strconv.ParseInt(s, 10, 64): ASCII digits, one sign
@@ -361,6 +362,7 @@ class ContainerIdentity:
                                                                                ids.groups | {ids.gid})
 
 
+@per_image
 def resolve_identity(image_user: str, read_file: ReadFile, container: dict[str, Any] | None,
                      pod: dict[str, Any] | None) -> ContainerIdentity:
     security = Security.of(container, pod)
@@ -419,6 +421,7 @@ def pod_settings(image_user: str, read_file: ReadFile) -> str | None:
     return f"on Kubernetes under guest pull the pod must also {explicit.describe()} ({WHY_EXPLICIT})"
 
 
+@per_image
 def explicit_identity(image_user: str, read_file: ReadFile, container: dict[str, Any] | None,
                       pod: dict[str, Any] | None, *, sole: bool = False) -> ExplicitIdentity:
     """The values to add so the process really runs as the target identity under guest pull and genpolicy

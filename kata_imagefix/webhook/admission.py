@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ImagefixError
-from ..k8s.audit import AuditOptions, audit, is_kata
+from ..k8s.audit import AuditOptions, ImageReader, _audit_one, is_kata
 from ..k8s.fixplan import plan_workload
-from ..k8s.manifests import _workload
+from ..k8s.manifests import PatchFragment, _workload
 from ..k8s.pod import _pod_spec
 from ..kata.budget import BudgetModel
 from ..scan import RuleSelection
@@ -244,13 +244,23 @@ def _validate(uid: str, pod: dict[str, Any], title: str, images: dict, options: 
 
 
 def _findings(pod: dict[str, Any], images: dict, options: WebhookOptions) -> list[Any]:
-    """The pod rules at warning level and above, as `k8s check` runs them (the images read already)."""
+    """The pod rules at warning level and above, as `k8s check` runs them on this one object (the images
+    read already): the workload made from the object itself, not from its text parsed again."""
     def never(ref: str) -> Any:
         raise ImagefixError(f"{ref}: not read for this request")
 
-    run = audit([("admission", json.dumps(pod))], options.audit, options.model, RuleSelection(), never,
-                images)
-    return [f for result in run.results for f in result.findings if f.severity.label in ("error", "warning")]
+    try:
+        workload = _workload(pod, "admission", 0)
+    except PatchFragment:  # a container without an image: `k8s check` skips such a workload
+        return []
+    if not is_kata(workload, options.audit):
+        return []
+    reader = ImageReader(options.audit, never, images)
+    try:
+        result = _audit_one(workload, reader, options.model, options.audit, RuleSelection())
+    finally:
+        reader.close()
+    return [f for f in result.findings if f.severity.label in ("error", "warning")]
 
 
 def _short(text: str) -> str:
