@@ -5,7 +5,6 @@ Keys are the long flag names (`max-layer-size`, `fail-on`, `ignore`, ...).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,8 @@ def load_settings(path: Path | None, known: set[str] | frozenset[str] = frozense
     """Read and check a config file; unknown keys are errors, not silently ignored."""
     if path is None:
         return {}
+    import tomllib  # only when there is a file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -149,10 +149,19 @@ def test_a_trailer_no_stream_could_have_is_refused(registry):
 def test_scan_json_and_text_say_which_sizes_are_exact(cli, registry):
     reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
                                 (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
-    doc = cli("scan", "--format", "json", f"docker://{reference}").json()["images"][0]
+    slow = ("--pull-rate", "0.01")  # KIF203 and KIF204 fire: their timeouts come from the size
+    doc = cli("scan", "--format", "json", f"docker://{reference}", *slow).json()["images"][0]
     assert doc["size_estimated"] is True
     assert [layer["size_estimated"] for layer in doc["layers"]] == [False, True]
     assert doc["layers"][0]["unpacked_bytes"] == len(INCOMPRESSIBLE)
+    timeouts = {f["rule"]: f for f in doc["findings"] if f["rule"] in ("KIF203", "KIF204")}
+    assert set(timeouts) == {"KIF203", "KIF204"}
+    assert all(f["data"]["size_estimated"] is True and "size estimated" in f["message"]
+               for f in timeouts.values())
+    text = cli("scan", f"docker://{reference}", *slow).stdout
+    assert "unpacked (estimated)" in text and "budget (estimated size):" in text
+    exact = cli("scan", f"docker://{reference}", "--exact", *slow).stdout
+    assert "budget (exact size):" in exact and "(estimated)" not in exact
 
 
 # --- what a real registry will not do ----------------------------------------------------------------

@@ -1,18 +1,9 @@
 """The command line (click only): parse, call the core, render through output/, exit code.
 
-The command modules register themselves on `main` when they are imported here.
+The command modules register themselves on `main` when they are imported, and `main` imports one
+only when its command is resolved (app.LAZY_COMMANDS): start-up pays for the command that runs.
 """
 
-from . import (  # noqa: F401
-    dockerfile_cmds,
-    fix_cmd,
-    k8s_cmds,
-    kata_cmds,
-    merge_cmd,
-    report_cmd,
-    scan_cmds,
-    webhook_cmd,
-)
 from .app import main
 
 __all__ = ["main"]

@@ -50,7 +50,83 @@ def colour_choice(flag: str, environ) -> bool | None:
     return None
 
 
-class ImagefixGroup(click.Group):
+# name -> ("module:attr" under kata_imagefix.cli, the first paragraph of its help). A command's module
+# is imported only when that command runs (or its --help is asked): a registry scan does not pay for
+# the Dockerfile parser, the Kata config editor or `fix`. tests/test_cli_lazy.py keeps this table
+# equal to the commands themselves.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "fix": ("fix_cmd:fix", "Turn REF into an image that runs on kata-qemu-tdx, and prove it."),
+    "k8s": ("k8s_cmds:k8s", "Kubernetes: audit workloads for Kata (check), or print what one image's pod "
+                            "needs (pod)."),
+    "kata": ("kata_cmds:kata", "Check and fix Kata runtime configuration (configuration-qemu-tdx.toml)."),
+    "lint": ("dockerfile_cmds:lint", "Find USER problems in Dockerfiles ('-' reads stdin), at the line that "
+                                     "causes them."),
+    "merge": ("merge_cmd:merge", "Combine JSON results (of scan, lint, kata check or k8s check shards) into "
+                                 "one report."),
+    "patch": ("dockerfile_cmds:patch", "Write Dockerfiles whose USER works on kata-qemu-tdx; every other "
+                                       "byte stays as it was."),
+    "report": ("report_cmd:report", "Size report before push: layers, base vs app, baseline diff, waste, "
+                                    "Kata budget; gates exit 1."),
+    "rules": ("scan_cmds:rules", "Explain the rules (all, or the ids given) and the budget model."),
+    "scan": ("scan_cmds:scan", "Scan images for what breaks on Kata (named users, size against the guest "
+                               "budget)."),
+    "webhook": ("webhook_cmd:webhook", "Kubernetes admission webhook: fix Kata pods as `k8s fix` does "
+                                       "(/mutate), or judge them (/validate)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands (LAZY_COMMANDS) are imported when first resolved, not at start-up.
+
+    The command modules still register themselves with `@main.command()` as they are imported;
+    `--help` lists the commands from the table, so it imports none of them."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self._load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def _load(self, name: str) -> None:
+        module_name, attr = self.lazy[name][0].split(":")
+        # __import__, not importlib.import_module: the import then shows in `python -X importtime`
+        command = getattr(__import__(f"{__package__}.{module_name}", fromlist=[attr]), attr)
+        if name not in self.commands:  # a command built without `@main.command()`
+            self.add_command(command, name)
+
+    def load_all(self) -> None:
+        """Every command imported (what walks every flag, e.g. the config's key check, needs)."""
+        for name in self.lazy:
+            self.get_command(click.Context(self), name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # "Did you mean": every name, not the loaded ones
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx),
+                                                 ctx=ctx) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, with a command not loaded yet shown from its table entry (same short help)."""
+        names = self.list_commands(ctx)
+        commands = [(name, self.commands.get(name) or click.Command(name, help=self.lazy[name][1]))
+                    for name in names]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in commands])
+
+
+class ImagefixGroup(LazyGroup):
     """Turns ImagefixError (and any crash) into one line on stderr and exit 2."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -154,7 +230,8 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     ctx.exit(0)
 
 
-@click.group(cls=ImagefixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ImagefixGroup, lazy=LAZY_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
               help="Show imagefix's, Python's and the Docker engine API's versions (for bug reports).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -182,7 +259,14 @@ def main(ctx: click.Context, color: str, debug: bool, config_path: Path | None) 
     from .options import config_defaults, config_values
 
     if not ctx.resilient_parsing and not ctx.meta.get("imagefix.help"):  # help reads no config
-        ctx.default_map = config_defaults(ctx)  # every long flag can be set in .imagefix.toml
+        try:
+            ctx.default_map = config_defaults(ctx)  # every long flag can be set in .imagefix.toml
+        except ImagefixError:  # a key or value that only a command not imported yet knows: ask them all
+            if not isinstance(ctx.command, LazyGroup):
+                raise
+            ctx.command.load_all()
+            ctx.obj.pop("config", None)
+            ctx.default_map = config_defaults(ctx)
     from_file = config_values(ctx) if "config" in ctx.obj else {}
     if ctx.get_parameter_source("color") is click.core.ParameterSource.DEFAULT and "color" in from_file:
         color = str(from_file["color"])

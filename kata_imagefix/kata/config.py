@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
+from . import MEMORY_KEY, TIMEOUT_KEY
 
-TIMEOUT_KEY = "create_container_timeout"
 MAX_CONFIG = 8 * 2**20  # the shipped files are about 30 kB; 8 MiB is far past any real one
-MEMORY_KEY = "default_memory"
 KERNEL_PARAMS_KEY = "kernel_params"
 TIMEOUT_TABLE = {"go": ("runtime",), "rs": ("agent", "kata")}
 DEFAULT_TIMEOUT = {"go": 0, "rs": 30}  # Go: no code default (kata_agent.go takes the config's value)

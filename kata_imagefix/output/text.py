@@ -89,7 +89,8 @@ def budget_line(b) -> str:
     timeout = (f"create_container_timeout {b.model.create_timeout_s} s" if b.fits_create_timeout
                else f"above create_container_timeout {b.model.create_timeout_s} s: set "
                     f"{b.recommended_timeout_seconds} s")
-    return (f"budget: pull ≈ {b.pull_seconds:.0f} s (needs {b.needed_timeout_seconds:.0f} s with margin; "
+    return (f"budget ({b.size_said} size): pull ≈ {b.pull_seconds:.0f} s "
+            f"(needs {b.needed_timeout_seconds:.0f} s with margin; "
             f"{timeout}), {human_size(b.unpacked_bytes)} of {human_size(b.room_bytes)} guest room: {fits}")
 
 

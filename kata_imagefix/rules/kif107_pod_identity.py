@@ -1,5 +1,4 @@
-from ..users import UserKind
-from ..users.identity import WHY_EXPLICIT, pod_settings
+from ..users import WHY_EXPLICIT, UserKind
 from .base import UserSubject, rule
 from .finding import Severity
 
@@ -26,6 +25,8 @@ def check(subject: UserSubject):
         return  # a Dockerfile: KIF101/KIF102's fixes say it where they write uid:gid
     if spec.kind in (UserKind.NAMED, UserKind.NUMERIC_NO_GROUP):
         # the user's files are read for KIF101/KIF102 anyway (/etc/group in the same pass): the whole identity
+        from ..users.identity import pod_settings  # not imported for the numeric and root cases
+
         text = pod_settings(spec.raw, subject.read_file)
     elif spec.kind is UserKind.NUMERIC and not spec.runs_as_root:
         # uid:gid needs no file: say what the string gives without reading layers for the groups

@@ -27,5 +27,5 @@ def check(subject: ImageSubject):
         f"{budget.model.kubelet_timeout_s} s: the kubelet gives up first",
         f"set runtimeRequestTimeout: {max(seconds, 600)}s in the kubelet configuration "
         "(Kata recommends >= 600 s for confidential containers), or slim the image",
-        needed_seconds=round(budget.needed_timeout_seconds, 1),
+        needed_seconds=round(budget.needed_timeout_seconds, 1), size_estimated=budget.size_estimated,
     )

@@ -1,10 +1,11 @@
-from ..kata.config import fatal_table
 from .base import rule
 from .finding import Severity
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
 def _fatal(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
+    from ..kata.config import fatal_table  # the Kata config reader only where a config is checked
+
     return fatal_table(runtime, table, in_dropin)
 
 

@@ -1,4 +1,3 @@
-from ..users.identity import Security, kubelet_refusal, kubelet_user
 from .base import rule
 from .finding import Severity
 from .pod_subject import PodSubject
@@ -15,6 +14,8 @@ def check(subject: PodSubject):
 
     Fix:   a numeric runAsUser (and runAsGroup) that is not 0.
     """
+    from ..users.identity import Security, kubelet_refusal, kubelet_user  # not on an image scan's path
+
     for view in subject.containers:
         if view.image is not None:
             identity = view.identity()

@@ -1,6 +1,6 @@
+from ..kata import TIMEOUT_KEY
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, TIMEOUT_ANNOTATION
 from ..kata.classes import IMAGE_PULL_TIMEOUT_PARAM
-from ..kata.config import TIMEOUT_KEY
 from ..sizes import human_size
 from .base import rule
 from .finding import Severity

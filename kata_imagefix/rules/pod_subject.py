@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..users import UserSpec
-from ..users.identity import ContainerIdentity, ExplicitIdentity, explicit_identity, resolve_identity
 from .base import CATALOGUE
 from .finding import Finding
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from ..image.model import Image
     from ..k8s.manifests import Container, Workload
     from ..kata.budget import BudgetModel
+    from ..users.identity import ContainerIdentity, ExplicitIdentity
 
 
 @dataclass
@@ -39,6 +39,8 @@ class ContainerView:
     def identity(self) -> ContainerIdentity:
         """The container through the kubelet, containerd and genpolicy (identity.py)."""
         if self._identity is None:
+            from ..users.identity import resolve_identity  # not on an image scan's path
+
             assert self.image is not None
             self._identity = resolve_identity(self.image.user or "", self.image.read_file,
                                               self.container.security, self.pod_security)
@@ -47,6 +49,8 @@ class ContainerView:
     def explicit(self) -> ExplicitIdentity:
         """What to write so that the process really gets the identity the image (and the pod) mean."""
         if self._explicit is None:
+            from ..users.identity import explicit_identity
+
             assert self.image is not None
             self._explicit = explicit_identity(self.image.user or "", self.image.read_file,
                                                self.container.security, self.pod_security, sole=self.sole)

@@ -24,6 +24,8 @@ USER_MODES = {
     "root": "USER 0:0 (root, said explicitly)",
 }
 MAX_ID = 2**31 - 1  # containerd follows runc: uid/gid above MaxInt32 are refused
+WHY_EXPLICIT = ("the kubelet drops the image's group, guest pull loses the gid and /etc/group's groups, "
+                "and Kata's genpolicy refuses implicit ids")  # why a pod sets its ids (identity.py, KIF107)
 _INT64 = 2**63
 _GO_ATOI = re.compile(r"[+-]?[0-9]+\Z")  # ASCII only: '١٨٥' and '１８５' are names to Go
 

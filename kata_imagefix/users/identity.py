@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import MAX_ID, UserSpec, find_entry, id_field, primary_gid, resolve_user
+from . import MAX_ID, WHY_EXPLICIT, UserSpec, find_entry, id_field, primary_gid, resolve_user
 from .memo import per_image
 
 ReadFile = Callable[[str], bytes | None]
@@ -406,10 +406,6 @@ class ExplicitIdentity:
             parts.append(f"add supplementalGroups: [{', '.join(map(str, self.pod_groups))}] to the pod's "
                          "securityContext")
         return " and ".join(parts)
-
-
-WHY_EXPLICIT = ("the kubelet drops the image's group, guest pull loses the gid and /etc/group's groups, "
-                "and Kata's genpolicy refuses implicit ids")
 
 
 def pod_settings(image_user: str, read_file: ReadFile) -> str | None:
