@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .image.model import Image
-from .kata.budget import BudgetEstimate, BudgetModel
+from .model.budget import BudgetEstimate, BudgetModel
 from .rules import ImageSubject, Rule, UserSubject, all_rules
 from .rules.finding import Finding, Severity
 from .users import UserSpec, resolve_user
@@ -52,7 +52,7 @@ def run_rules(subject: object, target: str, selection: RuleSelection,
     for rule in all_rules():
         if rule.target != target or not selection.active(rule):
             continue
-        severity = selection.severity_for(rule)
+        severity = selection.severity_for(rule) or rule.severity  # never None: active() checked it
         for finding in rule.check(subject):
             if severity != rule.severity:  # the profile re-grades the rule
                 finding = finding.with_severity(severity)

@@ -115,7 +115,7 @@ def rules(rule_ids: tuple[str, ...]) -> None:
     Example:
       imagefix rules KIF101
     """
-    from ..kata import budget
+    from ..model import budget
     from ..rules import all_rules
 
     wanted = [r.upper() for r in rule_ids]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..scan import RuleSelection, ScanResult, run_rules
 from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from .audit import AuditOptions, is_kata
 from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
 from .manifests import Workload, _workload, yaml_error

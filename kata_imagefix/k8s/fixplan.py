@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..image.model import Image
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from ..users.identity import explicit_identity
 from .audit import AuditOptions, _subject, pod_in_force
 from .manifests import Workload

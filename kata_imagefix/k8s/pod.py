@@ -16,8 +16,8 @@ from ..errors import ImagefixError
 from ..image.model import Image
 from ..image.reference import parse_docker_reference
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
-from ..kata.budget import BudgetModel
 from ..kata.classes import image_pull_timeout, with_image_pull_timeout
+from ..model.budget import BudgetModel
 from ..sizes import human_size
 from ..users import UserKind, UserSpec
 from ..users.identity import explicit_identity

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..model.budget import BudgetModel
 from ..rules.kata_subject import KataSubject
 from ..scan import RuleSelection, ScanResult, run_rules
-from .budget import BudgetModel
 from .config import KataConfig, load_config
 
 

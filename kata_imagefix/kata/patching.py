@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
-from .budget import BudgetEstimate, BudgetModel
+from ..model.budget import BudgetEstimate, BudgetModel
 from .config import (
     TIMEOUT_KEY,
     KataConfig,

@@ -31,7 +31,7 @@ from ..k8s.audit import AuditOptions, audit, is_kata
 from ..k8s.fixplan import plan_workload
 from ..k8s.manifests import _workload
 from ..k8s.pod import _pod_spec
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from ..scan import RuleSelection
 from .facts import ImageFacts
 from .patch import annotation_ops, applied, plan_ops
