@@ -18,7 +18,8 @@ from ..errors import ImagefixError
 from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
 from ..model.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
-from ..scan import RuleSelection, ScanResult, run_rules
+from ..rules.result import ScanResult
+from ..scan import RuleSelection, run_rules
 from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
 from .pod import ClassValues, class_values, pull_limit
 

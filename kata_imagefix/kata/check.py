@@ -7,7 +7,8 @@ from typing import Any
 
 from ..model.budget import BudgetModel
 from ..rules.kata_subject import KataSubject
-from ..scan import RuleSelection, ScanResult, run_rules
+from ..rules.result import ScanResult
+from ..scan import RuleSelection, run_rules
 from .config import KataConfig, load_config
 
 
