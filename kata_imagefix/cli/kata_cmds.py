@@ -52,8 +52,8 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
     Example:
       imagefix kata check configuration-qemu-tdx.toml --image mysql:8.4
     """
-    from ..kata.check import check_config
     from ..kata.config import main_configs
+    from ..usecases.kata_check import check_config
 
     selection, fail_on = rule_selection(ctx, kw)
     results = [check_config(path, runtime, selection,
@@ -92,7 +92,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | None, memory
     Example:
       imagefix kata patch configuration-qemu-tdx.toml --in-place --create-container-timeout auto
     """
-    from ..kata.patching import KataPatchRequest, plan_kata_patch, write_kata_patch
+    from ..usecases.kata_patch import KataPatchRequest, plan_kata_patch, write_kata_patch
 
     if sum(bool(x) for x in (output, in_place, drop_in)) > 1:
         raise ImagefixError("use one of -o OUT, --in-place, --drop-in FILE")
