@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .image.model import Image
-from .kata.budget import BudgetEstimate, BudgetModel
+from .model.budget import BudgetModel
 from .rules import ImageSubject, Rule, UserSubject, all_rules
 from .rules.finding import Finding, Severity
+from .rules.result import ScanResult
 from .users import UserSpec, resolve_user
 
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
@@ -32,17 +33,6 @@ class RuleSelection:
         return any(rule_id.startswith(prefix) for prefix in self.ignore)
 
 
-@dataclass
-class ScanResult:
-    subject: str  # the reference or file as the user gave it
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: list[Finding] = field(default_factory=list)
-    image: Image | None = None
-    budget: BudgetEstimate | None = None
-    notes: list[str] = field(default_factory=list)
-    size_estimated: bool | None = None  # a workload's: whether any of its images' sizes is estimated
-
-
 def run_rules(subject: object, target: str, selection: RuleSelection,
               extra_ignored: Iterable[str] = ()) -> tuple[list[Finding], list[Finding]]:
     """Findings of the active rules for one target kind, split into kept and suppressed."""
@@ -52,7 +42,7 @@ def run_rules(subject: object, target: str, selection: RuleSelection,
     for rule in all_rules():
         if rule.target != target or not selection.active(rule):
             continue
-        severity = selection.severity_for(rule)
+        severity = selection.severity_for(rule) or rule.severity  # never None: active() checked it
         for finding in rule.check(subject):
             if severity != rule.severity:  # the profile re-grades the rule
                 finding = finding.with_severity(severity)

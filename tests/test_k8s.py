@@ -10,7 +10,8 @@ from conftest import SAMPLES, only_lines_added
 from make_samples import SPARK_GROUP, Entry, ImageSpec, LayerSpec, base_layer, write_oci_layout
 from ruamel.yaml import YAML
 
-from kata_imagefix.k8s.pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, split_documents
+from kata_imagefix.k8s.pod import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION
+from kata_imagefix.k8s.walk import split_documents
 
 SPARK = f"oci:{SAMPLES / 'spark'}:3.5.3"
 DATA = __import__("pathlib").Path(__file__).parent / "data" / "kata-4.1.0"

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kata_imagefix.errors import ImagefixError
-from kata_imagefix.kata.budget import BudgetModel
+from kata_imagefix.model.budget import BudgetModel
 from kata_imagefix.sizes import human_size, parse_size
 from kata_imagefix.users import UserKind, UserSpec, resolve_user
 

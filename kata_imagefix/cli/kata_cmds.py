@@ -54,8 +54,8 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
     Example:
       imagefix kata check configuration-qemu-tdx.toml --image mysql:8.4
     """
-    from ..kata.check import check_config
     from ..kata.config import main_configs
+    from ..usecases.kata_check import check_config
 
     selection, fail_on = rule_selection(ctx, kw)
     results = [check_config(path, runtime, selection,
@@ -93,7 +93,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, 
     """
     from dataclasses import replace
 
-    from ..kata.patching import KataPatchRequest, plan_kata_patch
+    from ..usecases.kata_patch import KataPatchRequest, plan_kata_patch
     from ..writing import Edit
 
     policy = edit_policy(kw)

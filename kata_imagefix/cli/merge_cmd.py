@@ -109,7 +109,7 @@ def _read(path: str) -> tuple[str, list, list, str, dict | None]:
     from ..fileio import read_input
     from ..image.documents import load_json, mapping, sequence, text
     from ..rules.finding import Finding, Severity
-    from ..scan import ScanResult
+    from ..rules.result import ScanResult
 
     doc = mapping(load_json(read_input(path, "JSON result"), path), path)
     key = next((k for k in KEYS if k in doc), None)

@@ -188,7 +188,7 @@ def stacked(options: list[Callable], func: Callable) -> Callable:
 
 def budget_options(func: Callable) -> Callable:
     """The budget model's settings, shared by every command that estimates; defaults from BudgetModel."""
-    from ..kata.budget import BudgetModel
+    from ..model.budget import BudgetModel
 
     d = BudgetModel()
     options = [
@@ -214,7 +214,7 @@ def budget_options(func: Callable) -> Callable:
 
 
 def budget_model(ctx: click.Context, kw: dict[str, Any]):
-    from ..kata.budget import BudgetModel
+    from ..model.budget import BudgetModel
 
     defaults = BudgetModel()
     values = {

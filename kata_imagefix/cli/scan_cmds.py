@@ -70,7 +70,8 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     """
     from ..image.reference import parse_image_ref
     from ..image.sources import open_images
-    from ..scan import DEFAULT_MAX_LAYER_SIZE, ScanResult, scan_image
+    from ..rules.result import ScanResult
+    from ..scan import DEFAULT_MAX_LAYER_SIZE, scan_image
     from ..sizes import parse_size
 
     selection, fail_on = rule_selection(ctx, kw)
@@ -117,7 +118,7 @@ def rules(rule_ids: tuple[str, ...]) -> None:
     Example:
       imagefix rules KIF101
     """
-    from ..kata import budget
+    from ..model import budget
     from ..rules import all_rules
 
     wanted = [r.upper() for r in rule_ids]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..rules import UserSubject
-from ..scan import RuleSelection, ScanResult, run_rules
+from ..rules.result import ScanResult
+from ..scan import RuleSelection, run_rules
 from .parse import Dockerfile
 from .user import BaseOpener, EffectiveUser, effective_user, open_base_image
 

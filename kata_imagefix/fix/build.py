@@ -173,7 +173,7 @@ def build_verify_tag(api: Any, image: Any, plan: FixPlan, tag: str, *, force: bo
     """The whole local fix: build, prove it (config, `id`, re-scan), then tag, then maybe push."""
     from ..image.reference import parse_docker_reference
     from ..image.sources.daemon import open_daemon_image
-    from ..kata.budget import BudgetModel
+    from ..model.budget import BudgetModel
     from ..scan import RuleSelection, scan_image
 
     parse_docker_reference(tag)

@@ -16,9 +16,10 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
-from ..scan import RuleSelection, ScanResult, run_rules
+from ..rules.result import ScanResult
+from ..scan import RuleSelection, run_rules
 from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
 from .pod import ClassValues, class_values, pull_limit
 
@@ -130,7 +131,7 @@ def _audit_one(workload: Workload, reader: ImageReader, model: BudgetModel, opti
     sole = len(workload.containers) == 1
     views = [ContainerView(c, workload.security, *reader.result(c.image), sole=sole)
              for c in workload.containers]
-    subject = _subject(workload, views, model, options)
+    subject = pod_subject(workload, views, model, options)
     subject.guest_pull = selection.profile != "kata"  # kata-tdx pulls in the guest; `kata` on the host
     kept, suppressed = run_rules(subject, "pod", selection)
     result = ScanResult(workload.title, kept, suppressed)
@@ -210,7 +211,7 @@ def pod_in_force(workload: Workload, model: BudgetModel, options: AuditOptions) 
     return class_values(workload.runtime_class or "", model, config)
 
 
-def _subject(workload: Workload, views: list[ContainerView], model: BudgetModel,
+def pod_subject(workload: Workload, views: list[ContainerView], model: BudgetModel,
              options: AuditOptions) -> PodSubject:
     """The model with the values in force for this pod: annotation (as Kata parses it), else the
     class's config, else what the class ships; the guest's pull limit from kernel_params."""

@@ -24,17 +24,16 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..image.model import Image
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from .audit import AuditOptions, is_kata
 from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
-from .manifests import Workload, _workload, yaml_error
-from .pod import (
-    PodNeeds,
-    _pod_spec,
-    _pod_template,
-    annotation_reasons,
+from .manifests import Workload, workload_of, yaml_error
+from .pod import PodNeeds, annotation_reasons
+from .walk import (
     matching_containers,
     pod_annotations,
+    pod_spec,
+    pod_template,
     same_image,
     split_documents,
     workloads,
@@ -116,14 +115,14 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
         for index, item in enumerate(workloads(doc)):
             mark = editor.mark()
             try:
-                workload = _workload(item, name, offset)
+                workload = workload_of(item, name, offset)
                 if migration is not None:
-                    if matching_containers(_pod_spec(item), migration.needs.image_name):
+                    if matching_containers(pod_spec(item), migration.needs.image_name):
                         changes_here = _migrate_workload(editor, item, workload, migration)
                     else:
                         changes_here = []
-                elif index < len(plans) and plans[index] is not None:  # decided on libyaml's data
-                    changes_here = _fix_workload(editor, item, plans[index])
+                elif (plan := plans[index] if index < len(plans) else None) is not None:
+                    changes_here = _fix_workload(editor, item, plan)  # decided on libyaml's data
                 else:
                     changes_here = []
                 if duplicate is not None and editor.mark() != mark:
@@ -207,12 +206,12 @@ def _plans(doc: Any, name: str, options: AuditOptions, migration: Migration | No
     without building its positions. A migration edits every document that runs its image."""
     if migration is not None:
         image_name = migration.needs.image_name
-        wanted = any(matching_containers(_pod_spec(item), image_name) for item in workloads(doc))
+        wanted = any(matching_containers(pod_spec(item), image_name) for item in workloads(doc))
         return [] if wanted else None
     plans: list[FixPlan | None] = []
     for item in workloads(doc):
         try:
-            workload = _workload(item, name, 0)
+            workload = workload_of(item, name, 0)
         except ImagefixError:  # a patch fragment: not a pod, left as it is
             plans.append(None)
             continue
@@ -235,17 +234,17 @@ def _migrate_workload(editor: DocumentEditor, item: Any, workload: Workload,
     """The runtime class, the annotations that raise what is in force, fsGroup; then the users of the
     containers that run the image, as `k8s fix` writes them."""
     needs = migration.needs
-    spec = _pod_spec(item)
+    spec = pod_spec(item)
     editor.editable(spec, "the pod spec")
     editor.own(spec, "runtimeClassName", "the pod spec")
     if "runtimeClassName" not in spec:
         editor.insert(spec, Insert({"runtimeClassName": needs.runtime_class}, before=next(iter(spec), None)))
     elif spec["runtimeClassName"] != needs.runtime_class:
         editor.set_scalar(spec, "runtimeClassName", needs.runtime_class)
-    wanted = needs.annotations(pod_annotations(item, editor.where(_pod_template(item).lc.line)))
+    wanted = needs.annotations(pod_annotations(item, editor.where(pod_template(item).lc.line)))
     if wanted:
         why = annotation_reasons(needs)
-        ensure_values(editor, _pod_template(item), ["metadata", "annotations"], wanted,
+        ensure_values(editor, pod_template(item), ["metadata", "annotations"], wanted,
                       {k: why[k] for k in wanted}, before="spec")
     # the identity itself (runAsUser/runAsGroup, supplementalGroups) exactly as `k8s fix` writes it
     _fix_users(editor, item, workload,
@@ -266,7 +265,7 @@ def _fix_users(editor: DocumentEditor, item: Any, workload: Workload, image_for:
 
 def apply_plan(editor: DocumentEditor, item: Any, plan: FixPlan) -> None:
     """The plan as line edits: each container's securityContext, the pod's, then the annotations."""
-    spec = _pod_spec(item)
+    spec = pod_spec(item)
     raw_containers = [c for key in ("initContainers", "containers") if isinstance(spec.get(key), list)
                       for c in spec[key] if isinstance(c, dict)]
     for entry in plan.containers:
@@ -277,7 +276,7 @@ def apply_plan(editor: DocumentEditor, item: Any, plan: FixPlan) -> None:
         ensure_values(editor, spec, ["securityContext"], plan.pod_security,
                       {k: WHY[k] for k in plan.pod_security if k in WHY}, what="the pod's securityContext")
     if plan.annotations:
-        ensure_values(editor, _pod_template(item), ["metadata", "annotations"], plan.annotations,
+        ensure_values(editor, pod_template(item), ["metadata", "annotations"], plan.annotations,
                       plan.annotation_why, before="spec")
 
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..image.model import Image
-from ..kata.budget import BudgetModel
+from ..model.budget import BudgetModel
 from ..users.identity import explicit_identity
-from .audit import AuditOptions, _subject, pod_in_force
+from .audit import AuditOptions, pod_in_force, pod_subject
 from .manifests import Workload
 from .pod import KERNEL_PARAMS_ANNOTATION, PULL_LIMIT_WHY, TIMEOUT_ANNOTATION, raised_annotations
 
@@ -94,7 +94,7 @@ def plan_workload(workload: Workload, image_for: ImageFor, options: AuditOptions
                   model: BudgetModel) -> FixPlan:
     """`k8s fix` for one Kata workload: the identity, then the timeout annotations."""
     plan = plan_users(workload, image_for)
-    subject = _subject(workload, [], model, options)
+    subject = pod_subject(workload, [], model, options)
     present = [image for image in map(image_for, (c.image for c in workload.containers)) if image is not None]
     if not present:
         return plan

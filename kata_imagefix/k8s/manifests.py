@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
-from .pod import WORKLOAD_PATHS, _pod_spec, _pod_template, split_documents, workloads
+from .walk import WORKLOAD_PATHS, pod_spec, pod_template, split_documents, workloads
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFESTS = 128 * 2**20  # one manifest file or stdin
@@ -155,7 +155,7 @@ def _document_workloads(text: str, name: str, offset: int, loader_class: Any,
         _node_lines(node, doc, lines, offset)
     for item in workloads(doc):
         try:
-            yield _workload(item, name, offset, lines)
+            yield workload_of(item, name, offset, lines)
         except PatchFragment as fragment:
             problems.append(Problem(name, fragment.line, str(fragment), FRAGMENT))
 
@@ -192,7 +192,7 @@ def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
                 continue
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-                if depth == 2 and in_items and start is not None:
+                if depth == 2 and in_items and start is not None and event.end_mark is not None:
                     spans.append((start.index, event.end_mark.index, start.line, start.column))
                     start = None
                 if depth == 1:
@@ -259,12 +259,13 @@ def _node_lines(node: Any, data: Any, out: dict[int, int], offset: int) -> None:
                          if isinstance(item_node, (yaml.MappingNode, yaml.SequenceNode)))
 
 
-def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = None) -> Workload:
-    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-    template = _pod_template(item)
-    pod_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
-    annotations = pod_meta.get("annotations") if isinstance(pod_meta.get("annotations"), dict) else {}
-    spec = _pod_spec(item)
+def workload_of(item: Any, file: str, offset: int, lines: dict[int, int] | None = None) -> Workload:
+    metadata: dict[Any, Any] = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    template = pod_template(item)
+    pod_meta: dict[Any, Any] = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    given = pod_meta.get("annotations")
+    annotations: dict[Any, Any] = given if isinstance(given, dict) else {}
+    spec = pod_spec(item)
     security = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
     runtime_class = spec.get("runtimeClassName")
     generate_name = metadata.get("generateName")

@@ -17,23 +17,12 @@ from ..errors import ImagefixError
 from ..image.model import Image
 from ..image.reference import parse_docker_reference
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
-from ..kata.budget import BudgetModel
 from ..kata.classes import image_pull_timeout, with_image_pull_timeout
+from ..model.budget import BudgetModel
 from ..sizes import human_size
 from ..users import UserKind, UserSpec
 from ..users.identity import explicit_identity
-
-WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "PodTemplate": ("template", "spec"),
-}
+from .walk import WORKLOAD_PATHS, matching_containers, pod_annotations, pod_spec, split_documents, workloads
 
 
 # Runtime classes whose shipped configs enable the default_memory annotation (Kata 4.1, kata/classes.py);
@@ -383,94 +372,13 @@ def pod_yaml(needs: PodNeeds, header: str) -> str:
     return "\n".join(lines) + "\n" + _dump(pod)
 
 
-# --- patching manifests ------------------------------------------------------------------------
-
-_SEPARATOR = re.compile(r"^---[ \t]*(?:#[^\r\n]*)?\r?$", re.M)  # CRLF files: `---\r`
-
-
-def split_documents(text: str) -> list[str]:
-    """Documents with their separators kept, so joining them gives the text back byte for byte."""
-    parts: list[str] = []
-    start = 0
-    for match in _SEPARATOR.finditer(text):
-        if match.start() > start or parts:
-            parts.append(text[start : match.start()])
-        start = match.start()
-    parts.append(text[start:])
-    return parts
-
-
-def same_image(a: str, b: str) -> bool:
-    try:
-        ra, rb = parse_docker_reference(a), parse_docker_reference(b)
-    except ImagefixError:
-        return a == b
-    if ra.repository != rb.repository:
-        return False
-    if ra.digest and rb.digest:
-        return ra.digest == rb.digest
-    return (ra.tag or "latest") == (rb.tag or "latest")
-
-
-def _pod_spec(doc: Any) -> Any:
-    kind = doc.get("kind") if isinstance(doc, dict) else None
-    path = WORKLOAD_PATHS.get(kind) if isinstance(kind, str) else None
-    if path is None:
-        return None
-    node = doc
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
-
-
-def workloads(doc: Any) -> list[Any]:
-    """The workload objects of one document: itself, or the items of a List / *List."""
-    if not isinstance(doc, dict):
-        return []
-    kind = doc.get("kind")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
-        return [item for item in doc["items"] if _pod_spec(item) is not None]
-    return [doc] if _pod_spec(doc) is not None else []
-
-
-def _pod_template(workload: Any) -> Any:
-    """The mapping that holds the pod's metadata and spec (the Pod itself, or its template)."""
-    node = workload
-    for key in WORKLOAD_PATHS[workload["kind"]][:-1]:
-        node = node[key]
-    return node
-
-
-def pod_annotations(workload: Any, where: str) -> dict[str, Any]:
-    """The annotations on the pod (template) of a workload, checked to be a mapping."""
-    metadata = _pod_template(workload).get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ImagefixError(f"{where}: metadata must be a mapping, not {type(metadata).__name__}")
-    annotations = (metadata or {}).get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        raise ImagefixError(f"{where}: metadata.annotations must be a mapping, not "
-                            f"{type(annotations).__name__}")
-    return dict(annotations or {})
-
-
-def matching_containers(spec: Any, image_name: str) -> list[Any]:
-    """Containers and init containers that run the image."""
-    out = []
-    for key in ("initContainers", "containers"):
-        listed = spec.get(key)
-        for container in listed if isinstance(listed, list) else []:
-            if isinstance(container, dict) and same_image(str(container.get("image", "")), image_name):
-                out.append(container)
-    return out
-
-
 def kustomize_patches(text: str, needs: PodNeeds) -> str:
     """Strategic-merge patches, one per workload that runs the image."""
     from ruamel.yaml.comments import CommentedMap
 
     docs = []
     for doc in (d for chunk in split_documents(text) for d in workloads(_yaml().load(chunk))):
-        spec = _pod_spec(doc)
+        spec = pod_spec(doc)
         containers = matching_containers(spec, needs.image_name)
         if not containers:
             continue
@@ -481,28 +389,28 @@ def kustomize_patches(text: str, needs: PodNeeds) -> str:
         patch["metadata"] = CommentedMap(name=metadata["name"])
         if metadata.get("namespace"):
             patch["metadata"]["namespace"] = metadata["namespace"]
-        pod_spec = CommentedMap(runtimeClassName=needs.runtime_class)
+        patch_spec = CommentedMap(runtimeClassName=needs.runtime_class)
         pod_context = _pod_security_context(needs)
         if pod_context:
-            pod_spec["securityContext"] = pod_context
-        pod_spec["containers"] = []
+            patch_spec["securityContext"] = pod_context
+        patch_spec["containers"] = []
         for container in containers:
             entry = CommentedMap(name=container.get("name"))
             context = _security_context(needs) if not needs.ids_for_pod else None
             if context:
                 entry["securityContext"] = context
-            pod_spec["containers"].append(entry)
+            patch_spec["containers"].append(entry)
         annotations = CommentedMap()
         _annotate(annotations, needs, pod_annotations(doc, "the manifest"))
         template = CommentedMap(metadata=CommentedMap(annotations=annotations)) if annotations else \
             CommentedMap()  # no `annotations: {}` when nothing is raised
-        template["spec"] = pod_spec
+        template["spec"] = patch_spec
         node = patch
         path = WORKLOAD_PATHS[doc["kind"]]
         if doc["kind"] == "Pod":
             if annotations:
                 patch["metadata"]["annotations"] = annotations
-            patch["spec"] = pod_spec
+            patch["spec"] = patch_spec
         else:
             for key in path[:-2]:
                 node[key] = CommentedMap()

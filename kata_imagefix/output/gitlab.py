@@ -12,7 +12,7 @@ import hashlib
 import json
 
 from ..rules.finding import Severity
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 
 _SEVERITY = {Severity.INFO: "info", Severity.WARNING: "minor", Severity.ERROR: "major"}
 

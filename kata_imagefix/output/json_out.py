@@ -9,7 +9,7 @@ from .. import __version__
 from ..image.model import Image
 from ..rules import CATALOGUE
 from ..rules.finding import Finding, Severity
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 
 SCHEMA_VERSION = 1
 

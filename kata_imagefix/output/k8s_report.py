@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..rules.finding import Finding, Severity
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 from .untrusted import for_markdown, for_markdown_code, for_terminal
 
 MARKDOWN_LIMIT = 65_536  # characters of a GitHub comment

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 from .untrusted import for_markdown
 
 _ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..rules import all_rules
 from ..rules.finding import Severity
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ..rules.finding import Finding, Severity
-from ..scan import ScanResult
+from ..rules.result import ScanResult
 from ..sizes import human_size
 from .untrusted import for_terminal
 

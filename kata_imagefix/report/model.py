@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ImagefixError
 from ..image.layerwalk import FileView, merge
 from ..image.model import Image, short_created_by
-from ..kata.budget import BudgetEstimate, BudgetModel
+from ..model.budget import BudgetEstimate, BudgetModel
 
 BASE_LABEL = "org.opencontainers.image.base.name"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..image.model import Image
-from ..kata.budget import BudgetEstimate
+from ..model.budget import BudgetEstimate
 from ..users import Resolution, UserSpec
 from .finding import Finding, Severity
 

@@ -10,8 +10,8 @@ from .base import CATALOGUE
 from .finding import Finding
 
 if TYPE_CHECKING:
-    from ..kata.budget import BudgetEstimate
     from ..kata.config import KataConfig
+    from ..model.budget import BudgetEstimate
 
 
 

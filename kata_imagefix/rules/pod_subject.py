@@ -17,7 +17,7 @@ from .finding import Finding
 if TYPE_CHECKING:
     from ..image.model import Image
     from ..k8s.manifests import Container, Workload
-    from ..kata.budget import BudgetModel
+    from ..model.budget import BudgetModel
     from ..users.identity import ContainerIdentity, ExplicitIdentity
 
 

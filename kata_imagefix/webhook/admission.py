@@ -29,9 +29,9 @@ from typing import Any
 from ..errors import ImagefixError
 from ..k8s.audit import AuditOptions, ImageReader, _audit_one, is_kata
 from ..k8s.fixplan import plan_workload
-from ..k8s.manifests import PatchFragment, _workload
-from ..k8s.pod import _pod_spec
-from ..kata.budget import BudgetModel
+from ..k8s.manifests import PatchFragment, workload_of
+from ..k8s.walk import pod_spec
+from ..model.budget import BudgetModel
 from ..scan import RuleSelection
 from .facts import ImageFacts
 from .patch import annotation_ops, applied, plan_ops
@@ -152,7 +152,7 @@ def _error(uid: str, message: str, options: WebhookOptions, status: int) -> Answ
     return Answer(status, review, "error")
 
 
-# the API group of each kind whose pod template --also-templates fixes (k8s/pod.py WORKLOAD_PATHS)
+# the API group of each kind whose pod template --also-templates fixes (k8s/walk.py WORKLOAD_PATHS)
 TEMPLATE_GROUPS = {"Deployment": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "ReplicaSet": "apps",
                    "Job": "batch", "CronJob": "batch", "ReplicationController": "", "PodTemplate": ""}
 
@@ -180,12 +180,13 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
     if kind is None:
         return Answer(200, _review(uid, True), "skipped")
     pod = {**pod, "kind": kind} if isinstance(pod, dict) else pod
-    if not isinstance(pod, dict) or _pod_spec(pod) is None:
+    if not isinstance(pod, dict) or pod_spec(pod) is None:
         raise ImagefixError(f"the request's object is not a {kind} with a pod spec")
-    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    given = pod.get("metadata")
+    metadata: dict[str, Any] = given if isinstance(given, dict) else {}
     named = {**metadata, "namespace": metadata.get("namespace") or request.get("namespace") or "default",
              "name": metadata.get("name") or request.get("name") or metadata.get("generateName") or "?"}
-    workload = _workload({**pod, "metadata": named}, "admission", 0)
+    workload = workload_of({**pod, "metadata": named}, "admission", 0)
     if not is_kata(workload, options.audit):
         return Answer(200, _review(uid, True), "skipped")
     remaining = options.deadline_s - (time.monotonic() - started)
@@ -250,7 +251,7 @@ def _findings(pod: dict[str, Any], images: dict, options: WebhookOptions) -> lis
         raise ImagefixError(f"{ref}: not read for this request")
 
     try:
-        workload = _workload(pod, "admission", 0)
+        workload = workload_of(pod, "admission", 0)
     except PatchFragment:  # a container without an image: `k8s check` skips such a workload
         return []
     if not is_kata(workload, options.audit):

@@ -1,5 +1,5 @@
 """A fix plan (k8s/fixplan.py) as an RFC 6902 JSONPatch against the object the API server sent: a Pod,
-or a controller whose pod template is fixed (the paths of k8s/pod.py's WORKLOAD_PATHS).
+or a controller whose pod template is fixed (the paths of k8s/walk.py's WORKLOAD_PATHS).
 
 Only `add` and `replace` operations, at paths that exist or whose parent is
 added in the same patch; values the pod sets are never touched (the plan
@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from ..k8s.fixplan import FixPlan
-from ..k8s.pod import WORKLOAD_PATHS
+from ..k8s.walk import WORKLOAD_PATHS
 
 
 def escape(key: str) -> str:

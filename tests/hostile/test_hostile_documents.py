@@ -19,7 +19,7 @@ from kata_imagefix.image.documents import (
     load_json,
 )
 from kata_imagefix.image.model import Image
-from kata_imagefix.kata.budget import BudgetModel
+from kata_imagefix.model.budget import BudgetModel
 from kata_imagefix.scan import RuleSelection, scan_image
 
 json_values = st.recursive(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kata_imagefix.image.model import Image, Layer
-from kata_imagefix.kata.budget import BudgetModel
+from kata_imagefix.model.budget import BudgetModel
 from kata_imagefix.rules import CATALOGUE, ImageSubject
 
 MB = 10**6

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..kata.config import KataConfig, load_config
+from ..model.budget import BudgetModel
 from ..rules.kata_subject import KataSubject
-from ..scan import RuleSelection, ScanResult, run_rules
-from .budget import BudgetModel
-from .config import KataConfig, load_config
+from ..rules.result import ScanResult
+from ..scan import RuleSelection, run_rules
 
 
 def check_config(path: str, runtime: str | None, selection: RuleSelection,

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
-from .budget import BudgetEstimate, BudgetModel
-from .config import (
+from ..kata.config import (
     TIMEOUT_KEY,
     KataConfig,
     dropin_text,
@@ -23,6 +22,7 @@ from .config import (
     shadowing,
     timeout_to_keep,
 )
+from ..model.budget import BudgetEstimate, BudgetModel
 
 Estimator = Callable[[BudgetModel], list[tuple[str, BudgetEstimate]]]
 

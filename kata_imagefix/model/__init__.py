@@ -1,0 +1,1 @@
+"""Models every feature shares, below the rules and every command: they import nothing of the package."""
