@@ -104,7 +104,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
       helm template charts/spark | imagefix k8s check - --kata-config kata-qemu-tdx=config.toml
     """
     from ..k8s.audit import AuditOptions, audit, read_sources
-    from ..output import FINDING_FORMATS
+    from ..output import FINDING_FORMATS, RenderOptions
 
     selection, fail_on = rule_selection(ctx, kw)
     kw.update(all_platforms=False, platform=platform)
@@ -122,14 +122,16 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     for where, message in run.errors:
         click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
     render = FINDING_FORMATS[fmt].render
-    args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
-            "show_location": True, "totals": totals}
+    shown = RenderOptions(fail_on, selection.profile, run.errors, "workloads", show_location=True,
+                          totals=totals)
     if output:
+        from dataclasses import replace
+
         from ..fileio import write_atomic
 
-        write_atomic(output, render(run.results, **args, limit=0).encode())
+        write_atomic(output, render(run.results, replace(shown, limit=0)).encode())  # a file: all of it
     else:
-        click.echo(render(run.results, **args), nl=False)
+        click.echo(render(run.results, shown), nl=False)
     ctx.exit(exit_code(run.results, fail_on, run.errors))
 
 
