@@ -12,17 +12,16 @@ from typing import Any
 
 from ..errors import ImagefixError
 from .budget import BudgetEstimate, BudgetModel
-from .config import (
-    TIMEOUT_KEY,
-    KataConfig,
+from .config import KataConfig, load_config
+from .config_edits import (
     dropin_text,
     kernel_params_for,
-    load_config,
     patch_config,
     repair_main,
     shadowing,
     timeout_to_keep,
 )
+from .toml_lines import TIMEOUT_KEY
 
 Estimator = Callable[[BudgetModel], list[tuple[str, BudgetEstimate]]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..kata.config import MEMORY_KEY, TIMEOUT_KEY  # noqa: F401 - the rules read them from here
+from ..kata.toml_lines import MEMORY_KEY, TIMEOUT_KEY  # noqa: F401 - the rules read them from here
 from .finding import Draft
 
 if TYPE_CHECKING:

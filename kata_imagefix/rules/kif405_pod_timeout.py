@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, TIMEOUT_ANNOTATION
 from ..kata.classes import IMAGE_PULL_TIMEOUT_PARAM
-from ..kata.config import TIMEOUT_KEY
+from ..kata.toml_lines import TIMEOUT_KEY
 from ..sizes import human_size
 from .base import Target, rule
 from .finding import Draft, Severity
