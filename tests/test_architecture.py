@@ -95,7 +95,8 @@ def test_every_rule_module_is_registered_and_documented():
         rule_id = "KIF" + re.match(r"kif(\d{3})_", path.name).group(1)
         module = importlib.import_module(f"kata_imagefix.rules.{path.stem}")
         assert rule_id in CATALOGUE, f"{path.name} is not registered (add it to rules/__init__.py)"
-        assert CATALOGUE[rule_id].check.__module__ == module.__name__
+        assert CATALOGUE[rule_id].func.__module__ == module.__name__
+        assert path.read_text().count(f'"{rule_id}"') == 1, f"{path.name} names its id more than once"
         assert CATALOGUE[rule_id].doc.splitlines()[0], f"{rule_id} has no docs"
 
 

@@ -13,8 +13,9 @@ from dockerfile_corpus import PATCH_ERROR, SPARK, WHY, cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kata_imagefix.dockerfile.lexer import expand
 from kata_imagefix.dockerfile.lint import lint
-from kata_imagefix.dockerfile.parse import expand, parse_dockerfile
+from kata_imagefix.dockerfile.parse import parse_dockerfile
 from kata_imagefix.dockerfile.patch import patch
 from kata_imagefix.errors import ImagefixError
 from kata_imagefix.rules.finding import Severity

@@ -33,8 +33,8 @@ def test_templates_are_found_from_a_normal_wheel_install(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)
-    code = ("import kata_imagefix.fix.render as r, sys; "
-            "print(r.templates_dir()); "
+    code = ("import kata_imagefix.fix.render as r, kata_imagefix.templating as t; "
+            "print(t.templates_dir()); "
             "print(r.render('user.Dockerfile.j2', dict(reason='t', base_ref='x@sha256:' + 'a'*64, "
             "base_name='x', base_digest='sha256:' + 'a'*64, change='c', user='185:185')))")
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -103,8 +103,8 @@ def test_the_checker_refuses_what_github_refuses():
 
 @pytest.mark.parametrize("rule_doc_limit", [1000])
 def test_every_rule_description_fits_github(rule_doc_limit):
-    from kata_imagefix.output import sarif
+    from kata_imagefix.output import render
 
-    driver = json.loads(sarif.render([]))["runs"][0]["tool"]["driver"]
+    driver = json.loads(render("sarif", []))["runs"][0]["tool"]["driver"]
     assert all(len(r["fullDescription"]["text"]) <= rule_doc_limit for r in driver["rules"])
-    assert github_problems(json.loads(sarif.render([]))) == []
+    assert github_problems(json.loads(render("sarif", []))) == []

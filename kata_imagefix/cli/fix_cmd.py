@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..fix.plan import DISTROLESS, VARIANTS
+from ..output import FIX_FORMATS
 from .app import main
 from .options import registry_flags, registry_options, user_mode_option
 
@@ -36,7 +37,7 @@ from .options import registry_flags, registry_options, user_mode_option
               help="Registry images: new config + manifest reusing the layers; nothing pulled or built.")
 @click.option("--force", is_flag=True,
               help="Replace the target tag if it exists; write even a read-only or hard-linked Dockerfile.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FIX_FORMATS), default="text", show_default=True)
 @registry_flags(max_platforms="With --in-registry")
 @click.pass_context
 def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base: str | None,
@@ -49,10 +50,10 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
       imagefix fix spark:3.5.3 --push
     """
     from ..fix.run import FixRequest, run_fix
-    from ..output.fix_formats import render_fix
+    from ..output import render
 
     kw.update(exact=False, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
     request = FixRequest(ref, variant, user_mode, runtime_base, keep, distroless, template_dir, new_tag,
                          no_build, out_dir, do_push, in_registry, force, show_progress=fmt == "text")
-    click.echo(render_fix(run_fix(request, registry), fmt), nl=False, err=out_dir == "-")
+    click.echo(render(fmt, run_fix(request, registry)), nl=False, err=out_dir == "-")

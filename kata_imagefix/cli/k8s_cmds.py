@@ -106,7 +106,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
       helm template charts/spark | imagefix k8s check - --kata-config kata-qemu-tdx=config.toml
     """
     from ..k8s.audit import AuditOptions, audit, read_sources
-    from ..output import FINDING_FORMATS
+    from ..output import FINDING_FORMATS, RenderOptions
 
     selection, fail_on = rule_selection(ctx, kw)
     kw.update(all_platforms=False, platform=platform)
@@ -124,15 +124,17 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     for where, message in run.errors:
         click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
     render = FINDING_FORMATS[fmt].render
-    args = {"fail_on": fail_on, "profile": selection.profile, "errors": run.errors, "key": "workloads",
-            "show_location": True, "totals": totals}
+    shown = RenderOptions(fail_on, selection.profile, run.errors, "workloads", show_location=True,
+                          totals=totals)
+    from dataclasses import replace
+
     from ..writing import Output
 
     destination = Output(output, force)
     if destination.is_stdout:
-        click.echo(render(run.results, **args), nl=False)
+        click.echo(render(run.results, shown), nl=False)
     else:
-        destination.write(render(run.results, **args, limit=0).encode())
+        destination.write(render(run.results, replace(shown, limit=0)).encode())  # a file: all of it
     ctx.exit(exit_code(run.results, fail_on, run.errors))
 
 

@@ -41,11 +41,11 @@ def merge(results: tuple[str, ...], fmt: str, fail_on: str) -> None:
     errors += shard_gaps(totals)
     threshold = None if fail_on == "never" else Severity.parse(fail_on)
     if key == "workloads" and totals:
-        from ..output import FINDING_FORMATS
+        from ..output import FINDING_FORMATS, RenderOptions
 
-        click.echo(FINDING_FORMATS[fmt].render(entries, fail_on=threshold, profile=profile, errors=errors,
-                                               key=key, show_location=True, totals=merged_totals(totals)),
-                   nl=False)
+        options = RenderOptions(threshold, profile, errors, key, show_location=True,
+                                totals=merged_totals(totals))
+        click.echo(FINDING_FORMATS[fmt].render(entries, options), nl=False)
     else:
         emit_results(entries, fmt, threshold, profile, errors, key=key or "images", show_location=True)
     raise SystemExit(exit_code(entries, threshold, errors))

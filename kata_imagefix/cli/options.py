@@ -352,10 +352,10 @@ def format_option(func: Callable) -> Callable:
 
 def emit_results(results: list, fmt: str, fail_on, profile: str, errors: list,
                  *, key: str = "images", show_location: bool = False) -> None:
-    from ..output import FINDING_FORMATS
+    from ..output import FINDING_FORMATS, RenderOptions
 
-    click.echo(FINDING_FORMATS[fmt].render(results, fail_on=fail_on, profile=profile, errors=errors, key=key,
-                                           show_location=show_location), nl=False)
+    options = RenderOptions(fail_on, profile, errors, key, show_location)
+    click.echo(FINDING_FORMATS[fmt].render(results, options), nl=False)
 
 
 def exact_option(func: Callable) -> Callable:

@@ -55,8 +55,8 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
       imagefix report myapp:2.0 --baseline myapp:1.9 --budget 800MB
     """
     from ..image.sources import open_image
-    from ..output import progress
-    from ..output.report_formats import render, verdict
+    from ..output import RenderOptions, progress, render
+    from ..output.report_lines import verdict
     from ..report.model import Gates, apply_gates, build_report
     from ..writing import Output
 
@@ -79,7 +79,7 @@ def report(ctx: click.Context, ref: str, baseline: str | None, base_ref: str | N
         from ..report.push import push_if_passed
 
         result.push = push_if_passed(result, registry, show_progress=showing)
-    text = render(result, fmt, to_terminal=destination.is_stdout)
+    text = render(fmt, result, RenderOptions(to_terminal=destination.is_stdout))
     if destination.is_stdout:
         click.echo(text, nl=False)
     else:

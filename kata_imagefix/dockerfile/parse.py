@@ -1,42 +1,22 @@
-"""Dockerfiles: instructions (via dockerfile-parse), heredocs, stages, ARG/ENV expansion, effective USER.
+"""A Dockerfile's stages: FROM and what each stage builds on, ARG/ENV in scope (the base image's
+Config.Env when read), the effective USER setting, account steps, Windows detection.
 
-dockerfile-parse gives instructions with 0-based start/end lines; it does not
-know heredocs (a body line `USER nobody` would come back as an instruction),
-so bodies are folded back into the instruction that opens them here.
+The instructions come from instructions.py, values are expanded by lexer.py,
+and what RUN/COPY/ADD do to accounts is run_script.py's.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ImagefixError
 from ..fileio import decode_text
-from .accounts import Accounts, collect_copy, collect_file, collect_run
-from .shell import unquote
-
-_HEREDOC_WORD = re.compile(r"^\d*<<(-?)([\"']?)([^\"'\s]+)\2$")
-_HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
-_PRAGMA = re.compile(r"^\s*#\s*imagefix\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+)$", re.I)
-_DIRECTIVE = re.compile(r"^\s*#\s*([a-zA-Z]+)\s*=\s*(.*?)\s*$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MAX_EXPANDED = 4 * 2**20  # a value past this is made by a file that doubles it, not by a real build
-
-
-@dataclass
-class Instruction:
-    keyword: str  # upper case
-    value: str  # arguments, continuation lines joined
-    start: int  # 0-based first line
-    end: int  # 0-based last line, heredoc bodies included
-    heredocs: list[str] = field(default_factory=list)
-
-    @property
-    def line(self) -> int:
-        """1-based, for findings."""
-        return self.start + 1
+from .accounts import Accounts
+from .instructions import Instruction, ignore_pragmas, parse_directives, read_instructions
+from .lexer import expand, expand_tracked, split_words
+from .run_script import collect_accounts
 
 
 @dataclass
@@ -131,214 +111,6 @@ class Dockerfile:
         return None
 
 
-def expand(text: str, variables: dict[str, str | None], escape: str = "\\", *,
-           quotes: bool = False) -> tuple[str, list[str]]:
-    """Docker's ${VAR}, $VAR, ${VAR:-word}, ${VAR:+word} (and - / + forms, nested); returns missing names.
-
-    With `quotes`, quotes are removed the way BuildKit's word lexer does for
-    FROM and USER ('...' literal, "..." expanded); without, they stay (RUN).
-    """
-    out, missing, _ = expand_tracked(text, variables, escape, quotes=quotes)
-    return out, missing
-
-
-def _verbatim(text: str, escape: str, quotes: bool) -> bool:
-    """Nothing to expand: without `$` (and, when quotes are removed, without quotes or the escape
-    character) the lexer gives the text back unchanged."""
-    return "$" not in text and (not quotes or not any(c in text for c in ("'", '"', escape)))
-
-
-def expand_tracked(text: str, variables: dict[str, str | None], escape: str = "\\", *,
-                   quotes: bool = False) -> tuple[str, list[str], list[str]]:
-    """`expand`, also returning every variable name whose value was used."""
-    if _verbatim(text, escape, quotes):
-        return text, [], []
-    lexer = _Lexer(text, variables, escape, quotes)
-    try:
-        out, _, missing = lexer.word(0, "")
-    except RecursionError:
-        raise ImagefixError(f"variable references nested too deep to expand ({text[:40]}...)") from None
-    if len(out) > MAX_EXPANDED and len(out) > 2 * len(text):
-        raise ImagefixError(f"a value expands to more than {MAX_EXPANDED // 2**20} MiB ({text[:40]}...): "
-                            "ARG or ENV values doubling themselves")
-    return out, missing, lexer.used
-
-
-class _Lexer:
-    """A small part of BuildKit's shell lexer: variable expansion with nesting, optional quote removal."""
-
-    def __init__(self, text: str, variables: dict[str, str | None], escape: str, quotes: bool) -> None:
-        self.text, self.variables, self.escape, self.quotes = text, variables, escape, quotes
-        self.used: list[str] = []
-
-    def word(self, pos: int, stop: str, in_double: bool = False) -> tuple[str, int, list[str]]:
-        """Expand from `pos` until an unquoted `stop` character (or the end)."""
-        text, out, missing = self.text, [], []
-        while pos < len(text):
-            ch = text[pos]
-            if stop and ch == stop and not in_double:
-                break
-            if ch == self.escape and pos + 1 < len(text):
-                following = text[pos + 1]
-                if following == "$" or (self.quotes and (not in_double or following in f'"{self.escape}')):
-                    out.append(following)
-                else:
-                    out.append(ch + following)
-                pos += 2
-                continue
-            if self.quotes and ch == "'" and not in_double:
-                close = text.find("'", pos + 1)
-                close = len(text) if close < 0 else close
-                out.append(text[pos + 1:close])
-                pos = close + 1
-                continue
-            if self.quotes and ch == '"':
-                if in_double:
-                    return "".join(out), pos + 1, missing
-                inner, pos, inner_missing = self.word(pos + 1, "", in_double=True)
-                out.append(inner)
-                missing += inner_missing
-                continue
-            if ch == "$":
-                value, pos, var_missing = self.dollar(pos)
-                out.append(value)
-                missing += var_missing
-                continue
-            out.append(ch)
-            pos += 1
-        return "".join(out), pos, missing
-
-    def dollar(self, pos: int) -> tuple[str, int, list[str]]:
-        text = self.text
-        plain = _NAME.match(text, pos + 1)
-        if plain:
-            value, missing, _ = self.value_of(plain.group(0), "", "")
-            return value, plain.end(), missing
-        braced = _NAME.match(text, pos + 2) if text.startswith("${", pos) else None
-        if not braced:
-            return "$", pos + 1, []
-        name, cursor = braced.group(0), braced.end()
-        operator = next((op for op in (":-", ":+", "-", "+") if text.startswith(op, cursor)), "")
-        word, word_missing = "", []
-        if operator:
-            word, cursor, word_missing = self.word(cursor + len(operator), "}")
-        elif not text.startswith("}", cursor):
-            return "$", pos + 1, []
-        end = cursor + 1 if text.startswith("}", cursor) else cursor
-        value, missing, used_word = self.value_of(name, operator, word)
-        return value, end, missing + (word_missing if used_word else [])
-
-    def value_of(self, name: str, operator: str, word: str) -> tuple[str, list[str], bool]:
-        """(value, missing names, whether the word was used)."""
-        self.used.append(name)
-        value = self.variables.get(name)
-        is_set = name in self.variables and value is not None
-        if operator in (":-", "-"):
-            use_word = (not is_set) if operator == "-" else (not value)
-            return (word, [], True) if use_word else (value or "", [], False)
-        if operator in (":+", "+"):
-            present = is_set if operator == "+" else bool(value)
-            return (word, [], True) if present else ("", [], False)
-        return (value or "", [], False) if is_set else ("", [name], False)
-
-
-def _parse_directives(lines: list[str]) -> dict[str, str]:
-    directives: dict[str, str] = {}
-    for line in lines:
-        match = _DIRECTIVE.match(line.rstrip("\r\n"))
-        if not match:
-            break
-        directives[match.group(1).lower()] = match.group(2)
-    return directives
-
-
-def _parser_text(lines: list[str], escape: str) -> bytes:
-    """The text dockerfile-parse is given: comment lines between instructions left blank (it keeps a
-    dict for each comment: 40 MB of them took 600 MB), and a continuation left open at the end of the
-    file closed - BuildKit runs the instruction it has gathered (`USER spark \\` as the last line),
-    dockerfile-parse drops it. Line numbers stay."""
-    out: list[str] = []
-    continuing = False
-    last_code = -1
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("#") and not continuing and not _DIRECTIVE.match(line.rstrip("\r\n")):
-            out.append("\n")
-            continue
-        out.append(line)
-        if stripped and not stripped.startswith("#"):
-            continuing = stripped.endswith(escape)
-            last_code = len(out) - 1
-    if continuing and last_code >= 0:
-        out[last_code] = out[last_code].rstrip()[:-1] + "\n"
-    return "".join(out).encode("utf-8", "surrogateescape")
-
-
-def _instructions(lines: list[str], escape: str) -> list[Instruction]:
-    from dockerfile_parse import DockerfileParser
-
-    parser = DockerfileParser(fileobj=io.BytesIO(_parser_text(lines, escape)))
-    try:
-        structure = sorted(parser.structure, key=lambda s: s["startline"])
-    except Exception as exc:  # dockerfile-parse raises plain errors on odd input
-        raise ImagefixError(f"cannot parse: {exc}") from None
-    out: list[Instruction] = []
-    skip_until = -1
-    for item in structure:
-        keyword = item["instruction"].upper()
-        if item["startline"] <= skip_until or keyword == "COMMENT":
-            continue
-        instruction = Instruction(keyword, item["value"].strip(), item["startline"], item["endline"])
-        if keyword in _HEREDOC_KEYWORDS:
-            _fold_heredocs(instruction, lines)
-            skip_until = instruction.end
-        out.append(instruction)
-    return out
-
-
-def _heredoc_markers(text: str) -> list[tuple[str, str]]:
-    """(dash, word) for each heredoc: as BuildKit, a whole shell word (quotes kept) starting with <<."""
-    import shlex
-
-    if "<<" not in text:
-        return []
-    lexer = shlex.shlex(text, posix=False)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        words = list(lexer)
-    except ValueError:  # an unclosed quote: BuildKit finds no heredoc in it either
-        return []
-    return [(m.group(1), m.group(3)) for m in map(_HEREDOC_WORD.match, words) if m]
-
-
-def _fold_heredocs(instruction: Instruction, lines: list[str]) -> None:
-    first_line = lines[instruction.start] if instruction.start < len(lines) else ""
-    markers = _heredoc_markers(instruction.value) or _heredoc_markers(first_line.rstrip("\r\n"))
-    cursor = instruction.end + 1
-    for dash, word in markers:
-        body: list[str] = []
-        while cursor < len(lines):
-            candidate = lines[cursor].rstrip("\r\n")
-            if (candidate.lstrip("\t") if dash else candidate) == word:
-                break
-            body.append(lines[cursor])
-            cursor += 1
-        else:
-            raise ImagefixError(f"line {instruction.line}: heredoc <<{word} is never closed")
-        instruction.heredocs.append("".join(body))
-        instruction.end = cursor
-        cursor += 1
-
-
-_WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
-
-
-def _words(command: str) -> list[str]:
-    """Whitespace-separated words with quotes removed (ARG and ENV), in linear time."""
-    return [unquote(word) for word in _WORD.findall(command)]
-
-
 def _from_parts(value: str) -> tuple[str, str | None, str | None]:
     words = value.split()
     platform = None
@@ -404,14 +176,14 @@ def _declare_args(value: str, build_args: dict[str, str], scope: _Scope,
 
 def _arg_pairs(value: str) -> list[tuple[str, str | None]]:
     pairs = []
-    for word in _words(value):
+    for word in split_words(value):
         name, sep, default = word.partition("=")
         pairs.append((name, default if sep else None))
     return pairs
 
 
 def _env_pairs(value: str) -> list[tuple[str, str]]:
-    words = _words(value)
+    words = split_words(value)
     if words and "=" not in words[0]:  # legacy `ENV key value with spaces`
         return [(words[0], value.split(None, 1)[1] if len(value.split(None, 1)) > 1 else "")]
     return [(w.partition("=")[0], w.partition("=")[2]) for w in words if "=" in w]
@@ -426,31 +198,14 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
     lines = text.removeprefix("\ufeff").splitlines(keepends=True)
     del text, data  # 40 MB of comments: the lines are all that is kept
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    directives = _parse_directives(lines)
+    directives = parse_directives(lines)
     escape = directives.get("escape", "\\")[:1] or "\\"
     try:
-        instructions = _instructions(lines, escape)
+        instructions = read_instructions(lines, escape)
     except ImagefixError as exc:
         raise ImagefixError(f"{path}: {exc}") from None
     build_args = build_args or {}
-
-    ignores: dict[int, set[str]] = {}
-    global_ignores: set[str] = set()
-    starts = {i.start: i for i in instructions}
-    for number, line in enumerate(lines):
-        match = _PRAGMA.match(line.rstrip("\r\n"))
-        if not match:
-            continue
-        ids = {part.strip().upper() for part in match.group(2).split(",") if part.strip()}
-        if match.group(1):
-            global_ignores |= ids
-            continue
-        following = number + 1  # the next instruction after any further comment lines
-        while (following < len(lines) and following not in starts
-               and lines[following].lstrip().startswith("#")):
-            following += 1
-        if following in starts:
-            ignores.setdefault(following + 1, set()).update(ids)
+    ignores, global_ignores = ignore_pragmas(lines, instructions)
 
     base_envs = base_envs or {}
     global_scope = _Scope({}, {}, True, escape=escape)  # before FROM: only ARGs, no image's ENV
@@ -497,16 +252,8 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
                 stage.user = UserSetting(instruction.value.strip(), value.strip(), instruction, stage.index,
                                          roots, frozenset(scope.args), through,
                                          frozenset(n for n in global_scope.args if n not in scope.args))
-            elif keyword == "RUN":
-                script = expand(_run_script(instruction), scope.variables, escape)[0]
-                collect_run(script, stage.accounts)
-            elif keyword in ("COPY", "ADD"):
-                if instruction.heredocs:
-                    target = instruction.value.split()[-1] if instruction.value.split() else ""
-                    if target in ("/etc/passwd", "/etc/group"):
-                        collect_file(target, "".join(instruction.heredocs), stage.accounts)
-                elif keyword == "COPY" and "--from" in instruction.value.lower():
-                    collect_copy(expand(instruction.value, scope.variables, escape)[0], stage.accounts)
+            elif keyword in ("RUN", "COPY", "ADD"):
+                collect_accounts(instruction, scope.variables, escape, stage.accounts)
     except ImagefixError as exc:
         if str(exc).startswith(f"{path}:") or current is None:
             raise
@@ -515,41 +262,6 @@ def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
         raise ImagefixError(f"{path}: no FROM instruction: not a Dockerfile")
     return Dockerfile(path, lines, bom, newline, escape, instructions, stages, global_scope.args, ignores,
                       global_ignores, _windows(escape, stages, lines), dict(build_args), base_envs)
-
-
-def _exec_form(value: str) -> str:
-    """`RUN ["useradd", "-u", "1000", "app"]` as the shell line it amounts to (the value otherwise)."""
-    if not value.startswith("["):
-        return value
-    import json
-    import shlex
-
-    try:
-        words = json.loads(value)
-    except ValueError:
-        return value  # not JSON: Docker runs it with the shell
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        return value
-    return shlex.join(words)
-
-
-_HEREDOC_MARKER = re.compile(r"""(?<!\S)\d*<<-?(["']?)[^"'\s]+\1(?!\S)""")
-_SHELLS = ("sh", "bash", "ash", "dash", "zsh", "ksh")
-
-
-def _run_script(instruction: Instruction) -> str:
-    """The shell script a RUN runs: its command line, and the heredoc bodies the shell executes
-    (`RUN <<EOF`, `RUN bash <<EOF`); a body fed to another program (`python3 <<EOF`) is data."""
-    if not instruction.heredocs:
-        return _exec_form(instruction.value)
-    head = _HEREDOC_MARKER.sub(" ", instruction.value).strip()
-    program = head.split()[0].rsplit("/", 1)[-1] if head.split() else ""
-    if program and program not in _SHELLS:
-        data = "\n".join(instruction.heredocs)  # e.g. `cat <<EOF >> /etc/passwd`: lines, not commands
-        return f"{head}\n{data}" if "/etc/passwd" in head or "/etc/group" in head else head
-    if program:
-        head = ""  # `bash <<EOF`: the body is the script
-    return "\n".join([head, *instruction.heredocs])
 
 
 _WINDOWS_BASES = re.compile(r"(^|/)(windows|nanoserver|servercore)([/:@-]|$)|windowsservercore|nanoserver",

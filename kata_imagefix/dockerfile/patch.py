@@ -9,7 +9,8 @@ from ..errors import ImagefixError
 from ..image.model import Image
 from ..users import USER_MODES, UserKind, UserSpec
 from ..users.modes import choose_user
-from .parse import Dockerfile, Instruction
+from .instructions import Instruction
+from .parse import Dockerfile
 from .user import effective_user
 
 _WHY = "kata-qemu-tdx cannot look up user names on the host under guest pull"

@@ -1,4 +1,4 @@
-"""Jinja environment over templates/ (StrictUndefined), with filters that keep values inert.
+"""The Dockerfile templates: the shared Jinja environment (templating.py) with filters that keep values inert.
 
 Every value that reaches a Dockerfile goes through a filter that refuses what
 could start a new instruction (newlines, continuation backslashes) and quotes
@@ -10,25 +10,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .. import templating
 from ..errors import ImagefixError
 
+if TYPE_CHECKING:
+    import jinja2
+
 _USER = re.compile(r'^(?:""|[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?)$')
-
-
-def templates_dir() -> Path:
-    """The shipped templates: inside the installed package, or templates/ in a source tree."""
-    try:
-        from importlib.resources import files
-
-        path = Path(str(files("kata_imagefix.templates")))
-        if (path / "user.Dockerfile.j2").is_file():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def _no_line_breaks(value: Any, what: str) -> str:
@@ -64,20 +54,11 @@ def dockerfile_user(value: Any) -> str:
     return text
 
 
-def environment(template_dir: Path | None = None):
-    import jinja2
-
-    search = [str(template_dir)] if template_dir else []
-    search.append(str(templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # Dockerfiles, not HTML; values go through the filters above
-    )
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """The shared environment (templating.py) with the filters every Dockerfile value goes through."""
+    env = templating.environment(template_dir)
     env.filters.update(dockerfile_string=dockerfile_string, dockerfile_word=dockerfile_word,
                        dockerfile_user=dockerfile_user, dockerfile_json=lambda v: json.dumps(v))
-    env.globals["version"] = __version__
     return env
 
 

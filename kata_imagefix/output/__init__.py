@@ -1,51 +1,73 @@
-"""One formatter per format, all fed the same ScanResult list; FINDING_FORMATS is the one table of them.
+"""The output formats: one module per format, each with `render(data, options) -> str`.
 
-Every command that reports findings builds its `--format` choice from this
-table, so a new format is one entry here and one module beside this file.
+`data` is what a command reports: the findings of a run (a list of ScanResult),
+a size report (report.model.Report) or what `imagefix fix` did (fix.run.FixOutcome);
+a format says in FORMATS which of them it renders. Every command builds its
+`--format` choice from this table, so a new format is one entry here and one
+module beside this file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..fix.run import FixOutcome
+    from ..report.model import Report
+    from ..rules.finding import Severity
+    from ..scan import ScanResult
+
+    Rendered = list[ScanResult] | Report | FixOutcome
+
+Kind = Literal["findings", "report", "fix"]
 
 
 @dataclass(frozen=True)
-class FindingFormat:
+class RenderOptions:
+    """How to render, the same for every format; each reads what applies to it."""
+
+    fail_on: Severity | None = None  # findings at or above it fail a subject
+    profile: str = "kata-tdx"
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, message): inputs that failed
+    key: str = "images"  # what the results are: images, files or workloads (k8s check: the grouped report)
+    show_location: bool = False  # text: FILE:LINE before a message
+    totals: dict[str, Any] | None = None  # k8s check: what was audited and skipped
+    limit: int | None = None  # k8s check markdown: characters (None: a PR comment's, 0: no limit)
+    to_terminal: bool = True  # text: as wide as the terminal (else as wide as in a pipe)
+
+
+@dataclass(frozen=True)
+class Format:
     name: str
     module: str  # the module beside this file that renders it
     what: str  # for --help
+    kinds: frozenset[Kind] = frozenset({"findings"})
 
-    def render(self, results: list, *, fail_on: Any, profile: str, errors: list, key: str,
-               show_location: bool, totals: dict | None = None, limit: int | None = None) -> str:
-        """`totals` (k8s check: what was audited and skipped) switch text and markdown to the grouped
-        report of output/k8s_report.py; JSON carries them beside the workloads."""
-        if key == "workloads" and self.name in ("text", "markdown"):
-            from . import k8s_report
-
-            if self.name == "text":
-                return k8s_report.render_text(results, fail_on, totals, errors)
-            return k8s_report.render_markdown(results, totals, errors,
-                                              k8s_report.MARKDOWN_LIMIT if limit is None else limit or None)
-        renderer: Callable[..., str] = import_module(f"{__name__}.{self.module}").render
-        if self.name == "json":
-            return renderer(results, fail_on, profile=profile, errors=errors, key=key, totals=totals)
-        if self.name == "text":
-            return renderer(results, fail_on, show_location=show_location)
-        return renderer(results)
+    def render(self, data: Rendered, options: RenderOptions) -> str:
+        renderer = import_module(f"{__name__}.{self.module}").render
+        text: str = renderer(data, options)
+        return text
 
 
-FINDING_FORMATS: dict[str, FindingFormat] = {f.name: f for f in (
-    FindingFormat("text", "text", "for a terminal (grouped, with fixes)"),
-    FindingFormat("json", "json_out", "stable JSON: findings arrays, errors, summary"),
-    FindingFormat("sarif", "sarif", "SARIF 2.1.0 for code scanning"),
-    FindingFormat("gnu", "gnu", "FILE:LINE: severity: RULE message, for editors and annotators"),
-    FindingFormat("gitlab", "gitlab", "GitLab code quality report (Code Climate JSON)"),
-    FindingFormat("codeclimate", "gitlab", "the same as gitlab"),
-    FindingFormat("markdown", "markdown", "a table for a pull request comment"),
+_ALL: frozenset[Kind] = frozenset({"findings", "report", "fix"})
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("text", "text", "for a terminal (grouped, with fixes)", _ALL),
+    Format("json", "json_out", "stable JSON: findings arrays, errors, summary", _ALL),
+    Format("sarif", "sarif", "SARIF 2.1.0 for code scanning"),
+    Format("gnu", "gnu", "FILE:LINE: severity: RULE message, for editors and annotators"),
+    Format("gitlab", "gitlab", "GitLab code quality report (Code Climate JSON)"),
+    Format("codeclimate", "gitlab", "the same as gitlab"),
+    Format("markdown", "markdown", "a table for a pull request comment", frozenset({"findings", "report"})),
+    Format("html", "html", "one HTML page", frozenset({"report"})),
 )}
 
-# The size report's formats (output/report_formats.py renders each).
-REPORT_FORMATS = ("text", "json", "markdown", "html")
+FINDING_FORMATS: dict[str, Format] = {n: f for n, f in FORMATS.items() if "findings" in f.kinds}
+REPORT_FORMATS = tuple(n for n, f in FORMATS.items() if "report" in f.kinds)  # the size report's
+FIX_FORMATS = tuple(n for n, f in FORMATS.items() if "fix" in f.kinds)  # what `imagefix fix` did
+
+
+def render(fmt: str, data: Rendered, options: RenderOptions | None = None) -> str:
+    """`data` in the format named `fmt`."""
+    return FORMATS[fmt].render(data, options or RenderOptions())

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from ..rules.finding import Severity
-from ..rules.result import ScanResult
+
+if TYPE_CHECKING:
+    from . import Rendered, RenderOptions
 
 _SEVERITY = {Severity.INFO: "info", Severity.WARNING: "minor", Severity.ERROR: "major"}
 
 
-def render(results: list[ScanResult]) -> str:
+def render(results: Rendered, options: RenderOptions) -> str:
+    if not isinstance(results, list):
+        raise TypeError(f"gitlab renders findings, not {type(results).__name__}")
     issues = []
     for result in results:
         for finding in result.findings:

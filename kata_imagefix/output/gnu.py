@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from ..rules.result import ScanResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import Rendered, RenderOptions
 from .untrusted import for_terminal
 
 
-def render(results: list[ScanResult]) -> str:
+def render(results: Rendered, options: RenderOptions) -> str:
+    if not isinstance(results, list):
+        raise TypeError(f"gnu renders findings, not {type(results).__name__}")
     lines = []
     for result in results:
         for finding in result.findings:

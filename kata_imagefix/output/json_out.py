@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..image.model import Image
@@ -11,7 +11,27 @@ from ..rules import CATALOGUE
 from ..rules.finding import Finding, Severity
 from ..rules.result import ScanResult
 
+if TYPE_CHECKING:
+    from ..fix.run import FixOutcome
+    from . import Rendered, RenderOptions
+
 SCHEMA_VERSION = 1
+
+
+def _head() -> dict[str, Any]:
+    return {"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION}
+
+
+def render(data: Rendered, options: RenderOptions) -> str:
+    """Findings (each subject with its findings, errors, a summary), a size report, or what fix did."""
+    if isinstance(data, list):
+        return findings_json(data, options.fail_on, profile=options.profile, errors=options.errors,
+                             key=options.key, totals=options.totals)
+    from ..report.model import Report, to_dict
+
+    if isinstance(data, Report):
+        return json.dumps({**_head(), **to_dict(data)}, indent=2) + "\n"
+    return json.dumps({**_head(), **fix_dict(data)}, indent=2) + "\n"
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
@@ -80,12 +100,11 @@ def result_dict(result: ScanResult, fail_on: Severity | None,
     return out
 
 
-def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
-           errors: list[tuple[str, str]], key: str = "images", totals: dict | None = None) -> str:
+def findings_json(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
+                  errors: list[tuple[str, str]], key: str = "images", totals: dict | None = None) -> str:
     counts = {s.label: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
     doc = {
-        "tool": {"name": "imagefix", "version": __version__},
-        "schema_version": SCHEMA_VERSION,
+        **_head(),
         "profile": profile,
         "fail_on": fail_on.label if fail_on else "never",
         key: [result_dict(r, fail_on, {"files": "file", "workloads": "workload"}.get(key, "reference"))
@@ -96,3 +115,30 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, profile: str,
     if totals is not None:
         doc["totals"] = totals
     return json.dumps(doc, indent=2) + "\n"
+
+
+def fix_dict(outcome: FixOutcome) -> dict[str, Any]:
+    """What `imagefix fix` did."""
+    request = outcome.request
+    if outcome.kind == "in-registry":
+        done = outcome.registry
+        doc = {"source": request.ref, "target": done.target, "digest": done.digest,
+               "platforms": done.platforms, "uploaded": done.uploads.by_kind}
+    elif outcome.kind == "dockerfile":
+        doc = {"source": request.ref, "written": str(outcome.written), "change": outcome.plan.change,
+               "dockerfile": outcome.plan.dockerfile, "notes": outcome.notes}
+    else:
+        local, plan = outcome.local, outcome.plan
+        checked = local.verification
+        doc = {
+            "source": request.ref, "tag": local.tag, "image_id": local.image_id,
+            "pushed_digest": local.pushed_digest or None, "variant": request.variant,
+            "user_mode": request.user_mode, "change": plan.change, "dockerfile": plan.dockerfile,
+            "verification": {"config_user": checked.config_user, "ran_id": checked.ran, "uid": checked.uid,
+                             "gid": checked.gid},
+            "notes": outcome.notes,
+            "before": {k.replace(" ", "_"): b for k, b, _ in local.rows},
+            "after": {k.replace(" ", "_"): a for k, _, a in local.rows},
+            "added_by_runtime_base": local.added,
+        }
+    return doc

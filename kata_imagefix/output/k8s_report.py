@@ -94,7 +94,7 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
                 errors: list) -> str:
     import click
 
-    from .text import _COLOURS as COLOURS
+    from .words import COLOURS
 
     title = click.style("imagefix k8s check", bold=True)
     out = [f"{title}: {for_terminal(totals_line(results, totals, errors))}"]

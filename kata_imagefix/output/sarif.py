@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
 from ..rules import all_rules
 from ..rules.finding import Severity
 from ..rules.result import ScanResult
+
+if TYPE_CHECKING:
+    from . import Rendered, RenderOptions
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -93,7 +96,9 @@ def _location(result: ScanResult, finding) -> tuple[dict[str, Any], dict[str, st
     return location, fingerprints
 
 
-def render(results: list[ScanResult]) -> str:
+def render(results: Rendered, options: RenderOptions) -> str:
+    if not isinstance(results, list):
+        raise TypeError(f"sarif renders findings, not {type(results).__name__}")
     rules = all_rules()
     index = {rule.id: i for i, rule in enumerate(rules)}
     sarif_results: list[dict[str, Any]] = []

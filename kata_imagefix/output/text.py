@@ -1,10 +1,14 @@
-"""Compact per-subject verdicts: coloured on a terminal, plain in pipes (click strips styles).
+"""Text for a terminal: findings as compact per-subject verdicts, the size report, what `fix` did.
 
-On a terminal a finding's message and fix wrap to its width under their own column; in a pipe
+Coloured on a terminal, plain in pipes (click strips styles). On a terminal a
+finding's message and fix wrap to its width under their own column; in a pipe
 each stays on one line (grep and CI logs see whole messages).
 """
 
 from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -12,11 +16,30 @@ from ..rules.finding import Finding, Severity
 from ..rules.result import ScanResult
 from ..sizes import human_size
 from .untrusted import for_terminal
+from .words import COLOURS, plural
 
-_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+if TYPE_CHECKING:
+    from ..fix.run import FixOutcome
+    from ..kata.budget import BudgetEstimate
+    from ..report.model import Report
+    from . import Rendered, RenderOptions
+
+def render(data: Rendered, options: RenderOptions) -> str:
+    if isinstance(data, list):
+        if options.key == "workloads":  # k8s check: totals, then each cause once
+            from . import k8s_report
+
+            return k8s_report.render_text(data, options.fail_on, options.totals, options.errors)
+        return findings_text(data, options.fail_on, show_location=options.show_location)
+    from ..report.model import Report
+
+    if isinstance(data, Report):
+        return report_text(data, options.to_terminal)
+    return "".join(line + "\n" for line in fix_lines(data))
 
 
 INDENT = 18  # "  warning KIF201  ": where a message starts
+PIPE_WIDTH = 120  # the size report's width in a pipe; on a terminal, the terminal's
 
 
 def terminal_width() -> int | None:
@@ -32,10 +55,6 @@ def terminal_width() -> int | None:
     return max(shutil.get_terminal_size().columns, 40)
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def wrapped(first: str, text: str, width: int | None, indent: int = INDENT) -> list[str]:
     """`first` (styled, `indent` columns wide) then text, wrapped to width under itself."""
     if width is None or indent + len(text) <= width:
@@ -47,7 +66,7 @@ def wrapped(first: str, text: str, width: int | None, indent: int = INDENT) -> l
 
 
 def _finding_lines(finding: Finding, show_location: bool, width: int | None = None) -> list[str]:
-    label = click.style(f"{finding.severity.label:<7}", fg=_COLOURS[finding.severity], bold=True)
+    label = click.style(f"{finding.severity.label:<7}", fg=COLOURS[finding.severity], bold=True)
     where = ""
     if show_location and finding.line is not None:
         where = f"{for_terminal(finding.file)}:{finding.line}: "
@@ -84,7 +103,7 @@ def verdict(result: ScanResult, fail_on: Severity | None) -> str:
     return f"{mark}  {summary}"
 
 
-def budget_line(b) -> str:
+def budget_line(b: BudgetEstimate) -> str:
     fits = "fits" if b.fits_memory else "does NOT fit"
     timeout = (f"create_container_timeout {b.model.create_timeout_s} s" if b.fits_create_timeout
                else f"above create_container_timeout {b.model.create_timeout_s} s: set "
@@ -94,7 +113,7 @@ def budget_line(b) -> str:
             f"{timeout}), {human_size(b.unpacked_bytes)} of {human_size(b.room_bytes)} guest room: {fits}")
 
 
-def render(results: list[ScanResult], fail_on: Severity | None, *, show_location: bool = False) -> str:
+def findings_text(results: list[ScanResult], fail_on: Severity | None, *, show_location: bool = False) -> str:
     width = terminal_width()
     out: list[str] = []
     for result in results:
@@ -112,3 +131,111 @@ def render(results: list[ScanResult], fail_on: Severity | None, *, show_location
             out.append(f"  ({len(result.suppressed)} suppressed)")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n" if out else ""
+
+
+def report_text(report: Report, to_terminal: bool = True) -> str:
+    """The size report as a rich table, wrapped to the terminal (or PIPE_WIDTH)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report_lines import comparison, headline
+    from .report_lines import verdict as report_verdict
+
+    buffer = io.StringIO()
+    width = (terminal_width() if to_terminal else None) or PIPE_WIDTH
+    # markup off: a layer's created_by or a file name holding [/] or [link=...] is text, not rich markup
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, markup=False,
+                      emoji=False, highlight=False)
+    console.print(for_terminal(headline(report)), style="bold")
+    table = Table(show_edge=False, pad_edge=False)
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("#", "right"),
+        ("layer", "left"),
+        ("created by", "left"),
+        ("unpacked", "right"),
+        ("compressed", "right"),
+        ("share", "right"),
+        ("of the image", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=column != "created by",
+                         overflow="fold" if column == "created by" else "ellipsis")
+    for row in report.layers:
+        bar = "█" * max(1, round(row.share * 20)) if row.unpacked else ""
+        table.add_row(
+            str(row.index),
+            row.digest[7:19] + (" base" if row.in_base else ""),
+            for_terminal(row.created_by),
+            human_size(row.unpacked) + ("~" if row.estimated else ""),
+            human_size(row.compressed) if row.compressed is not None else "-",
+            f"{row.share:.0%}",
+            bar,
+        )
+    console.print(table)
+    base = report.base
+    console.print(for_terminal(
+        f"base: {base['reference']} ({plural(base['layers'], 'layer')}, {human_size(report.base_bytes)}; "
+        f"found by {base['found_by']})"
+        if base["reference"]
+        else f"base: {base['notes'][-1]}"
+    ))
+    if report.baseline is not None:
+        b = report.baseline
+        changed = {True: "changed", False: "unchanged", None: "unknown"}[b.base_changed]
+        console.print(for_terminal(
+            f"baseline {b.reference}: {human_size(b.unpacked)}; {plural(len(b.added), 'layer')} added, "
+            f"{b.removed} removed; base {changed}; {comparison(report)}"
+        ))
+    if report.files is not None:
+        f = report.files
+        console.print(
+            f"files ({report.walk}): {f.file_count} visible; waste {human_size(f.waste_bytes)} "
+            f"in {len(f.waste)} hidden copies"
+        )
+        for title, rows in (
+            ("largest files", [(p, s) for p, s, _ in f.files]),
+            ("largest directories", f.directories),
+            (
+                "waste",
+                [
+                    (f"{w.path} ({w.how} in layer {w.hidden_by})", w.bytes)
+                    for w in f.waste[: len(f.files) or 10]
+                ],
+            ),
+        ):
+            if rows:
+                console.print(f"  {title}:")
+                for path, size in rows:
+                    console.print(f"    {human_size(size):>10}  /{for_terminal(path)}")
+    console.print(for_terminal(report_verdict(report)), style="bold")  # a gate's note names the references
+    return buffer.getvalue()
+
+
+def fix_lines(outcome: FixOutcome) -> list[str]:
+    """What `imagefix fix` did, a line each."""
+    if outcome.kind == "in-registry":
+        done = outcome.registry
+        lines = [f"{item['platform']}: {item['change']}" for item in done.platforms]
+        lines.append(f"pushed {done.target}@{done.digest} (config and manifests only; the "
+                     f"{len(done.platforms[0]['layers'])} layers were reused, verified by a registry scan)")
+        return lines
+    if outcome.kind == "dockerfile":
+        return [f"wrote {outcome.written}: {outcome.plan.change}", *(f"note: {n}" for n in outcome.notes)]
+    local, plan = outcome.local, outcome.plan
+    checked = local.verification
+    how = (f"id in a container says {checked.uid}:{checked.gid}" if checked.ran
+           else "config checked (no `id` in the image to run)")
+    user = checked.config_user or '""'
+    lines = [f"built {local.tag} ({local.image_id[:19]}): {plan.change}",
+             f"verified in the engine (as docker run sees it): config user {user}; {how}; no KIF101; Env, "
+             "WorkingDir, Entrypoint, Cmd, ports, volumes and labels as in the source"]
+    for name, before, after in local.rows:
+        if name == "unpacked size":
+            before, after = human_size(before), human_size(after)
+        lines.append(f"  {name:14} {before!s:>12} -> {after}")
+    if local.added:
+        lines.append(f"added by the runtime base (allowed): {', '.join(local.added)}")
+    lines += [f"note: {note}" for note in outcome.notes]
+    if local.pushed_digest:
+        lines.append(f"pushed {local.tag}@{local.pushed_digest}")
+    return lines

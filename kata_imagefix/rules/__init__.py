@@ -1,5 +1,7 @@
 """All rules, registered on import. `all_rules()` is the catalogue in id order."""
 
+from typing import Any
+
 from . import (  # noqa: F401 - imported to register the rules
     kif101_named_user,
     kif102_numeric_no_group,
@@ -28,11 +30,11 @@ from . import (  # noqa: F401 - imported to register the rules
     kif410_pod_annotation_value,
     kif420_pod_invalid_id,
 )
-from .base import CATALOGUE, ImageSubject, Rule, UserSubject
+from .base import CATALOGUE, ImageSubject, Rule, Target, UserSubject
 
 
-def all_rules() -> list[Rule]:
+def all_rules() -> list[Rule[Any]]:
     return [CATALOGUE[key] for key in sorted(CATALOGUE)]
 
 
-__all__ = ["CATALOGUE", "ImageSubject", "Rule", "UserSubject", "all_rules"]
+__all__ = ["CATALOGUE", "ImageSubject", "Rule", "Target", "UserSubject", "all_rules"]

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from ..image.model import Image
 from ..model.budget import BudgetEstimate
 from ..users import Resolution, UserSpec
-from .finding import Finding, Severity
+from .finding import Draft, Finding, Severity
 
-TARGETS = ("user", "image", "kata", "pod")
+
+class Target(StrEnum):
+    """The kind of subject a rule's check receives (a str: "user", "image", "kata", "pod")."""
+
+    USER = "user"  # UserSubject: an image's or a Dockerfile's effective USER
+    IMAGE = "image"  # ImageSubject: an image's layers and budget
+    KATA = "kata"  # KataSubject: a Kata config with its drop-ins
+    POD = "pod"  # PodSubject: one workload's containers
+
+
+PROFILES = ("kata-tdx", "kata", "generic")  # kata-tdx: guest pull; kata: host pull; generic: no Kata
+S = TypeVar("S")
+Check = Callable[[S], Iterable[Draft]]
 
 
 @dataclass(frozen=True)
-class Rule:
+class Rule(Generic[S]):
     id: str
     name: str
     severity: Severity
-    target: str  # what check() receives: "user" -> UserSubject, "image" -> ImageSubject
-    check: Callable[[Any], Iterable[Finding]]
+    target: Target
+    func: Check[S]  # the rule module's check: what it finds, without id or severity
     doc: str
     # profile -> the severity there (None: the rule does not apply); kata-tdx is the rule's own severity
     profiles: dict[str, Severity | None] = field(default_factory=dict)
@@ -30,19 +43,25 @@ class Rule:
     def title(self) -> str:
         return self.doc.splitlines()[0].rstrip(".")
 
+    def check(self, subject: S) -> Iterator[Finding]:
+        """The findings on `subject`, each with this rule's id and (unless the check graded it) severity."""
+        for draft in self.func(subject):
+            yield draft.stamped(self.id, self.severity)
 
-CATALOGUE: dict[str, Rule] = {}
+
+CATALOGUE: dict[str, Rule[Any]] = {}
 
 
-def rule(id: str, name: str, severity: Severity, target: str, *,
-         profiles: dict[str, Severity | None] | None = None):
+def rule(id: str, name: str, severity: Severity, target: Target, *,
+         profiles: dict[str, Severity | None] | None = None) -> Callable[[Check[S]], Check[S]]:
     """Register a check function as a rule; its docstring is the rule's docs entry, `profiles` how it
     weighs where there is no guest pull (`kata`) or no Kata at all (`generic`)."""
-    assert target in TARGETS, target
 
-    def register(func: Callable[[Any], Iterable[Finding]]) -> Callable[[Any], Iterable[Finding]]:
+    assert all(profile in PROFILES for profile in profiles or {}), profiles
+
+    def register(func: Check[S]) -> Check[S]:
         assert id not in CATALOGUE, f"duplicate rule id {id}"
-        CATALOGUE[id] = Rule(id, name, severity, target, func, inspect.cleandoc(func.__doc__ or ""),
+        CATALOGUE[id] = Rule(id, name, severity, Target(target), func, inspect.cleandoc(func.__doc__ or ""),
                              dict(profiles or {}))
         return func
 
@@ -72,11 +91,10 @@ class UserSubject:
             self._resolution = self.resolver()
         return self._resolution
 
-    def finding(self, rule_id: str, message: str, fix: str | None = None,
-                severity: Severity | None = None, **data: Any) -> Finding:
+    def finding(self, message: str, fix: str | None = None, severity: Severity | None = None,
+                **data: Any) -> Draft:
         """A finding at the USER line; `severity` only where the rule itself grades the case lower."""
-        return Finding(rule_id, severity or CATALOGUE[rule_id].severity, message, fix, self.file,
-                       self.line, data=data)
+        return Draft(message, fix, self.file, self.line, severity=severity, data=data)
 
 
 @dataclass
@@ -85,6 +103,7 @@ class ImageSubject:
     budget: BudgetEstimate
     max_layer_size: int
 
-    def finding(self, rule_id: str, message: str, fix: str | None = None,
-                layer: int | None = None, **data: Any) -> Finding:
-        return Finding(rule_id, CATALOGUE[rule_id].severity, message, fix, layer=layer, data=data)
+    def finding(self, message: str, fix: str | None = None, layer: int | None = None,
+                **data: Any) -> Draft:
+        """A finding on the image, or on one of its layers."""
+        return Draft(message, fix, layer=layer, data=data)

@@ -38,3 +38,21 @@ class Finding:
     def with_severity(self, severity: Severity) -> Finding:
         return Finding(self.rule, severity, self.message, self.fix, self.file, self.line,
                        self.layer, self.data)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A finding as a check states it, at a place of its subject: its rule adds the id and severity
+    (Rule.check), so a rule module names its id once."""
+
+    message: str
+    fix: str | None = None
+    file: str | None = None
+    line: int | None = None
+    layer: int | None = None
+    severity: Severity | None = None  # only where the rule itself grades this case lower
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def stamped(self, rule: str, severity: Severity) -> Finding:
+        return Finding(rule, self.severity or severity, self.message, self.fix, self.file, self.line,
+                       self.layer, self.data)

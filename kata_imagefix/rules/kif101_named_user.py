@@ -1,6 +1,8 @@
+from collections.abc import Iterator
+
 from ..users import UserKind
-from .base import UserSubject, rule
-from .finding import Severity
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 GUEST_PULL_WHY = (
     "under guest pull (kata-qemu-tdx) the image is unpacked only inside the guest, so containerd "
@@ -9,9 +11,9 @@ GUEST_PULL_WHY = (
 )
 
 
-@rule("KIF101", "named-user", Severity.ERROR, "user",
+@rule("KIF101", "named-user", Severity.ERROR, Target.USER,
       profiles={"kata": Severity.WARNING, "generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """Runs as a named user or group, which the host cannot resolve under guest pull.
 
     Why: containerd's WithUser looks up every non-numeric part of the user
@@ -40,7 +42,6 @@ def check(subject: UserSubject):
     else:
         fix = "use a numeric USER uid:gid (see KIF104: the uid/gid could not be found)"
     yield subject.finding(
-        "KIF101",
         f"{subject.where} runs as named user {subject.spec.raw!r} ({names} must be looked up): "
         f"{GUEST_PULL_WHY}",
         fix,

@@ -1,11 +1,13 @@
+from collections.abc import Iterator
+
 from ..users import UserKind
-from .base import UserSubject, rule
-from .finding import Severity
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF102", "numeric-user-without-group", Severity.WARNING, "user",
+@rule("KIF102", "numeric-user-without-group", Severity.WARNING, Target.USER,
       profiles={"kata": Severity.INFO, "generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """Numeric user without a group whose primary group is not 0: under guest pull it becomes gid 0.
 
     Why: for `USER 185` containerd takes the primary group from the image's
@@ -28,7 +30,6 @@ def check(subject: UserSubject):
     uid = subject.spec.uid
     if resolution.gid is None:
         yield subject.finding(
-            "KIF102",
             f"{subject.where} runs as uid {uid} without a group, and its primary group is not known "
             f"here ({resolution.problem}): under guest pull the process gets gid 0, which differs only "
             "if the image's /etc/passwd gives the uid another group",
@@ -39,7 +40,6 @@ def check(subject: UserSubject):
     if not resolution.gid_from_passwd or resolution.gid == 0:
         return
     yield subject.finding(
-        "KIF102",
         f"{subject.where} runs as uid {uid} without a group: {resolution.source} gives it primary "
         f"group {resolution.gid}, but under guest pull the host cannot read /etc/passwd, so the "
         "process gets gid 0",

@@ -1,10 +1,12 @@
-from .base import UserSubject, rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF103", "runs-as-root", Severity.INFO, "user",
+@rule("KIF103", "runs-as-root", Severity.INFO, Target.USER,
       profiles={"generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """Runs as root without a name: works on Kata; least privilege is then the pod's job.
 
     Why: uid 0 needs no lookup, so the container starts under guest pull. The
@@ -23,7 +25,6 @@ def check(subject: UserSubject):
         return
     shown = f"USER {subject.label}" if subject.label or subject.line else "no USER"
     yield subject.finding(
-        "KIF103",
         f"{subject.where} runs as root ({shown}): this works on Kata",
         "if the workload does not need root, set runAsUser/runAsGroup in the pod's securityContext",
         user=subject.spec.raw,

@@ -1,11 +1,13 @@
+from collections.abc import Iterator
+
 from ..users import UserKind
-from .base import UserSubject, rule
-from .finding import Severity
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF104", "unresolvable-user", Severity.ERROR, "user",
+@rule("KIF104", "unresolvable-user", Severity.ERROR, Target.USER,
       profiles={"generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """A named USER whose uid/gid cannot be found.
 
     Why: without a uid/gid there is no numeric fix to write, and even with a
@@ -32,7 +34,6 @@ def check(subject: UserSubject):
     if resolution.ok:
         return
     yield subject.finding(
-        "KIF104",
         f"{subject.where} names user {subject.spec.raw!r} but its uid/gid cannot be found: "
         f"{resolution.problem}",
         resolution.hint or "create the user with a fixed id (useradd -u UID) and write USER UID:GID",

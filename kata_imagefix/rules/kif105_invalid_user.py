@@ -1,11 +1,13 @@
+from collections.abc import Iterator
+
 from ..users import MAX_ID, UserKind
-from .base import UserSubject, rule
-from .finding import Severity
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF105", "invalid-user-string", Severity.ERROR, "user",
+@rule("KIF105", "invalid-user-string", Severity.ERROR, Target.USER,
       profiles={"generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """A USER string containerd refuses, or that silently becomes another user.
 
     Why: containerd's WithUser takes `user[:group]`, each part a name or a
@@ -22,7 +24,6 @@ def check(subject: UserSubject):
     if subject.spec.kind is not UserKind.INVALID:
         return
     yield subject.finding(
-        "KIF105",
         f"{subject.where} has USER {subject.spec.raw!r}, which containerd cannot use as written: "
         f"{subject.spec.problem}",
         f"write USER uid:gid with ids in 0..{MAX_ID}",

@@ -1,10 +1,12 @@
-from .base import UserSubject, rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF106", "user-not-known-here", Severity.INFO, "user",
+@rule("KIF106", "user-not-known-here", Severity.INFO, Target.USER,
       profiles={"generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """The USER is built from variables the Dockerfile gives no value: the user is not known here.
 
     Why: `USER ${NB_UID}` (the Jupyter images) takes NB_UID from the base
@@ -22,6 +24,6 @@ def check(subject: UserSubject):
     """
     if subject.unknown is None:
         return
-    yield subject.finding("KIF106", f"{subject.where}: {subject.unknown}",
+    yield subject.finding(f"{subject.where}: {subject.unknown}",
                           "run imagefix lint --resolve-base (or give the build args the build uses)",
                           user=subject.label)

@@ -1,11 +1,13 @@
+from collections.abc import Iterator
+
 from ..users import WHY_EXPLICIT, UserKind
-from .base import UserSubject, rule
-from .finding import Severity
+from .base import Target, UserSubject, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF107", "pod-needs-explicit-identity", Severity.INFO, "user",
+@rule("KIF107", "pod-needs-explicit-identity", Severity.INFO, Target.USER,
       profiles={"kata": None, "generic": None})
-def check(subject: UserSubject):
+def check(subject: UserSubject) -> Iterator[Draft]:
     """An image whose USER alone does not give a Kubernetes process its identity under guest pull.
 
     Why: a pod never hands containerd the image's USER string. The kubelet
@@ -39,6 +41,6 @@ def check(subject: UserSubject):
     if text is None:
         return
     yield subject.finding(
-        "KIF107", f"{subject.where}: {text}",
+        f"{subject.where}: {text}",
         "imagefix k8s pod IMAGE prints the pod; imagefix k8s fix writes it into manifests",
         user=spec.raw)

@@ -1,11 +1,13 @@
+from collections.abc import Iterator
+
 from ..image.model import short_created_by
 from ..sizes import human_size
-from .base import ImageSubject, rule
-from .finding import Severity
+from .base import ImageSubject, Target, rule
+from .finding import Draft, Severity
 
 
-@rule("KIF201", "large-layer", Severity.WARNING, "image")
-def check(subject: ImageSubject):
+@rule("KIF201", "large-layer", Severity.WARNING, Target.IMAGE)
+def check(subject: ImageSubject) -> Iterator[Draft]:
     """A layer's unpacked size is above `--max-layer-size` (default 100 MB).
 
     Why: under guest pull every layer is downloaded and unpacked inside the
@@ -23,7 +25,6 @@ def check(subject: ImageSubject):
         estimated = " (estimated)" if layer.size_estimated else ""
         step = short_created_by(layer.created_by)
         yield subject.finding(
-            "KIF201",
             f"layer {layer.index}{f' ({step})' if step else ''} is {human_size(layer.size)} "
             f"unpacked{estimated}, above the {human_size(subject.max_layer_size)} per-layer limit",
             "slim or split it (clean caches in the same RUN, multi-stage build), "

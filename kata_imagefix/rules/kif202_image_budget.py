@@ -1,8 +1,9 @@
 import math
+from collections.abc import Iterator
 
 from ..sizes import human_size
-from .base import ImageSubject, rule
-from .finding import Severity
+from .base import ImageSubject, Target, rule
+from .finding import Draft, Severity
 
 TRUSTED_STORE = "/dev/trusted_store"
 HOW_TO = ("https://github.com/kata-containers/kata-containers/blob/main/docs/how-to/"
@@ -21,9 +22,9 @@ def trusted_storage(unpacked_bytes: int, container: str = "app") -> str:
             f"- the guest pulls the layers onto it instead of the tmpfs ({HOW_TO})")
 
 
-@rule("KIF202", "image-over-guest-budget", Severity.ERROR, "image",
+@rule("KIF202", "image-over-guest-budget", Severity.ERROR, Target.IMAGE,
       profiles={"kata": None})
-def check(subject: ImageSubject):
+def check(subject: ImageSubject) -> Iterator[Draft]:
     """Unpacked image size is above the guest's image budget.
 
     Why: with guest pull the layers are unpacked under
@@ -45,7 +46,6 @@ def check(subject: ImageSubject):
         return
     model = budget.model
     yield subject.finding(
-        "KIF202",
         f"unpacked size {human_size(budget.unpacked_bytes)} ({budget.size_said}) is above the guest's room "
         f"for images, {human_size(budget.room_bytes)} (tmpfs = {model.tmpfs_fraction:.0%} of "
         f"{model.guest_memory_mib} MiB guest memory, {model.memory_reserve_mib} MiB kept for the "

@@ -1,6 +1,8 @@
+from collections.abc import Iterator
+
 from ..sizes import human_size
-from .base import ImageSubject, rule
-from .finding import Severity
+from .base import ImageSubject, Target, rule
+from .finding import Draft, Severity
 
 
 def pull_explanation(subject: ImageSubject) -> str:
@@ -12,9 +14,9 @@ def pull_explanation(subject: ImageSubject) -> str:
             f"margin = {budget.needed_timeout_seconds:.0f} s{estimated}")
 
 
-@rule("KIF203", "pull-exceeds-create-timeout", Severity.WARNING, "image",
+@rule("KIF203", "pull-exceeds-create-timeout", Severity.WARNING, Target.IMAGE,
       profiles={"kata": None, "generic": None})
-def check(subject: ImageSubject):
+def check(subject: ImageSubject) -> Iterator[Draft]:
     """Estimated guest pull + unpack time is above `create_container_timeout`.
 
     Why: with guest pull the shim's CreateContainer call to the agent includes
@@ -38,7 +40,6 @@ def check(subject: ImageSubject):
     seconds = budget.recommended_timeout_seconds
     pull = "annotation io.katacontainers.config.hypervisor.kernel_params"
     yield subject.finding(
-        "KIF203",
         f"estimated guest pull + unpack needs {budget.needed_timeout_seconds:.0f} s "
         f"({pull_explanation(subject)}), above create_container_timeout "
         f"{budget.model.create_timeout_s} s",

@@ -1,11 +1,13 @@
-from .base import ImageSubject, rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import ImageSubject, Target, rule
+from .finding import Draft, Severity
 from .kif203_pull_timeout import pull_explanation
 
 
-@rule("KIF204", "pull-exceeds-kubelet-timeout", Severity.WARNING, "image",
+@rule("KIF204", "pull-exceeds-kubelet-timeout", Severity.WARNING, Target.IMAGE,
       profiles={"kata": None, "generic": None})
-def check(subject: ImageSubject):
+def check(subject: ImageSubject) -> Iterator[Draft]:
     """The pull estimate is also above the kubelet's `runtimeRequestTimeout`.
 
     Why: the kubelet gives up on CreateContainer after `runtimeRequestTimeout`
@@ -21,7 +23,6 @@ def check(subject: ImageSubject):
         return
     seconds = budget.recommended_timeout_seconds
     yield subject.finding(
-        "KIF204",
         f"estimated guest pull + unpack needs {budget.needed_timeout_seconds:.0f} s "
         f"({pull_explanation(subject)}), above the kubelet's runtimeRequestTimeout "
         f"{budget.model.kubelet_timeout_s} s: the kubelet gives up first",

@@ -1,5 +1,7 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
@@ -9,9 +11,9 @@ def _fatal(runtime: str, table: tuple[str, ...], in_dropin: bool) -> bool:
     return fatal_table(runtime, table, in_dropin)
 
 
-@rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, "kata",
+@rule("KIF301", "timeout-in-ignored-table", Severity.ERROR, Target.KATA,
       profiles={"generic": None})
-def check(subject: KataSubject):
+def check(subject: KataSubject) -> Iterator[Draft]:
     """Kata config: `create_container_timeout` in a table where the runtime ignores it or refuses the file.
 
     Why: the Go runtime (kata-qemu-tdx) reads `create_container_timeout` only
@@ -61,7 +63,6 @@ def check(subject: KataSubject):
             else:
                 fix = f"move it to [{right}]: `imagefix kata patch {config.main.path} --in-place`"
             yield subject.finding(
-                "KIF301",
                 f"{TIMEOUT_KEY} under [{where}]: the {config.runtime} runtime reads it only from [{right}] "
                 f"({config.runtime_reason}); here it is {effect}",
                 fix, toml.path, entry.line + 1, table=where, expected_table=right,

@@ -1,11 +1,13 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kata_subject import KataSubject
 
 
-@rule("KIF302", "config-not-valid-toml", Severity.ERROR, "kata",
+@rule("KIF302", "config-not-valid-toml", Severity.ERROR, Target.KATA,
       profiles={"generic": None})
-def check(subject: KataSubject):
+def check(subject: KataSubject) -> Iterator[Draft]:
     """Kata config: the file is not valid TOML (e.g. a second `[factory]` header).
 
     Why: appending `[factory]` + `create_container_timeout` to a config that
@@ -16,12 +18,11 @@ def check(subject: KataSubject):
     meant), then `imagefix kata patch` puts the timeout where it works.
     """
     for broken in subject.config.broken:
-        yield subject.finding("KIF302", f"{broken.why}: the Kata runtime cannot load its configuration",
+        yield subject.finding(f"{broken.why}: the Kata runtime cannot load its configuration",
                               f"remove {broken.path} or make it a TOML file", broken.path, None)
     for toml in subject.config.files:
         if toml.data is None:
             yield subject.finding(
-                "KIF302",
                 f"not valid TOML: {toml.error}; the Kata runtime cannot load this file",
                 "imagefix kata patch CONFIG --in-place merges a duplicate table that holds only "
                 "create_container_timeout; otherwise remove the duplicate by hand",

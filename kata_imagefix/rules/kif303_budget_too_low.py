@@ -1,15 +1,17 @@
+from collections.abc import Iterator
+
 from ..sizes import human_size
-from .base import rule
-from .finding import Severity
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kata_subject import MEMORY_KEY, TIMEOUT_KEY, KataSubject
 
 PASSTHROUGH = ('containerd must pass pod annotations through '
                '(pod_annotations = ["io.katacontainers.*"], as kata-deploy sets it)')
 
 
-@rule("KIF303", "config-too-low-for-images", Severity.WARNING, "kata",
+@rule("KIF303", "config-too-low-for-images", Severity.WARNING, Target.KATA,
       profiles={"generic": None})
-def check(subject: KataSubject):
+def check(subject: KataSubject) -> Iterator[Draft]:
     """Kata config: the effective timeout or `default_memory` is too low for the images given.
 
     Why: the same budget model as `imagefix scan` (see `imagefix rules`):
@@ -48,7 +50,6 @@ def check(subject: KataSubject):
             limit = (f"{TIMEOUT_KEY} is {timeout} s" if not estimate.fits_create_timeout else
                      f"agent.image_pull_timeout (kernel_params) is {pull_limit} s")
             yield subject.finding(
-                "KIF303",
                 f"{limit}, but guest pull + unpack of {ref} "
                 f"({human_size(estimate.unpacked_bytes)}, {estimate.size_said}) needs "
                 f"{estimate.needed_timeout_seconds:.0f} s"
@@ -67,7 +68,6 @@ def check(subject: KataSubject):
             )
         elif kubelet:
             yield subject.finding(
-                "KIF303",
                 f"{TIMEOUT_KEY} {timeout} s holds, but guest pull + unpack of {ref} "
                 f"({human_size(estimate.unpacked_bytes)}) needs {estimate.needed_timeout_seconds:.0f} s, "
                 f"above the kubelet's runtimeRequestTimeout ({estimate.model.kubelet_timeout_s} s, "
@@ -81,7 +81,6 @@ def check(subject: KataSubject):
         if not estimate.fits_memory:
             mib = estimate.recommended_memory_mib
             yield subject.finding(
-                "KIF303",
                 f"{MEMORY_KEY} is {memory} MiB: the guest's room for images is "
                 f"{human_size(estimate.room_bytes)}, but {ref} unpacks to "
                 f"{human_size(estimate.unpacked_bytes)} ({estimate.size_said})",

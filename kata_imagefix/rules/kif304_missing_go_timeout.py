@@ -1,11 +1,13 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kata_subject import TIMEOUT_KEY, KataSubject
 
 
-@rule("KIF304", "go-runtime-without-timeout", Severity.ERROR, "kata",
+@rule("KIF304", "go-runtime-without-timeout", Severity.ERROR, Target.KATA,
       profiles={"generic": None})
-def check(subject: KataSubject):
+def check(subject: KataSubject) -> Iterator[Draft]:
     """Kata config: the Go runtime's `[runtime]` has no `create_container_timeout`: it runs with 0 s.
 
     Why: the Go runtime has no default of its own. The 60 s users know comes
@@ -24,7 +26,6 @@ def check(subject: KataSubject):
     if where is not None:
         return
     yield subject.finding(
-        "KIF304",
         f"no {TIMEOUT_KEY} in [runtime] (main file or drop-ins): the Go runtime has no default of its own, "
         "so it runs with 0 s and every CreateContainer fails",
         f"set it: `imagefix kata patch {config.main.path} {config.patch_mode}` writes the shipped 60 s "

@@ -1,10 +1,12 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kata_subject import KataSubject
 
 
-@rule("KIF305", "two-hypervisor-tables", Severity.ERROR, "kata", profiles={"generic": None})
-def check(subject: KataSubject):
+@rule("KIF305", "two-hypervisor-tables", Severity.ERROR, Target.KATA, profiles={"generic": None})
+def check(subject: KataSubject) -> Iterator[Draft]:
     """Kata config: the merged files (main file + drop-ins) have more than one `[hypervisor.<name>]` table.
 
     Why: the Go runtime keeps the hypervisor tables in a map and uses the one
@@ -27,7 +29,6 @@ def check(subject: KataSubject):
             line = toml.headers.get(("hypervisor", name))
             if name != own and toml.value(("hypervisor", name)) is not None:
                 yield subject.finding(
-                    "KIF305",
                     f"[hypervisor.{name}] from this drop-in makes {len(names)} hypervisor tables "
                     f"({', '.join(names)}) with the main file's [hypervisor.{own}]: the Go runtime takes one "
                     "in random order",

@@ -1,11 +1,13 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF401", "pod-named-user", Severity.ERROR, "pod",
+@rule("KIF401", "pod-named-user", Severity.ERROR, Target.POD,
       profiles={"kata": Severity.WARNING, "generic": None})
-def check(subject: PodSubject):
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: containerd cannot create the container - its user reaches containerd as a name.
 
     Why: without runAsUser the kubelet asks containerd for the image's user and
@@ -26,7 +28,6 @@ def check(subject: PodSubject):
         if identity.guest.failure is None:
             continue
         yield subject.finding(
-            "KIF401",
             f"container {view.container.name!r} ({view.container.image}): "
             f"{identity.guest.failure}, so creating the container fails under guest pull"
             + ("" if identity.host.ids is None else

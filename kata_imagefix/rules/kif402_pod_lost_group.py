@@ -1,10 +1,12 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF402", "pod-lost-group", Severity.WARNING, "pod", profiles={"generic": None})
-def check(subject: PodSubject):
+@rule("KIF402", "pod-lost-group", Severity.WARNING, Target.POD, profiles={"generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: the process will run with another group than the image means (gid 0, mostly).
 
     Why: the kubelet never passes the image's group (`USER 185:185` reaches
@@ -24,7 +26,6 @@ def check(subject: PodSubject):
             continue
         pull = "under guest pull" if subject.guest_pull else "on Kubernetes"
         yield subject.finding(
-            "KIF402",
             f"container {view.container.name!r} will run as {actual.uid}:{actual.gid} {pull}, not "
             f"{target.uid}:{target.gid} as the image means: without runAsGroup "
             + ("containerd cannot read the primary group from the image's /etc/passwd on the host"

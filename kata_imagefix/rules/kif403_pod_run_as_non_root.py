@@ -1,10 +1,12 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF403", "pod-run-as-non-root-refused", Severity.ERROR, "pod", profiles={"generic": None})
-def check(subject: PodSubject):
+@rule("KIF403", "pod-run-as-non-root-refused", Severity.ERROR, Target.POD, profiles={"generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: runAsNonRoot that the kubelet refuses (a named image user, or uid 0).
 
     Why: with `runAsNonRoot: true` the kubelet must prove the user is not
@@ -30,5 +32,5 @@ def check(subject: PodSubject):
         fix = view.fix_text() if named else \
             "set a non-zero runAsUser, or drop runAsNonRoot if the workload needs root"
         yield subject.finding(
-            "KIF403", f"container {view.container.name!r} sets runAsNonRoot, but {refusal}: the kubelet "
+            f"container {view.container.name!r} sets runAsNonRoot, but {refusal}: the kubelet "
             "refuses to start it", fix, view, user=view.image_user.raw)

@@ -1,16 +1,18 @@
+from collections.abc import Iterator
+
 from ..kata import TIMEOUT_KEY
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, TIMEOUT_ANNOTATION
 from ..kata.classes import IMAGE_PULL_TIMEOUT_PARAM
 from ..sizes import human_size
-from .base import rule
-from .finding import Severity
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 ANNOTATION = TIMEOUT_ANNOTATION
 
 
-@rule("KIF405", "pod-timeout-too-low", Severity.WARNING, "pod", profiles={"kata": None, "generic": None})
-def check(subject: PodSubject):
+@rule("KIF405", "pod-timeout-too-low", Severity.WARNING, Target.POD, profiles={"kata": None, "generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: a limit on the guest pull is below what its largest image needs.
 
     Why: the same budget model as KIF203, with the values in force for the
@@ -27,15 +29,14 @@ def check(subject: PodSubject):
            agent.image_pull_timeout=<s> in the kernel_params annotation above
            1200 s; runtimeRequestTimeout in the kubelet configuration.
     """
-    views = [v for v in subject.containers if v.image is not None]
-    if not views:
+    read = [(v, v.image) for v in subject.containers if v.image is not None]
+    if not read:
         return
-    largest = max(views, key=lambda v: v.image.unpacked_size)
-    estimate = subject.model.estimate(largest.image.unpacked_size,
-                                      size_estimated=largest.image.size_estimated)
+    largest, image = max(read, key=lambda pair: pair[1].unpacked_size)
+    estimate = subject.model.estimate(image.unpacked_size, size_estimated=image.size_estimated)
     model = subject.model
     seconds = estimate.recommended_timeout_seconds
-    what = (f"guest pull + unpack of {largest.container.image} ({human_size(largest.image.unpacked_size)}, "
+    what = (f"guest pull + unpack of {largest.container.image} ({human_size(image.unpacked_size)}, "
             f"{estimate.size_said}) needs ~{estimate.needed_timeout_seconds:.0f} s")
     data = {"needed_seconds": round(estimate.needed_timeout_seconds, 1),
             "size_estimated": estimate.size_estimated, "recommended_create_container_timeout": seconds}
@@ -59,4 +60,4 @@ def check(subject: PodSubject):
         data["kubelet_runtime_request_timeout"] = model.kubelet_timeout_s
     if not limits:
         return
-    yield subject.finding("KIF405", f"{'; '.join(limits)}, but {what}", "; ".join(fixes), largest, **data)
+    yield subject.finding(f"{'; '.join(limits)}, but {what}", "; ".join(fixes), largest, **data)

@@ -1,12 +1,15 @@
+from collections.abc import Iterator
+
 from ..sizes import human_size
-from .base import rule
-from .finding import Severity
+from .base import Target, rule
+from .finding import Draft, Severity
 from .kif202_image_budget import trusted_storage
 from .pod_subject import PodSubject
 
 
-@rule("KIF406", "pod-images-overflow-guest", Severity.ERROR, "pod", profiles={"kata": None, "generic": None})
-def check(subject: PodSubject):
+@rule("KIF406", "pod-images-overflow-guest", Severity.ERROR, Target.POD,
+      profiles={"kata": None, "generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: the pod's images together do not fit the guest's image tmpfs.
 
     Why: every image of the pod is pulled and unpacked inside the one guest,
@@ -20,15 +23,15 @@ def check(subject: PodSubject):
            /dev/trusted_store, Kata's how-to-pull-images-in-guest-with-kata.md);
            or slim the images (imagefix fix --variant multistage).
     """
-    views = [v for v in subject.containers if v.image is not None]
-    distinct = {v.container.image: v.image.unpacked_size for v in views}
+    read = [(v, v.image) for v in subject.containers if v.image is not None]
+    views = [v for v, _ in read]
+    distinct = {v.container.image: image.unpacked_size for v, image in read}
     total = sum(distinct.values())
-    estimate = subject.model.estimate(total, size_estimated=any(v.image.size_estimated for v in views))
+    estimate = subject.model.estimate(total, size_estimated=any(image.size_estimated for _, image in read))
     if estimate.fits_memory or not views:
         return
     for view in views:
         yield subject.finding(
-            "KIF406",
             f"the pod's {len(distinct)} image(s) unpack to {human_size(total)} ({estimate.size_said}) in one "
             "guest, but its room "
             f"for images is {human_size(estimate.room_bytes)} ({subject.model.guest_memory_mib} MiB guest, "

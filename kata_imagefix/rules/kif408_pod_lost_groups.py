@@ -1,10 +1,12 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF408", "pod-lost-supplementary-groups", Severity.WARNING, "pod", profiles={"generic": None})
-def check(subject: PodSubject):
+@rule("KIF408", "pod-lost-supplementary-groups", Severity.WARNING, Target.POD, profiles={"generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: the image's supplementary groups are lost under guest pull.
 
     Why: containerd adds every group of the image's /etc/group that lists the
@@ -25,7 +27,6 @@ def check(subject: PodSubject):
         if not lost:
             continue
         yield subject.finding(
-            "KIF408",
             f"container {view.container.name!r} loses the supplementary groups {lost} of the image's "
             f"/etc/group under guest pull: it runs as {actual.show()} instead of {target.show()}",
             view.fix_text(), view, lost_groups=lost)

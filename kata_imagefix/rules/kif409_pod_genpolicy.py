@@ -1,10 +1,13 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF409", "pod-genpolicy-refuses", Severity.WARNING, "pod", profiles={"kata": None, "generic": None})
-def check(subject: PodSubject):
+@rule("KIF409", "pod-genpolicy-refuses", Severity.WARNING, Target.POD,
+      profiles={"kata": None, "generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: Kata's genpolicy refuses the pod, or its policy denies the container.
 
     Why: with guest pull, genpolicy (Kata's policy generator for confidential
@@ -29,14 +32,12 @@ def check(subject: PodSubject):
                    f"{{{', '.join(map(str, sorted(policy.additional)))}}}")
         if policy.refuses:
             yield subject.finding(
-                "KIF409",
                 f"container {view.container.name!r}: genpolicy refuses the pod under guest pull - it expects "
                 f"{expects} and needs {policy.demands()} written in the pod",
                 view.fix_text(), view, uid=policy.uid, gid=policy.gid, groups=sorted(policy.additional))
         elif identity.policy_denies and identity.guest.ids is not None:
             sent = identity.guest.ids
             yield subject.finding(
-                "KIF409",
                 f"container {view.container.name!r}: the policy genpolicy writes expects {expects}, but "
                 f"containerd will send {sent.uid}:{sent.gid} with groups "
                 f"{sorted(sent.groups | {sent.gid})}: the agent denies CreateContainer",

@@ -1,12 +1,14 @@
+from collections.abc import Iterator
+
 from ..kata.annotations import MEMORY_ANNOTATION, NUMBER_ANNOTATIONS, parse_number
 from ..kata.classes import shipped_class
-from .base import rule
-from .finding import Severity
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 
-@rule("KIF410", "pod-annotation-refused", Severity.ERROR, "pod", profiles={"generic": None})
-def check(subject: PodSubject):
+@rule("KIF410", "pod-annotation-refused", Severity.ERROR, Target.POD, profiles={"generic": None})
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: a Kata annotation whose value Kata (or the API server) refuses: the pod never starts.
 
     Why: the Go runtime parses number annotations with `strconv.ParseUint(value,
@@ -33,13 +35,13 @@ def check(subject: PodSubject):
         if problem:
             example = _meant(value)
             yield subject.finding(
-                "KIF410", f"{key}: {problem}",
+                f"{key}: {problem}",
                 f"write it as a quoted string of ASCII digits, e.g. {key}: {example}", at,
                 annotation=key, value=str(value))
         elif key == MEMORY_ANNOTATION and shipped and shipped.runtime == "go" and \
                 not shipped.enables("default_memory"):
             yield subject.finding(
-                "KIF410", f"{key}: {workload.runtime_class} does not enable default_memory in "
+                f"{key}: {workload.runtime_class} does not enable default_memory in "
                 "enable_annotations (Kata 4.1's shipped config): the Go runtime refuses the pod",
                 "drop the annotation and raise the containers' memory limits, or add default_memory to "
                 "the class's enable_annotations (kata-deploy: a drop-in in its config.d)", at,

@@ -1,5 +1,7 @@
-from .base import rule
-from .finding import Severity
+from collections.abc import Iterator
+
+from .base import Target, rule
+from .finding import Draft, Severity
 from .pod_subject import PodSubject
 
 # The API server's range for uids and gids: apimachinery's IsValidUserID / IsValidGroupID
@@ -16,8 +18,8 @@ def _invalid(value: object) -> bool:
     return not 0 <= value <= MAX_ID
 
 
-@rule("KIF420", "pod-invalid-id", Severity.ERROR, "pod")
-def check(subject: PodSubject):
+@rule("KIF420", "pod-invalid-id", Severity.ERROR, Target.POD)
+def check(subject: PodSubject) -> Iterator[Draft]:
     """Pod: a uid or gid the API server rejects (below 0, above 2147483647, or not a whole number).
 
     Why: Kubernetes validates runAsUser, runAsGroup, fsGroup and
@@ -34,7 +36,7 @@ def check(subject: PodSubject):
             own = view.container.security.get(key)
             value, where = (own, "") if own is not None else (pod.get(key), " (the pod's)")
             if _invalid(value):
-                yield subject.finding("KIF420", f"container {view.container.name!r} has {key} {value!r}"
+                yield subject.finding(f"container {view.container.name!r} has {key} {value!r}"
                                       f"{where}: the API server accepts 0 to {MAX_ID}",
                                       "use a uid/gid in range (the image's own)", view, key=key, value=value)
     first = subject.containers[0] if subject.containers else None
@@ -43,6 +45,6 @@ def check(subject: PodSubject):
         [("supplementalGroups", g) for g in (groups if isinstance(groups, list) else [])]
     for key, value in values:
         if _invalid(value):
-            yield subject.finding("KIF420", f"the pod's securityContext.{key} holds {value!r}: the API "
+            yield subject.finding(f"the pod's securityContext.{key} holds {value!r}: the API "
                                   f"server accepts 0 to {MAX_ID}", "use a gid in range", first, key=key,
                                   value=value)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..users import UserSpec
-from .base import CATALOGUE
-from .finding import Finding
+from .finding import Draft
 
 if TYPE_CHECKING:
     from ..image.model import Image
@@ -76,9 +75,8 @@ class PodSubject:
     memory_source: str
     guest_pull: bool = True  # the kata-tdx profile; `kata` pulls on the host
 
-    def finding(self, rule_id: str, message: str, fix: str | None, view: ContainerView | None,
-                **data: Any) -> Finding:
+    def finding(self, message: str, fix: str | None, view: ContainerView | None, **data: Any) -> Draft:
+        """A finding on the workload, at one container's line when `view` names it."""
         line = view.container.line if view is not None else None
         where = {"workload": self.workload.title, **({"container": view.container.name} if view else {})}
-        return Finding(rule_id, CATALOGUE[rule_id].severity, message, fix, self.workload.file, line,
-                       data={**where, **data})
+        return Draft(message, fix, self.workload.file, line, data={**where, **data})

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
-from ..kata.config import (
-    TIMEOUT_KEY,
-    KataConfig,
+from ..kata.config import KataConfig, load_config
+from ..kata.config_edits import (
     dropin_text,
     kernel_params_for,
-    load_config,
     patch_config,
     repair_main,
     shadowing,
     timeout_to_keep,
 )
+from ..kata.toml_lines import TIMEOUT_KEY
 from ..model.budget import BudgetEstimate, BudgetModel
 
 Estimator = Callable[[BudgetModel], list[tuple[str, BudgetEstimate]]]

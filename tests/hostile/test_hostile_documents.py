@@ -143,7 +143,8 @@ TOML_KEYS = ["create_container_timeout", "default_memory", "enable_annotations",
                           st.lists(st.tuples(st.sampled_from(TOML_KEYS), toml_values), max_size=4)),
                 max_size=5))
 def test_kata_toml_with_random_values_checks_or_refuses(tables):
-    from kata_imagefix.kata.config import KataConfig, detect_runtime, parse_toml
+    from kata_imagefix.kata.config import KataConfig, detect_runtime
+    from kata_imagefix.kata.toml_lines import parse_toml
     from kata_imagefix.rules.kata_subject import KataSubject
 
     text = "".join(f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in keys)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kata_imagefix.kata.config import KataConfig, detect_runtime, parse_toml
+from kata_imagefix.kata.config import KataConfig, detect_runtime
+from kata_imagefix.kata.toml_lines import parse_toml
 from kata_imagefix.model.budget import BudgetModel
 from kata_imagefix.rules import CATALOGUE
 from kata_imagefix.rules.kata_subject import KataSubject
