@@ -122,8 +122,8 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
                         changes_here = _migrate_workload(editor, item, workload, migration)
                     else:
                         changes_here = []
-                elif index < len(plans) and plans[index] is not None:  # decided on libyaml's data
-                    changes_here = _fix_workload(editor, item, plans[index])
+                elif index < len(plans) and (plan := plans[index]) is not None:  # decided on libyaml's data
+                    changes_here = _fix_workload(editor, item, plan)
                 else:
                     changes_here = []
                 if duplicate is not None and editor.mark() != mark:

@@ -193,6 +193,7 @@ def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
                 if depth == 2 and in_items and start is not None:
+                    assert event.end_mark is not None  # the parser marks every event it emits
                     spans.append((start.index, event.end_mark.index, start.line, start.column))
                     start = None
                 if depth == 1:
@@ -263,7 +264,8 @@ def _workload(item: Any, file: str, offset: int, lines: dict[int, int] | None = 
     metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
     template = _pod_template(item)
     pod_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
-    annotations = pod_meta.get("annotations") if isinstance(pod_meta.get("annotations"), dict) else {}
+    written = pod_meta.get("annotations")
+    annotations = written if isinstance(written, dict) else {}
     spec = _pod_spec(item)
     security = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
     runtime_class = spec.get("runtimeClassName")
