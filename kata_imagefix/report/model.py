@@ -163,12 +163,14 @@ def like_with_like(image: Image, baseline: Image) -> tuple[str, list[int] | None
         now, before = _counted(image, basis), _counted(baseline, basis)
         known = {layer.diff_id: size for layers, sizes in ((image.layers, now), (baseline.layers, before))
                  for layer, size in zip(layers, sizes, strict=True) if size is not None and layer.diff_id}
-        now = [size if size is not None else known.get(layer.diff_id)
+        now = [size if size is not None else known.get(layer.diff_id or "")  # "" is no key: unknown
                for layer, size in zip(image.layers, now, strict=True)]
-        before = [size if size is not None else known.get(layer.diff_id)
+        before = [size if size is not None else known.get(layer.diff_id or "")
                   for layer, size in zip(baseline.layers, before, strict=True)]
-        if None not in now and None not in before:
-            return basis, now, before  # type: ignore[return-value]
+        exact_now = [size for size in now if size is not None]
+        exact_before = [size for size in before if size is not None]
+        if len(exact_now) == len(now) and len(exact_before) == len(before):
+            return basis, exact_now, exact_before
     return "mixed", None, None
 
 
