@@ -182,7 +182,8 @@ def _judge(request: dict[str, Any], mode: str, options: WebhookOptions, facts: I
     pod = {**pod, "kind": kind} if isinstance(pod, dict) else pod
     if not isinstance(pod, dict) or _pod_spec(pod) is None:
         raise ImagefixError(f"the request's object is not a {kind} with a pod spec")
-    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    written = pod.get("metadata")
+    metadata = written if isinstance(written, dict) else {}
     named = {**metadata, "namespace": metadata.get("namespace") or request.get("namespace") or "default",
              "name": metadata.get("name") or request.get("name") or metadata.get("generateName") or "?"}
     workload = _workload({**pod, "metadata": named}, "admission", 0)
