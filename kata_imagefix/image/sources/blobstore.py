@@ -28,7 +28,7 @@ class _Section(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         count = min(len(buffer), self._size - self._pos)
         if count <= 0:
             return 0
