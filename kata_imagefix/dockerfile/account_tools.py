@@ -252,10 +252,12 @@ def _usergroups_enab(table: Table) -> bool | None:
 
 def _login_defs_number(table: Table, key: str, default: int) -> int:
     value = table.setting("/etc/login.defs", key)
-    return _number(value) if isinstance(value, str) and _number(value) is not None else default
+    number = _number(value) if isinstance(value, str) else None
+    return number if number is not None else default
 
 
-def _user_group_gid(name: str, uid: int | None, system: bool, table: Table) -> tuple[int | None, str]:
+def _user_group_gid(name: str, uid: int | None, system: bool,
+                    table: Table) -> tuple[int, None] | tuple[None, str]:
     """find_new_gid with the uid as the preferred gid: (gid, None) or (None, why)."""
     if uid is None:
         return None, f"useradd picks the uid of {name!r} at build time, and the gid of its group with it"
@@ -275,7 +277,7 @@ def _user_group_gid(name: str, uid: int | None, system: bool, table: Table) -> t
     if used:
         return None, (f"gid {uid} is taken, so useradd picks another gid for group {name!r} at build time "
                       "(give -g)")
-    return uid, None  # type: ignore[return-value]
+    return uid, None
 
 
 def _default_group(table: Table) -> tuple[int | None, str | None]:
@@ -336,14 +338,14 @@ def _groupmod(args: list[str], table: Table) -> None:
     old = table.group(name)
     if "g" in options:
         gid = _number(options["g"])
-        table.groups[name] = Group(gid, None if gid is not None else f"groupmod -g {options['g']!r} is not "
-                                   "a number")
+        group = Group(gid, None if gid is not None else f"groupmod -g {options['g']!r} is not a number")
+        table.groups[name] = group
         old_gid = old.gid if isinstance(old, Group) else None
         for account in table.users.values():  # groupmod moves the users' primary group along
             moved = account is not None and (account.group == name or (old_gid is not None
                                                                          and account.gid == old_gid))
             if moved and account is not None:
-                account.gid, account.gid_why = gid, table.groups[name].why  # type: ignore[union-attr]
+                account.gid, account.gid_why = gid, group.why
     if isinstance(options.get("n"), str):
         new = str(options["n"])
         table.groups[new] = table.groups.pop(name, old if isinstance(old, Group) else Group(None, None))

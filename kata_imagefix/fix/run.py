@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import ImagefixError
 from ..image.reference import parse_image_ref
@@ -29,6 +29,17 @@ class FixRequest:
     show_progress: bool = False
 
 
+class _PlanOptions(TypedDict):
+    """plan_fix's keywords from the request (given twice when the runtime stage gets pinned)."""
+
+    variant: str
+    user_mode: str
+    runtime_base: str | None
+    keep: tuple[str, ...]
+    distroless: str
+    template_dir: Path | None
+
+
 @dataclass
 class FixOutcome:
     """What was done: `kind` is "in-registry", "dockerfile" or "built"; the rest fits the kind."""
@@ -51,10 +62,9 @@ def run_fix(request: FixRequest, registry: RegistryOptions) -> FixOutcome:
 
     image = open_image(parsed, registry=registry)
     template_dir = Path(request.template_dir) if request.template_dir else None
-    options: dict[str, Any] = dict(variant=request.variant, user_mode=request.user_mode,
-                                   runtime_base=request.runtime_base,
-                                   keep=request.keep, distroless=request.distroless,
-                                   template_dir=template_dir)
+    options = _PlanOptions(variant=request.variant, user_mode=request.user_mode,
+                           runtime_base=request.runtime_base, keep=request.keep,
+                           distroless=request.distroless, template_dir=template_dir)
     plan = plan_fix(image, **options)
     if request.no_build:
         outcome = _dockerfile_only(request, plan)

@@ -132,8 +132,8 @@ def go_decoded(value: Any, fields: dict[str, Any] = _IMAGE_FIELDS, into: dict | 
         return value
     out = {} if into is None else into
     folded: dict[str, str] = {}
-    for name in fields:
-        folded.setdefault(_fold(name), name)  # the first declared field wins a fold collision
+    for field in fields:
+        folded.setdefault(_fold(field), field)  # the first declared field wins a fold collision
     for key, item in getattr(value, "pairs", None) or list(value.items()):
         name = key if key in fields else folded.get(_fold(key))
         if name is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from .model import NAME_MAX, PATH_MAX, SymlinkTo
-from .tarstream import HARDLINK, SYMLINK, Member, walk
+from .tarstream import HARDLINK, SYMLINK, ByteStream, Member, walk
 
 WHITEOUT_PREFIX = ".wh."
 MAX_HARDLINK_HOPS = 8  # real tars link to a file met earlier: a longer chain is a crafted loop
@@ -171,6 +171,6 @@ def find_file(path: str, layers_top_down: Iterable[LayerOpener], *,
     return find_files([path], list(layers_top_down), seekable=seekable)[path]
 
 
-def tar_unpacked_size(stream: BinaryIO, *, seekable: bool = False) -> int:
+def tar_unpacked_size(stream: ByteStream, *, seekable: bool = False) -> int:
     """Unpacked size of one layer tar, counted like `docker history`."""
     return sum(member_size(m) for m in walk(stream, seekable=seekable))

@@ -14,11 +14,10 @@ import posixpath
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from .documents import docker_archive_manifest, load_json
 from .layerfs import OPAQUE_MARKER, WHITEOUT_PREFIX, member_size, normalize
-from .tarstream import HARDLINK, TarFormatError, walk
+from .tarstream import HARDLINK, ByteStream, TarFormatError, walk
 
 FILE, DIR, LINK, WHITEOUT, OPAQUE = "f", "d", "l", "w", "o"
 Entry = tuple[str, int, str]  # (path, bytes counted like docker, kind)
@@ -35,7 +34,7 @@ def classify(path: str, is_dir: bool, size: int) -> Entry:
     return path, size, DIR if is_dir else FILE
 
 
-def entries_from_tar(stream: BinaryIO, *, seekable: bool = False) -> Iterator[Entry]:
+def entries_from_tar(stream: ByteStream, *, seekable: bool = False) -> Iterator[Entry]:
     for member in walk(stream, seekable=seekable):
         path = normalize(member.name)
         if not path:
@@ -87,7 +86,7 @@ def overlay_opaque(folder: str) -> bool:
     return False
 
 
-def entries_from_save(stream: BinaryIO, diff_ids: list[str]) -> list[list[Entry]]:
+def entries_from_save(stream: ByteStream, diff_ids: list[str]) -> list[list[Entry]]:
     """A `docker save` stream: layer tars in whatever order; its manifest.json gives the stacking order."""
     by_path: dict[str, list[Entry]] = {}
     order: list[str] = []

@@ -97,7 +97,8 @@ class Image:
     @property
     def compressed_size(self) -> int | None:
         sizes = [layer.compressed_size for layer in self.layers]
-        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+        known = [s for s in sizes if s is not None]
+        return None if len(known) < len(sizes) else sum(known)
 
     @property
     def size_estimated(self) -> bool:

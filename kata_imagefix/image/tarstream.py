@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 
 def _zlib():
@@ -34,6 +34,12 @@ REGULAR = (b"0", b"\0", b"7")
 HARDLINK, SYMLINK, CHARDEV, DIRECTORY = b"1", b"2", b"3", b"5"
 
 
+class ByteStream(Protocol):
+    """What the reader needs of a layer: a file, an HTTP body, a member of an outer tar, a counter."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class TarFormatError(Exception):
     """The layer is not a readable tar (truncated, corrupt, or an unknown compression)."""
 
@@ -53,7 +59,7 @@ def compression_of(head: bytes) -> str | None:
 class _Source:
     """Bytes of the (decompressed) tar with cheap skip()."""
 
-    def __init__(self, raw: BinaryIO, compression: str | None, seekable: bool) -> None:
+    def __init__(self, raw: ByteStream, compression: str | None, seekable: bool) -> None:
         self.raw = raw
         self.compression = compression
         self.seekable = seekable and compression is None
@@ -62,10 +68,12 @@ class _Source:
         self.done = False
         self.raw_bytes = 0  # compressed bytes read, for accounting
         self.end: int | None = None  # a seekable stream's length: a skip past it is a truncated layer
+        self._file: BinaryIO | None = None  # raw again when seekable: skips are seeks
         if self.seekable:
-            here = raw.tell()
-            self.end = raw.seek(0, 2)
-            raw.seek(here)
+            self._file = file = cast(BinaryIO, raw)  # seekable=True comes only with an open file (see walk)
+            here = file.tell()
+            self.end = file.seek(0, 2)
+            file.seek(here)
         self._frames: _ZstdFrames | None = None
         self._fresh = True  # a bzip2/xz decompressor not fed yet: the stream may end cleanly here
         self._decomp = self._decompressor() if compression else None
@@ -114,31 +122,34 @@ class _Source:
             return self._inflate_gzip()
         if self.compression == "zstd":
             out = self._decomp.read(CHUNK)
-            if not out and not self._frames.complete:  # type: ignore[union-attr]
+            assert self._frames is not None  # set with the zstd reader
+            if not out and not self._frames.complete:
                 raise TarFormatError("compressed layer is truncated")
             return out
         return self._inflate_buffered()
 
     def _inflate_gzip(self) -> bytes:
         while True:
+            decomp = self._decomp
+            assert decomp is not None  # only _inflate calls it, and only with a decompressor
             if self._tail:
                 data, self._tail = self._tail, b""
             else:
                 data = self._raw_read(CHUNK // 4)
                 if not data:
-                    if not self._decomp.eof and self.raw_bytes:
+                    if not decomp.eof and self.raw_bytes:
                         raise TarFormatError("compressed layer is truncated")
                     return b""
-            out = self._decomp.decompress(data, CHUNK)
-            self._tail = self._decomp.unconsumed_tail
-            if self._decomp.eof and self._decomp.unused_data.strip(b"\0"):
+            out = decomp.decompress(data, CHUNK)
+            self._tail = decomp.unconsumed_tail
+            if decomp.eof and decomp.unused_data.strip(b"\0"):
                 # concatenated gzip members: start the next one
-                rest = self._decomp.unused_data
-                self._decomp = _zlib().decompressobj(31)
+                rest = decomp.unused_data
+                self._decomp = decomp = _zlib().decompressobj(31)
                 self._tail = rest
             if out:
                 return out
-            if self._decomp.eof and not self._tail:
+            if decomp.eof and not self._tail:
                 return b""
 
     def _inflate_buffered(self) -> bytes:
@@ -146,6 +157,7 @@ class _Source:
         not used yet); concatenated streams (pbzip2, pixz) go on; ending inside one is truncation."""
         while True:
             decomp = self._decomp
+            assert decomp is not None  # only _inflate calls it, and only with a decompressor
             if not decomp.needs_input:  # output still due from input already given
                 out = decomp.decompress(b"", CHUNK)
             else:
@@ -203,8 +215,8 @@ class _Source:
     def skip(self, size: int) -> None:
         if size <= 0:
             return
-        if self.seekable:
-            if self.raw.seek(size, 1) > (self.end or 0):  # seeking past the end reads as a clean end
+        if self._file is not None:  # seekable
+            if self._file.seek(size, 1) > (self.end or 0):  # seeking past the end reads as a clean end
                 raise TarFormatError("layer ends inside a file: truncated")
             return
         left = len(self.pending) - self.pos
@@ -235,7 +247,8 @@ class _Feeding:
 
     def read(self, size: int = -1) -> bytes:
         data = self.source._raw_read(size if size > 0 else CHUNK)
-        self.source._frames.feed(data)  # type: ignore[union-attr]
+        assert self.source._frames is not None  # made before the reader that calls this
+        self.source._frames.feed(data)
         return data
 
 
@@ -385,12 +398,14 @@ def _checksum_ok(header: bytes) -> bool:
     return stored == sum(header) - sum(header[148:156]) + 256  # the field itself counts as spaces
 
 
-def walk(raw: BinaryIO, *, seekable: bool = False) -> Iterator[Member]:
-    """Members of a layer tar (plain, gzip, zstd, bzip2 or xz, detected from its first bytes)."""
+def walk(raw: ByteStream, *, seekable: bool = False) -> Iterator[Member]:
+    """Members of a layer tar (plain, gzip, zstd, bzip2 or xz, detected from its first bytes);
+    seekable=True only with an open file (a BinaryIO), whose skips are then seeks."""
     head = _read_up_to(raw, 6)
     if seekable:
-        raw.seek(0)
-        source = _Source(raw, compression_of(head), True)
+        file = cast(BinaryIO, raw)
+        file.seek(0)
+        source = _Source(file, compression_of(head), True)
     else:
         source = _Source(_Prefixed(head, raw), compression_of(head), False)
     long_name: str | None = None
@@ -482,7 +497,7 @@ class MemberReader:
         self.left = self.pad = 0
 
 
-def _read_up_to(raw: BinaryIO, size: int) -> bytes:
+def _read_up_to(raw: ByteStream, size: int) -> bytes:
     """`size` bytes unless the stream ends first: a socket may hand them out a few at a time."""
     data = raw.read(size)
     while data and len(data) < size:
@@ -496,7 +511,7 @@ def _read_up_to(raw: BinaryIO, size: int) -> bytes:
 class _Prefixed:
     """A stream with bytes already read put back in front."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: ByteStream) -> None:
         self.head, self.rest = head, rest
 
     def skip(self, size: int) -> int:

@@ -108,7 +108,7 @@ def workloads_in(name: str, text: str, problems: list[Problem] | None = None) ->
 
 
 class _Strict(list):
-    def append(self, problem: Problem) -> None:  # type: ignore[override]
+    def append(self, problem: Problem) -> None:
         raise ImagefixError(f"{problem.where}: {problem.message}")
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ImagefixError
+from .yamlpos import PosMap
 
 Scalar = int | str | list[int]
 
@@ -302,7 +303,7 @@ def _flow(node: Any) -> bool:
 def indent_step(doc: Any) -> int:
     """The document's mapping indentation (2 or 4 ...): from its first nested block mapping, or in JSON
     from the first key written on a line of its own."""
-    if not isinstance(doc, dict):
+    if not isinstance(doc, PosMap):  # the edited documents are yamlpos's, which know their positions
         return 2
     keys = own_keys(doc)
     if _flow(doc) and keys:  # JSON: the root's own keys are one step in from its brace
@@ -311,7 +312,7 @@ def indent_step(doc: Any) -> int:
             return col - doc.lc.col
     for key in keys:
         value = doc[key]
-        if isinstance(value, dict) and len(value):
+        if isinstance(value, PosMap) and len(value):
             inner = own_keys(value)
             if not inner:
                 continue

@@ -130,7 +130,7 @@ class _Builder:
             sources = value_node.value if value_node.id == "sequence" else [value_node]
             for source in sources:
                 built = self.build(source)
-                if isinstance(built, dict):
+                if isinstance(built, PosMap):  # a mapping node builds a PosMap, nothing else a dict
                     mapping.merge.append(built)
                     for key, value in built.items():
                         merged.setdefault(key, value)
@@ -157,7 +157,9 @@ class _Builder:
         """0-based line and column where the node's own text starts, after its anchor (`&a`) and tag
         (`!!str`); counted from its mark, so a large document costs no rescans."""
         mark = node.start_mark
-        end = _PROPERTY.match(self.text, mark.index).end()
+        match = _PROPERTY.match(self.text, mark.index)
+        assert match is not None  # the pattern matches the empty string too
+        end = match.end()
         newlines = self.text.count("\n", mark.index, end)
         if not newlines:
             return mark.line, mark.column + end - mark.index

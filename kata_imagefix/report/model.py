@@ -167,8 +167,10 @@ def like_with_like(image: Image, baseline: Image) -> tuple[str, list[int] | None
                for layer, size in zip(image.layers, now, strict=True)]
         before = [size if size is not None else known.get(layer.diff_id or "")
                   for layer, size in zip(baseline.layers, before, strict=True)]
-        if None not in now and None not in before:
-            return basis, now, before  # type: ignore[return-value]
+        exact_now = [size for size in now if size is not None]
+        exact_before = [size for size in before if size is not None]
+        if len(exact_now) == len(now) and len(exact_before) == len(before):
+            return basis, exact_now, exact_before
     return "mixed", None, None
 
 

@@ -28,7 +28,7 @@ def push_if_passed(report: Report, registry: Any, *, show_progress: bool) -> Pus
         crossed = ", ".join(f"{g.name} ({g.actual} > {g.limit})" for g in report.gates if g.crossed)
         return PushOutcome(False, report.reference, why=f"not pushed: gates crossed: {crossed}")
     image = report.image
-    if image.transport != "docker-daemon" or not image.name or "@" in image.name:
+    if image is None or image.transport != "docker-daemon" or not image.name or "@" in image.name:
         raise ImagefixError(f"{report.reference}: --push pushes a local image with a registry name "
                             "(repository:tag); this one is not in the local engine under such a name")
     from ..fix.build import push

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ImagefixError
 from .admission import Memo, WebhookOptions, answer
@@ -100,7 +100,7 @@ class WebhookServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = cast(tuple[str, int], self.server_address[:2])  # as bound: getsockname()'s str host
         return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
 

@@ -10,7 +10,6 @@ import io
 import os
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
 
 from ...errors import ImagefixError
 from ..layerfs import normalize
@@ -29,7 +28,7 @@ class _Section(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         count = min(len(buffer), self._size - self._pos)
         if count <= 0:
             return 0
@@ -63,7 +62,7 @@ class BlobStore:
     def size(self, name: str) -> int:
         raise NotImplementedError
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> io.BufferedReader:
         raise NotImplementedError
 
     def read(self, name: str, what: str, limit: int = 64 * 2**20) -> bytes:
@@ -122,7 +121,7 @@ class TarBlobStore(BlobStore):
     def size(self, name: str) -> int:
         return self._member(name).size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> io.BufferedReader:
         member = self._member(name)
         return io.BufferedReader(_Section(self.path, member.offset_data, member.size), 1 << 20)
 
@@ -143,7 +142,7 @@ class DirBlobStore(BlobStore):
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> io.BufferedReader:
         try:
             return open(self._path(name), "rb")
         except OSError as exc:

@@ -98,7 +98,7 @@ def _layer_store(api: Any, inspect: dict, diff_ids: list[str]):
 
     driver = (inspect.get("GraphDriver") or {}).get("Name")
     root = engine_root(inspect, api) if driver and diff_ids else None
-    if root is None or not os.access(root / "image" / driver, os.R_OK | os.X_OK):
+    if root is None or not driver or not os.access(root / "image" / driver, os.R_OK | os.X_OK):
         return None
     return LayerStore(root, driver, diff_ids, inspect["Id"])
 

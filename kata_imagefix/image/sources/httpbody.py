@@ -11,8 +11,8 @@ skipped without ever becoming Python objects.
 
 from __future__ import annotations
 
+import io
 import re
-from typing import BinaryIO
 
 from ..tarstream import TarFormatError
 
@@ -24,7 +24,7 @@ _NEXT = re.compile(rb"\r\n([0-9a-fA-F]{1,16})[^\r\n]*\r\n")  # the CRLF closing 
 class HttpBody:
     """read(n) / skip(n) over a chunked (or plain, length-delimited) HTTP body."""
 
-    def __init__(self, fp: BinaryIO, *, chunked: bool, length: int | None = None) -> None:
+    def __init__(self, fp: io.BufferedIOBase, *, chunked: bool, length: int | None = None) -> None:
         self.fp = fp  # the connection's buffered reader, positioned at the first body byte
         self.chunked = chunked
         self.buf = bytearray(BUFFER)
