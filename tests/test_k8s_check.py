@@ -364,3 +364,39 @@ def test_the_account_files_the_rules_need_are_read_with_the_image_in_parallel(pu
     # the base layer is read once at least: 2 configs + 2 top layers + 1 base
     assert named.transfer.by_kind["blob"] + numeric.transfer.by_kind["blob"] >= 5
 
+
+
+@pytest.mark.parametrize("kata", [True, False])
+def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushed, registry, tmp_path, kata):
+    """`k8s check --format json` writes one workload at a time; what it writes is json_out's document of
+    the same audit (held whole), errors, skips and totals included; also with no workload audited."""
+    from kata_imagefix.kata.budget import BudgetModel
+
+    from kata_imagefix.cli.k8s_cmds import audit_totals
+    from kata_imagefix.image.sources import open_image
+    from kata_imagefix.k8s.audit import AuditOptions, audit, read_sources
+    from kata_imagefix.output.json_out import render
+    from kata_imagefix.registry.options import RegistryOptions
+    from kata_imagefix.rules.finding import Severity
+    from kata_imagefix.scan import RuleSelection
+
+    stream = tmp_path / "stream.yaml"
+    plain = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: a, image: x}\n"
+    stream.write_text(manifest(pushed, registry) if kata else plain)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n")
+    out = tmp_path / "report.json"
+    result = cli("k8s", "check", "--format", "json", stream, broken, "-o", out)
+    assert result.exit_code == 2 and "not valid YAML" in result.stderr
+    assert cli("k8s", "check", "--format", "json", stream, broken).stdout == out.read_text()
+    problems: list = []
+    run = audit(read_sources([str(stream), str(broken)], problems), AuditOptions(), BudgetModel(),
+                RuleSelection(), lambda ref: open_image(ref, registry=RegistryOptions()), problems=problems)
+    totals = audit_totals(run, None)
+    if not kata:
+        totals["notes"].insert(0, f"no Kata workload in {stream}, {broken} (1 other workload(s) skipped; "
+                                  "--all audits every pod, --runtime-class names the classes)")
+    whole = render(run.results, Severity.ERROR, profile="kata-tdx", errors=run.errors, key="workloads",
+                   totals=totals)
+    assert out.read_text() == whole
+    assert len(json.loads(whole)["workloads"]) == (3 if kata else 0)

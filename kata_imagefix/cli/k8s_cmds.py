@@ -15,7 +15,6 @@ from .options import (
     edit_options,
     edit_policy,
     exact_option,
-    exit_code,
     format_option,
     output_option,
     registry_flags,
@@ -105,7 +104,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     Example:
       helm template charts/spark | imagefix k8s check - --kata-config kata-qemu-tdx=config.toml
     """
-    from ..k8s.audit import AuditOptions, audit, read_sources
+    from ..k8s.audit import AuditOptions, AuditRun, audit_stream, read_sources
     from ..output import FINDING_FORMATS, RenderOptions
 
     selection, fail_on = rule_selection(ctx, kw)
@@ -115,35 +114,54 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs),
                            _shard(shard))
     problems: list = []
-    run = audit(read_sources(manifests, problems), options, model, selection, opener, problems=problems)
-    totals = audit_totals(run, shard)
-    if not run.results and options.shard is None:
-        totals["notes"].insert(0, f"no Kata workload in {', '.join(manifests)} "
-                                  f"({sum(run.skipped.values())} other workload(s) skipped; --all audits "
-                                  "every pod, --runtime-class names the classes)")
-    for where, message in run.errors:
-        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
-    render = FINDING_FORMATS[fmt].render
-    shown = RenderOptions(fail_on, selection.profile, run.errors, "workloads", show_location=True,
-                          totals=totals)
-    from dataclasses import replace
+    sources = read_sources(manifests, problems)  # a missing file stops here, before any output
+    run = AuditRun()
+    failing = False
+
+    def results() -> Any:  # one workload at a time (a 100,000-item List is never held whole)
+        nonlocal failing
+        for _, result in audit_stream(run, sources, options, model, selection, opener,
+                                      problems=problems):
+            failing = failing or (fail_on is not None and any(f.severity >= fail_on for f in result.findings))
+            yield result
+
+    def finish() -> tuple[list, dict[str, Any]]:
+        totals = audit_totals(run, shard)
+        if not run.audited and options.shard is None:
+            totals["notes"].insert(0, f"no Kata workload in {', '.join(manifests)} "
+                                      f"({sum(run.skipped.values())} other workload(s) skipped; --all audits "
+                                      "every pod, --runtime-class names the classes)")
+        for where, message in run.errors:
+            click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
+        return run.errors, totals
 
     from ..writing import Output
 
     destination = Output(output, force)
-    if destination.is_stdout:
-        click.echo(render(run.results, shown), nl=False)
+    if fmt == "json":
+        from ..output.k8s_report import render_json_stream
+
+        chunks = render_json_stream(results(), fail_on, selection.profile, finish)
     else:
-        destination.write(render(run.results, replace(shown, limit=0)).encode())  # a file: all of it
-    ctx.exit(exit_code(run.results, fail_on, run.errors))
+        listed = list(results())
+        errors, totals = finish()
+        shown = RenderOptions(fail_on, selection.profile, errors, "workloads", show_location=True,
+                              totals=totals, limit=None if destination.is_stdout else 0)  # a file: all of it
+        chunks = iter([FINDING_FORMATS[fmt].render(listed, shown)])
+    if destination.is_stdout:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+    else:
+        destination.write(chunk.encode() for chunk in chunks)
+    ctx.exit(2 if run.errors else 1 if failing else 0)
 
 
 def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
     """What the report says beside the findings: counts, images, what was skipped and why."""
-    refs = sorted({c.image for w in run.workloads for c in w.containers})
+    refs = sorted(run.refs)
     return {
-        "workloads": len(run.workloads),
-        "containers": sum(len(w.containers) for w in run.workloads),
+        "workloads": run.audited,
+        "containers": run.containers,
         "image_refs": refs,
         "unreadable_refs": [ref for ref in refs if run.images.get(ref, (None, None))[0] is None],
         "skipped": run.all_skipped(),

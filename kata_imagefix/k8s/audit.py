@@ -8,7 +8,8 @@ annotations, else its runtime class's Kata config, else the budget defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -75,13 +76,17 @@ def read_sources(args: tuple[str, ...] | list[str],
 
 @dataclass
 class AuditRun:
-    """What one audit saw: results per audited workload, what it left out and why, the images it read."""
+    """What one audit saw: results per audited workload, what it left out and why, the images it read.
+    A streamed audit (`audit_stream`) keeps no results or workloads, only their counts and images."""
 
     results: list[ScanResult] = field(default_factory=list)
     workloads: list[Workload] = field(default_factory=list)  # the audited ones, beside `results`
     problems: list[Problem] = field(default_factory=list)  # errors and patch fragments
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> workloads left out
     images: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
+    audited: int = 0  # workloads audited
+    containers: int = 0  # their containers
+    refs: set[str] = field(default_factory=set)  # the images they run
 
     @property
     def errors(self) -> list[tuple[str, str]]:
@@ -103,12 +108,31 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
           open_image: Callable[[str], Any], images: dict | None = None,
           problems: list[Problem] | None = None) -> AuditRun:
     """One result per audited workload, and what was left out. `images` are images read already
-    (reused by `k8s fix` to check what it wrote); `problems` found before (files that could not be read).
+    (reused by `k8s fix` to check what it wrote); `problems` found before (files that could not be read)."""
+    run = AuditRun()
+    stream = audit_stream(run, sources, options, model, selection, open_image, images, problems)
+    for workload, result in stream:
+        run.workloads.append(workload)
+        run.results.append(result)
+    return run
+
+
+WINDOW = 512  # workloads read ahead of the one audited: their images are being read meanwhile
+
+
+def audit_stream(run: AuditRun, sources: Iterable[tuple[str, str]], options: AuditOptions, model: BudgetModel,
+                 selection: RuleSelection, open_image: Callable[[str], Any], images: dict | None = None,
+                 problems: list[Problem] | None = None) -> Iterator[tuple[Workload, ScanResult]]:
+    """(workload, result) of each audited workload in input order, as soon as its images are in; what
+    was left out, the counts and the images read go into `run` (complete once the iteration ends).
 
     A pipeline: each image is asked for as soon as the first workload naming it is read, and a
-    workload's rules run as soon as its images are in, while the workers read the others."""
-    run = AuditRun(problems=list(problems or []))
+    workload's rules run once its images are in (or once WINDOW workloads wait behind it), while the
+    workers read the others. Nothing is kept per workload: a 100,000-item List is audited in the
+    memory of its images and of WINDOW workloads."""
+    run.problems.extend(problems or [])
     reader = ImageReader(options, open_image, images)
+    waiting: deque[Workload] = deque()
     try:
         for name, text in sources:
             for workload in iter_workloads(name, text, run.problems):
@@ -117,11 +141,18 @@ def audit(sources: list[tuple[str, str]], options: AuditOptions, model: BudgetMo
                 elif not in_shard(workload, options.shard):
                     run.skip(OTHER_SHARD)
                 else:
-                    run.workloads.append(workload)
+                    run.audited += 1
+                    run.containers += len(workload.containers)
+                    run.refs.update(c.image for c in workload.containers)
                     reader.want(workload)
-        run.results = [_audit_one(workload, reader, model, options, selection) for workload in run.workloads]
+                    waiting.append(workload)
+                    while waiting and (len(waiting) > WINDOW or reader.ready(waiting[0])):
+                        first = waiting.popleft()
+                        yield first, _audit_one(first, reader, model, options, selection)
+        while waiting:
+            first = waiting.popleft()
+            yield first, _audit_one(first, reader, model, options, selection)
         run.images = dict(reader.done)
-        return run
     finally:
         reader.close()
 
@@ -168,6 +199,10 @@ class ImageReader:
             self.refs.add(container.image)
             if container.image not in self.done and container.image not in self.pending:
                 self.pending[container.image] = self.pool.submit(self._read, container.image)
+
+    def ready(self, workload: Workload) -> bool:
+        """Whether every image the workload runs is read (its rules would not wait)."""
+        return all(c.image in self.done or self.pending[c.image].done() for c in workload.containers)
 
     def result(self, ref: str) -> tuple[Any, str | None]:
         """(Image or None, why it could not be read)."""

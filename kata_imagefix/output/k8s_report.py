@@ -9,8 +9,9 @@ in one line, and `--output FILE` writes the whole report.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,3 +180,30 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
         rows += ["", f"... {len(rest)} more causes ({hidden} findings, the worst {worst}) do not fit in a "
                      "comment: `--output FILE` writes the whole report."]
     return "\n".join([*head, *rows, "", *tail]).rstrip("\n") + "\n"
+
+
+def render_json_stream(results: Iterable[ScanResult], fail_on: Severity | None, profile: str,
+                       finish: Callable[[], tuple[list, dict[str, Any] | None]]) -> Iterator[str]:
+    """The JSON report of json_out.render (key "workloads"), byte for byte, written one workload at a
+    time: a 100,000-workload report is never one document in memory. `finish` is called once the
+    results are consumed, for what follows them (the errors and the totals)."""
+    from .. import __version__
+    from .json_out import SCHEMA_VERSION, result_dict
+
+    head = json.dumps({"tool": {"name": "imagefix", "version": __version__}, "schema_version": SCHEMA_VERSION,
+                       "profile": profile, "fail_on": fail_on.label if fail_on else "never"}, indent=2)
+    yield head[:-2] + ',\n  "workloads": ['
+    counts = {s.label: 0 for s in Severity}
+    separator = "\n    "
+    for result in results:
+        for finding in result.findings:
+            counts[finding.severity.label] += 1
+        item = json.dumps(result_dict(result, fail_on, "workload"), indent=2)
+        yield separator + item.replace("\n", "\n    ")
+        separator = ",\n    "
+    errors, totals = finish()
+    tail: dict[str, Any] = {"errors": [{"reference": ref, "error": msg} for ref, msg in errors],
+                            "summary": counts}
+    if totals is not None:
+        tail["totals"] = totals
+    yield ("]" if separator == "\n    " else "\n  ]") + "," + json.dumps(tail, indent=2)[1:] + "\n"
