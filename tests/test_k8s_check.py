@@ -370,11 +370,10 @@ def test_the_account_files_the_rules_need_are_read_with_the_image_in_parallel(pu
 def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushed, registry, tmp_path, kata):
     """`k8s check --format json` writes one workload at a time; what it writes is json_out's document of
     the same audit (held whole), errors, skips and totals included; also with no workload audited."""
-    from kata_imagefix.kata.budget import BudgetModel
-
     from kata_imagefix.cli.k8s_cmds import audit_totals
     from kata_imagefix.image.sources import open_image
     from kata_imagefix.k8s.audit import AuditOptions, audit, read_sources
+    from kata_imagefix.model.budget import BudgetModel
     from kata_imagefix.output.json_out import render
     from kata_imagefix.registry.options import RegistryOptions
     from kata_imagefix.rules.finding import Severity

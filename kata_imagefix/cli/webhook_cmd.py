@@ -97,7 +97,11 @@ def webhook_serve(ctx: click.Context, tls_cert_file: str, tls_private_key_file: 
         click.echo(f"imagefix webhook: listening on {server.url}", err=True)
 
     def stop(_signum: int, _frame: Any) -> None:
-        threading.Thread(target=lambda: [s.shutdown() for s in servers], daemon=True).start()
+        def shut_all() -> None:
+            for server in servers:
+                server.shutdown()
+
+        threading.Thread(target=shut_all, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     for server in servers[1:]:

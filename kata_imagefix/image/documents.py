@@ -9,7 +9,7 @@ point can use `.get()` and index without guarding against `"config": "x"`,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..errors import ImagefixError
 from ..wire import checked_digest
@@ -38,6 +38,10 @@ def sequence(value: Any, where: str, *, optional: bool = False) -> list:
     return value
 
 
+@overload
+def text(value: Any, where: str, *, optional: Literal[False] = False) -> str: ...
+@overload
+def text(value: Any, where: str, *, optional: bool) -> str | None: ...
 def text(value: Any, where: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None

@@ -20,7 +20,7 @@ from .words import COLOURS, plural
 
 if TYPE_CHECKING:
     from ..fix.run import FixOutcome
-    from ..kata.budget import BudgetEstimate
+    from ..model.budget import BudgetEstimate
     from ..report.model import Report
     from . import Rendered, RenderOptions
 
