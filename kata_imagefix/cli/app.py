@@ -14,7 +14,7 @@ import click
 from .. import __version__
 from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
-from .options import OptionValueError, option_name
+from .option_errors import OptionValueError, option_name
 
 
 def _color_first(args: list[str]) -> list[str]:

@@ -16,8 +16,8 @@ from ..errors import ImagefixError
 from ..image.platforms import describe, runnable
 from ..image.reference import DockerReference, parse_docker_reference
 from ..image.sources.remote import read_manifest, registry_client, registry_image
-from ..registry.client import INDEX_TYPES
-from ..registry.errors import NotFound
+from ..registry.client import INDEX_TYPES, RegistryClient
+from ..registry.errors import NotFound, RegistryError
 from ..registry.options import RegistryOptions
 from ..registry.tls import api_host
 from .plan import target_user
@@ -70,12 +70,7 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
         raise ImagefixError("--tag needs a tag (repository:tag), not a digest")
     client = registry_client(ref.domain, options)
     if not force:
-        try:  # only a 404 says the tag is free: a 401/403/5xx on the probe stops here
-            client.manifest_bytes(new_ref.path, new_ref.tag)
-        except NotFound:
-            pass
-        else:
-            raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
+        _refuse_existing(client, new_ref)
     top, top_digest, _ = read_manifest(client, ref.path, ref.digest or ref.tag or "latest")
     is_index = top.get("mediaType") in INDEX_TYPES or "manifests" in top
     children = runnable(top.get("manifests") or []) if is_index else [None]
@@ -115,6 +110,20 @@ def _fix_in_registry(source: str, target: str | None, user_mode: str, options: R
         result.digest = result.platforms[0]["manifest"]
     result.uploads = client.stats  # type: ignore[attr-defined]
     return result
+
+
+def _refuse_existing(client: RegistryClient, new_ref: DockerReference) -> None:
+    """Without --force the target tag must be absent: only the registry's 404 says so. Any other
+    answer (401/403: we may not look, 5xx: it could not tell) leaves that unknown, so nothing is written."""
+    try:
+        client.manifest_bytes(new_ref.path, new_ref.tag or "latest")
+    except NotFound:
+        return
+    except RegistryError as exc:
+        answer = f"HTTP {exc.status}" if exc.status is not None else "no answer"
+        raise ImagefixError(f"cannot tell whether {new_ref.familiar} exists ({answer}: {exc}); nothing was "
+                            "written (--force replaces it without asking)") from None
+    raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
 
 
 def _digest(raw: bytes) -> str:

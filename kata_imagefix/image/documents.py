@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from ..errors import ImagefixError
-from ..wire import checked_digest
-from ..wire import load_json as load_json  # where image/ and merge read it
+from ..registry.wire import checked_digest
+from ..registry.wire import load_json as load_json  # where image/ and merge read it
 
 # --- shapes ----------------------------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ import http.client
 import urllib.parse
 from dataclasses import dataclass
 
-from ..wire import checked_digest
 from .errors import NotFound, RegistryError, reason
 from .streams import Stats, TransferLimits, VerifyingStream
 from .tls import api_host, certs_dir, is_loopback
 from .transport import DEFAULT_TIMEOUT, MAX_ERROR_BODY, Transport
+from .wire import checked_digest
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",

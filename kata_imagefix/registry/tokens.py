@@ -10,10 +10,10 @@ import urllib.parse
 from collections.abc import Callable
 
 from ..errors import ImagefixError
-from ..wire import load_json
 from .auth import Challenge, Credentials, credentials_for
 from .errors import RegistryError
 from .session import Session
+from .wire import load_json
 
 # (scheme, host, path with query, headers, where) -> (status, body), one GET elsewhere (the realm)
 Getter = Callable[[str, str, str, dict[str, str], str], tuple[int, bytes]]

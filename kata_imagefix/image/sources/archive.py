@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImagefixError
-from ...wire import checked_digest
+from ...registry.wire import checked_digest
 from ..documents import docker_archive_manifest, image_config, image_index, image_manifest, load_json
 from ..layerfs import find_file, tar_unpacked_size
 from ..model import Image, Layer, layer_history, platform_of

@@ -1,7 +1,8 @@
 """Bytes from outside, checked where they enter: JSON as the specs allow it, and content digests.
 
-Neutral ground: the registry client (token answers, Docker's config.json, digests in URLs) and
-`image/` (image documents) both check their input here, and neither imports the other for it.
+The registry client (token answers, Docker's config.json, digests in URLs) and `image/` (image
+documents) both check their input here; it sits in registry/ because image/ may import the client,
+never the reverse.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from .errors import ImagefixError
+from ..errors import ImagefixError
 
 MAX_DEPTH = 64  # real image documents nest 5 levels; 100,000 would exhaust the stack
 
