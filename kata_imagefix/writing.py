@@ -102,6 +102,7 @@ class EditPolicy:
     check: bool = False
     diff: bool = False
     force: bool = False
+    backup: bool = True  # --no-backup: under version control the old file is in git already
 
     @property
     def to_stdout(self) -> bool:
@@ -149,7 +150,7 @@ class EditPolicy:
                 return Written(edit, None)
             target = edit.write_to or edit.name
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            saved = write_file(target, data, force=self.force, backup=edit.backup)
+            saved = write_file(target, data, force=self.force, backup=edit.backup and self.backup)
             return Written(edit, str(target), saved)
         return Written(edit, None)  # --diff alone: the diff was all
 

@@ -126,6 +126,16 @@ def test_in_place_keeps_numbered_backups(cli, editor, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".imagefix-tmp")]
 
 
+def test_no_backup_replaces_in_place_and_keeps_nothing_beside(cli, editor, tmp_path):
+    """pre-commit's patch hook: under git a .bak is noise (and a lint hook would read it as a Dockerfile)."""
+    spec, path, original = editor
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = run(cli, *spec.args(path), "--in-place", "--no-backup")
+    assert done.exit_code == 0, done.stderr
+    assert spec.changed in path.read_text() and "kept the original" not in done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 @pytest.mark.parametrize("kind", ["read-only", "hard-linked"])
 def test_a_protected_input_needs_force(cli, editor, tmp_path, kind):
     spec, path, original = editor

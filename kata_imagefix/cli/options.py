@@ -402,7 +402,7 @@ def output_option(what: str) -> Callable[[Callable], Callable]:
 
 def edit_options(what: str) -> Callable[[Callable], Callable]:
     """The write policy's flags of an editing command (writing.EditPolicy): `-o FILE|-`, `--in-place`,
-    `--check`, `--diff`, `--force`; `edit_policy(kw)` takes them back out."""
+    `--no-backup`, `--check`, `--diff`, `--force`; `edit_policy(kw)` takes them back out."""
 
     def decorate(func: Callable) -> Callable:
         options = [
@@ -411,6 +411,8 @@ def edit_options(what: str) -> Callable[[Callable], Callable]:
             click.option("--in-place", is_flag=True,
                          help=f"Replace each {what} that changes, atomically and through symlinks, keeping "
                               "the old one as a numbered backup (NAME.bak, NAME.bak.1, ...)."),
+            click.option("--no-backup", is_flag=True,
+                         help="With --in-place: keep no backup (the file is under version control)."),
             click.option("--check", is_flag=True, help="Change nothing; exit 1 if anything would change."),
             click.option("--diff", "show_diff", is_flag=True,
                          help="Print a unified diff of each change (alone: write nothing)."),
@@ -426,4 +428,4 @@ def edit_policy(kw: dict[str, Any]):
     from ..writing import EditPolicy
 
     return EditPolicy(output=kw.pop("output"), in_place=kw.pop("in_place"), check=kw.pop("check"),
-                      diff=kw.pop("show_diff"), force=kw.pop("force"))
+                      diff=kw.pop("show_diff"), force=kw.pop("force"), backup=not kw.pop("no_backup"))
