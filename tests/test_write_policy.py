@@ -128,7 +128,7 @@ def test_in_place_keeps_numbered_backups(cli, editor, tmp_path):
 
 def test_no_backup_replaces_in_place_and_keeps_nothing_beside(cli, editor, tmp_path):
     """pre-commit's patch hook: under git a .bak is noise (and a lint hook would read it as a Dockerfile)."""
-    spec, path, original = editor
+    spec, path, _ = editor
     before = sorted(p.name for p in tmp_path.iterdir())
     done = run(cli, *spec.args(path), "--in-place", "--no-backup")
     assert done.exit_code == 0, done.stderr
