@@ -120,9 +120,10 @@ def _refuse_existing(client: RegistryClient, new_ref: DockerReference) -> None:
     except NotFound:
         return
     except RegistryError as exc:
-        answer = f"HTTP {exc.status}" if exc.status is not None else "no answer"
-        raise ImagefixError(f"cannot tell whether {new_ref.familiar} exists ({answer}: {exc}); nothing was "
-                            "written (--force replaces it without asking)") from None
+        if exc.status is None:
+            raise  # no answer at all: the registry's own error, named with the image like any other
+        raise ImagefixError(f"cannot tell whether {new_ref.familiar} exists (HTTP {exc.status}: {exc}); "
+                            "nothing was written (--force replaces it without asking)") from None
     raise ImagefixError(f"{new_ref.familiar} exists already; --force replaces it")
 
 
