@@ -11,14 +11,13 @@ from .app import main
 from .options import (
     AUTO_OR_INT,
     budget_options,
-    config_budget_model,
     edit_options,
     edit_policy,
     emit_results,
-    estimates_for,
     exact_option,
     exit_code,
     format_option,
+    kata_budget,
     rule_selection,
     selection_options,
 )
@@ -54,14 +53,11 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
     Example:
       imagefix kata check configuration-qemu-tdx.toml --image mysql:8.4
     """
-    from ..kata.config import main_configs
-    from ..usecases.kata_check import check_config
+    from ..usecases.budgets import ImageSizes
+    from ..usecases.kata_check import check_configs
 
     selection, fail_on = rule_selection(ctx, kw)
-    results = [check_config(path, runtime, selection,
-                            lambda config: config_budget_model(ctx, dict(kw), config),
-                            lambda model: estimates_for(images, model, exact))
-               for path in main_configs(config_files)]
+    results = check_configs(config_files, runtime, selection, kata_budget(ctx, kw), ImageSizes(images, exact))
     emit_results(results, fmt, fail_on, selection.profile, [], key="files", show_location=True)
     ctx.exit(exit_code(results, fail_on, []))
 
@@ -102,9 +98,8 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, 
     policy.check_usage([config_file], what="config")
     if drop_in:
         policy = replace(policy, in_place=True)  # the drop-in is written as --in-place writes CONFIG
-    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, bool(images), shared)
-    patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
-                            lambda model: estimates_for(images, model))
+    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, images, shared)
+    patch = plan_kata_patch(request, kata_budget(ctx, kw))
     report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     # no backup beside a drop-in: Kata loads every file of config.d, a .bak too
     written = policy.apply(Edit(config_file, patch.original, patch.text, write_to=patch.write_to,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ImagefixError
 from .option_errors import OptionValueError
+
+if TYPE_CHECKING:
+    from ..usecases.budgets import KataBudget
 
 FAIL_ON = ("error", "warning", "info", "never")
 
@@ -354,33 +357,12 @@ def exact_option(func: Callable) -> Callable:
                              "each blob's gzip trailer / zstd header, or are estimated and marked).")(func)
 
 
-def estimates_for(refs: tuple[str, ...], model, exact: bool = False) -> list:
-    """(ref, budget estimate) per image; an image that cannot be scanned stops the command."""
-    from ..image.sources import open_image
-    from ..registry.options import RegistryOptions
+def kata_budget(ctx: click.Context, kw: dict[str, Any]) -> KataBudget:
+    """The flags' budget model, and the Kata values the command line gave (they win over a config's)."""
+    from ..usecases.budgets import KataBudget
 
-    out = []
-    for ref in refs:
-        image = open_image(ref, registry=RegistryOptions(exact=exact))
-        out.append((ref, model.estimate(image.unpacked_size, size_estimated=image.size_estimated)))
-    return out
-
-
-def config_budget_model(ctx: click.Context, kw: dict[str, Any], config):
-    """The budget model with the config's own timeout and memory, unless flags say otherwise."""
-    from dataclasses import replace
-
-    for key in ("guest_memory", "create_timeout"):
-        kw.setdefault(key, None)
-    explicit_memory, explicit_timeout = kw["guest_memory"], kw["create_timeout"]
-    model = budget_model(ctx, kw)
-    if config.main.data is None:
-        return model
-    return replace(model,
-                   guest_memory_mib=explicit_memory or int(config.memory[0]),
-                   create_timeout_s=explicit_timeout or int(config.timeout[0]),
-                   image_pull_timeout_s=config.image_pull_timeout)
-
+    memory, timeout = kw.get("guest_memory"), kw.get("create_timeout")
+    return KataBudget(budget_model(ctx, kw), memory, timeout)
 
 
 def force_option(func: Callable) -> Callable:

@@ -5,10 +5,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import ImagefixError
 from ..kata.config import KataConfig, load_config
@@ -22,8 +20,7 @@ from ..kata.config_edits import (
 )
 from ..kata.toml_lines import TIMEOUT_KEY
 from ..model.budget import BudgetEstimate, BudgetModel
-
-Estimator = Callable[[BudgetModel], list[tuple[str, BudgetEstimate]]]
+from .budgets import ImageSizes, KataBudget
 
 
 @dataclass
@@ -33,7 +30,7 @@ class KataPatchRequest:
     memory: str | int | None = None  # "auto", MiB, or None
     runtime: str | None = None
     drop_in: str | None = None
-    has_images: bool = False
+    images: tuple[str, ...] = ()  # the images the auto values are for
     shared: bool = False  # write a drop-in whose config.d other configurations read too
 
 
@@ -58,10 +55,9 @@ class KataPatch:
                                             f"a/{name}", f"b/{name}"))
 
 
-def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig], BudgetModel],
-                    estimate: Estimator) -> KataPatch:
+def plan_kata_patch(request: KataPatchRequest, budget: KataBudget) -> KataPatch:
     """Everything `kata patch` decides; raises when the change would not take effect."""
-    if "auto" in (request.timeout, request.memory) and not request.has_images:
+    if "auto" in (request.timeout, request.memory) and not request.images:
         raise ImagefixError("auto needs the images: add --image REF (one or more)")
     config, repairs = repair_main(load_config(request.config_file, request.runtime))
     if repairs and request.drop_in:
@@ -69,8 +65,9 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
                             f"): a drop-in cannot repair it and Kata would not load the configuration; run "
                             f"`imagefix kata patch {request.config_file} --in-place` first (it repairs the "
                             "file atomically and keeps a backup)")
-    model = model_for(config)
-    timeout, memory, why_timeout, why_memory = _auto_values(config, model, estimate(model), request)
+    model = budget.for_config(config)
+    estimates = ImageSizes(request.images).estimates(model)
+    timeout, memory, why_timeout, why_memory = _auto_values(config, model, estimates, request)
     timeout, why_timeout = timeout_to_keep(config, timeout, why_timeout)
     if request.drop_in:
         write_to = Path(request.drop_in)
@@ -104,7 +101,7 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
     return patch
 
 
-def _auto_values(config: KataConfig, model: BudgetModel, estimates: list[tuple[str, Any]],
+def _auto_values(config: KataConfig, model: BudgetModel, estimates: list[tuple[str, BudgetEstimate]],
                  request: KataPatchRequest) -> tuple[int | None, int | None, str, str]:
     """The asked values, with `auto` turned into what the images need (only when above what is in force)."""
     timeout, memory = request.timeout, request.memory
