@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -23,21 +22,6 @@ from .options import (
     selection_options,
     setting,
 )
-
-
-def _read_refs(refs: tuple[str, ...], from_file: str | None) -> list[str]:
-    items = list(refs)
-    if from_file:
-        try:
-            handle = sys.stdin if from_file == "-" else open(from_file, encoding="utf-8")  # noqa: SIM115
-            with handle:
-                items += [line.strip() for line in handle
-                          if line.strip() and not line.lstrip().startswith("#")]
-        except OSError as exc:
-            raise ImagefixError(f"cannot read {from_file}: {exc.strerror}") from None
-    if not items:
-        raise ImagefixError("no image given: name one or more references (or --from-file)")
-    return items
 
 
 @main.command()
@@ -68,11 +52,9 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     Example:
       imagefix scan spark:3.5.3 docker://registry.example/app:2.0 --format sarif
     """
-    from ..image.reference import parse_image_ref
-    from ..image.sources import open_images
-    from ..rules.result import ScanResult
-    from ..scan import DEFAULT_MAX_LAYER_SIZE, scan_image
+    from ..scan import DEFAULT_MAX_LAYER_SIZE
     from ..sizes import parse_size
+    from ..usecases.scan_refs import ScanRequest, scan_refs
 
     selection, fail_on = rule_selection(ctx, kw)
     registry = registry_options(ctx, kw)
@@ -82,27 +64,9 @@ def scan(ctx: click.Context, refs: tuple[str, ...], fmt: str, **kw: Any) -> None
     model = budget_model(ctx, kw)
     max_layer = setting(ctx, kw["max_layer_size"], "max-layer-size", DEFAULT_MAX_LAYER_SIZE, parse_size)
     jobs = setting(ctx, kw["jobs"], "jobs", 4, int)
-    items = _read_refs(refs, kw["from_file"])
-    parsed = [parse_image_ref(item) for item in items]  # bad references stop before any work
-
-    def one(ref) -> list[ScanResult] | ImagefixError:
-        try:
-            images = open_images(ref, platform=kw["platform"], registry=registry)
-            return [scan_image(image, selection, model, max_layer) for image in images]
-        except ImagefixError as exc:
-            return exc
-
-    if len(parsed) == 1 or jobs == 1:
-        outcomes = [one(ref) for ref in parsed]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(one, parsed))
-
-    results = [r for o in outcomes if not isinstance(o, ImagefixError) for r in o]
-    errors = [(ref.original, str(o)) for ref, o in zip(parsed, outcomes, strict=True)
-              if isinstance(o, ImagefixError)]
+    run = scan_refs(ScanRequest(refs, kw["from_file"], kw["platform"], registry, selection, model, max_layer,
+                                jobs))
+    results, errors = run.results, run.errors
     for _, message in errors:
         click.echo(f"imagefix: error: {for_terminal(message)}", err=True)
     emit_results(results, fmt, fail_on, selection.profile, errors)
