@@ -1,9 +1,11 @@
-"""The layout keeps its promises: no import cycles, the core never imports the UI, every rule registered."""
+"""The layout keeps its promises: no import cycles (of modules or of folders), the core never imports the
+UI nor draws or prints, every rule registered."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import itertools
 import re
 from pathlib import Path
 
@@ -29,10 +31,11 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
-def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """Every package module this one imports at run time (module level or inside functions)."""
+def imports(name: str, path: Path, known: dict[str, Path], *, type_only: bool = False) -> set[str]:
+    """Every package module this one imports at run time (module level or inside functions); with
+    `type_only`, the imports under `if TYPE_CHECKING:` too (they never run)."""
     tree = ast.parse(path.read_text())
-    skip = _type_checking_lines(tree)
+    skip = set() if type_only else _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -51,9 +54,101 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return {m for m in out if m in known and m != name}
 
 
-def graph() -> dict[str, set[str]]:
+def graph(*, type_only: bool = False) -> dict[str, set[str]]:
     known = modules()
-    return {name: imports(name, path, known) for name, path in known.items()}
+    return {name: imports(name, path, known, type_only=type_only) for name, path in known.items()}
+
+
+def folder(name: str) -> str:
+    """A module's node in the folder graph: its first-level folder (image, registry, kata, rules, k8s,
+    ...), or the top-level module itself (scan, writing, ...); the package's __init__ is `kata_imagefix`."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def folder_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name, targets in edges.items():
+        out.setdefault(folder(name), set()).update(folder(t) for t in targets if folder(t) != folder(name))
+    return out
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph (its nodes, the first repeated at the end), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def _why(edges: dict[str, set[str]], cycle: list[str]) -> str:
+    """Each step of a folder cycle with the module imports that make it."""
+    steps = []
+    for a, b in itertools.pairwise(cycle):
+        pairs = sorted(f"{m} -> {t}" for m, targets in edges.items() if folder(m) == a
+                       for t in targets if folder(t) == b)
+        steps.append(f"{a} -> {b} ({', '.join(pairs[:3])})")
+    return "; ".join(steps)
+
+
+# Folder edges made only by `if TYPE_CHECKING:` imports that would close a folder cycle, each with why it
+# stays: (from folder, to folder) -> reason. None at run time (test_no_folder_cycles).
+TYPE_ONLY_BACK_EDGES = {
+    ("rules", "k8s"): "rules/pod_subject.py annotates with k8s.manifests' Container and Workload (k8s/audit "
+                      "builds the pod subject from them); moving those models below rules/ touches k8s/, "
+                      "which another change owns this round",
+}
+
+
+def test_no_folder_cycles():
+    """#24: the package's folders (and top-level modules) as nodes, an edge where any module of one
+    imports a module of the other at run time: module-level imports and imports inside functions both
+    count (a lazy import is still a dependency); only `if TYPE_CHECKING:` imports do not (they never run,
+    and are checked apart below)."""
+    edges = graph()
+    cycle = find_cycle(folder_graph(edges))
+    assert cycle is None, "folder import cycle: " + _why(edges, cycle or [])
+
+
+def test_type_only_imports_close_no_folder_cycle_but_the_listed_ones():
+    """With `if TYPE_CHECKING:` imports counted too, the only folder cycles are those
+    TYPE_ONLY_BACK_EDGES names with their reason; an entry no longer needed must go."""
+    edges = graph(type_only=True)
+    folders = folder_graph(edges)
+    run_time = folder_graph(graph())
+    for (a, b), reason in TYPE_ONLY_BACK_EDGES.items():
+        assert b in folders.get(a, set()) and b not in run_time.get(a, set()), \
+            f"{a} -> {b} is listed ({reason}) but is no type-only edge any more: drop it from the list"
+        folders[a].discard(b)
+        assert find_cycle({**folders, a: {b}}) is not None, \
+            f"{a} -> {b} is listed but closes no cycle: drop it from the list"
+    cycle = find_cycle(folders)
+    assert cycle is None, "folder import cycle through a TYPE_CHECKING import: " + _why(edges, cycle or [])
+
+
+def test_the_folder_cycle_check_sees_a_lazy_import(tmp_path):
+    edges = {"kata_imagefix.a.x": {"kata_imagefix.b.y"}, "kata_imagefix.b.y": {"kata_imagefix.a.z"},
+             "kata_imagefix.a.z": set()}
+    assert find_cycle(folder_graph(edges)) == ["a", "b", "a"]
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from .other import thing\n")
+    known = {"kata_imagefix.pkg.sample": sample, "kata_imagefix.pkg.other": sample}
+    assert imports("kata_imagefix.pkg.sample", sample, known) == {"kata_imagefix.pkg.other"}
 
 
 def test_no_import_cycles():
@@ -84,6 +179,42 @@ def test_the_core_never_imports_the_command_line_or_the_formatters():
             continue
         bad = sorted(t for t in targets if t.startswith(UI))
         assert not bad, f"{name} imports {bad}"
+
+
+UI_LIBRARIES = ("click", "rich")
+
+
+def _ui_uses(path: Path) -> list[str]:
+    """Where a module draws or prints itself: an import of click or rich (anywhere, TYPE_CHECKING too),
+    a call of the print() builtin."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        found += [f"{path.name}:{node.lineno}: imports {n}" for n in names
+                  if n.split(".")[0] in UI_LIBRARIES]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            found.append(f"{path.name}:{node.lineno}: print()")
+    return found
+
+
+def test_only_the_command_line_and_the_formatters_draw_or_print():
+    """#24: the core reports through image/progress (byte progress, notes, the engine's steps) and returns
+    results; what the user sees is drawn by cli/ and output/ alone."""
+    drawing = {name: hits for name, path in modules().items() if not name.startswith(UI)
+               and (hits := _ui_uses(path))}
+    assert drawing == {}, drawing
+
+
+def test_the_ui_check_sees_each_way_of_drawing(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import click\nimport rich.console\nfrom rich.progress import Progress\n"
+                      "def f():\n    from click import echo\n    print('x')\n"
+                      "from .click import thing\nconsole.print('y')\nimport clickhouse\n")
+    assert [hit.split(":")[1] for hit in _ui_uses(sample)] == ["1", "2", "3", "5", "6"]
 
 
 def test_every_rule_module_is_registered_and_documented():

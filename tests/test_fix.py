@@ -117,6 +117,23 @@ def test_tag_exists_needs_force_and_a_failed_build_leaves_no_tag(cli, engine, im
     assert undefined.exit_code == 2 and "'no_such_value' is undefined" in undefined.stderr
 
 
+def test_the_build_steps_show_dimmed_on_a_terminal_and_never_in_a_pipe(engine, images, spark):
+    """fix/build.py draws nothing itself: its steps reach a watching terminal as image/progress step
+    events, shown by output/progress.py; a pipe and --format json get none."""
+    from test_terminal import ANSI, in_pipe, on_terminal
+
+    images.tags.append(spark.rsplit(":", 1)[0] + ":" + spark.rsplit(":", 1)[1] + "-kata")
+    code, seen = on_terminal("fix", spark, "--user-mode", "numeric")
+    assert code == 0, seen
+    assert "\x1b[2mStep " in seen  # dimmed (rich highlights the numbers inside)
+    assert "Step 1/3 : FROM" in ANSI.sub("", seen) and "Step 3/3 : USER" in ANSI.sub("", seen)
+    piped = in_pipe("fix", spark, "--user-mode", "numeric", "--force")
+    assert piped.returncode == 0, piped.stderr
+    assert "Step 1/" not in piped.stderr + piped.stdout
+    code, seen = on_terminal("fix", spark, "--user-mode", "numeric", "--force", "--format", "json")
+    assert code == 0 and "Step 1/" not in seen
+
+
 def test_multistage_keeps_only_what_is_asked(cli, engine, images, spark):
     runtime = images.build(f"FROM {base_image()}\nRUN true\n", name="runtime")
     result = cli("fix", spark, "--variant", "multistage", "--runtime-base", runtime,

@@ -51,9 +51,11 @@ def fix(ctx: click.Context, ref: str, variant: str, user_mode: str, runtime_base
     """
     from ..fix.run import FixRequest, run_fix
     from ..output import render
+    from ..output.progress import steps_on_terminal
 
     kw.update(exact=False, all_platforms=False, platform=None)
     registry = registry_options(ctx, kw)
+    steps_on_terminal(fmt == "text")  # the build's steps and the push's statuses, dimmed on a terminal
     request = FixRequest(ref, variant, user_mode, runtime_base, keep, distroless, template_dir, new_tag,
                          no_build, out_dir, do_push, in_registry, force, show_progress=fmt == "text")
     click.echo(render(fmt, run_fix(request, registry)), nl=False, err=out_dir == "-")

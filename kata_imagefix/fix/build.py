@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import sys
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ImagefixError
+from ..image import progress
 from .plan import FixPlan, compare_configs
 
 
@@ -48,19 +48,14 @@ def build_image(api: Any, plan: FixPlan, *, show_progress: bool) -> str:
 
     step = ""
     image_id = None
-    console = None
-    if show_progress and sys.stderr.isatty():
-        from rich.console import Console
-
-        console = Console(stderr=True)
     try:
         for event in api.build(fileobj=_context(plan.dockerfile), custom_context=True, rm=True, forcerm=True,
                                network_mode="none", decode=True, pull=False):
             text = event.get("stream", "")
             if text.startswith("Step "):
                 step = text.strip()
-                if console:
-                    console.print(f"[dim]{step}[/dim]")
+                if show_progress:
+                    progress.step(step)
             if "error" in event:
                 detail = event.get("errorDetail", {}).get("message") or event["error"]
                 raise ImagefixError(f"build failed at {step or 'the start'}: {detail.strip()}")
@@ -139,19 +134,14 @@ def push(api: Any, tag: str, *, auth_config: dict | None, show_progress: bool,
     `events`, the engine's progress events are kept there (status, id, progress detail)."""
     repository, _, version = tag.rpartition(":")
     digest = ""
-    console = None
-    if show_progress and sys.stderr.isatty():
-        from rich.console import Console
-
-        console = Console(stderr=True)
     for event in api.push(repository, version, stream=True, decode=True, auth_config=auth_config):
         if events is not None:
             events.append({k: v for k, v in event.items() if k in _EVENT_KEYS})
         if "error" in event:
             detail = event.get("errorDetail", {}).get("message") or event["error"]
             raise ImagefixError(f"push of {tag} refused: {detail.strip()}")
-        if console and event.get("status") and event.get("id"):
-            console.print(f"[dim]{event['id']}: {event['status']}[/dim]", end="\r")
+        if show_progress and event.get("status") and event.get("id"):
+            progress.step(f"{event['id']}: {event['status']}", replace=True)
         aux = event.get("aux") or {}
         if aux.get("Digest"):
             digest = aux["Digest"]

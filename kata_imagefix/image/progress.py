@@ -1,10 +1,11 @@
 """Progress events of long image work (export, layer reads) and notes about it, for whatever UI listens.
 
 The core never draws or prints anything: it reports bytes through
-`byte_progress` and notes ("scanning the first 64 platforms") through
-`notice`; the command line installs a reporter (output/progress.py) when a
-terminal is watching, and a listener for notes - the way dive's core reports
-through its event bus.
+`byte_progress`, notes ("scanning the first 64 platforms") through `notice`
+and where the engine's work is (a build step, a layer's push status) through
+`step`; the command line installs a reporter and a stepper (output/progress.py)
+when a terminal is watching, and a listener for notes - the way dive's core
+reports through its event bus.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ Advance = Callable[[int], None]
 Reporter = Callable[[str, "int | None"], contextlib.AbstractContextManager[Advance]]
 
 Listener = Callable[[str], None]
+Stepper = Callable[[str, bool], None]  # (text, the next line replaces it)
 
 _reporter: Reporter | None = None
 _listener: Listener | None = None
+_stepper: Stepper | None = None
 
 
 def set_reporter(reporter: Reporter | None) -> None:
@@ -31,6 +34,19 @@ def set_listener(listener: Listener | None) -> None:
     """Install (or remove, with None) what receives notes for the user."""
     global _listener
     _listener = listener
+
+
+def set_stepper(stepper: Stepper | None) -> None:
+    """Install (or remove, with None) the UI that shows the engine's steps."""
+    global _stepper
+    _stepper = stepper
+
+
+def step(text: str, *, replace: bool = False) -> None:
+    """Where long engine work is, for a watching terminal (`replace`: the next step overwrites this
+    line); dropped when nobody shows steps."""
+    if _stepper is not None:
+        _stepper(text, replace)
 
 
 def notice(text: str) -> None:

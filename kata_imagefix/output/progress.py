@@ -1,17 +1,40 @@
-"""Progress bars on a terminal (rich): the reporter the CLI installs for the core's progress events."""
+"""Progress on a terminal (rich): the reporter and stepper the CLI installs for the core's events."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def enable_on_terminal(wanted: bool) -> None:
-    """Show progress bars when asked for and stderr is a terminal; quiet in pipes and for JSON."""
+    """Show progress bars and engine steps when asked for and stderr is a terminal; quiet in pipes and
+    for JSON."""
     from ..image import progress
 
     progress.set_reporter(terminal_bar if wanted and sys.stderr.isatty() else None)
+    steps_on_terminal(wanted)
+
+
+def steps_on_terminal(wanted: bool) -> None:
+    """Show the engine's steps (build steps, push statuses) dimmed on stderr when asked for and stderr is
+    a terminal."""
+    from ..image import progress
+
+    progress.set_stepper(_terminal_step if wanted and sys.stderr.isatty() else None)
+
+
+@functools.cache
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _terminal_step(text: str, replace: bool) -> None:
+    _stderr_console().print(f"[dim]{text}[/dim]", end="\r" if replace else "\n")
 
 
 def notes_on_stderr() -> None:
