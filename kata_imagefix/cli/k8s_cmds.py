@@ -202,7 +202,8 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     from ..fileio import decode_text, read_input
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
-    from ..k8s.pod import kustomize_patches, manifest_name, pod_needs, pod_yaml
+    from ..k8s.pod import pod_needs
+    from ..k8s.pod_yaml import kustomize_patches, manifest_name, pod_yaml
 
     if kustomize and not manifest:
         raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")

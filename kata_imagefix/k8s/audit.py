@@ -21,8 +21,9 @@ from ..model.budget import BudgetModel
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..rules.result import ScanResult
 from ..scan import RuleSelection, run_rules
+from .class_values import ClassValues, class_values
 from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
-from .pod import ClassValues, class_values, pull_limit
+from .pod import pull_limit
 
 MIB = 2**20
 
