@@ -18,11 +18,12 @@ from typing import Any
 from ..errors import ImagefixError
 from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
 from ..model.budget import BudgetModel
+from ..model.workload import Workload
 from ..rules.pod_subject import ContainerView, PodSubject
 from ..rules.result import ScanResult
 from ..scan import RuleSelection, run_rules
 from .class_values import ClassValues, class_values
-from .manifests import Problem, Workload, iter_workloads, manifest_paths, read_manifest
+from .manifests import Problem, iter_workloads, manifest_paths, read_manifest
 from .pod import pull_limit
 
 MIB = 2**20

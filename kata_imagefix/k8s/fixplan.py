@@ -23,9 +23,9 @@ from typing import Any
 
 from ..image.model import Image
 from ..model.budget import BudgetModel
+from ..model.workload import Workload
 from ..users.identity import explicit_identity
 from .audit import AuditOptions, pod_in_force, pod_subject
-from .manifests import Workload
 from .pod import KERNEL_PARAMS_ANNOTATION, PULL_LIMIT_WHY, TIMEOUT_ANNOTATION, raised_annotations
 
 ImageFor = Callable[[str], Image | None]

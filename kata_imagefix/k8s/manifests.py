@@ -7,45 +7,16 @@ Each container carries the file and 1-based line of its `image:` so findings
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImagefixError
+from ..model.workload import Container, Workload
 from .walk import WORKLOAD_PATHS, pod_spec, pod_template, split_documents, workloads
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFESTS = 128 * 2**20  # one manifest file or stdin
-
-
-@dataclass
-class Container:
-    name: str
-    image: str
-    line: int | None  # 1-based line of `image:`
-    init: bool
-    security: dict[str, Any]  # the container's securityContext
-    memory_limit: int | None  # bytes
-
-
-@dataclass
-class Workload:
-    file: str
-    kind: str
-    namespace: str
-    name: str
-    runtime_class: str | None
-    annotations: dict[str, str]
-    security: dict[str, Any]  # the pod's securityContext
-    containers: list[Container] = field(default_factory=list)
-    generate_name: str | None = None  # metadata.generateName, when there is no name
-    line: int | None = None  # 1-based line where the object starts
-    raw_annotations: dict[str, Any] = field(default_factory=dict)  # as the manifest types them (KIF410)
-
-    @property
-    def title(self) -> str:
-        name = self.name if self.name != "?" or not self.generate_name else f"{self.generate_name}*"
-        return f"{self.namespace}/{self.kind}/{name}"
 
 
 @dataclass(frozen=True)

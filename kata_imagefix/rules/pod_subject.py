@@ -15,8 +15,8 @@ from .finding import Draft
 
 if TYPE_CHECKING:
     from ..image.model import Image
-    from ..k8s.manifests import Container, Workload
     from ..model.budget import BudgetModel
+    from ..model.workload import Container, Workload
     from ..users.identity import ContainerIdentity, ExplicitIdentity
 
 

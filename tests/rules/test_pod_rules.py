@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from kata_imagefix.image.model import Image, Layer
-from kata_imagefix.k8s.manifests import Container, Workload
 from kata_imagefix.model.budget import BudgetModel
+from kata_imagefix.model.workload import Container, Workload
 from kata_imagefix.rules import CATALOGUE
 from kata_imagefix.rules.pod_subject import ContainerView, PodSubject
 
