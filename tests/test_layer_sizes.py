@@ -15,7 +15,7 @@ from make_samples import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, write_
 from registries import ScriptedServer, repo_name, send
 
 from kata_imagefix.image.layerfs import tar_unpacked_size
-from kata_imagefix.image.sources.layersize import gzip_claim, zstd_claim
+from kata_imagefix.image.sources.layersize import at_once, gzip_claim, zstd_claim
 from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.client import RegistryClient
 
@@ -410,3 +410,26 @@ def test_every_budget_message_says_whether_its_size_is_exact(cli, registry, tmp_
         assert kif201[0]["data"]["size_estimated"] is False and "(estimated)" not in kif201[0]["message"]
         assert kif201[1]["data"]["size_estimated"] is estimated
         assert ("(estimated)" in kif201[1]["message"]) is estimated
+
+
+def test_the_range_requests_run_at_once_and_an_error_still_lets_the_others_finish():
+    import threading
+    import time
+
+    started: list[int] = []
+    both = threading.Barrier(2, timeout=10)  # two calls must be running together, or this times out
+
+    def call(index: int) -> int:
+        started.append(index)
+        if index < 2:
+            both.wait()
+        if index == 3:
+            raise ValueError("layer 3")
+        time.sleep(0.01)
+        return index * 10
+
+    assert at_once(call, 3, 8, "t") == [0, 10, 20]
+    started.clear()
+    with pytest.raises(ValueError, match="layer 3"):
+        at_once(call, 6, 2, "t")
+    assert sorted(started) == list(range(6))  # as ThreadPoolExecutor.map: every call ran
