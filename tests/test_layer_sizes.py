@@ -433,3 +433,22 @@ def test_the_range_requests_run_at_once_and_an_error_still_lets_the_others_finis
     with pytest.raises(ValueError, match="layer 3"):
         at_once(call, 6, 2, "t")
     assert sorted(started) == list(range(6))  # as ThreadPoolExecutor.map: every call ran
+
+
+def test_kata_patch_auto_says_whether_its_size_is_exact_and_takes_exact(cli, registry, tmp_path):
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                                (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
+    config = Path(__file__).parent / "data/kata-4.1.0/go/configuration-qemu-tdx.toml"
+    timeout = {}
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        out = tmp_path / f"{said}.toml"
+        result = cli("kata", "patch", str(config), "--create-container-timeout", "auto", "--default-memory",
+                     "auto", "--image", f"docker://{reference}", "--pull-rate", "0.01",
+                     "--memory-reserve", "4000", "-o", str(out), *extra)
+        assert result.exit_code == 0, result.stderr
+        assert f"auto: guest pull + unpack of docker://{reference} needs" in result.stdout
+        assert f"with margin (size {said})" in result.stdout
+        assert f"auto: docker://{reference} unpacks ({said} size) into a tmpfs" in result.stdout
+        timeout[said] = int(out.read_text().split("\ncreate_container_timeout = ", 1)[1].split()[0])
+    # the estimate (3 MB + the zstd layer at 3x its few compressed kB) against the 43 MB counted
+    assert timeout["estimated"] < timeout["exact"]

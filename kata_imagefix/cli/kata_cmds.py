@@ -80,11 +80,12 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
 @click.option("--shared-drop-in", "shared", is_flag=True,
               help="Write the drop-in even where other configurations read the same config.d (each is "
                    "named with its values before and after).")
+@exact_option
 @budget_options
 @click.pass_context
 def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, memory: str | int | None,
                images: tuple[str, ...], runtime: str | None, drop_in: str | None, shared: bool,
-               **kw: Any) -> None:
+               exact: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays.
 
     \b
@@ -104,7 +105,7 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, 
         policy = replace(policy, in_place=True)  # the drop-in is written as --in-place writes CONFIG
     request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, bool(images), shared)
     patch = plan_kata_patch(request, lambda config: config_budget_model(ctx, kw, config),
-                            lambda model: estimates_for(images, model))
+                            lambda model: estimates_for(images, model, exact))
     report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     # no backup beside a drop-in: Kata loads every file of config.d, a .bak too
     written = policy.apply(Edit(config_file, patch.original, patch.text, write_to=patch.write_to,

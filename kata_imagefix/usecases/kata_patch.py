@@ -85,6 +85,10 @@ def plan_kata_patch(request: KataPatchRequest, model_for: Callable[[KataConfig],
         text, changes = patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
                                      why_memory=why_memory,
                                      kernel_params=kernel_params_for(config, config.main, timeout))
+    # what each auto value was sized from, and whether that size is exact or estimated (#23)
+    changes += [f"auto: {why}" for asked, value, why in ((request.timeout, timeout, why_timeout),
+                                                         (request.memory, memory, why_memory))
+                if asked == "auto" and value is not None and why]
     original = write_to.read_text() if write_to.is_file() else ""
     misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
     config.main.release()  # its parsed form is not needed again: free it before the result is parsed
