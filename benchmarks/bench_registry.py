@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Registry scans against `skopeo inspect` and against `docker pull` + a daemon scan.
 
-    .venv/bin/python benchmarks/bench_registry.py [--runs 10]
+    .venv/bin/python benchmarks/bench_registry.py [--runs 10] [--before TREE]
 
 Starts its own registry on loopback (Debian's docker-registry), pushes a 1 GB
 image from the engine, and prints medians and ratios:
@@ -12,7 +12,9 @@ image from the engine, and prints medians and ratios:
   4. requests per numeric/root image (at most one small range request per layer more than manifest +
      config, all at once), whether the sizes are exact, and bytes read to resolve a named user.
 imagefix is installed the way the README installs it (`pip install .`, not
-editable) into a scratch venv, so start-up is what users get.
+editable) into a scratch venv, so start-up is what users get. `--before TREE`
+installs another checkout (an older commit) the same way and times it in the
+same runs as this tree for 1. and 2., alternating, so both see the same load.
 """
 
 from __future__ import annotations
@@ -41,12 +43,21 @@ from registries import start_registry  # noqa: E402
 ENV = dict(os.environ)
 
 
-def installed_imagefix(work: Path) -> list[str]:
-    """A normal (non-editable) install of this tree in a scratch venv."""
-    venv = work / "venv"
+def installed_imagefix(work: Path, tree: Path = ROOT, name: str = "venv") -> list[str]:
+    """A normal (non-editable) install of `tree` in a scratch venv."""
+    venv = work / name
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin/pip"), "install", "-q", str(ROOT)], check=True, capture_output=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", str(tree)], check=True, capture_output=True)
     return [str(venv / "bin/imagefix")]
+
+
+def interleaved_medians(commands: list[list[str]], runs: int) -> list[float]:
+    """Median seconds of each command, run in turn (a, b, a, b, ...) so a load change hits both."""
+    times: list[list[float]] = [[] for _ in commands]
+    for _ in range(runs):
+        for index, cmd in enumerate(commands):
+            times[index].append(timed(cmd, env=ENV))
+    return [statistics.median(each) for each in times]
 
 
 def median_seconds(cmd: list[str], runs: int, cold_cache_in: Path | None = None) -> float:
@@ -63,6 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--pull-runs", type=int, default=3)
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="another checkout of imagefix, timed beside this one for 1. and 2.")
     args = parser.parse_args()
 
     import docker
@@ -75,6 +88,7 @@ def main() -> None:
         sys.exit(f"bench_registry needs a running Docker engine (it pushes a 1 GB image from it): {exc}")
     work = Path(tempfile.mkdtemp(prefix="imagefix-bench-registry-"))
     imagefix = installed_imagefix(work)
+    before = installed_imagefix(work, args.before, "venv-before") if args.before else None
     registry = start_registry(work)
     try:
         local = build(api, 1000)
@@ -97,19 +111,22 @@ def main() -> None:
 
         print(f"1 GB image ({sum(layer['size'] for layer in manifest['layers']) / 1e6:.0f} MB compressed) "
               f"in a registry on {registry.host}; medians")
-        ours = median_seconds([*imagefix, "scan", f"docker://{repo}:numeric"], args.runs)
         skopeo_cmd = ["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{repo}:numeric"]
-        skopeo = median_seconds(skopeo_cmd, args.runs)
+        scans = [[*tree, "scan", f"docker://{repo}:numeric"] for tree in (imagefix, before) if tree]
+        ours, skopeo, *then = interleaved_medians([scans[0], skopeo_cmd, *scans[1:]], args.runs)
         print(f"1. one scan:      imagefix {ours:.3f} s   skopeo inspect --config {skopeo:.3f} s   "
-              f"ratio {ours / skopeo:.2f}x (target <= 5x)")
+              f"ratio {ours / skopeo:.2f}x (target <= 5x)"
+              + (f"   [--before tree: {then[0]:.3f} s, {then[0] / skopeo:.2f}x]" if then else ""))
         refs = [f"docker://{repo}:{tag}" for tag in tags]
-        many = median_seconds([*imagefix, "scan", "--jobs", "8", *refs], max(3, args.runs // 3))
+        fleet = [[*tree, "scan", "--jobs", "8", *refs] for tree in (imagefix, before) if tree]
+        many, *then = interleaved_medians(fleet, max(3, args.runs // 3))
         start = time.perf_counter()
         for item in refs:
             subprocess.run(["skopeo", "inspect", "--tls-verify=false", item], capture_output=True, check=True)
         sequential = time.perf_counter() - start
         print(f"2. 50 references: imagefix {many:.3f} s   50 x skopeo {sequential:.3f} s   "
-              f"imagefix {sequential / many:.1f}x faster (target >= 3x)")
+              f"imagefix {sequential / many:.1f}x faster (target >= 3x)"
+              + (f"   [--before tree: {then[0]:.3f} s, {sequential / then[0]:.1f}x]" if then else ""))
         for tag, label in (("numeric", "numeric user"), ("1gb", "named user, passwd in the bottom layer")):
             pulls = []
             for _ in range(args.pull_runs):

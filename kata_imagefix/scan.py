@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .image.model import Image
 from .model.budget import BudgetModel
-from .rules import ImageSubject, Rule, UserSubject, all_rules
+from .rules import ImageSubject, Rule, UserSubject, rules_for
 from .rules.finding import Finding, Severity
 from .rules.result import ScanResult
 from .users import UserSpec, resolve_user
@@ -39,8 +39,8 @@ def run_rules(subject: object, target: str, selection: RuleSelection,
     extra = tuple(extra_ignored)
     kept: list[Finding] = []
     suppressed: list[Finding] = []
-    for rule in all_rules():
-        if rule.target != target or not selection.active(rule):
+    for rule in rules_for(target):
+        if not selection.active(rule):
             continue
         severity = selection.severity_for(rule) or rule.severity  # never None: active() checked it
         for finding in rule.check(subject):

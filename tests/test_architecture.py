@@ -215,14 +215,18 @@ def test_the_ui_check_sees_each_way_of_drawing(tmp_path):
 
 
 def test_every_rule_module_is_registered_and_documented():
-    from kata_imagefix.rules import CATALOGUE
+    from kata_imagefix.rules import MODULES, catalogue
 
+    CATALOGUE = catalogue()
     files = sorted((PACKAGE / "rules").glob("kif[0-9][0-9][0-9]_*.py"))
     assert files
+    listed = {module: target for target, modules in MODULES.items() for module in modules}
+    assert sorted(listed) == [path.stem for path in files], "rules/__init__.py's MODULES lists each file"
     for path in files:
         rule_id = "KIF" + re.match(r"kif(\d{3})_", path.name).group(1)
         module = importlib.import_module(f"kata_imagefix.rules.{path.stem}")
-        assert rule_id in CATALOGUE, f"{path.name} is not registered (add it to rules/__init__.py)"
+        assert rule_id in CATALOGUE, f"{path.name} is not registered (add it to rules/__init__.py MODULES)"
+        assert CATALOGUE[rule_id].target == listed[path.stem], f"{path.name} is listed under another target"
         assert CATALOGUE[rule_id].func.__module__ == module.__name__
         assert path.read_text().count(f'"{rule_id}"') == 1, f"{path.name} names its id more than once"
         assert CATALOGUE[rule_id].doc.splitlines()[0], f"{rule_id} has no docs"

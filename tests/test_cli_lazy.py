@@ -106,3 +106,10 @@ def test_a_registry_scan_imports_nothing_it_does_not_use(registry, tmp_path):
     assert exit_code == 0
     assert json.loads(out)["images"][0]["user"] == "185:185"
     assert not loaded(modules, NOT_FOR_A_REGISTRY_SCAN)
+    # the Kata config's and the pods' rules (and their subjects) are loaded by the commands that check them
+    from kata_imagefix.rules import MODULES, Target
+
+    others = [f"kata_imagefix.rules.{m}" for target in (Target.KATA, Target.POD) for m in MODULES[target]]
+    assert not loaded(modules, (*others, "kata_imagefix.rules.kata_subject",
+                                "kata_imagefix.rules.pod_subject"))
+    assert {f"kata_imagefix.rules.{m}" for m in MODULES[Target.IMAGE] + MODULES[Target.USER]} <= modules

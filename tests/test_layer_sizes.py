@@ -15,7 +15,7 @@ from make_samples import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, write_
 from registries import ScriptedServer, repo_name, send
 
 from kata_imagefix.image.layerfs import tar_unpacked_size
-from kata_imagefix.image.sources.layersize import gzip_claim, zstd_claim
+from kata_imagefix.image.sources.layersize import at_once, gzip_claim, zstd_claim
 from kata_imagefix.image.sources.remote import COMPRESSION_RATIO, RegistryOptions, open_registry_images
 from kata_imagefix.registry.client import RegistryClient
 
@@ -375,3 +375,80 @@ def test_a_layer_is_sized_once_per_registry_and_process(registry):
     first, again = scan(reference), scan(reference)  # a second tag, a fleet's shared base layer
     assert first.transfer.by_kind["blob-range"] == 1 and "blob-range" not in again.transfer.by_kind
     assert again.layers[0].size == first.layers[0].size == len(INCOMPRESSIBLE)
+
+
+def test_every_budget_message_says_whether_its_size_is_exact(cli, registry, tmp_path):
+    """The kubelet-only KIF303 (the Kata timeout holds), KIF406's memory and KIF201's layer, estimated and
+    --exact: the message says which, the JSON data carries size_estimated."""
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                                (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
+    gpu = Path(__file__).parent / "data/kata-4.1.0/go/configuration-qemu-nvidia-gpu.toml"  # 1200 s
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        kata = cli("kata", "check", str(gpu), "--image", f"docker://{reference}", "--format", "json",
+                   "--pull-rate", "0.2", "--kubelet-timeout", "20", *extra).json()["files"][0]["findings"]
+        kubelet = [f for f in kata if f["rule"] == "KIF303" and "holds" in f["message"]]
+        assert kubelet, kata
+        assert f", {said}) needs" in kubelet[0]["message"]
+        assert kubelet[0]["data"]["size_estimated"] is (said == "estimated")
+
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n"
+                        "  runtimeClassName: kata-qemu-tdx\n  containers:\n"
+                        f"  - name: app\n    image: '{reference}'\n")
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        told = cli("k8s", "check", str(manifest), "--format", "json", "--guest-memory", "3",
+                   "--memory-reserve", "1", *extra).json()["workloads"][0]["findings"]
+        kif406 = next(f for f in told if f["rule"] == "KIF406")
+        assert f"({said}) in one" in kif406["message"]
+        assert kif406["data"]["size_estimated"] is (said == "estimated")
+
+    # the zstd layer without a content size is the estimated one; --exact counts it
+    for extra, estimated in (((), True), (("--exact",), False)):
+        scanned = cli("scan", "--format", "json", "--max-layer-size", "1", f"docker://{reference}",
+                      *extra).json()["images"][0]["findings"]
+        kif201 = {f["layer"]: f for f in scanned if f["rule"] == "KIF201"}
+        assert kif201[0]["data"]["size_estimated"] is False and "(estimated)" not in kif201[0]["message"]
+        assert kif201[1]["data"]["size_estimated"] is estimated
+        assert ("(estimated)" in kif201[1]["message"]) is estimated
+
+
+def test_the_range_requests_run_at_once_and_an_error_still_lets_the_others_finish():
+    import threading
+    import time
+
+    started: list[int] = []
+    both = threading.Barrier(2, timeout=10)  # two calls must be running together, or this times out
+
+    def call(index: int) -> int:
+        started.append(index)
+        if index < 2:
+            both.wait()
+        if index == 3:
+            raise ValueError("layer 3")
+        time.sleep(0.01)
+        return index * 10
+
+    assert at_once(call, 3, 8, "t") == [0, 10, 20]
+    started.clear()
+    with pytest.raises(ValueError, match="layer 3"):
+        at_once(call, 6, 2, "t")
+    assert sorted(started) == list(range(6))  # as ThreadPoolExecutor.map: every call ran
+
+
+def test_kata_patch_auto_says_whether_its_size_is_exact_and_takes_exact(cli, registry, tmp_path):
+    reference = push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                                (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)])
+    config = Path(__file__).parent / "data/kata-4.1.0/go/configuration-qemu-tdx.toml"
+    timeout = {}
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        out = tmp_path / f"{said}.toml"
+        result = cli("kata", "patch", str(config), "--create-container-timeout", "auto", "--default-memory",
+                     "auto", "--image", f"docker://{reference}", "--pull-rate", "0.01",
+                     "--memory-reserve", "4000", "-o", str(out), *extra)
+        assert result.exit_code == 0, result.stderr
+        assert f"auto: guest pull + unpack of docker://{reference} needs" in result.stdout
+        assert f"with margin (size {said})" in result.stdout
+        assert f"auto: docker://{reference} unpacks ({said} size) into a tmpfs" in result.stdout
+        timeout[said] = int(out.read_text().split("\ncreate_container_timeout = ", 1)[1].split()[0])
+    # the estimate (3 MB + the zstd layer at 3x its few compressed kB) against the 43 MB counted
+    assert timeout["estimated"] < timeout["exact"]

@@ -76,11 +76,12 @@ def kata_check(ctx: click.Context, config_files: tuple[str, ...], images: tuple[
 @click.option("--shared-drop-in", "shared", is_flag=True,
               help="Write the drop-in even where other configurations read the same config.d (each is "
                    "named with its values before and after).")
+@exact_option
 @budget_options
 @click.pass_context
 def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, memory: str | int | None,
                images: tuple[str, ...], runtime: str | None, drop_in: str | None, shared: bool,
-               **kw: Any) -> None:
+               exact: bool, **kw: Any) -> None:
     """Put create_container_timeout where Kata reads it and size it; every comment stays.
 
     \b
@@ -98,7 +99,8 @@ def kata_patch(ctx: click.Context, config_file: str, timeout: str | int | None, 
     policy.check_usage([config_file], what="config")
     if drop_in:
         policy = replace(policy, in_place=True)  # the drop-in is written as --in-place writes CONFIG
-    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, images, shared)
+    request = KataPatchRequest(config_file, timeout, memory, runtime, drop_in, images, exact=exact,
+                               shared=shared)
     patch = plan_kata_patch(request, kata_budget(ctx, kw))
     report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     # no backup beside a drop-in: Kata loads every file of config.d, a .bak too

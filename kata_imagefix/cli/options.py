@@ -248,14 +248,14 @@ def selection_options(func: Callable) -> Callable:
 
 
 def rule_selection(ctx: click.Context, kw: dict[str, Any]):
-    from ..rules import CATALOGUE
+    from ..rules import catalogue
     from ..scan import RuleSelection
     from ..settings import id_list
 
     select = tuple(setting(ctx, kw.pop("select"), "select", None, id_list) or ())
     ignore = tuple(setting(ctx, kw.pop("ignore"), "ignore", None, id_list) or ())
     for rule_id in select + ignore:
-        if not any(known.startswith(rule_id) for known in CATALOGUE):
+        if not any(known.startswith(rule_id) for known in catalogue()):
             raise ImagefixError(f"unknown rule id {rule_id!r}; `imagefix rules` lists them")
     profile = setting(ctx, kw.pop("profile"), "profile", "kata-tdx")
     from ..settings import PROFILES

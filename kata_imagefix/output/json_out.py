@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..image.model import Image
-from ..rules import CATALOGUE
+from ..rules import catalogue
+from ..rules.base import CATALOGUE
 from ..rules.finding import Finding, Severity
 from ..rules.result import ScanResult
 
@@ -34,11 +35,17 @@ def render(data: Rendered, options: RenderOptions) -> str:
     return json.dumps({**_head(), **fix_dict(data)}, indent=2) + "\n"
 
 
+def _title(rule_id: str) -> str:
+    """The rule's title; the findings of another run (`imagefix merge`) may name a rule not loaded here."""
+    rule = CATALOGUE.get(rule_id) or catalogue().get(rule_id)
+    return rule.title if rule else rule_id
+
+
 def finding_dict(finding: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rule": finding.rule,
         "severity": finding.severity.label,
-        "title": CATALOGUE[finding.rule].title if finding.rule in CATALOGUE else finding.rule,
+        "title": _title(finding.rule),
         "message": finding.message,
         "fix": finding.fix,
     }

@@ -44,7 +44,6 @@ PIPE_WIDTH = 120  # the size report's width in a pipe; on a terminal, the termin
 
 def terminal_width() -> int | None:
     """Columns of the terminal stdout is, or None in a pipe (nothing wraps there)."""
-    import shutil
     import sys
 
     try:
@@ -52,6 +51,8 @@ def terminal_width() -> int | None:
             return None
     except (AttributeError, ValueError):
         return None
+    import shutil  # a terminal only: shutil brings bz2 and lzma, which a pipe (a CI job) never needs
+
     return max(shutil.get_terminal_size().columns, 40)
 
 

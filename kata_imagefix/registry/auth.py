@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +63,8 @@ def _keys_for(host: str) -> list[str]:
 
 
 def _helper(name: str, server: str) -> Credentials | None:
+    import subprocess  # only for a credential helper: a registry scan without one never loads it
+
     program = f"docker-credential-{name}"
     try:
         proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=30)

@@ -32,4 +32,5 @@ def check(subject: ImageSubject) -> Iterator[Draft]:
             layer=layer.index,
             unpacked_bytes=layer.size,
             limit_bytes=subject.max_layer_size,
+            size_estimated=layer.size_estimated,
         )

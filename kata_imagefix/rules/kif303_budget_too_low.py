@@ -69,7 +69,8 @@ def check(subject: KataSubject) -> Iterator[Draft]:
         elif kubelet:
             yield subject.finding(
                 f"{TIMEOUT_KEY} {timeout} s holds, but guest pull + unpack of {ref} "
-                f"({human_size(estimate.unpacked_bytes)}) needs {estimate.needed_timeout_seconds:.0f} s, "
+                f"({human_size(estimate.unpacked_bytes)}, {estimate.size_said}) needs "
+                f"{estimate.needed_timeout_seconds:.0f} s, "
                 f"above the kubelet's runtimeRequestTimeout ({estimate.model.kubelet_timeout_s} s, "
                 "--kubelet-timeout): the kubelet gives up first",
                 kubelet_fix,
@@ -77,6 +78,7 @@ def check(subject: KataSubject) -> Iterator[Draft]:
                 (timeout_entry.line + 1 if timeout_entry else None),
                 image=ref, needed_seconds=round(estimate.needed_timeout_seconds, 1),
                 kubelet_runtime_request_timeout=estimate.model.kubelet_timeout_s,
+                size_estimated=estimate.size_estimated,
             )
         if not estimate.fits_memory:
             mib = estimate.recommended_memory_mib

@@ -31,6 +31,7 @@ class KataPatchRequest:
     runtime: str | None = None
     drop_in: str | None = None
     images: tuple[str, ...] = ()  # the images the auto values are for
+    exact: bool = False  # registry layers streamed and counted, not sized from their trailers
     shared: bool = False  # write a drop-in whose config.d other configurations read too
 
 
@@ -66,7 +67,7 @@ def plan_kata_patch(request: KataPatchRequest, budget: KataBudget) -> KataPatch:
                             f"`imagefix kata patch {request.config_file} --in-place` first (it repairs the "
                             "file atomically and keeps a backup)")
     model = budget.for_config(config)
-    estimates = ImageSizes(request.images).estimates(model)
+    estimates = ImageSizes(request.images, request.exact).estimates(model)
     timeout, memory, why_timeout, why_memory = _auto_values(config, model, estimates, request)
     timeout, why_timeout = timeout_to_keep(config, timeout, why_timeout)
     if request.drop_in:
@@ -82,6 +83,10 @@ def plan_kata_patch(request: KataPatchRequest, budget: KataBudget) -> KataPatch:
         text, changes = patch_config(config, timeout=timeout, memory=memory, why_timeout=why_timeout,
                                      why_memory=why_memory,
                                      kernel_params=kernel_params_for(config, config.main, timeout))
+    # what each auto value was sized from, and whether that size is exact or estimated (#23)
+    changes += [f"auto: {why}" for asked, value, why in ((request.timeout, timeout, why_timeout),
+                                                         (request.memory, memory, why_memory))
+                if asked == "auto" and value is not None and why]
     original = write_to.read_text() if write_to.is_file() else ""
     misplaced = any(e.table != config.timeout_table for e in config.main.entries_named(TIMEOUT_KEY))
     config.main.release()  # its parsed form is not needed again: free it before the result is parsed

@@ -27,9 +27,9 @@ against the count.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ...registry.client import RegistryClient
@@ -41,6 +41,7 @@ MAX_DEFLATE_RATIO = 1032  # deflate's ceiling (258 bytes per 2-bit code): more c
 MAX_ZSTD_RATIO = 32768  # an RLE block: 4 bytes for 128 KiB
 HEADER_SLACK = 4096  # gzip header fields (name, extra) the tail cannot see
 WRAP = 2**32
+T = TypeVar("T")
 CONCURRENCY = 8
 WHOLE_LIMIT = 16 * 2**20  # a blob that arrived whole is unpacked in memory only up to this
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -217,8 +218,6 @@ def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict])
     names the blob's bytes, so a layer judged once in this process (the base layer of a fleet's
     images, the same image under 50 tags) is not asked for again on that registry; a failed request
     is not kept."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with _judged_lock:
         known = {index: _judged[_key(client.host, d)] for index, d in enumerate(descriptors)
                  if _key(client.host, d) in _judged}
@@ -242,11 +241,41 @@ def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict])
     if len(wanted) <= 1:
         found = [one(position) for position in range(len(wanted))]
     else:
-        with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(wanted)),
-                                thread_name_prefix="layer-size") as pool:
-            found = list(pool.map(one, range(len(wanted))))
+        found = at_once(one, len(wanted), CONCURRENCY, "layer-size")
     known.update(zip(wanted, found, strict=True))
     return [known[index] for index in range(len(descriptors))]
+
+
+def at_once(func: Callable[[int], T], count: int, workers: int, name: str) -> list[T]:
+    """[func(0), ..., func(count - 1)] on up to `workers` threads; like ThreadPoolExecutor.map, every call
+    runs and the first error in order is raised. Plain threads: concurrent.futures would bring logging
+    and traceback into every registry scan's start-up for three requests."""
+    results: list[Any] = [None] * count
+    errors: list[BaseException | None] = [None] * count
+    indexes = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(indexes, None)
+            if index is None:
+                return
+            try:
+                results[index] = func(index)
+            except BaseException as exc:  # raised in the caller's thread below
+                errors[index] = exc
+
+    threads = [threading.Thread(target=work, name=f"{name}-{n}", daemon=True)
+               for n in range(min(workers, count))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 class TrailerCheck:
