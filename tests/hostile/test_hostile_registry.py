@@ -220,7 +220,8 @@ def test_a_registry_that_drips_is_given_up_at_the_stall_limit(cli, scripted, whe
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b"42", b'"token"', b'{"token": 5}', b'{"token": ["a"]}',
-                                  b"\xff\xfe{}", b'{"token": "abc\\r\\nX-Evil: 1"}', b"[" * 100_000,
+                                  b"\xff\xfe{}", b'{"token": "\xff\xfe"}', b'{"token": "abc\\r\\nX-Evil: 1"}',
+                                  b'{"token": "abc\r\nX-Evil: 1"}', b"[" * 100_000, b'{"token": ' * 100_000,
                                   b'{"token": null, "access_token": {"a": 1}}'])
 def test_odd_token_answers_are_one_line(cli, scripted, body):
     def answer(handler, _n):
