@@ -180,7 +180,7 @@ KINDS = ["Pod", "Deployment", "CronJob", "List", "PodTemplate"]
 def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
     import yaml
 
-    from kata_imagefix.k8s.audit import AuditOptions, _subject
+    from kata_imagefix.k8s.audit import AuditOptions, pod_subject
     from kata_imagefix.k8s.manifests import workloads_in
     from kata_imagefix.rules import CATALOGUE
     from kata_imagefix.rules.pod_subject import ContainerView
@@ -189,7 +189,7 @@ def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
         found = workloads_in("m.yaml", yaml.safe_dump(doc))
         for workload in found:
             views = [ContainerView(c, workload.security, None, "not read") for c in workload.containers]
-            subject = _subject(workload, views, BudgetModel(), AuditOptions(all_pods=True))
+            subject = pod_subject(workload, views, BudgetModel(), AuditOptions(all_pods=True))
             for rule in CATALOGUE.values():
                 if rule.target == "pod":
                     list(rule.check(subject))
