@@ -173,11 +173,24 @@ def _explain_toml_error(message: str, lines: list[str]) -> tuple[str, int | None
     return message, line
 
 
+# The shipped files have about 800 lines and 150 keys. Every line is kept as a string and every key
+# becomes a dict entry in tomllib (an edit holds two copies): 8 MiB of one-character comment lines
+# peaked at 315 MB (check) and 645 MB (patch), a million short keys at 204/306 MB.
+MAX_LINES = 250_000
+MAX_KEYS = 250_000  # counted as '=' signs: an inline table holds many keys on one line
+
+
 def read_toml(path: str | Path) -> TomlFile:
+    from ..errors import ImagefixError
     from ..fileio import decode_text, read_input
 
     text = decode_text(read_input(str(path), "Kata configuration", MAX_CONFIG), str(path),
                        "a Kata configuration")
+    counts = ((text.count("\n"), "lines", MAX_LINES), (text.count("="), "keys ('=' signs)", MAX_KEYS))
+    for count, what, limit in counts:
+        if count > limit:
+            raise ImagefixError(f"{path}: {count} {what} is too large for a Kata configuration (imagefix "
+                                f"reads at most {limit}; the shipped files have about 800 lines)")
     return parse_toml(text, str(path))
 
 

@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING
 
 from ..rules.finding import Severity
+from .untrusted import for_terminal
 
 if TYPE_CHECKING:
     from . import Rendered, RenderOptions
@@ -32,7 +33,7 @@ def render(results: Rendered, options: RenderOptions) -> str:
             fix = f" Fix: {finding.fix}" if finding.fix else ""
             issues.append({
                 "type": "issue",
-                "description": f"{finding.rule}: {finding.message}{fix}",
+                "description": for_terminal(f"{finding.rule}: {finding.message}{fix}"),  # shown as text
                 "check_name": finding.rule,
                 "categories": ["Bug Risk"],
                 "fingerprint": hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest(),

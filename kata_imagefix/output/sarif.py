@@ -20,6 +20,7 @@ from .. import __version__
 from ..rules import all_rules
 from ..rules.finding import Severity
 from ..rules.result import ScanResult
+from .untrusted import for_terminal
 
 if TYPE_CHECKING:
     from . import Rendered, RenderOptions
@@ -108,7 +109,8 @@ def render(results: Rendered, options: RenderOptions) -> str:
                 "ruleId": finding.rule,
                 "ruleIndex": index[finding.rule],
                 "level": _LEVEL[finding.severity],
-                "message": {"text": finding.message + (f" Fix: {finding.fix}" if finding.fix else "")},
+                "message": {"text": for_terminal(finding.message + (f" Fix: {finding.fix}" if finding.fix
+                                                                    else ""))},
             }
             physical, fingerprints = _location(result, finding)
             entry["locations"] = [{"physicalLocation": physical,

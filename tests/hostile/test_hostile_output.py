@@ -50,6 +50,19 @@ def test_escape_sequences_from_an_image_are_shown_escaped(cli, tmp_path, args):
         assert "\\x1b" in result.stdout  # shown, so that the reader sees something is there
 
 
+@pytest.mark.parametrize("fmt", ["sarif", "gitlab"])
+def test_messages_in_sarif_and_gitlab_show_escapes_escaped(cli, tmp_path, fmt):
+    """The message is text a code-scanning page or merge request widget shows: escaped like the
+    terminal's (the user name was escaped where the rule quotes it with repr, raw where it lists it)."""
+    result = cli("scan", "--format", fmt, _image(tmp_path))
+    assert result.exit_code in (0, 1), result.stderr
+    doc = json.loads(result.stdout)
+    texts = ([r["message"]["text"] for r in doc["runs"][0]["results"]] if fmt == "sarif"
+             else [issue["description"] for issue in doc])
+    assert texts and all("\\x1b" in t for t in texts if "spark" in t), texts
+    _inert("".join(texts))
+
+
 def test_rich_markup_in_created_by_and_file_names_stays_text(cli, tmp_path):
     result = cli("report", "--files", "5", _image(tmp_path))
     assert result.exit_code == 0, result.stderr

@@ -219,8 +219,36 @@ def test_a_registry_that_drips_is_given_up_at_the_stall_limit(cli, scripted, whe
     assert time.monotonic() - start < 20  # a hang guard: the drip alone would last minutes
 
 
+@pytest.mark.parametrize("where", ["manifest", "token"])
+def test_a_steady_manifest_or_token_past_its_deadline_is_given_up(cli, scripted, where):
+    """200 kB/s never stalls, so only the deadline (1 s + the 4 MiB cap at 1 MB/s) ends it."""
+    def steady(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        handler.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+            for _ in range(300):  # 60 s if nothing gave up
+                handler.wfile.write(b" " * 20_000)
+                handler.wfile.flush()
+                time.sleep(0.1)
+
+    def answer(handler, _n):
+        if where == "manifest" or handler.path.startswith("/token"):
+            steady(handler)
+        else:
+            send(handler, 401, {"WWW-Authenticate": f'Bearer realm="http://{server.host}/token",service="r"'})
+
+    server = scripted(answer)
+    start = time.monotonic()
+    result = cli("scan", f"docker://{server.host}/late:1", "--deadline-seconds", "1", "--stall-seconds", "5")
+    assert result.exit_code == 2 and "transfer deadline" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - start < 15
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b"42", b'"token"', b'{"token": 5}', b'{"token": ["a"]}',
-                                  b"\xff\xfe{}", b'{"token": "abc\\r\\nX-Evil: 1"}', b"[" * 100_000,
+                                  b"\xff\xfe{}", b'{"token": "\xff\xfe"}', b'{"token": "abc\\r\\nX-Evil: 1"}',
+                                  b'{"token": "abc\r\nX-Evil: 1"}', b"[" * 100_000, b'{"token": ' * 100_000,
                                   b'{"token": null, "access_token": {"a": 1}}'])
 def test_odd_token_answers_are_one_line(cli, scripted, body):
     def answer(handler, _n):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "kata-4.1.0" / "go" / "configuration-qemu-tdx.toml"
+IMAGE = f"oci:{Path(__file__).resolve().parents[2] / 'samples' / 'spark'}:3.5.3"
 
 
 def test_backups_and_target_survive_kill_9(tmp_path):
@@ -64,9 +65,11 @@ def test_output_into_a_fifo_goes_through_it(tmp_path):
 
 
 @pytest.mark.parametrize("args", [("lint", "{df}"), ("lint", "--format", "json", "{df}"), ("rules",),
-                                  ("kata", "check", "{kata}")])
+                                  ("kata", "check", "{kata}"), ("scan", "{img}"),
+                                  ("scan", "--format", "sarif", "{img}"), ("report", "{img}"),
+                                  ("report", "--format", "html", "{img}")])
 def test_stdout_on_a_full_device_is_one_line_and_exit_2(tmp_path, args):
-    argv = [a.format(df=_patchable(tmp_path), kata=DATA) for a in args]
+    argv = [a.format(df=_patchable(tmp_path), kata=DATA, img=IMAGE) for a in args]
     with open("/dev/full", "w") as full:
         result = subprocess.run([sys.executable, "-m", "kata_imagefix", *argv], stdout=full,
                                 stderr=subprocess.PIPE, text=True, timeout=60)
@@ -82,7 +85,7 @@ def test_a_file_written_to_a_full_device_is_an_error_and_the_device_stays(tmp_pa
     (tmp_path / "fifo-first").mkdir()
     test_output_into_a_fifo_goes_through_it(tmp_path / "fifo-first")  # proof first: no rename over a device
     for args in (("patch", str(_patchable(tmp_path)), "-o", "/dev/full"),
-                 ("kata", "patch", str(DATA), "-o", "/dev/full")):
+                 ("kata", "patch", str(DATA), "-o", "/dev/full"), ("report", IMAGE, "-o", "/dev/full")):
         result, _, _ = run_child(*args, timeout=60)
         assert result.returncode == 2 and "cannot write /dev/full: No space left on device" in result.stderr
         assert "patched" not in result.stderr + result.stdout
