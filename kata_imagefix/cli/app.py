@@ -14,7 +14,18 @@ import click
 from .. import __version__
 from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
-from .options import OptionValueError, option_name
+
+
+class OptionValueError(click.BadParameter):
+    """A flag's value refused while the command line is parsed, before any work; the group shows it
+    as one line (`imagefix: error: --budget: ...`), and a config file's value is refused with its key."""
+
+
+def option_name(param: click.Parameter | None) -> str:
+    """--long-name of an option (its first name otherwise)."""
+    if param is None:
+        return "value"
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0] if param.opts else "value")
 
 
 def _color_first(args: list[str]) -> list[str]:

@@ -9,20 +9,9 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
+from .app import OptionValueError  # defined beside the group that reports it: --help never loads options
 
 FAIL_ON = ("error", "warning", "info", "never")
-
-
-class OptionValueError(click.BadParameter):
-    """A flag's value refused while the command line is parsed, before any work; the group shows it
-    as one line (`imagefix: error: --budget: ...`), and a config file's value is refused with its key."""
-
-
-def option_name(param: click.Parameter | None) -> str:
-    """--long-name of an option (its first name otherwise)."""
-    if param is None:
-        return "value"
-    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0] if param.opts else "value")
 
 
 class _Parsed(click.ParamType):
