@@ -16,11 +16,6 @@ from ..errors import ImagefixError
 from ..output.untrusted import for_terminal
 
 
-class OptionValueError(click.BadParameter):
-    """A flag's value refused while the command line is parsed, before any work; the group shows it
-    as one line (`imagefix: error: --budget: ...`), and a config file's value is refused with its key."""
-
-
 def option_name(param: click.Parameter | None) -> str:
     """--long-name of an option (its first name otherwise)."""
     if param is None:
@@ -158,7 +153,9 @@ class ImagefixGroup(LazyGroup):
                 raise
             click.echo(f"imagefix: error: {for_terminal(exc)}", err=True)
             ctx.exit(2)
-        except OptionValueError as exc:
+        except click.BadParameter as exc:
+            if not getattr(exc, "one_line", False):  # click's own: its usage message
+                raise
             click.echo(f"imagefix: error: {option_name(exc.param)}: {for_terminal(exc.message)}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

@@ -9,9 +9,16 @@ from typing import Any
 import click
 
 from ..errors import ImagefixError
-from .app import OptionValueError  # defined beside the group that reports it: --help never loads options
 
 FAIL_ON = ("error", "warning", "info", "never")
+
+
+class OptionValueError(click.BadParameter):
+    """A flag's value refused while the command line is parsed, before any work; the group shows it
+    as one line (`imagefix: error: --budget: ...`), and a config file's value is refused with its key.
+    The group knows it by `one_line`, so that `imagefix --help` need not import this module."""
+
+    one_line = True
 
 
 class _Parsed(click.ParamType):
