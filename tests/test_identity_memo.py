@@ -7,22 +7,12 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from in_memory_files import Files
 from test_identity import CASES, IMAGES
 
 from kata_imagefix.image.model import Image, Layer
 from kata_imagefix.users import memo
 from kata_imagefix.users.identity import explicit_identity, resolve_identity
-
-
-class Files:
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-
-    def read_file(self, path: str):
-        return self.files.get(path)
-
-    def layer_entries(self, how: str):
-        raise ValueError("not needed")
 
 
 def image(key: str) -> Image:

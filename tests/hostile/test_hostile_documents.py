@@ -20,6 +20,7 @@ from kata_imagefix.image.documents import (
 )
 from kata_imagefix.image.model import Image
 from kata_imagefix.model.budget import BudgetModel
+from kata_imagefix.rules import catalogue
 from kata_imagefix.scan import RuleSelection, scan_image
 
 json_values = st.recursive(
@@ -153,10 +154,9 @@ def test_kata_toml_with_random_values_checks_or_refuses(tables):
     config = KataConfig(main, [], *detect_runtime(main))
     try:
         subject = KataSubject(config, [("img", BudgetModel().estimate(10**9))])
+        rules = catalogue()
         for rule in ("KIF301", "KIF302", "KIF303", "KIF304"):
-            from kata_imagefix.rules import CATALOGUE
-
-            list(CATALOGUE[rule].check(subject))
+            list(rules[rule].check(subject))
     except ImagefixError:
         pass
 
@@ -182,7 +182,6 @@ def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
 
     from kata_imagefix.k8s.audit import AuditOptions, pod_subject
     from kata_imagefix.k8s.manifests import workloads_in
-    from kata_imagefix.rules import CATALOGUE
     from kata_imagefix.rules.pod_subject import ContainerView
 
     try:
@@ -190,7 +189,7 @@ def test_kubernetes_documents_with_random_shapes_audit_or_refuse(doc):
         for workload in found:
             views = [ContainerView(c, workload.security, None, "not read") for c in workload.containers]
             subject = pod_subject(workload, views, BudgetModel(), AuditOptions(all_pods=True))
-            for rule in CATALOGUE.values():
+            for rule in catalogue().values():
                 if rule.target == "pod":
                     list(rule.check(subject))
     except ImagefixError:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from kata_imagefix.rules import CATALOGUE
+from kata_imagefix.rules import catalogue
+
+CATALOGUE = catalogue()  # every rule loaded: the rules are imported by target, on demand
 
 HERE = Path(__file__).parent
 

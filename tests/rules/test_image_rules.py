@@ -6,7 +6,9 @@ import pytest
 
 from kata_imagefix.image.model import Image, Layer
 from kata_imagefix.model.budget import BudgetModel
-from kata_imagefix.rules import CATALOGUE, ImageSubject
+from kata_imagefix.rules import ImageSubject, catalogue
+
+CATALOGUE = catalogue()  # every rule loaded: the rules are imported by target, on demand
 
 MB = 10**6
 

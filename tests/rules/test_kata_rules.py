@@ -7,8 +7,10 @@ import pytest
 from kata_imagefix.kata.config import KataConfig, detect_runtime
 from kata_imagefix.kata.toml_lines import parse_toml
 from kata_imagefix.model.budget import BudgetModel
-from kata_imagefix.rules import CATALOGUE
+from kata_imagefix.rules import catalogue
 from kata_imagefix.rules.kata_subject import KataSubject
+
+CATALOGUE = catalogue()  # every rule loaded: the rules are imported by target, on demand
 
 GO = "[hypervisor.qemu]\ndefault_memory = 2048\n[factory]\n{factory}[runtime]\n{runtime}"
 RS = '[hypervisor.qemu]\n[hypervisor.qemu.factory]\n{factory}[agent.kata]\ndial_timeout_ms = 10\n{agent}' \

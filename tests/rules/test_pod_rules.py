@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import pytest
+from in_memory_files import Files
 
 from kata_imagefix.image.model import Image, Layer
 from kata_imagefix.model.budget import BudgetModel
 from kata_imagefix.model.workload import Container, Workload
-from kata_imagefix.rules import CATALOGUE
+from kata_imagefix.rules import catalogue
 from kata_imagefix.rules.pod_subject import ContainerView, PodSubject
+
+CATALOGUE = catalogue()  # every rule loaded: the rules are imported by target, on demand
 
 PASSWD = b"root:x:0:0::/root:/bin/sh\nspark:x:185:185::/opt/spark:/bin/sh\n"
 GROUP = b"root:x:0:\nspark:x:185:\n"
@@ -17,17 +20,6 @@ GROUPS = GROUP + b"extra:x:2000:spark\n"
 MB = 10**6
 TIMEOUT = "io.katacontainers.config.runtime.create_container_timeout"
 MEMORY = "io.katacontainers.config.hypervisor.default_memory"
-
-
-class Files:
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-
-    def read_file(self, path: str):
-        return self.files.get(path)
-
-    def layer_entries(self, how: str):
-        raise ValueError("not needed")
 
 
 def image(user: str | None = "spark", size: int = 10 * MB, group: bytes = GROUP) -> Image:

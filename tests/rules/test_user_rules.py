@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kata_imagefix.rules import CATALOGUE, UserSubject
+from kata_imagefix.rules import UserSubject, catalogue
 from kata_imagefix.users import UserSpec, resolve_user
+
+CATALOGUE = catalogue()  # every rule loaded: the rules are imported by target, on demand
 
 PASSWD = b"root:x:0:0::/root:/bin/sh\nspark:x:185:185::/opt/spark:/bin/sh\napp:x:1001:0::/app:/bin/sh\n"
 GROUP = b"root:x:0:\nspark:x:185:\n"
