@@ -191,8 +191,10 @@ def _env_pairs(value: str) -> list[tuple[str, str]]:
 
 # Each line is kept as a string and costs up to ~700 bytes more while read (comment lines inside a
 # continuation): 40 MB of short comment or blank lines took 0.5-1.8 GB and up to a minute. Real
-# Dockerfiles have hundreds of lines; 50,000 two-line stages still fit.
+# Dockerfiles have hundreds of lines; 50,000 two-line stages still fit. A byte costs up to 7 while
+# read (60 MB of RUN lines: 425 MB), so the file is bounded too; a 10 MB RUN line still lints.
 MAX_LINES = 150_000
+MAX_BYTES = 16 * 2**20
 _BREAKS = "\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' breaks besides \r
 
 

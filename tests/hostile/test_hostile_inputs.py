@@ -105,7 +105,21 @@ def test_40mb_of_comments_or_blank_lines_is_refused_under_the_memory_bound(tmp_p
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("body", [COMMENT * 149_990, "RUN true \\\n" + COMMENT * 149_980 + "  && true\n"])
+@pytest.mark.parametrize("body", [("RUN echo " + "x" * 390 + "\n") * 150_000,
+                                  "RUN true \\\n" + ("# " + "x" * 397 + "\n") * 149_980 + "  && true\n"])
+def test_60mb_of_long_lines_is_refused_under_the_memory_bound(tmp_path, body):
+    """Under the line bound but past 16 MiB: 60 MB of RUN lines took 425 MB, of long comment lines
+    inside a continuation 378 MB."""
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\n" + body + "USER spark\n")
+    result, _, rss = run_child("lint", str(path), timeout=120)
+    assert one_line_error(result) and "too large for a Dockerfile" in result.stderr, result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+@pytest.mark.parametrize("body", [COMMENT * 149_990, "RUN true \\\n" + COMMENT * 149_980 + "  && true\n",
+                                  ("RUN echo " + "x" * 390 + "\n") * 41_900,
+                                  "RUN true \\\n" + ("# " + "x" * 397 + "\n") * 41_900 + "  && true\n"])
 def test_comments_just_under_the_line_bound_still_lint(tmp_path, body):
     path = tmp_path / "Dockerfile"
     path.write_text("FROM debian:12\n" + body + "USER spark\n")
