@@ -211,3 +211,20 @@ def test_a_big_list_is_read_item_by_item_with_the_same_answers(registry, tmp_pat
     assert result.returncode == 1, result.stderr  # each runs as the named user spark: KIF401
     assert result.stdout.count('"KIF401"') == count
     assert f'"line": {3 + 10 * (count - 1) + 10}' in result.stdout  # the last item's image line
+
+
+@pytest.mark.parametrize("kind", ["dotted-100000", "fifo", "dev-zero", "deep"])
+def test_a_hostile_imagefix_toml_is_one_line(tmp_path, fifo, kind):
+    """.imagefix.toml went to tomllib whole: 100,000 dotted parts never ended, `--config` a FIFO blocked."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM debian:12\nUSER 185:185\n")
+    config = tmp_path / ".imagefix.toml"
+    if kind == "dotted-100000":
+        config.write_text(".".join(f"p{i}" for i in range(100_000)) + " = 1\n")
+    elif kind == "deep":
+        config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    else:
+        config = fifo if kind == "fifo" else Path("/dev/zero")
+    result, seconds, rss = run_child("--config", str(config), "lint", str(dockerfile), timeout=60)
+    assert one_line_error(result) and str(config) in result.stderr, result.stderr
+    assert seconds < 20 and rss < MAX_RSS_MB, (seconds, rss)
