@@ -5,12 +5,16 @@ Keys are the long flag names (`max-layer-size`, `fail-on`, `ignore`, ...).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from .errors import ImagefixError
 
 PROFILES = ("kata-tdx", "kata", "generic")
+MAX_SETTINGS = 4 * 2**20  # a FIFO blocked, /dev/zero never ended, tomllib is quadratic in dotted parts
+MAX_KEY_PARTS = 64
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
 
 # The keys the commands read through cli/options.setting(); the CLI also accepts every other long
 # flag of its commands (they become that command's defaults).
@@ -30,7 +34,8 @@ def find_config(start: Path | None = None) -> Path | None:
         if candidate.is_file():
             return candidate
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and b"[tool.imagefix]" in pyproject.read_bytes():
+        if (pyproject.is_file() and pyproject.stat().st_size <= MAX_SETTINGS
+                and b"[tool.imagefix]" in pyproject.read_bytes()):
             return pyproject
         if (folder / ".git").exists():
             break
@@ -44,12 +49,20 @@ def load_settings(path: Path | None, known: set[str] | frozenset[str] = frozense
         return {}
     import tomllib  # only when there is a file
 
+    from .fileio import read_regular
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImagefixError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        text = read_regular(path, MAX_SETTINGS, "config").decode("utf-8")
+        deep = next((number for number, line in enumerate(text.splitlines(), 1)
+                     if _QUOTED.sub("", line).split("=", 1)[0].count(".") >= MAX_KEY_PARTS), None)
+        if deep is not None:
+            raise ImagefixError(f"config {path}:{deep}: a key of more than {MAX_KEY_PARTS} dotted parts "
+                                "(the keys are flag names)")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ImagefixError(f"config {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ImagefixError(f"config {path} is nested too deeply to read") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("imagefix", {})
     unknown = sorted(set(data) - set(known))

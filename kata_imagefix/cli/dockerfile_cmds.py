@@ -50,10 +50,10 @@ def _base_opener(resolve: bool):
 
 
 def _load_dockerfile(path: str, build_args: dict[str, str]):
-    from ..dockerfile.parse import parse_dockerfile
+    from ..dockerfile.parse import MAX_BYTES, parse_dockerfile
     from ..fileio import read_input
 
-    data = read_input(path, "Dockerfile")
+    data = read_input(path, "Dockerfile", MAX_BYTES)
     return parse_dockerfile(data, "<stdin>" if path == "-" else path, build_args)
 
 

@@ -189,11 +189,29 @@ def _env_pairs(value: str) -> list[tuple[str, str]]:
     return [(w.partition("=")[0], w.partition("=")[2]) for w in words if "=" in w]
 
 
+# Each line is kept as a string and costs up to ~700 bytes more while read (comment lines inside a
+# continuation): 40 MB of short comment or blank lines took 0.5-1.8 GB and up to a minute. Real
+# Dockerfiles have hundreds of lines; 50,000 two-line stages still fit. A byte costs up to 7 while
+# read (60 MB of RUN lines: 425 MB), so the file is bounded too; a 10 MB RUN line still lints.
+MAX_LINES = 150_000
+MAX_BYTES = 16 * 2**20
+_BREAKS = "\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' breaks besides \r
+
+
+def line_count(text: str) -> int:
+    """The lines str.splitlines would make, counted without making them."""
+    return sum(text.count(ch) for ch in _BREAKS) + text.count("\r") - text.count("\r\n") + 1
+
+
 def parse_dockerfile(data: bytes | str, path: str = "Dockerfile",
                      build_args: dict[str, str] | None = None,
                      base_envs: dict[str, dict[str, str]] | None = None) -> Dockerfile:
     """`base_envs`: the Config.Env of base images that were read (FROM reference -> env)."""
     text = decode_text(data, path, "a Dockerfile") if isinstance(data, bytes) else data
+    count = line_count(text)
+    if count > MAX_LINES:
+        raise ImagefixError(f"{path}: {count} lines is too large for a Dockerfile (imagefix reads at most "
+                            f"{MAX_LINES})")
     bom = text.startswith("\ufeff")
     lines = text.removeprefix("\ufeff").splitlines(keepends=True)
     del text, data  # 40 MB of comments: the lines are all that is kept

@@ -134,11 +134,11 @@ def patch_file(path: str, mode: str, *, target: str | None = None, build_args: d
                open_base=None) -> PatchOutcome:
     """Read a Dockerfile ('-' is stdin), open its base when asked, and patch it (nothing written)."""
     from ..fileio import read_input
-    from .parse import parse_dockerfile
+    from .parse import MAX_BYTES, parse_dockerfile
     from .user import open_base_image
 
-    dockerfile = parse_dockerfile(read_input(path, "Dockerfile"), "<stdin>" if path == "-" else path,
-                                  build_args or {})
+    dockerfile = parse_dockerfile(read_input(path, "Dockerfile", MAX_BYTES),
+                                  "<stdin>" if path == "-" else path, build_args or {})
     base = open_base_image(dockerfile, dockerfile.stage(target), open_base)
     return patch(dockerfile, mode, target=target, base=base, open_base=open_base)
 

@@ -35,3 +35,11 @@ def check(subject: KataSubject) -> Iterator[Draft]:
                     f"this config.d is read by {config.main.path}: keep the {name} settings in a config.d of "
                     f"their own, or write them under [hypervisor.{own}]",
                     toml.path, line + 1 if line is not None else None, hypervisors=names)
+    for name in names:  # the main file itself holds more than one (kata patch refuses to write it)
+        line = config.main.headers.get(("hypervisor", name))
+        if name != own and config.main.value(("hypervisor", name)) is not None:
+            yield subject.finding(
+                f"[hypervisor.{name}] makes {len(names)} hypervisor tables ({', '.join(names)}) with "
+                f"[hypervisor.{own}] in the same file: the Go runtime takes one in random order",
+                f"remove [hypervisor.{name}], or move its settings under [hypervisor.{own}]",
+                config.main.path, line + 1 if line is not None else None, hypervisors=names)

@@ -61,3 +61,15 @@ def test_user_templates_that_fail_while_rendering_are_one_line(cli, tmp_path, te
     result = cli("fix", SPARK, "--no-build", "-o", tmp_path / "out", "--template-dir", folder)
     assert result.exit_code == 2 and needle in result.stderr, result.stderr
     assert "internal error" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_second_hypervisor_table_in_the_main_file_is_a_finding(cli, tmp_path):
+    """kata check said ok (KIF305 looked only at drop-ins) while kata patch refused to write the file:
+    the Go runtime takes one of the two tables in random order either way."""
+    path = tmp_path / GO_TDX.name
+    path.write_text(GO_TDX.read_text() + "[hypervisor.extra]\ndefault_memory = 1\n")
+    result = cli("kata", "check", "--format", "json", path)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    found = [f for f in result.json()["files"][0]["findings"] if f["rule"] == "KIF305"]
+    assert len(found) == 1 and "[hypervisor.extra]" in found[0]["message"]
+    assert found[0]["line"] == len(GO_TDX.read_text().splitlines()) + 1

@@ -88,10 +88,41 @@ def test_50000_stages_lint_in_bounded_time(tmp_path):
     assert rss < MAX_RSS_MB, rss
 
 
-def test_40mb_of_comments_lint_under_the_memory_bound(tmp_path):
+COMMENT = "# a comment line that is long enough to be typical\n"
+
+
+@pytest.mark.parametrize("body", [COMMENT * 800_000, "RUN true \\\n" + COMMENT * 800_000 + "  && true\n",
+                                  "#\n" * 20_000_000, "\n" * 40_000_000, "\x0c" * 40_000_000])
+def test_40mb_of_comments_or_blank_lines_is_refused_under_the_memory_bound(tmp_path, body):
+    """Each line was kept and read: 193 MB for typical comments, 564 MB inside a continuation, 1.8 GB
+    and 28 s for 20 million '#' lines, 1 GB and 58 s for blank ones."""
     path = tmp_path / "Dockerfile"
-    path.write_text("FROM debian:12\n" + "# a comment line that is long enough to be typical\n" * 800_000
-                    + "USER spark\n")
+    path.write_text("FROM debian:12\n" + body + "USER spark\n")
+    for args in (("lint", str(path)), ("patch", str(path), "-o", str(tmp_path / "out"))):
+        result, seconds, rss = run_child(*args, timeout=120)
+        assert one_line_error(result) and "too large for a Dockerfile" in result.stderr, result.stderr
+        assert rss < MAX_RSS_MB and seconds < 30, (rss, seconds)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("body", [("RUN echo " + "x" * 390 + "\n") * 150_000,
+                                  "RUN true \\\n" + ("# " + "x" * 397 + "\n") * 149_980 + "  && true\n"])
+def test_60mb_of_long_lines_is_refused_under_the_memory_bound(tmp_path, body):
+    """Under the line bound but past 16 MiB: 60 MB of RUN lines took 425 MB, of long comment lines
+    inside a continuation 378 MB."""
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\n" + body + "USER spark\n")
+    result, _, rss = run_child("lint", str(path), timeout=120)
+    assert one_line_error(result) and "too large for a Dockerfile" in result.stderr, result.stderr
+    assert rss < MAX_RSS_MB, rss
+
+
+@pytest.mark.parametrize("body", [COMMENT * 149_990, "RUN true \\\n" + COMMENT * 149_980 + "  && true\n",
+                                  ("RUN echo " + "x" * 390 + "\n") * 41_900,
+                                  "RUN true \\\n" + ("# " + "x" * 397 + "\n") * 41_900 + "  && true\n"])
+def test_comments_just_under_the_line_bound_still_lint(tmp_path, body):
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM debian:12\n" + body + "USER spark\n")
     result, _, rss = run_child("lint", str(path), timeout=120)
     assert result.returncode == 1 and "KIF101" in result.stdout, result.stderr
     assert rss < MAX_RSS_MB, rss
@@ -180,3 +211,20 @@ def test_a_big_list_is_read_item_by_item_with_the_same_answers(registry, tmp_pat
     assert result.returncode == 1, result.stderr  # each runs as the named user spark: KIF401
     assert result.stdout.count('"KIF401"') == count
     assert f'"line": {3 + 10 * (count - 1) + 10}' in result.stdout  # the last item's image line
+
+
+@pytest.mark.parametrize("kind", ["dotted-100000", "fifo", "dev-zero", "deep"])
+def test_a_hostile_imagefix_toml_is_one_line(tmp_path, fifo, kind):
+    """.imagefix.toml went to tomllib whole: 100,000 dotted parts never ended, `--config` a FIFO blocked."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM debian:12\nUSER 185:185\n")
+    config = tmp_path / ".imagefix.toml"
+    if kind == "dotted-100000":
+        config.write_text(".".join(f"p{i}" for i in range(100_000)) + " = 1\n")
+    elif kind == "deep":
+        config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    else:
+        config = fifo if kind == "fifo" else Path("/dev/zero")
+    result, seconds, rss = run_child("--config", str(config), "lint", str(dockerfile), timeout=60)
+    assert one_line_error(result) and str(config) in result.stderr, result.stderr
+    assert seconds < 20 and rss < MAX_RSS_MB, (seconds, rss)
