@@ -320,3 +320,29 @@ def test_the_install_command_and_the_gitlab_job_work_from_the_repository(tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((work / "gl-code-quality-report.json").read_text())
     assert report and report[0]["check_name"] == "KIF101"
+
+
+def test_the_github_actions_example_runs_as_printed_and_uploads(tmp_path):
+    """The README's two workflow steps: the action (run by test_action's runner, with a Python that
+    is not 3.11 when this machine has one) and upload-sarif, which reads the file the action wrote
+    (`if: always()`: also when the scan's findings fail the job) - it must meet GitHub's rules."""
+    import yaml
+    from sarif_github import github_problems
+    from test_action import ACTION, NOT_311, Runner
+
+    block = re.search(r"GitHub Actions \(the composite action.*?```yaml\n(.*?)```", README, re.S).group(1)
+    action, upload = yaml.safe_load(block)
+    assert action["uses"].split("@")[0].endswith("/imagefix")
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@") and upload["if"] == "always()"
+    inputs = {k: str(v) for k, v in action["with"].items()}
+    named = re.search(r"command:.*#\s*(.*)", block).group(1)
+    assert named == ACTION["inputs"]["command"]["description"].strip('"')  # the same commands as action.yml
+    assert inputs["args"] == "myapp:${{ github.sha }}"
+    inputs["args"] = "oci:samples/spark:3.5.3"  # the stand-in for the image the job built
+    runner = Runner(tmp_path, NOT_311 or sys.executable)
+    code, outputs, summary, log = runner.run(inputs)
+    assert code == 1 and outputs["exit-code"] == "1", log  # KIF101: the job fails, the upload runs
+    sarif = json.loads((runner.workspace / upload["with"]["sarif_file"]).read_text())
+    assert outputs["sarif-file"] == upload["with"]["sarif_file"]
+    assert github_problems(sarif) == [] and sarif["runs"][0]["results"]
+    assert "### imagefix scan" in summary
