@@ -346,3 +346,25 @@ def test_the_github_actions_example_runs_as_printed_and_uploads(tmp_path):
     assert outputs["sarif-file"] == upload["with"]["sarif_file"]
     assert github_problems(sarif) == [] and sarif["runs"][0]["results"]
     assert "### imagefix scan" in summary
+
+
+def test_the_pre_commit_example_names_the_hooks_this_repository_has(tmp_path):
+    """The README's `.pre-commit-config.yaml` as printed: every hook id is one of `.pre-commit-hooks.yaml`
+    (test_precommit runs them with real pre-commit), and the report hook's args are a working report."""
+    import yaml
+
+    block = re.search(r"pre-commit \(`\.pre-commit-config\.yaml`.*?```yaml\n(.*?)```", README, re.S).group(1)
+    config = yaml.safe_load(block)
+    hooks = {hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    used = config["repos"][0]["hooks"]
+    assert used and {hook["id"] for hook in used} <= set(hooks)
+    report = next(hook for hook in used if hook["id"] == "imagefix-report")
+    assert hooks["imagefix-report"]["stages"] == ["pre-push"]
+    args = [f"oci:{SAMPLES / 'spark'}:3.5.3" if a == "myapp:dev" else a for a in report["args"]]
+    done = subprocess.run([str(BIN / "imagefix"), *hooks["imagefix-report"]["entry"].split()[1:], *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "PASS: " in done.stdout, done.stdout + done.stderr
+    over = [a.replace("800MB", "100MB") for a in args]  # the same hook on an image above its budget
+    done = subprocess.run([str(BIN / "imagefix"), "report", *over], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and "FAIL: budget (162.0 MB > 100.0 MB)" in done.stdout, done.stdout
