@@ -368,3 +368,17 @@ def test_the_pre_commit_example_names_the_hooks_this_repository_has(tmp_path):
     done = subprocess.run([str(BIN / "imagefix"), "report", *over], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 1 and "FAIL: budget (162.0 MB > 100.0 MB)" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.shown and re.match(
+    r"imagefix (scan|lint) (oci:)?samples/", e.command)], ids=lambda e: f"line{e.line}")
+def test_the_tour_shows_what_a_100_column_terminal_shows(example, monkeypatch):
+    """"Output is shown as a 100-column terminal shows it": the sample examples, line for line, as a
+    real terminal of 100 columns receives them (colour aside)."""
+    from test_terminal import on_terminal, visible
+
+    monkeypatch.chdir(ROOT)
+    assert "Output is shown as a 100-column terminal shows it" in README
+    code, shown = on_terminal(*example.command.split("#")[0].split()[1:], columns=100)
+    assert code == example.exit_code
+    assert [line.rstrip() for line in visible(shown)] == [line.rstrip() for line in example.shown]
