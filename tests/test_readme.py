@@ -320,3 +320,65 @@ def test_the_install_command_and_the_gitlab_job_work_from_the_repository(tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((work / "gl-code-quality-report.json").read_text())
     assert report and report[0]["check_name"] == "KIF101"
+
+
+def test_the_github_actions_example_runs_as_printed_and_uploads(tmp_path):
+    """The README's two workflow steps: the action (run by test_action's runner, with a Python that
+    is not 3.11 when this machine has one) and upload-sarif, which reads the file the action wrote
+    (`if: always()`: also when the scan's findings fail the job) - it must meet GitHub's rules."""
+    import yaml
+    from sarif_github import github_problems
+    from test_action import ACTION, NOT_311, Runner
+
+    block = re.search(r"GitHub Actions \(the composite action.*?```yaml\n(.*?)```", README, re.S).group(1)
+    action, upload = yaml.safe_load(block)
+    assert action["uses"].split("@")[0].endswith("/imagefix")
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@") and upload["if"] == "always()"
+    inputs = {k: str(v) for k, v in action["with"].items()}
+    named = re.search(r"command:.*#\s*(.*)", block).group(1)
+    assert named == ACTION["inputs"]["command"]["description"].strip('"')  # the same commands as action.yml
+    assert inputs["args"] == "myapp:${{ github.sha }}"
+    inputs["args"] = "oci:samples/spark:3.5.3"  # the stand-in for the image the job built
+    runner = Runner(tmp_path, NOT_311 or sys.executable)
+    code, outputs, summary, log = runner.run(inputs)
+    assert code == 1 and outputs["exit-code"] == "1", log  # KIF101: the job fails, the upload runs
+    sarif = json.loads((runner.workspace / upload["with"]["sarif_file"]).read_text())
+    assert outputs["sarif-file"] == upload["with"]["sarif_file"]
+    assert github_problems(sarif) == [] and sarif["runs"][0]["results"]
+    assert "### imagefix scan" in summary
+
+
+def test_the_pre_commit_example_names_the_hooks_this_repository_has(tmp_path):
+    """The README's `.pre-commit-config.yaml` as printed: every hook id is one of `.pre-commit-hooks.yaml`
+    (test_precommit runs them with real pre-commit), and the report hook's args are a working report."""
+    import yaml
+
+    block = re.search(r"pre-commit \(`\.pre-commit-config\.yaml`.*?```yaml\n(.*?)```", README, re.S).group(1)
+    config = yaml.safe_load(block)
+    hooks = {hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    used = config["repos"][0]["hooks"]
+    assert used and {hook["id"] for hook in used} <= set(hooks)
+    report = next(hook for hook in used if hook["id"] == "imagefix-report")
+    assert hooks["imagefix-report"]["stages"] == ["pre-push"]
+    args = [f"oci:{SAMPLES / 'spark'}:3.5.3" if a == "myapp:dev" else a for a in report["args"]]
+    done = subprocess.run([str(BIN / "imagefix"), *hooks["imagefix-report"]["entry"].split()[1:], *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "PASS: " in done.stdout, done.stdout + done.stderr
+    over = [a.replace("800MB", "100MB") for a in args]  # the same hook on an image above its budget
+    done = subprocess.run([str(BIN / "imagefix"), "report", *over], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and "FAIL: budget (162.0 MB > 100.0 MB)" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.shown and re.match(
+    r"imagefix (scan|lint) (oci:)?samples/", e.command)], ids=lambda e: f"line{e.line}")
+def test_the_tour_shows_what_a_100_column_terminal_shows(example, monkeypatch):
+    """"Output is shown as a 100-column terminal shows it": the sample examples, line for line, as a
+    real terminal of 100 columns receives them (colour aside)."""
+    from test_terminal import on_terminal, visible
+
+    monkeypatch.chdir(ROOT)
+    assert "Output is shown as a 100-column terminal shows it" in README
+    code, shown = on_terminal(*example.command.split("#")[0].split()[1:], columns=100)
+    assert code == example.exit_code
+    assert [line.rstrip() for line in visible(shown)] == [line.rstrip() for line in example.shown]

@@ -108,3 +108,19 @@ def test_every_rule_description_fits_github(rule_doc_limit):
     driver = json.loads(render("sarif", []))["runs"][0]["tool"]["driver"]
     assert all(len(r["fullDescription"]["text"]) <= rule_doc_limit for r in driver["rules"])
     assert github_problems(json.loads(render("sarif", []))) == []
+
+
+@pytest.mark.registry
+def test_a_registry_image_is_its_repository_at_line_1_and_uploads(cli, registry, tmp_path, monkeypatch):
+    """`scan docker://…` (the README's CI example scans a pushed image): no file in the checkout, so the
+    repository's name is the artifact - relative, escaped, and accepted by GitHub's rules."""
+    from registries import push_spec, repo_name, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    monkeypatch.chdir(tmp_path)
+    name = repo_name("sarif")
+    push_spec(RegistryClient(registry.host), tmp_path, name, "1", spark_like())
+    doc = checked(cli("scan", "--format", "sarif", f"docker://{registry.host}/{name}:1"))
+    host = registry.host.replace(":", "%3A")
+    assert {(rule, uri, line) for rule, uri, line in locations(doc)} >= {("KIF101", f"{host}/{name}", 1)}

@@ -142,6 +142,9 @@ def test_report_says_warning_not_pass_when_the_pod_would_not_start():
     assert slow.returncode == 0  # no gate was asked for
     assert "PASS" not in slow.stdout and "WARNING: no gate crossed, but on Kata" in slow.stdout
     assert "PASS: " in in_pipe("report", SPARK).stdout
+    gated = in_pipe("report", SPARK, "--budget", "800MB", "--max-layer-size", "200MB").stdout
+    gated = " ".join(gated.split())
+    assert "PASS: budget (162.0 MB ≤ 800.0 MB); max-layer-size (150.0 MB ≤ 200.0 MB); guest pull" in gated
 
 
 def test_markdown_has_the_largest_files_and_html_the_whole_command_as_a_tooltip(tmp_path):

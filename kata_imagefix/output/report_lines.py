@@ -47,6 +47,8 @@ def verdict(report: Report) -> str:
     if crossed:
         return f"FAIL: {', '.join(crossed)}; {timing}; {fits} the guest"
     room = f"the image {fits} the guest ({human_size(budget.room_bytes)} room)"
+    # the gates asked for and held, so a PASS says what it passed (`--budget 800MB`: 162.0 MB ≤ 800.0 MB)
+    held = "".join(f"{g.name} ({g.note if g.note else f'{g.actual} ≤ {g.limit}'}); " for g in report.gates)
     if not (budget.fits_create_timeout and budget.fits_memory):  # the gates pass, the pod would not start
-        return f"WARNING: no gate crossed, but on Kata: {timing}; {room}"
-    return f"PASS: {timing}; {room}"
+        return f"WARNING: no gate crossed, but on Kata: {held}{timing}; {room}"
+    return f"PASS: {held}{timing}; {room}"
