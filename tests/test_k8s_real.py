@@ -92,11 +92,23 @@ def test_without_the_mirror_an_unreachable_image_is_one_cause_listing_its_contai
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("imagefix k8s check: 2 workloads audited, 2 containers, "
-                               "1 images (1 unreadable)")
+                               "1 image (1 unreadable)")  # words.plural: never "1 images"
     assert sum("KIF407" in line for line in lines) == 2  # the by-rule count, and the one cause
     cause = next(i for i, line in enumerate(lines) if line.startswith("error") and "KIF407" in line)
     assert "(2 containers)" in lines[cause]
     assert "ReplicationController/mock mock-container" in "\n".join(lines[cause:])
+
+
+def test_the_text_summary_says_one_workload_one_container_one_image_in_the_singular(cli, tmp_path):
+    only = json.loads((DATA / "kubernetes-rclist.json").read_text())
+    only["items"] = only["items"][:1]
+    (tmp_path / "one.json").write_text(json.dumps(only))
+    result = cli("k8s", "check", "--all", "--registry-timeout", "1", tmp_path / "one.json")
+    assert result.exit_code == 1, result.stderr
+    first, findings = result.stdout.splitlines()[:2]
+    assert first.startswith("imagefix k8s check: 1 workload audited, 1 container, 1 image (1 unreadable)")
+    assert findings.startswith("findings: 1 error"), findings
+    assert "1 containers" not in result.stdout and "1 images" not in result.stdout
 
 
 def test_a_kubectl_json_list_is_fixed_as_json_keeping_its_indentation(cli, mirror, tmp_path):
