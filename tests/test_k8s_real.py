@@ -372,3 +372,42 @@ def test_a_mirror_that_demands_a_client_certificate_gets_the_pair_hosts_toml_nam
     shutil.copy(key, folder / "client.key")
     assert _pod_of(cli, _hosts(tmp_path / "c", mutual, "")).exit_code == 0
 
+
+
+KATA_POD = f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  runtimeClassName: kata-qemu-tdx
+  containers:
+  - name: hello
+    image: {UNREACHABLE}/monopole/hello:1
+"""
+
+
+def test_k8s_check_and_fix_read_through_a_mirror_with_its_own_ca_and_client_pair(cli, tls_mirrors, tmp_path,
+                                                                                   certs):
+    """The same hosts.toml trust as `k8s pod` on the other two commands' mirror path: without the pair
+    the image is unreadable (one cause), with `ca` + `client` it is read and fixed."""
+    _, mutual, (cert, key) = tls_mirrors
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(KATA_POD)
+    ca = f'  ca = "{mutual.ca}"\n'
+    without = cli("k8s", "check", "--format", "json", "--registry-config", _hosts(tmp_path / "a", mutual, ca),
+                  manifest)
+    assert without.exit_code == 1, without.stderr
+    assert without.json()["totals"]["unreadable_refs"] == [f"{UNREACHABLE}/monopole/hello:1"]
+    assert "wants a client certificate" in json.dumps(without.json()["workloads"])
+    hosts = _hosts(tmp_path / "b", mutual, ca + f'  client = [["{cert}", "{key}"]]\n')
+    checked = cli("k8s", "check", "--format", "json", "--registry-config", hosts, manifest)
+    assert checked.json()["totals"]["unreadable_refs"] == [], checked.stdout
+    rules = {f["rule"]: f["severity"] for f in checked.json()["workloads"][0]["findings"]}
+    assert "KIF407" not in rules and rules.get("KIF402") == "warning"  # read: its USER 185 is judged
+    fixed = cli("k8s", "fix", "--registry-config", hosts, "-o", "-", manifest)
+    assert fixed.exit_code == 0, fixed.stderr
+    context = yaml.safe_load(fixed.stdout)["spec"]["containers"][0]["securityContext"]
+    assert context == {"runAsUser": 185, "runAsGroup": 185}
+    assert only_lines_added(KATA_POD, fixed.stdout)
+    refused = cli("k8s", "fix", "--registry-config", _hosts(tmp_path / "c", mutual, ca), "-o", "-", manifest)
+    assert refused.exit_code == 1 and "not fixed:" in refused.stderr
