@@ -374,6 +374,7 @@ def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushe
     from kata_imagefix.image.sources import open_image
     from kata_imagefix.k8s.audit import AuditOptions, audit, read_sources
     from kata_imagefix.model.budget import BudgetModel
+    from kata_imagefix.output import RenderOptions
     from kata_imagefix.output.json_out import render
     from kata_imagefix.registry.options import RegistryOptions
     from kata_imagefix.rules.finding import Severity
@@ -395,7 +396,7 @@ def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushe
     if not kata:
         totals["notes"].insert(0, f"no Kata workload in {stream}, {broken} (1 other workload(s) skipped; "
                                   "--all audits every pod, --runtime-class names the classes)")
-    whole = render(run.results, Severity.ERROR, profile="kata-tdx", errors=run.errors, key="workloads",
-                   totals=totals)
+    shown = RenderOptions(Severity.ERROR, "kata-tdx", run.errors, "workloads", totals=totals)
+    whole = render(run.results, shown)
     assert out.read_text() == whole
     assert len(json.loads(whole)["workloads"]) == (3 if kata else 0)
