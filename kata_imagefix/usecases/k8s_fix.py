@@ -6,14 +6,15 @@ edited, input errors - comes back for the command line to print.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..k8s.audit import AuditOptions, audit
+from ..k8s.audit import AuditOptions, AuditRun, audit_stream
 from ..k8s.fixing import FixedManifest, fix_manifest
-from ..k8s.manifests import Problem
+from ..k8s.manifests import Problem, Workload
 from ..model.budget import BudgetModel
+from ..rules.result import ScanResult
 from ..scan import RuleSelection
 from ..writing import Edit, Written
 
@@ -43,20 +44,30 @@ class K8sFix:
 
 
 def fix_k8s(request: K8sFixRequest, write: Callable[[Edit], Written]) -> K8sFix:
-    """Fix, write (each file through `write`), audit what changed again; nothing printed."""
+    """Fix, write (each file through `write`), audit what changed again; nothing printed. Both audits
+    stream: of each workload only its error findings are kept (a 100,000-item List is never held as
+    results)."""
     options, model, opener = request.options, request.model, request.open_image
-    before = audit(request.sources, options, model, RuleSelection(), opener,
-                   problems=request.problems)  # reads the images
+    before = AuditRun()  # reads the images
+    found = _errors(audit_stream(before, request.sources, options, model, RuleSelection(), opener,
+                                 problems=request.problems))
     written = []
     for name, original in request.sources:
         item = fix_manifest(name, original, before.images, options, model)
         written.append((write(Edit(item.name, original, item.text)), item))
     changed = {item.name: item for _, item in written if item.changed}
-    after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
-                  RuleSelection(), opener, before.images)
-    left = [r for r, w in zip(before.results, before.workloads, strict=True)
-            if w.file not in changed or not changed[w.file].was_edited(w.line)]
-    not_fixed = [f"{r.subject}: {f.rule} {f.message}" for r in left + after.results for f in r.findings
-                 if f.severity.label == "error"]
+    after = _errors(audit_stream(AuditRun(), [(item.name, item.edited_only()) for item in changed.values()],
+                                 options, model, RuleSelection(), opener, before.images))
+    not_fixed = [said for file, line, said in found
+                 if file not in changed or not changed[file].was_edited(line)]
+    not_fixed += [said for _, _, said in after]
     not_fixed += [refusal for _, item in written for refusal in item.refused]
     return K8sFix(written, not_fixed, before.errors)
+
+
+def _errors(stream: Iterable[tuple[Workload, ScanResult]]) -> list[tuple[str, int | None, str]]:
+    """(file, line, "subject: RULE message") of each error finding of an audit's stream, the rest of
+    each result dropped as it comes."""
+    return [(workload.file, workload.line, f"{result.subject}: {finding.rule} {finding.message}")
+            for workload, result in stream for finding in result.findings
+            if finding.severity.label == "error"]

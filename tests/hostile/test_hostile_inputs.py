@@ -174,3 +174,34 @@ def test_a_big_list_is_read_item_by_item_with_the_same_answers(registry, tmp_pat
     assert result.returncode == 1, result.stderr  # each runs as the named user spark: KIF401
     assert result.stdout.count('"KIF401"') == count
     assert f'"line": {3 + 10 * (count - 1) + 10}' in result.stdout  # the last item's image line
+
+
+def test_k8s_fix_of_a_100000_item_list_streams_in_bounded_memory(registry, tmp_path):
+    """`k8s fix` of a 100,000-item List (about 19 MB): item by item like `k8s check`, each item fixed as a
+    document of its own, only the error findings of each workload kept. It peaked at 516 MB at 30,000
+    items when the List was one node tree and every result was held."""
+    from registries import push_spec, repo_name, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    repository = repo_name("fixlist")
+    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
+    item = ("- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {{name: app-{i}}}\n  spec:\n"
+            "    template:\n      spec:\n        runtimeClassName: kata-qemu-tdx\n        containers:\n"
+            f"        - name: app\n          image: {registry.host}/{repository}:1\n")
+    count = 100_000
+    path = tmp_path / "list.yaml"
+    original = "apiVersion: v1\nkind: List\nitems:\n" + "".join(item.format(i=i) for i in range(count))
+    path.write_text(original)
+    out = tmp_path / "fixed.yaml"
+    result, _, rss = run_child("k8s", "fix", str(path), "-o", str(out), timeout=1800)
+    assert result.returncode == 0, result.stderr[-2000:]  # every named user written as its uid: none left
+    assert rss < MAX_RSS_MB, rss
+    fixed = out.read_text()
+    assert fixed.count("runAsUser: 185") == count and fixed.count("runAsGroup: 185") == count
+    assert result.stderr.count("fixed ") == count
+    from conftest import only_lines_added
+
+    assert only_lines_added(original, fixed)
+    again, _, _ = run_child("k8s", "fix", "--check", str(out), timeout=1800)  # idempotent, valid YAML
+    assert again.returncode == 0 and "would fix" not in again.stdout + again.stderr, again.stderr[-2000:]
