@@ -6,6 +6,7 @@ edited, input errors - comes back for the command line to print.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,20 +55,22 @@ def fix_k8s(request: K8sFixRequest, write: Callable[[Edit], Written]) -> K8sFix:
     written = []
     for name, original in request.sources:
         item = fix_manifest(name, original, before.images, options, model)
-        written.append((write(Edit(item.name, original, item.text)), item))
+        done = write(Edit(item.name, original, item.text))
+        # what is kept of the write: where it went (the texts are the manifest's size, twice)
+        written.append((Written(Edit(item.name, "", ""), done.where, done.backup), item))
     changed = {item.name: item for _, item in written if item.changed}
     after = _errors(audit_stream(AuditRun(), [(item.name, item.edited_only()) for item in changed.values()],
                                  options, model, RuleSelection(), opener, before.images))
-    not_fixed = [said for file, line, said in found
+    not_fixed = [f"{subject}: {said}" for file, line, subject, said in found
                  if file not in changed or not changed[file].was_edited(line)]
-    not_fixed += [said for _, _, said in after]
+    not_fixed += [f"{subject}: {said}" for _, _, subject, said in after]
     not_fixed += [refusal for _, item in written for refusal in item.refused]
     return K8sFix(written, not_fixed, before.errors)
 
 
-def _errors(stream: Iterable[tuple[Workload, ScanResult]]) -> list[tuple[str, int | None, str]]:
-    """(file, line, "subject: RULE message") of each error finding of an audit's stream, the rest of
-    each result dropped as it comes."""
-    return [(workload.file, workload.line, f"{result.subject}: {finding.rule} {finding.message}")
+def _errors(stream: Iterable[tuple[Workload, ScanResult]]) -> list[tuple[str, int | None, str, str]]:
+    """(file, line, subject, "RULE message") of each error finding of an audit's stream, the rest of
+    each result dropped as it comes; a message many workloads share is held once."""
+    return [(workload.file, workload.line, result.subject, sys.intern(f"{finding.rule} {finding.message}"))
             for workload, result in stream for finding in result.findings
             if finding.severity.label == "error"]
