@@ -177,7 +177,7 @@ def test_a_big_list_is_read_item_by_item_with_the_same_answers(registry, tmp_pat
 
 
 @pytest.mark.parametrize("count", [30_000, pytest.param(100_000, marks=pytest.mark.xfail(
-    strict=True, reason="407 MB measured at 100,000 items: the fixed pieces, their joined text and the "
+    strict=True, reason="381 MB measured at 100,000 items: the fixed pieces, their joined text and the "
                         "edited-only copy are held at once (#26, not bounded yet)"))])
 def test_k8s_fix_of_a_big_list_streams_in_bounded_memory(registry, tmp_path, count):
     """`k8s fix` of a big List (30,000 items: about 6 MB): item by item like `k8s check`, each item fixed
