@@ -92,11 +92,23 @@ def test_without_the_mirror_an_unreachable_image_is_one_cause_listing_its_contai
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("imagefix k8s check: 2 workloads audited, 2 containers, "
-                               "1 images (1 unreadable)")
+                               "1 image (1 unreadable)")  # words.plural: never "1 images"
     assert sum("KIF407" in line for line in lines) == 2  # the by-rule count, and the one cause
     cause = next(i for i, line in enumerate(lines) if line.startswith("error") and "KIF407" in line)
     assert "(2 containers)" in lines[cause]
     assert "ReplicationController/mock mock-container" in "\n".join(lines[cause:])
+
+
+def test_the_text_summary_says_one_workload_one_container_one_image_in_the_singular(cli, tmp_path):
+    only = json.loads((DATA / "kubernetes-rclist.json").read_text())
+    only["items"] = only["items"][:1]
+    (tmp_path / "one.json").write_text(json.dumps(only))
+    result = cli("k8s", "check", "--all", "--registry-timeout", "1", tmp_path / "one.json")
+    assert result.exit_code == 1, result.stderr
+    first, findings = result.stdout.splitlines()[:2]
+    assert first.startswith("imagefix k8s check: 1 workload audited, 1 container, 1 image (1 unreadable)")
+    assert findings.startswith("findings: 1 error"), findings
+    assert "1 containers" not in result.stdout and "1 images" not in result.stdout
 
 
 def test_a_kubectl_json_list_is_fixed_as_json_keeping_its_indentation(cli, mirror, tmp_path):
@@ -360,3 +372,42 @@ def test_a_mirror_that_demands_a_client_certificate_gets_the_pair_hosts_toml_nam
     shutil.copy(key, folder / "client.key")
     assert _pod_of(cli, _hosts(tmp_path / "c", mutual, "")).exit_code == 0
 
+
+
+KATA_POD = f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  runtimeClassName: kata-qemu-tdx
+  containers:
+  - name: hello
+    image: {UNREACHABLE}/monopole/hello:1
+"""
+
+
+def test_k8s_check_and_fix_read_through_a_mirror_with_its_own_ca_and_client_pair(cli, tls_mirrors, tmp_path,
+                                                                                   certs):
+    """The same hosts.toml trust as `k8s pod` on the other two commands' mirror path: without the pair
+    the image is unreadable (one cause), with `ca` + `client` it is read and fixed."""
+    _, mutual, (cert, key) = tls_mirrors
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(KATA_POD)
+    ca = f'  ca = "{mutual.ca}"\n'
+    without = cli("k8s", "check", "--format", "json", "--registry-config", _hosts(tmp_path / "a", mutual, ca),
+                  manifest)
+    assert without.exit_code == 1, without.stderr
+    assert without.json()["totals"]["unreadable_refs"] == [f"{UNREACHABLE}/monopole/hello:1"]
+    assert "wants a client certificate" in json.dumps(without.json()["workloads"])
+    hosts = _hosts(tmp_path / "b", mutual, ca + f'  client = [["{cert}", "{key}"]]\n')
+    checked = cli("k8s", "check", "--format", "json", "--registry-config", hosts, manifest)
+    assert checked.json()["totals"]["unreadable_refs"] == [], checked.stdout
+    rules = {f["rule"]: f["severity"] for f in checked.json()["workloads"][0]["findings"]}
+    assert "KIF407" not in rules and rules.get("KIF402") == "warning"  # read: its USER 185 is judged
+    fixed = cli("k8s", "fix", "--registry-config", hosts, "-o", "-", manifest)
+    assert fixed.exit_code == 0, fixed.stderr
+    context = yaml.safe_load(fixed.stdout)["spec"]["containers"][0]["securityContext"]
+    assert context == {"runAsUser": 185, "runAsGroup": 185}
+    assert only_lines_added(KATA_POD, fixed.stdout)
+    refused = cli("k8s", "fix", "--registry-config", _hosts(tmp_path / "c", mutual, ca), "-o", "-", manifest)
+    assert refused.exit_code == 1 and "not fixed:" in refused.stderr

@@ -283,10 +283,8 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
     Example:
       imagefix k8s fix deploy/ --in-place
     """
-    from ..k8s.audit import AuditOptions, audit, read_sources
-    from ..k8s.fixing import fix_manifest
-    from ..scan import RuleSelection
-    from ..writing import Edit
+    from ..k8s.audit import AuditOptions, read_sources
+    from ..usecases.k8s_fix import K8sFixRequest, fix_k8s
 
     policy = edit_policy(kw)
     policy.check_usage(manifests, what="manifest")
@@ -295,35 +293,21 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
     policy.check_usage([name for name, _ in sources] + [str(p) for p in problems], what="manifest")
     kw.update(all_platforms=False, platform=platform)
     opener = _opener(platform, registry_options(ctx, kw), kw)
-    model = budget_model(ctx, kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
-    before = audit(sources, options, model, RuleSelection(), opener, problems=problems)  # reads the images
-    fixed = [fix_manifest(name, text, before.images, options, model) for name, text in sources]
+    outcome = fix_k8s(K8sFixRequest(sources, options, budget_model(ctx, kw), opener, problems), policy.apply)
     report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
-    for (_, original), item in zip(sources, fixed, strict=True):
-        written = policy.apply(Edit(item.name, original, item.text))
+    for written, item in outcome.written:
         if written.backup is not None:
             report(f"kept the original as {written.backup}")
         for change in item.changes:
             report(f"{policy.said(written, 'fixed', 'would fix')} {item.name}: {change}")
-    # as the nodes will see it: the documents changed audited again (their images are read already)
-    changed = {item.name: item for item in fixed if item.changed}
-    after = audit([(item.name, item.edited_only()) for item in changed.values()], options, model,
-                  RuleSelection(), opener, before.images)
-    left = [r for r, w in zip(before.results, before.workloads, strict=True)
-            if w.file not in changed or not changed[w.file].was_edited(w.line)]
-    errors = [(r.subject, f) for r in left + after.results for f in r.findings if f.severity.label == "error"]
-    for subject, finding in errors:
-        click.echo(for_terminal(f"not fixed: {subject}: {finding.rule} {finding.message}"), err=True)
-    for item in fixed:
-        for refusal in item.refused:
-            click.echo(for_terminal(f"not fixed: {refusal}"), err=True)
-    for where, message in before.errors:
+    for line in outcome.not_fixed:
+        click.echo(for_terminal(f"not fixed: {line}"), err=True)
+    for where, message in outcome.errors:
         click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
-    if before.errors:
+    if outcome.errors:
         ctx.exit(2)
-    unfixed = bool(errors) or any(item.refused for item in fixed)
-    ctx.exit(1 if unfixed or (policy.check and any(item.changed for item in fixed)) else 0)
+    ctx.exit(1 if outcome.unfixed or (policy.check and outcome.changed) else 0)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ their positions) reads those an edit is wanted in.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..image.model import Image
 from ..model.budget import BudgetModel
 from .audit import AuditOptions, is_kata
 from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
-from .manifests import Workload, workload_of, yaml_error
+from .manifests import BIG_DOCUMENT, Workload, item_text, list_spans, workload_of, yaml_error
 from .pod import PodNeeds, annotation_reasons
 from .walk import (
     matching_containers,
@@ -59,6 +60,8 @@ class FixedManifest:
     refused: list[str] = field(default_factory=list)  # "file:line: why", one per workload left as it was
     edited: list[tuple[int, int]] = field(default_factory=list)  # [first, last) original lines, changed docs
     edited_pieces: set[int] = field(default_factory=set)  # indexes into `pieces` of the changed documents
+    list_text: set[int] = field(default_factory=set)  # pieces that are a big List's own text
+    list_items: set[int] = field(default_factory=set)  # pieces that are a big List's items
 
     @property
     def text(self) -> str:
@@ -67,12 +70,24 @@ class FixedManifest:
     def edited_only(self) -> str:
         """The fixed manifest with every unchanged document blanked (its lines kept as empty lines): what
         an audit of the changes needs to read, at the lines the edited documents have in `text`."""
-        return "".join(piece if index in self.edited_pieces else "\n" * piece.count("\n")
+        lists = bool(self.list_items & self.edited_pieces)  # a List with an item changed keeps its text
+        return "".join(piece if index in self.edited_pieces or (lists and index in self.list_text) else
+                       _blank_item(piece) if lists and index in self.list_items else "\n" * piece.count("\n")
                        for index, piece in enumerate(self.pieces))
 
     def was_edited(self, line: int | None) -> bool:
         """Whether the original line (a workload's) lies in a document that was changed."""
-        return line is None or any(first <= line < last for first, last in self.edited)
+        if line is None:
+            return True
+        import bisect
+
+        index = bisect.bisect_right(self.edited, (line, sys.maxsize)) - 1  # in order, never overlapping
+        return index >= 0 and self.edited[index][0] <= line < self.edited[index][1]
+
+
+def _blank_item(piece: str) -> str:
+    """A List item as `{}` on as many lines; the indentation its text ends with (the next item's) kept."""
+    return "{}" + "\n" * piece.count("\n") + piece[piece.rfind("\n") + 1:] if "\n" in piece else "{}"
 
 
 @dataclass(frozen=True)
@@ -87,63 +102,106 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
                  model: BudgetModel, migration: Migration | None = None) -> FixedManifest:
     """The manifest with its Kata workloads fixed. A workload that cannot be edited (an anchor, a
     duplicate key) is left as it was and named in `refused`; a document that is not valid YAML is left
-    as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead."""
-    pieces: list[str] = []
-    changes: list[str] = []
-    refused: list[str] = []
-    changed = False
-    loader = None
+    as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead.
+    A big List (as the audit reads it) is fixed item by item: never one node tree."""
+    fixed = FixedManifest(name, [], False)
     offset = 0
-    edited: list[tuple[int, int]] = []
-    edited_pieces: set[int] = set()
     for chunk in split_documents(text):
+        spans = list_spans(chunk, _libyaml()) if len(chunk) > BIG_DOCUMENT else None
+        if spans is None:
+            _add_document(fixed, chunk, chunk, offset, images, options, model, migration)
+        else:
+            _fix_list(fixed, chunk, spans, offset, images, options, model, migration)
+        offset += chunk.count("\n")
+    fixed.changed = bool(fixed.edited)
+    return fixed
+
+
+def _libyaml() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _add_document(fixed: FixedManifest, chunk: str, original: str, offset: int, images: dict,
+                  options: AuditOptions, model: BudgetModel, migration: Migration | None,
+                  column: int = 0, json_style: bool | None = None) -> None:
+    """`chunk` fixed as one document (its first `column` characters are padding, not written), as a
+    piece of `fixed`; `original` is what the piece was."""
+    piece = _fix_document(chunk, fixed, offset, images, options, model, migration, json_style)
+    if piece != chunk:
+        if piece[:column].strip():
+            raise ImagefixError(f"{fixed.name}:{offset + 1}: an edit before the first key of a List item")
+        fixed.edited.append((offset + 1, offset + chunk.count("\n") + 2))
+        fixed.edited_pieces.add(len(fixed.pieces))
+        fixed.pieces.append(piece[column:])
+    else:
+        fixed.pieces.append(original)
+
+
+def _fix_list(fixed: FixedManifest, chunk: str, spans: list[tuple[int, int, int, int]], offset: int,
+              images: dict, options: AuditOptions, model: BudgetModel, migration: Migration | None) -> None:
+    """Each item of a big List as a document of its own (its text padded to its column), between the
+    List's own text; `edited_only` keeps the List's text and the items changed, the others as `{}`."""
+    first = len(fixed.pieces)
+    position = 0
+    json_style = chunk.lstrip().startswith(("{", "["))  # a flow item of a YAML List stays YAML
+    for span in spans:
+        begin, end, line, column = span
+        fixed.pieces.append(chunk[position:begin])
+        fixed.list_text.add(len(fixed.pieces) - 1)
+        _add_document(fixed, item_text(chunk, span), chunk[begin:end], offset + line, images, options, model,
+                      migration, column, json_style)
+        position = end
+    fixed.pieces.append(chunk[position:])
+    fixed.list_text.add(len(fixed.pieces) - 1)
+    fixed.list_items.update(range(first + 1, len(fixed.pieces), 2))
+
+
+def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, options: AuditOptions,
+                  model: BudgetModel, migration: Migration | None, json_style: bool | None = None) -> str:
+    """One document's text with its workloads fixed (the same text when nothing is to be written);
+    its changes and refusals go into `fixed`."""
+    name = fixed.name
+    try:
+        plans = _plans(_load(chunk, name, offset), name, options, migration, images, model)
+    except ImagefixError:
+        if migration is not None:
+            raise
+        plans = None
+    if plans is None:
+        return chunk
+    doc = _load(chunk, name, offset, _round_trip())
+    editor = DocumentEditor(chunk, name, offset)
+    if json_style is not None:  # a List item: the List's style, not its own first character's
+        editor.json = json_style
+    editor.step = indent_step(doc)
+    duplicate = duplicate_key(chunk)
+    for index, item in enumerate(workloads(doc)):
+        mark = editor.mark()
         try:
-            plans = _plans(_load(chunk, name, offset), name, options, migration, images, model)
-        except ImagefixError:
+            workload = workload_of(item, name, offset)
             if migration is not None:
-                raise
-            plans = None
-        if plans is None:
-            pieces.append(chunk)
-            offset += chunk.count("\n")
-            continue
-        loader = loader or _round_trip()
-        doc = _load(chunk, name, offset, loader)
-        editor = DocumentEditor(chunk, name, offset)
-        editor.step = indent_step(doc)
-        duplicate = duplicate_key(chunk)
-        for index, item in enumerate(workloads(doc)):
-            mark = editor.mark()
-            try:
-                workload = workload_of(item, name, offset)
-                if migration is not None:
-                    if matching_containers(pod_spec(item), migration.needs.image_name):
-                        changes_here = _migrate_workload(editor, item, workload, migration)
-                    else:
-                        changes_here = []
-                elif (plan := plans[index] if index < len(plans) else None) is not None:
-                    changes_here = _fix_workload(editor, item, plan)  # decided on libyaml's data
+                if matching_containers(pod_spec(item), migration.needs.image_name):
+                    changes_here = _migrate_workload(editor, item, workload, migration)
                 else:
                     changes_here = []
-                if duplicate is not None and editor.mark() != mark:
-                    raise ImagefixError(f"{editor.where(duplicate[1])}: {duplicate[0]} is written twice "
-                                        f"(also line {offset + duplicate[2] + 1}): YAML tools disagree on "
-                                        "which one counts (k8s check reads the last); keep one, then run "
-                                        "again")
-                changes += changes_here
-            except ImagefixError as exc:
-                if migration is not None:
-                    raise
-                editor.rollback(mark)
-                refused.append(str(exc))
-        piece = editor.apply()
-        if piece != chunk:
-            changed = True
-            edited.append((offset + 1, offset + chunk.count("\n") + 2))
-            edited_pieces.add(len(pieces))
-        pieces.append(piece)
-        offset += chunk.count("\n")
-    return FixedManifest(name, pieces, changed, changes, refused, edited, edited_pieces)
+            elif (plan := plans[index] if index < len(plans) else None) is not None:
+                changes_here = _fix_workload(editor, item, plan)  # decided on libyaml's data
+            else:
+                changes_here = []
+            if duplicate is not None and editor.mark() != mark:
+                raise ImagefixError(f"{editor.where(duplicate[1])}: {duplicate[0]} is written twice "
+                                    f"(also line {offset + duplicate[2] + 1}): YAML tools disagree on "
+                                    "which one counts (k8s check reads the last); keep one, then run "
+                                    "again")
+            fixed.changes += changes_here
+        except ImagefixError as exc:
+            if migration is not None:
+                raise
+            editor.rollback(mark)
+            fixed.refused.append(str(exc))
+    return editor.apply()
 
 
 def _round_trip() -> Any:

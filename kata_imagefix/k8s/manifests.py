@@ -135,16 +135,30 @@ BIG_DOCUMENT = 4 * 2**20  # a document past this is read item by item when it is
 
 
 def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
-    """(first line, text) of each item of a big `kind: *List` document, found from the parser's
-    events alone: libyaml's node tree of a 100,000-item List took gigabytes, one item's takes kB.
-    None (read it whole) for anything else, and for a List using anchors or aliases (an item's
-    text would not stand alone)."""
+    """(first line, text) of each item of a big `kind: *List` document (see list_spans), or None."""
+    spans = list_spans(chunk, loader_class)
+    return None if spans is None else [(span[2], item_text(chunk, span)) for span in spans]
+
+
+def item_text(chunk: str, span: tuple[int, int, int, int]) -> str:
+    """A List item's text as a document of its own: its first line padded to its column, so that every
+    line keeps its column and its lines count from the span's line."""
+    begin, end, _line, column = span
+    return " " * column + chunk[begin:end]
+
+
+def list_spans(chunk: str, loader_class: Any) -> list[tuple[int, int, int, int]] | None:
+    """(start index, end index, 0-based line, column) of each item of a big `kind: *List` document,
+    found from the parser's events alone: libyaml's node tree of a 100,000-item List took gigabytes,
+    one item's takes kB. None (read it whole) for anything else, for a List using anchors or aliases
+    (an item's text would not stand alone), and for a key of the List written twice."""
     import yaml
 
     loader = loader_class(chunk)
     spans: list[tuple[int, int, int, int]] = []  # start index, end index, line, column
     kind = key = None
     depth, expect_key, in_items, start = 0, True, False, None
+    keys: set[str] = set()
     try:
         while not loader.check_event(yaml.StreamEndEvent):
             event = loader.get_event()
@@ -172,7 +186,10 @@ def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
             if isinstance(event, yaml.ScalarEvent):
                 if depth == 1:
                     if expect_key:
+                        if event.value in keys:
+                            return None  # a key written twice: the whole-document path says so
                         key = event.value
+                        keys.add(key)
                     elif key == "kind":
                         kind = event.value
                     expect_key = not expect_key
@@ -184,7 +201,7 @@ def _list_items(chunk: str, loader_class: Any) -> list[tuple[int, str]] | None:
         loader.dispose()
     if not (isinstance(kind, str) and kind.endswith("List")) or not spans:
         return None
-    return [(line, " " * column + chunk[begin:end]) for begin, end, line, column in spans]
+    return spans
 
 
 def yaml_error(exc: Exception, offset: int) -> tuple[int | None, str]:

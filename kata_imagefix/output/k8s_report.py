@@ -18,6 +18,7 @@ from typing import Any
 from ..rules.finding import Finding, Severity
 from ..rules.result import ScanResult
 from .untrusted import for_markdown, for_markdown_code, for_terminal
+from .words import plural
 
 MARKDOWN_LIMIT = 65_536  # characters of a GitHub comment
 SHOWN_PLACES = 20  # containers listed under a cause in text; the rest are counted
@@ -70,13 +71,13 @@ def totals_line(results: list[ScanResult], totals: dict[str, Any] | None, errors
     containers = totals.get("containers")
     images = totals.get("image_refs")
     unreadable = totals.get("unreadable_refs") or []
-    parts = [f"{len(results)} workload{'s' if len(results) != 1 else ''} audited"]
+    parts = [f"{plural(len(results), 'workload')} audited"]
     if containers is not None:
-        parts.append(f"{containers} containers")
+        parts.append(plural(containers, "container"))
     if images is not None:
-        parts.append(f"{len(images)} images" + (f" ({len(unreadable)} unreadable)" if unreadable else ""))
+        parts.append(plural(len(images), "image") + (f" ({len(unreadable)} unreadable)" * bool(unreadable)))
     if errors:
-        parts.append(f"{len(errors)} input error{'s' if len(errors) != 1 else ''}")
+        parts.append(plural(len(errors), "input error"))
     skipped = sum((totals.get("skipped") or {}).values())
     if skipped:
         parts.append(f"{skipped} skipped")
@@ -87,8 +88,8 @@ def totals_line(results: list[ScanResult], totals: dict[str, Any] | None, errors
 
 def severity_line(results: list[ScanResult]) -> str:
     counts = {s: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
-    return ", ".join(f"{n} {s.label}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True)
-                     if n) or "no findings"
+    return ", ".join(plural(n, s.label) if s is not Severity.INFO else f"{n} info"
+                     for s, n in sorted(counts.items(), reverse=True) if n) or "no findings"
 
 
 def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dict[str, Any] | None,
@@ -107,7 +108,7 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
         label = click.style(f"{cause.severity.label:<7}", fg=COLOURS[cause.severity], bold=True)
         count = len(cause.places)
         out += ["", f"{label} {click.style(cause.rule, bold=True)}  {for_terminal(cause.message)}"
-                    + (f"  ({count} containers)" if count > 1 else "")]
+                    + (f"  ({plural(count, 'container')})" if count > 1 else "")]
         if cause.fix:
             out.append(f"        {click.style('fix:', fg='green')} {for_terminal(cause.fix)}")
         for workload, container, where in cause.places[:SHOWN_PLACES]:
@@ -177,8 +178,9 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
     if rest:
         hidden = sum(len(c.places) for c in rest)
         worst = max(c.severity for c in rest).label
-        rows += ["", f"... {len(rest)} more causes ({hidden} findings, the worst {worst}) do not fit in a "
-                     "comment: `--output FILE` writes the whole report."]
+        more = f"{plural(len(rest), 'more cause')} ({plural(hidden, 'finding')}, the worst {worst})"
+        verb = "does" if len(rest) == 1 else "do"
+        rows += ["", f"... {more} {verb} not fit in a comment: `--output FILE` writes the whole report."]
     return "\n".join([*head, *rows, "", *tail]).rstrip("\n") + "\n"
 
 
