@@ -15,6 +15,7 @@ from .options import (
     edit_options,
     edit_policy,
     exact_option,
+    fails,
     format_option,
     output_option,
     registry_flags,
@@ -122,7 +123,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
         nonlocal failing
         for _, result in audit_stream(run, sources, options, model, selection, opener,
                                       problems=problems):
-            failing = failing or (fail_on is not None and any(f.severity >= fail_on for f in result.findings))
+            failing = failing or fails(result, fail_on)
             yield result
 
     def finish() -> tuple[list, dict[str, Any]]:
@@ -153,7 +154,7 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
             click.echo(chunk, nl=False)
     else:
         destination.write(chunk.encode() for chunk in chunks)
-    ctx.exit(2 if run.errors else 1 if failing else 0)
+    ctx.exit(2 if run.errors else 1 if failing else 0)  # exit_code's rule, decided as the results streamed
 
 
 def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:

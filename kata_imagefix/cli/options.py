@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -266,12 +266,16 @@ def rule_selection(ctx: click.Context, kw: dict[str, Any]):
     return RuleSelection(profile, select, ignore), fail_on
 
 
-def exit_code(results: list, fail_on, errors: list) -> int:
+def fails(result: Any, fail_on: Any) -> bool:
+    """A result has a finding at or above --fail-on."""
+    return fail_on is not None and any(f.severity >= fail_on for f in result.findings)
+
+
+def exit_code(results: Iterable[Any], fail_on: Any, errors: list) -> int:
+    """2 for an input error, else 1 if any result fails, else 0 (every command's rule)."""
     if errors:
         return 2
-    if fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings):
-        return 1
-    return 0
+    return 1 if any(fails(r, fail_on) for r in results) else 0
 
 
 def registry_flags(func: Callable | None = None, *, max_platforms: str | None = None) -> Callable:
