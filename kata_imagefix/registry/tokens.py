@@ -8,12 +8,15 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import ImagefixError
-from .auth import Challenge, Credentials, credentials_for
 from .errors import RegistryError
 from .session import Session
 from .wire import load_json
+
+if TYPE_CHECKING:  # auth.py (Docker's config.json, credential helpers) loads at the first 401
+    from .auth import Challenge, Credentials
 
 # (scheme, host, path with query, headers, where) -> (status, body), one GET elsewhere (the realm)
 Getter = Callable[[str, str, str, dict[str, str], str], tuple[int, bytes]]
@@ -30,6 +33,8 @@ class Authenticator:
 
     def credentials(self) -> Credentials | None:
         if self._credentials is False:
+            from .auth import credentials_for
+
             self._credentials = credentials_for(self.host, self.explicit)
         return self._credentials  # type: ignore[return-value]
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import http.client
 import ssl
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .auth import Credentials, parse_challenge
 from .errors import RegistryError, reason
 from .policy import REDIRECTS, RetryPolicy
 from .session import Session, default_session
 from .streams import Stats, TransferLimits, answer, read_watched
 from .tls import is_loopback, probe_context
 from .tokens import Authenticator
+
+if TYPE_CHECKING:
+    from .auth import Credentials
 
 MAX_ERROR_BODY = 8 * 2**10  # an error or empty-success body is never read whole (a 1 GiB 404 body)
 MAX_TOKEN = 4 * 2**20
@@ -156,6 +158,8 @@ class Transport:
                 self.discard(response)
                 if response.status == 401 and not authenticated:
                     authenticated = True
+                    from .auth import parse_challenge  # a registry that asks: most local ones never do
+
                     challenge = parse_challenge(response.getheader("WWW-Authenticate", ""))
                     if self.auth.answer(challenge, scope, self.plain_http_allowed, self._get_elsewhere):
                         continue

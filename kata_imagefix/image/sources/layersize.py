@@ -213,11 +213,29 @@ def _key(host: str, descriptor: dict) -> tuple:
 NOT_KEPT = ("its size could not be read", "the registry does not serve byte ranges")  # not about the bytes
 
 
-def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict]) -> list[SizeClaim]:
-    """Every layer's claim, up to CONCURRENCY requests at once, each on its own connection. A digest
-    names the blob's bytes, so a layer judged once in this process (the base layer of a fleet's
-    images, the same image under 50 tags) is not asked for again on that registry; a failed request
-    is not kept."""
+def claims_alongside(client: RegistryClient, repository: str, descriptors: Sequence[dict],
+                     work: Callable[[], T]) -> tuple[T, list[SizeClaim]]:
+    """`work()` (the image config's request, on the caller's client) while the layers' claims are
+    asked on connections of their own: the sizes cost no round trip after the config's."""
+    if not _unjudged(client.host, descriptors):
+        return work(), claims(client, repository, descriptors)
+    done = at_once(lambda index: work() if index == 0 else claims(client, repository, descriptors,
+                                                                    caller_free=False),
+                   2, 2, "config-and-sizes")
+    return done[0], done[1]
+
+
+def _unjudged(host: str, descriptors: Sequence[dict]) -> list[int]:
+    with _judged_lock:
+        return [index for index, d in enumerate(descriptors) if _key(host, d) not in _judged]
+
+
+def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict], *,
+           caller_free: bool = True) -> list[SizeClaim]:
+    """Every layer's claim, up to CONCURRENCY requests at once, each on its own connection (the first
+    on the caller's client when `caller_free`). A digest names the blob's bytes, so a layer judged
+    once in this process (the base layer of a fleet's images, the same image under 50 tags) is not
+    asked for again on that registry; a failed request is not kept."""
     with _judged_lock:
         known = {index: _judged[_key(client.host, d)] for index, d in enumerate(descriptors)
                  if _key(client.host, d) in _judged}
@@ -225,7 +243,7 @@ def claims(client: RegistryClient, repository: str, descriptors: Sequence[dict])
 
     def one(position: int) -> SizeClaim:
         descriptor = descriptors[wanted[position]]
-        if position == 0 or compression(descriptor.get("mediaType", "")) == "none":
+        if (position == 0 and caller_free) or compression(descriptor.get("mediaType", "")) == "none":
             claim = claim_for(client, repository, descriptor)  # the caller's client (it waits meanwhile)
         else:
             worker = client.sibling()

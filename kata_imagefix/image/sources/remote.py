@@ -21,13 +21,10 @@ from ...registry.errors import NotFound
 from ...registry.options import RegistryOptions
 from ...registry.tls import api_host
 from ..documents import image_config, image_manifest, load_json
-from ..layercache import default_cache
-from ..layerfs import find_files, tar_unpacked_size
 from ..model import Image, Layer, SymlinkTo, layer_history, platform_of
 from ..platforms import describe, parse_platform, pick_platform, runnable
 from ..progress import notice
 from ..reference import DockerReference, parse_docker_reference
-from ..tarstream import TarFormatError
 
 # Unpacked / gzip-compressed size of typical image layers (e.g. mysql:8.4 ~3.5x, python:3.12-slim
 # ~2.9x); a conservative 3.0 errs towards "too big", which is the safe side for a budget.
@@ -98,11 +95,14 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
     config_descriptor = manifest.get("config") or {}
     if not config_descriptor.get("digest"):
         raise ImagefixError(f"{reference}: manifest {digest} has no config (schema 1 is not supported)")
-    config = image_config(load_json(client.blob(repository, config_descriptor["digest"],
-                                                size=config_descriptor.get("size")),
-                                    f"{reference}: the image config", keep_pairs=True),
-                          f"{reference}: the image config")
+    from .layersize import claims_alongside
+
     descriptors = manifest.get("layers") or []
+    raw_config, told = claims_alongside(
+        client, repository, descriptors,
+        lambda: client.blob(repository, config_descriptor["digest"], size=config_descriptor.get("size")))
+    config = image_config(load_json(raw_config, f"{reference}: the image config", keep_pairs=True),
+                          f"{reference}: the image config")
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     history = layer_history(config, len(descriptors))
     layers = []
@@ -114,9 +114,6 @@ def registry_image(client: RegistryClient, repository: str, manifest: dict, dige
             compressed_size=compressed, created_by=history[index], size_estimated=True,
             size_note="no size in the blob could be read",
         ))
-    from .layersize import claims
-
-    told = claims(client, repository, descriptors)
     for layer, claim in zip(layers, told, strict=True):
         if claim.size is not None:
             layer.size = layer.tar_size = claim.size
@@ -164,6 +161,10 @@ class RegistryLayers:
 
     def read_file(self, path: str):
         if path not in self.found:
+            from ..layercache import default_cache
+            from ..layerfs import find_files
+            from ..tarstream import TarFormatError
+
             # the account files travel together: one pass over the layers answers both
             wanted = [path, *(p for p in ACCOUNT_FILES if p != path and p not in self.found)] \
                 if path in ACCOUNT_FILES else [path]
@@ -194,6 +195,7 @@ class RegistryLayers:
 
     def _entries(self, stream, index: int):
         from ..layerwalk import entries_from_tar
+        from ..tarstream import TarFormatError
 
         try:
             yield from entries_from_tar(stream)
@@ -205,7 +207,9 @@ def _count_exactly(client: RegistryClient, repository: str, layers: list[Layer],
                    told: list) -> None:
     """Stream every layer: file bytes as `docker history` counts them, and the whole unpacked length,
     which a trailer that was trusted must equal (else the registry's range answer lied: a notice)."""
+    from ..layerfs import tar_unpacked_size
     from ..progress import CountingReader, byte_progress
+    from ..tarstream import TarFormatError
     from .layersize import UnpackCounter
 
     total = sum(layer.compressed_size or 0 for layer in layers)
