@@ -113,10 +113,16 @@ def main() -> None:
               f"in a registry on {registry.host}; medians")
         skopeo_cmd = ["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{repo}:numeric"]
         scans = [[*tree, "scan", f"docker://{repo}:numeric"] for tree in (imagefix, before) if tree]
-        ours, skopeo, *then = interleaved_medians([scans[0], skopeo_cmd, *scans[1:]], args.runs)
+        # what any scan on this stack pays before imagefix's own code runs: CPython, click, http.client
+        stack = "import click, http.client, ssl, hashlib, json"
+        floor_cmd = [str(Path(imagefix[0]).with_name("python")), "-c", stack]
+        ours, skopeo, floor, *then = interleaved_medians([scans[0], skopeo_cmd, floor_cmd, *scans[1:]],
+                                                         args.runs)
         print(f"1. one scan:      imagefix {ours:.3f} s   skopeo inspect --config {skopeo:.3f} s   "
               f"ratio {ours / skopeo:.2f}x (target <= 5x)"
               + (f"   [--before tree: {then[0]:.3f} s, {then[0] / skopeo:.2f}x]" if then else ""))
+        print(f"   floor: python -c '{stack}' {floor:.3f} s = {floor / skopeo:.2f}x skopeo; "
+              f"imagefix's own imports, requests and output {ours - floor:.3f} s")
         refs = [f"docker://{repo}:{tag}" for tag in tags]
         fleet = [[*tree, "scan", "--jobs", "8", *refs] for tree in (imagefix, before) if tree]
         many, *then = interleaved_medians(fleet, max(3, args.runs // 3))
