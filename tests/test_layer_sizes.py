@@ -557,6 +557,12 @@ def test_k8s_fix_json_lists_what_was_set_and_the_size_it_came_from(cli, registry
         assert refused.stderr.strip().splitlines() == [
             f"imagefix: error: --format json needs -o FILE, --in-place or --check: stdout carries {carries}"]
     assert manifest.read_text() == original
+    # a config's `format = "json"` (meant for the reports) keeps the manifest on stdout, the JSON elsewhere
+    config = tmp_path / ".imagefix.toml"
+    config.write_text('format = "json"\n')
+    configured = cli("--config", config, "k8s", "fix", str(manifest))
+    assert configured.stdout.startswith("apiVersion: apps/v1") and "fixed " in configured.stderr
+    assert cli("--config", config, "k8s", "fix", str(manifest), "--check").json()["check"] is True
 
     values = {}
     for extra, said in (((), "estimated"), (("--exact",), "exact")):

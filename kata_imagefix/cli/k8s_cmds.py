@@ -310,6 +310,9 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
 
     policy = edit_policy(kw)
     policy.check_usage(manifests, what="manifest")
+    if fmt == "json" and policy.messages_to_stderr and \
+            ctx.get_parameter_source("fmt") is click.core.ParameterSource.DEFAULT_MAP:
+        fmt = "text"  # a config's `format = "json"` (for the reports) does not refuse the manifest on stdout
     if fmt == "json" and policy.messages_to_stderr:
         carries = "the diff" if policy.diff else "the fixed manifest"
         raise ImagefixError(f"--format json needs -o FILE, --in-place or --check: stdout carries {carries}")
