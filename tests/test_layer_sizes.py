@@ -513,6 +513,13 @@ def test_k8s_pod_json_gives_the_pod_and_the_size_its_values_come_from(cli, regis
         assert f"already suffice for {size} unpacked ({said} size)" in text
         assert f"# note: the image needs {seconds[said]} s ({said} size), above the kubelet's" in \
             cli("k8s", f"docker://{reference}", *slow, *extra).stdout
+    unknown = cli("k8s", f"docker://{reference}", "--runtime-class", "kata-custom", *slow).stdout
+    assert f"to size it to the {seconds['estimated']} s needed (from an estimated size)" in unknown
+    small = cli("k8s", f"docker://{reference}", "--runtime-class", "kata-qemu", "--guest-memory", "64",
+                "--memory-reserve", "1", "--format", "json", "--exact").json()
+    assert small["default_memory"]["mib"] > 64 and small["default_memory"]["annotation"] is None
+    needs = f"the guest needs {small['default_memory']['mib']} MiB (for {human_size(counted.unpacked_size)}"
+    assert any(f"{needs} unpacked, exact size) but kata-qemu does not enable" in n for n in small["notes"])
     out = tmp_path / "pod.json"
     assert cli("k8s", f"docker://{reference}", "--format", "json", "-o", str(out)).stdout == ""
     assert json.loads(out.read_text())["notes"][-1].endswith("unpacked (estimated size)")
