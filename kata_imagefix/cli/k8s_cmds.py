@@ -327,7 +327,8 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
     if fmt == "json":  # what is left is in the JSON; input errors still go to stderr too
         from ..output.k8s_json import fix_json
 
-        click.echo(fix_json(outcome, policy.check), nl=False)
+        for chunk in fix_json(outcome, policy.check):
+            click.echo(chunk, nl=False)
     else:
         _fix_summary(outcome, policy)
     for where, message in outcome.errors:

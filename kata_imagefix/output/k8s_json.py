@@ -5,7 +5,7 @@ Same head as every JSON output (json_out.py): `tool`, `schema_version`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..kata.annotations import MEMORY_ANNOTATION, TIMEOUT_ANNOTATION
@@ -66,26 +66,38 @@ def yaml_documents(texts: Iterable[str]) -> list[Any]:
     return [doc for doc in yaml.load_all("".join(texts), Loader=loader) if doc is not None]
 
 
-def fix_json(outcome: Any, check: bool) -> str:
+def fix_json(outcome: Any, check: bool) -> Iterator[str]:
     """`k8s fix`: per file, each workload written - what was set per container and for the pod, each
     container's image with its unpacked size and whether that is exact, the annotations with what they
-    were sized from -, then the error findings left, refusals and input errors."""
-    files = []
+    were sized from -, then the error findings left, refusals and input errors. Written one workload at
+    a time (json.dumps' indented layout): 30,000 workloads are never one document in memory."""
+    yield json.dumps({**_head(), "check": check}, indent=2)[:-2] + ',\n  "files": ['
+    after = "]"
     for written, item in outcome.written:
-        workloads = [_workload_json(done, outcome.images) for done in item.fixes or []]
-        files.append({"file": item.name, "written": written.where,
-                      "backup": str(written.backup) if written.backup is not None else None,
-                      "changed": item.changed, "workloads": workloads, "refused": item.refused})
-    doc = {
-        **_head(),
-        "check": check,
-        "files": files,
+        head = {"file": item.name, "written": written.where,
+                "backup": str(written.backup) if written.backup is not None else None,
+                "changed": item.changed}
+        yield ("\n    " if after == "]" else ",\n    ") + \
+            _nested(json.dumps(head, indent=2)[:-2] + ',\n  "workloads": [', 4)
+        close = "]"
+        for done in item.fixes or []:
+            yield ("\n" if close == "]" else ",\n") + " " * 8 + \
+                _nested(json.dumps(_workload_json(done, outcome.images), indent=2), 8)
+            close = "\n      ]"
+        yield close + ',\n      "refused": ' + _nested(json.dumps(item.refused, indent=2), 6) + "\n    }"
+        after = "\n  ]"
+    tail = {
         "left": [{"subject": subject, "finding": said} for subject, said in outcome.left],
         "errors": [{"where": where, "error": message} for where, message in outcome.errors],
         "changed": outcome.changed,
         "fixed_all": not outcome.unfixed,
     }
-    return json.dumps(doc, indent=2) + "\n"
+    yield after + "," + json.dumps(tail, indent=2)[1:] + "\n"
+
+
+def _nested(text: str, depth: int) -> str:
+    """json.dumps' indented text as it reads `depth` spaces in."""
+    return text.replace("\n", "\n" + " " * depth)
 
 
 def _workload_json(done: Any, images: dict[str, tuple[Any, str | None]]) -> dict[str, Any]:
