@@ -43,9 +43,9 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def image_documents(layers: list[tuple[bytes, bytes, str]]) -> tuple[bytes, bytes]:
+def image_documents(layers: list[tuple[bytes, bytes, str]], user: str = "0:0") -> tuple[bytes, bytes]:
     """(manifest, config) for layers given as (tar, blob, media type)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "0:0"},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": user},
                          "rootfs": {"type": "layers", "diff_ids": [sha(tar) for tar, _, _ in layers]},
                          "history": [{"created_by": f"step {i}"} for i in range(len(layers))]}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -55,11 +55,11 @@ def image_documents(layers: list[tuple[bytes, bytes, str]]) -> tuple[bytes, byte
     return manifest, config
 
 
-def push(registry, layers: list[tuple[bytes, bytes, str]]) -> str:
+def push(registry, layers: list[tuple[bytes, bytes, str]], user: str = "0:0") -> str:
     """The image into the real registry; its reference."""
     client = RegistryClient(registry.host)
     repository = repo_name("sizes")
-    manifest, config = image_documents(layers)
+    manifest, config = image_documents(layers, user)
     for _, blob, _ in layers:
         client.push_blob(repository, blob)
     client.push_blob(repository, config)
@@ -452,3 +452,165 @@ def test_kata_patch_auto_says_whether_its_size_is_exact_and_takes_exact(cli, reg
         timeout[said] = int(out.read_text().split("\ncreate_container_timeout = ", 1)[1].split()[0])
     # the estimate (3 MB + the zstd layer at 3x its few compressed kB) against the 43 MB counted
     assert timeout["estimated"] < timeout["exact"]
+
+
+# --- k8s pod / k8s fix --format json: the values and the size they come from ---------------------------
+
+def spark_sizes(registry) -> str:
+    """A named-user image (spark, 185:185) whose size is estimated without --exact: a 3 MB gzip layer and
+    the accounts (exact from the trailer / counted whole), and a zstd layer of 40 MB of zeros without a
+    content size (estimated at 3x its few compressed kB)."""
+    from make_samples import SPARK_GROUP, SPARK_PASSWD, base_layer
+
+    accounts = tar_of(*base_layer(SPARK_PASSWD, SPARK_GROUP).entries)
+    return push(registry, [(INCOMPRESSIBLE, gz(INCOMPRESSIBLE), OCI_LAYER_GZIP),
+                           (accounts, gz(accounts), OCI_LAYER_GZIP),
+                           (COMPRESSIBLE, zst(COMPRESSIBLE, content_size=False), OCI_LAYER_ZSTD)],
+                user="spark")
+
+
+def test_k8s_pod_json_gives_the_pod_and_the_size_its_values_come_from(cli, registry, tmp_path):
+    reference = spark_sizes(registry)
+    estimated, counted = scan(reference), scan(reference, exact=True)
+    assert estimated.size_estimated and not counted.size_estimated
+    assert counted.unpacked_size > 10 * estimated.unpacked_size  # the zeros: 40 MB counted, kB guessed
+    slow = ("--pull-rate", "0.01")  # 3 MB at 10 kB/s: the timeout annotation is needed
+    seconds = {}
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        result = cli("k8s", "pod", f"docker://{reference}", "--format", "json", *slow, *extra)
+        assert result.exit_code == 0, result.stderr
+        doc = result.json()
+        assert doc["schema_version"] == 1 and doc["tool"]["name"] == "imagefix"
+        image = counted if said == "exact" else estimated
+        assert doc["size_estimated"] is (said == "estimated") and doc["image"]["size_estimated"] is \
+            (said == "estimated")
+        assert doc["image"]["reference"] == f"docker://{reference}" and doc["image"]["name"] == reference
+        assert doc["image"]["unpacked_bytes"] == image.unpacked_size
+        timeout = doc["create_container_timeout"]
+        assert timeout["size_estimated"] is (said == "estimated") and f"({said}) needs" in timeout["why"]
+        assert timeout["seconds"] == doc["budget"]["recommended_create_container_timeout"] > 60
+        assert doc["budget"]["unpacked_bytes"] == image.unpacked_size
+        assert f", {said})" in doc["default_memory"]["why"]
+        pod = doc["pod"]
+        wanted = {a["key"]: a["value"] for a in doc["annotations"]}
+        assert pod["metadata"]["annotations"] == wanted
+        assert wanted["io.katacontainers.config.runtime.create_container_timeout"] == str(timeout["seconds"])
+        assert timeout["annotation"] == str(timeout["seconds"])
+        assert pod["spec"]["runtimeClassName"] == doc["runtime_class"] == "kata-qemu-tdx"
+        assert pod["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
+        assert (doc["user"]["run_as_user"], doc["user"]["run_as_group"], doc["user"]["level"]) == \
+            (185, 185, "container")
+        assert any(f"({said} size), above the kubelet's" in note for note in doc["notes"])  # > 120 s
+        seconds[said] = timeout["seconds"]
+    assert seconds["estimated"] < seconds["exact"]  # 43 MB counted take longer than 3 MB guessed
+
+    # the YAML's notes say it too; `imagefix k8s REF` is `k8s pod REF`; the JSON to a file with -o
+    from kata_imagefix.sizes import human_size
+
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        text = cli("k8s", f"docker://{reference}", *extra).stdout
+        size = human_size((counted if said == "exact" else estimated).unpacked_size)
+        assert f"already suffice for {size} unpacked ({said} size)" in text
+        assert f"# note: the image needs {seconds[said]} s ({said} size), above the kubelet's" in \
+            cli("k8s", f"docker://{reference}", *slow, *extra).stdout
+    unknown = cli("k8s", f"docker://{reference}", "--runtime-class", "kata-custom", *slow).stdout
+    assert f"to size it to the {seconds['estimated']} s needed (from an estimated size)" in unknown
+    small = cli("k8s", f"docker://{reference}", "--runtime-class", "kata-qemu", "--guest-memory", "64",
+                "--memory-reserve", "1", "--format", "json", "--exact").json()
+    assert small["default_memory"]["mib"] > 64 and small["default_memory"]["annotation"] is None
+    needs = f"the guest needs {small['default_memory']['mib']} MiB (for {human_size(counted.unpacked_size)}"
+    assert any(f"{needs} unpacked, exact size) but kata-qemu does not enable" in n for n in small["notes"])
+    out = tmp_path / "pod.json"
+    assert cli("k8s", f"docker://{reference}", "--format", "json", "-o", str(out)).stdout == ""
+    assert json.loads(out.read_text())["notes"][-1].endswith("unpacked (estimated size)")
+
+    # --patch: the patched documents; --kustomize: the patches
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n"
+                        f"    spec:\n      containers:\n      - name: app\n        image: '{reference}'\n")
+    patched = cli("k8s", f"docker://{reference}", "--patch", str(manifest), "--format", "json", *slow)
+    assert patched.exit_code == 0 and "patched Deployment/app: app" in patched.stderr
+    doc = patched.json()
+    assert doc["patched"] == ["Deployment/app: app"] and len(doc["documents"]) == 1
+    template = doc["documents"][0]["spec"]["template"]
+    assert template["spec"]["runtimeClassName"] == "kata-qemu-tdx"
+    assert template["metadata"]["annotations"] == {a["key"]: a["value"] for a in doc["annotations"]}
+    assert template["spec"]["containers"][0]["securityContext"] == {"runAsUser": 185, "runAsGroup": 185}
+    assert doc["size_estimated"] is True
+    kustomized = cli("k8s", f"docker://{reference}", "--patch", str(manifest), "--kustomize", "--format",
+                     "json", "--exact", *slow).json()
+    assert kustomized["patched"] == ["Deployment/app"] and kustomized["size_estimated"] is False
+    assert kustomized["documents"][0]["spec"]["template"]["metadata"]["annotations"][
+        "io.katacontainers.config.runtime.create_container_timeout"] == str(seconds["exact"])
+
+
+def test_k8s_fix_json_lists_what_was_set_and_the_size_it_came_from(cli, registry, tmp_path):
+    reference = spark_sizes(registry)
+    estimated, counted = scan(reference), scan(reference, exact=True)
+    missing = f"{registry.host}/{repo_name('missing')}:v1"  # KIF407: left, not fixed
+    original = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: prod\nspec:\n"
+                "  template:\n    spec:\n      runtimeClassName: kata-qemu-tdx\n      containers:\n"
+                f"      - name: app\n        image: '{reference}'\n      - name: side\n"
+                f"        image: '{missing}'\n")
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text(original)
+    slow = ("--pull-rate", "0.01")
+
+    # the fixed manifest on stdout leaves no room for JSON: one line, exit 2, nothing written
+    for extra, carries in ((), "the fixed manifest"), (("-o", "-"), "the fixed manifest"), \
+            (("--diff",), "the diff"):
+        refused = cli("k8s", "fix", str(manifest), "--format", "json", *extra)
+        assert refused.exit_code == 2 and refused.stdout == ""
+        assert refused.stderr.strip().splitlines() == [
+            f"imagefix: error: --format json needs -o FILE, --in-place or --check: stdout carries {carries}"]
+    assert manifest.read_text() == original
+    # a config's `format = "json"` (meant for the reports) keeps the manifest on stdout, the JSON elsewhere
+    config = tmp_path / ".imagefix.toml"
+    config.write_text('format = "json"\n')
+    configured = cli("--config", config, "k8s", "fix", str(manifest))
+    assert configured.stdout.startswith("apiVersion: apps/v1") and "fixed " in configured.stderr
+    assert cli("--config", config, "k8s", "fix", str(manifest), "--check").json()["check"] is True
+
+    values = {}
+    for extra, said in (((), "estimated"), (("--exact",), "exact")):
+        out = tmp_path / f"{said}.yaml"
+        result = cli("k8s", "fix", str(manifest), "-o", str(out), "--format", "json", *slow, *extra)
+        assert result.exit_code == 1, result.stderr  # the unreadable image is left
+        doc = result.json()
+        assert doc["schema_version"] == 1 and doc["check"] is False and doc["fixed_all"] is False
+        [file] = doc["files"]
+        assert (file["file"], file["written"], file["changed"]) == (str(manifest), str(out), True)
+        [workload] = file["workloads"]
+        assert workload["workload"] == "prod/Deployment/app"
+        image = counted if said == "exact" else estimated
+        app, side = workload["containers"]
+        assert app == {"name": "app", "image": reference, "set": {"runAsUser": 185, "runAsGroup": 185},
+                       "unpacked_bytes": image.unpacked_size, "size_estimated": said == "estimated"}
+        assert side == {"name": "side", "image": missing, "set": {}, "unpacked_bytes": None,
+                        "size_estimated": None}
+        assert workload["sized_from"] == {"image": reference, "unpacked_bytes": image.unpacked_size,
+                                          "size_estimated": said == "estimated"}
+        annotations = {a["key"]: a for a in workload["annotations"]}
+        timeout = annotations["io.katacontainers.config.runtime.create_container_timeout"]
+        assert f"size {said} (imagefix)" in timeout["why"]
+        assert any(f"(from a size {said})" in change for change in workload["changes"])
+        assert [left["finding"].split()[0] for left in doc["left"]] == ["KIF407"]
+        assert "side" in doc["left"][0]["subject"] + doc["left"][0]["finding"]
+        fixed = out.read_text()
+        assert f'create_container_timeout: "{timeout["value"]}"  # ' in fixed
+        assert f"size {said} (imagefix)" in fixed
+        values[said] = int(timeout["value"])
+    assert values["estimated"] < values["exact"]
+
+    # text summary (-o FILE: on stdout) says it too, the kernel_params line included
+    text = cli("k8s", "fix", str(manifest), "-o", str(tmp_path / "text.yaml"), "--exact", *slow)
+    assert f"timeout 60 -> {values['exact']} s (from a size exact)" in text.stdout
+    assert f"agent.image_pull_timeout 1200 -> {values['exact']} s (kernel_params, from a size exact)" in \
+        text.stdout
+
+    # --check: nothing written, exit 1, the same values as would be written
+    checked = cli("k8s", "fix", str(manifest), "--check", "--format", "json", *slow)
+    assert checked.exit_code == 1 and manifest.read_text() == original
+    doc = checked.json()
+    assert doc["check"] is True and doc["files"][0]["written"] is None and doc["changed"] is True
+    assert doc["files"][0]["workloads"][0]["containers"][0]["set"] == {"runAsUser": 185, "runAsGroup": 185}

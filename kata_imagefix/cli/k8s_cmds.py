@@ -185,14 +185,17 @@ def audit_totals(run: Any, shard: str | None) -> dict[str, Any]:
 @click.option("--kata-config", "kata_config", type=click.Path(dir_okay=False), metavar="FILE",
               help="The runtime class's Kata config on the nodes: its values in force (drop-ins included) "
                    "and whether it enables the default_memory annotation.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="yaml: the manifest, every value with its reason as a comment; json: the pod (or the "
+                   "patched documents) with the image's size, whether it is exact, and each value's reason.")
 @output_option("the pod (or the patched manifest)")
 @exact_option
 @lambda func: stacked(mirror_flags, func)
 @budget_options
 @click.pass_context
 def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | None, image_name: str | None,
-        manifest: str | None, kustomize: bool, kata_config: str | None, output: str | None, force: bool,
-        exact: bool, **kw: Any) -> None:
+        manifest: str | None, kustomize: bool, kata_config: str | None, fmt: str, output: str | None,
+        force: bool, exact: bool, **kw: Any) -> None:
     """Print what a pod needs to run REF on Kata (YAML, a comment on every value); `imagefix k8s REF` too.
 
     \b
@@ -204,7 +207,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     from ..image.reference import parse_image_ref
     from ..image.sources import open_image
     from ..k8s.pod import pod_needs
-    from ..k8s.pod_yaml import kustomize_patches, manifest_name, pod_yaml
+    from ..k8s.pod_yaml import kustomize_patches, manifest_name, pod_manifest, pod_yaml
 
     if kustomize and not manifest:
         raise ImagefixError("--kustomize needs --patch MANIFEST (the workloads to patch)")
@@ -231,14 +234,27 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         image_name = manifest_name(parsed, image)
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
                       config=config)
+    patched: list[str] = []
     if manifest_text is not None and kustomize:
         pieces = [kustomize_patches(manifest_text, needs)]
     elif manifest is not None and manifest_text is not None:
-        pieces = _migrate(manifest, manifest_text, needs, image, model)
+        pieces, patched = _migrate(manifest, manifest_text, needs, image, model)
         del manifest_text  # a 50 MB manifest is held once: as its pieces
+    elif fmt == "json":
+        pieces = []
     else:
         pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
                                   f"{runtime_class}")]
+    if fmt == "json":
+        from ..output.k8s_json import pod_json, yaml_documents
+
+        if manifest is None:
+            pieces = [pod_json(needs, ref, image, model, pod=pod_manifest(needs))]
+        else:
+            documents = yaml_documents(pieces)
+            if kustomize:
+                patched = [f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}" for doc in documents]
+            pieces = [pod_json(needs, ref, image, model, documents=documents, patched=patched)]
     from ..writing import Output
 
     destination = Output(output, force)
@@ -249,8 +265,9 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         destination.write(piece.encode() for piece in pieces)
 
 
-def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[str]:
-    """`--patch`: `k8s fix` narrowed to the workloads that run the image, moved to its runtime class."""
+def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> tuple[list[str], list[str]]:
+    """`--patch`: `k8s fix` narrowed to the workloads that run the image, moved to its runtime class;
+    the manifest's pieces and a line per workload patched."""
     from ..k8s.audit import AuditOptions
     from ..k8s.fixing import Migration, fix_manifest
 
@@ -260,17 +277,21 @@ def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[s
                             f"uses {needs.image_name}")
     for line in fixed.changes:
         click.echo(f"patched {line}", err=True)
-    return fixed.pieces
+    return fixed.pieces, fixed.changes
 
 
 @k8s.command("fix")
 @workload_flags
 @edit_options("manifest")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The summary of what was fixed: text lines, or JSON on stdout (per file, workload and "
+                   "container: the values set, the image, its unpacked size and whether that is exact, what "
+                   "is left); json needs -o FILE, --in-place or --check (stdout is not the manifest's).")
 @registry_flags
 @budget_options
 @click.pass_context
 def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tuple[str, ...], all_pods: bool,
-            kata_configs: tuple[str, ...], prefer_local: bool, jobs: int, platform: str | None,
+            kata_configs: tuple[str, ...], prefer_local: bool, jobs: int, platform: str | None, fmt: str,
             **kw: Any) -> None:
     """Write numeric users and the timeout annotation into Kata workloads; every other byte stays.
 
@@ -289,13 +310,37 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
 
     policy = edit_policy(kw)
     policy.check_usage(manifests, what="manifest")
+    if fmt == "json" and policy.messages_to_stderr and \
+            ctx.get_parameter_source("fmt") is click.core.ParameterSource.DEFAULT_MAP:
+        fmt = "text"  # a config's `format = "json"` (for the reports) does not refuse the manifest on stdout
+    if fmt == "json" and policy.messages_to_stderr:
+        carries = "the diff" if policy.diff else "the fixed manifest"
+        raise ImagefixError(f"--format json needs -o FILE, --in-place or --check: stdout carries {carries}")
     problems: list = []
     sources = read_sources(manifests, problems)
     policy.check_usage([name for name, _ in sources] + [str(p) for p in problems], what="manifest")
     kw.update(all_platforms=False, platform=platform)
     opener = _opener(platform, registry_options(ctx, kw), kw)
     options = AuditOptions(runtime_classes, all_pods, prefer_local, jobs, _kata_configs(kata_configs))
-    outcome = fix_k8s(K8sFixRequest(sources, options, budget_model(ctx, kw), opener, problems), policy.apply)
+    outcome = fix_k8s(K8sFixRequest(sources, options, budget_model(ctx, kw), opener, problems,
+                                    record=fmt == "json"), policy.apply)
+    if fmt == "json":  # what is left is in the JSON; input errors still go to stderr too
+        from ..output.k8s_json import fix_json
+
+        for chunk in fix_json(outcome, policy.check):
+            click.echo(chunk, nl=False)
+    else:
+        _fix_summary(outcome, policy)
+    for where, message in outcome.errors:
+        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
+    if outcome.errors:
+        ctx.exit(2)
+    ctx.exit(1 if outcome.unfixed or (policy.check and outcome.changed) else 0)
+
+
+def _fix_summary(outcome: Any, policy: Any) -> None:
+    """`k8s fix`'s text summary: a line per change (stderr when stdout carries the manifest), then what
+    is not fixed."""
     report = (lambda t: click.echo(t, err=True)) if policy.messages_to_stderr else click.echo
     for written, item in outcome.written:
         if written.backup is not None:
@@ -304,11 +349,6 @@ def k8s_fix(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: tup
             report(f"{policy.said(written, 'fixed', 'would fix')} {item.name}: {change}")
     for line in outcome.not_fixed:
         click.echo(for_terminal(f"not fixed: {line}"), err=True)
-    for where, message in outcome.errors:
-        click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
-    if outcome.errors:
-        ctx.exit(2)
-    ctx.exit(1 if outcome.unfixed or (policy.check and outcome.changed) else 0)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

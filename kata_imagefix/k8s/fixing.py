@@ -62,6 +62,7 @@ class FixedManifest:
     edited_pieces: set[int] = field(default_factory=set)  # indexes into `pieces` of the changed documents
     list_text: set[int] = field(default_factory=set)  # pieces that are a big List's own text
     list_items: set[int] = field(default_factory=set)  # pieces that are a big List's items
+    fixes: list[WorkloadFix] | None = None  # with `record`: each workload written, as values (--format json)
 
     @property
     def text(self) -> str:
@@ -91,6 +92,16 @@ def _blank_item(piece: str) -> str:
 
 
 @dataclass(frozen=True)
+class WorkloadFix:
+    """One workload `k8s fix` wrote: its plan (the values), and each container's name and image."""
+
+    title: str
+    line: int | None
+    containers: tuple[tuple[str, str], ...]  # (name, image) in Workload.containers order
+    plan: FixPlan
+
+
+@dataclass(frozen=True)
 class Migration:
     """`k8s pod REF --patch`: the workloads running one image move to a Kata runtime class."""
 
@@ -99,12 +110,14 @@ class Migration:
 
 
 def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]], options: AuditOptions,
-                 model: BudgetModel, migration: Migration | None = None) -> FixedManifest:
+                 model: BudgetModel, migration: Migration | None = None, *,
+                 record: bool = False) -> FixedManifest:
     """The manifest with its Kata workloads fixed. A workload that cannot be edited (an anchor, a
     duplicate key) is left as it was and named in `refused`; a document that is not valid YAML is left
     as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead.
-    A big List (as the audit reads it) is fixed item by item: never one node tree."""
-    fixed = FixedManifest(name, [], False)
+    A big List (as the audit reads it) is fixed item by item: never one node tree. With `record`,
+    `fixes` keeps each workload written as values."""
+    fixed = FixedManifest(name, [], False, fixes=[] if record else None)
     offset = 0
     for chunk in split_documents(text):
         spans = list_spans(chunk, _libyaml()) if len(chunk) > BIG_DOCUMENT else None
@@ -179,6 +192,7 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
     duplicate = duplicate_key(chunk)
     for index, item in enumerate(workloads(doc)):
         mark = editor.mark()
+        done: WorkloadFix | None = None
         try:
             workload = workload_of(item, name, offset)
             if migration is not None:
@@ -188,6 +202,8 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
                     changes_here = []
             elif (plan := plans[index] if index < len(plans) else None) is not None:
                 changes_here = _fix_workload(editor, item, plan)  # decided on libyaml's data
+                done = WorkloadFix(workload.title, workload.line,
+                                   tuple((c.name, c.image) for c in workload.containers), plan)
             else:
                 changes_here = []
             if duplicate is not None and editor.mark() != mark:
@@ -196,6 +212,8 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
                                     "which one counts (k8s check reads the last); keep one, then run "
                                     "again")
             fixed.changes += changes_here
+            if fixed.fixes is not None and done is not None and done.plan:
+                fixed.fixes.append(done)
         except ImagefixError as exc:
             if migration is not None:
                 raise
@@ -371,4 +389,4 @@ def ensure_values(editor: DocumentEditor, parent: Any, path: list[str], values: 
         editor.insert(node, Insert(new, comments))
 
 
-__all__ = ["WHY", "FixedManifest", "Migration", "fix_manifest"]
+__all__ = ["WHY", "FixedManifest", "Migration", "WorkloadFix", "fix_manifest"]

@@ -115,7 +115,8 @@ def plan_workload(workload: Workload, image_for: ImageFor, options: AuditOptions
                             f"(from a size {estimate.size_said})")
     if KERNEL_PARAMS_ANNOTATION in wanted:
         plan.changes.append(f"{workload.title}: agent.image_pull_timeout "
-                            f"{subject.model.image_pull_timeout_s} -> {seconds} s (kernel_params)")
+                            f"{subject.model.image_pull_timeout_s} -> {seconds} s "
+                            f"(kernel_params, from a size {estimate.size_said})")
     return plan
 
 

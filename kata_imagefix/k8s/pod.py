@@ -15,7 +15,7 @@ from ..errors import ImagefixError
 from ..image.model import Image
 from ..kata.annotations import KERNEL_PARAMS_ANNOTATION, MEMORY_ANNOTATION, TIMEOUT_ANNOTATION, number_or_none
 from ..kata.classes import image_pull_timeout, with_image_pull_timeout
-from ..model.budget import BudgetModel
+from ..model.budget import BudgetEstimate, BudgetModel
 from ..sizes import human_size
 from ..users import UserKind, UserSpec
 from ..users.identity import explicit_identity
@@ -38,6 +38,12 @@ class PodNeeds:
     memory_why: str
     in_force: ClassValues
     notes: list[str] = field(default_factory=list)
+    estimate: BudgetEstimate | None = None  # what the timeout and memory come from (its size exact or not)
+
+    @property
+    def size_said(self) -> str:
+        """`exact size` or `estimated size`: what every note deriving a time or memory says."""
+        return f"{self.estimate.size_said if self.estimate is not None else 'estimated'} size"
 
     def annotations(self, existing: dict[str, Any] | None = None) -> dict[str, str]:
         """The annotations to write (see raised_annotations)."""
@@ -120,7 +126,8 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
                   "tmpfs of "
                   f"{model.tmpfs_fraction:.0%} of guest memory, beside the workload")
     needs = PodNeeds(image_name, runtime_class, uid, gid, why, fs_group, explicit.pod_groups,
-                     bool(explicit.pod), timeout, timeout_why, memory, memory_why, in_force)
+                     bool(explicit.pod), timeout, timeout_why, memory, memory_why, in_force,
+                     estimate=estimate)
     wanted = needs.annotations()
     if wanted:
         needs.notes.append('the annotations need containerd to pass them through: pod_annotations = '
@@ -128,14 +135,16 @@ def pod_needs(image: Image, model: BudgetModel, *, image_name: str, runtime_clas
     if memory > in_force.memory_mib and not in_force.memory_annotation:
         enables = ("does not enable" if in_force.known else "is not a class Kata 4.1 ships: imagefix "
                    "cannot tell whether it enables")
-        needs.notes.append(f"the guest needs {memory} MiB but {runtime_class} {enables} the "
+        needs.notes.append(f"the guest needs {memory} MiB (for {human_size(image.unpacked_size)} unpacked, "
+                           f"{needs.size_said}) but {runtime_class} {enables} the "
                            "default_memory annotation (the Go runtime would refuse the pod): raise the "
                            "pod's memory limits (TDX sizes the guest as default_memory + limits) or "
                            "default_memory in the runtime class's config")
     needs.notes += limit_notes(needs, model)
     if not wanted and timeout <= in_force.timeout_s and memory <= in_force.memory_mib:
         needs.notes.append(f"no annotation needed: {in_force.timeout_s} s and {in_force.memory_mib} MiB "
-                           f"({in_force.source}) already suffice")
+                           f"({in_force.source}) already suffice for {human_size(image.unpacked_size)} "
+                           f"unpacked ({needs.size_said})")
     return needs
 
 
@@ -145,17 +154,18 @@ def limit_notes(needs: PodNeeds, model: BudgetModel) -> list[str]:
     in_force, timeout = needs.in_force, needs.timeout_s
     unknown = unknown_class_note(in_force, needs.runtime_class, timeout)
     if unknown:
-        notes.append(unknown)
+        notes.append(f"{unknown} (from an {needs.size_said})")  # `an exact`, `an estimated`
     limit = needs.pull_limit()
     if timeout > limit and not in_force.kernel_params_annotation:
-        notes.append(f"{timeout} s is above the guest's own pull limit, agent.image_pull_timeout = "
-                     f"{limit} s, and {needs.runtime_class} does not enable the kernel_params annotation: "
+        notes.append(f"{timeout} s (from an {needs.size_said}) is above the guest's own pull limit, "
+                     f"agent.image_pull_timeout = {limit} s, and {needs.runtime_class} does not enable the "
+                     "kernel_params annotation: "
                      f"add agent.image_pull_timeout={timeout} to kernel_params in the class's config "
                      "(`imagefix kata patch CONFIG --drop-in ... --create-container-timeout "
                      f"{timeout}` does both)")
     if timeout > model.kubelet_timeout_s:
-        notes.append(f"the image needs {timeout} s, above the kubelet's runtimeRequestTimeout "
-                     f"({model.kubelet_timeout_s} s; --kubelet-timeout): set runtimeRequestTimeout: "
-                     f"{max(timeout, 600)}s in the kubelet configuration (Kata's docs: at least 600 s "
-                     "for confidential containers), or the kubelet gives up first")
+        notes.append(f"the image needs {timeout} s ({needs.size_said}), above the kubelet's "
+                     f"runtimeRequestTimeout ({model.kubelet_timeout_s} s; --kubelet-timeout): set "
+                     f"runtimeRequestTimeout: {max(timeout, 600)}s in the kubelet configuration (Kata's "
+                     "docs: at least 600 s for confidential containers), or the kubelet gives up first")
     return notes

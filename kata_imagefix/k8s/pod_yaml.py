@@ -98,6 +98,12 @@ def container_name(image_name: str) -> str:
 
 
 def pod_yaml(needs: PodNeeds, header: str) -> str:
+    lines = [f"# {header}"] + [f"# note: {note}" for note in needs.notes]
+    return "\n".join(lines) + "\n" + _dump(pod_manifest(needs))
+
+
+def pod_manifest(needs: PodNeeds) -> Any:
+    """The Pod as data (a mapping whose values carry their reasons as comments; plain JSON too)."""
     from ruamel.yaml.comments import CommentedMap
 
     pod = CommentedMap()
@@ -119,8 +125,7 @@ def pod_yaml(needs: PodNeeds, header: str) -> str:
         container["securityContext"] = context
     spec["containers"] = [container]
     pod["spec"] = spec
-    lines = [f"# {header}"] + [f"# note: {note}" for note in needs.notes]
-    return "\n".join(lines) + "\n" + _dump(pod)
+    return pod
 
 
 def kustomize_patches(text: str, needs: PodNeeds) -> str:

@@ -27,6 +27,7 @@ class K8sFixRequest:
     model: BudgetModel
     open_image: Callable[[str], Any]
     problems: list[Problem] = field(default_factory=list)  # files that could not be read
+    record: bool = False  # keep each workload written as values, and the images read (--format json)
 
 
 @dataclass
@@ -34,6 +35,8 @@ class K8sFix:
     written: list[tuple[Written, FixedManifest]]  # each file as the write policy handled it, in order
     not_fixed: list[str]  # "subject: RULE message" of each error left, then "file:line: why" refusals
     errors: list[tuple[str, str]]  # (file:line, message) of each input error
+    images: dict[str, tuple[Any, str | None]] = field(default_factory=dict)  # `record`: ref -> (image, error)
+    left: list[tuple[str, str]] = field(default_factory=list)  # (subject, "RULE message") of each error left
 
     @property
     def unfixed(self) -> bool:
@@ -54,18 +57,19 @@ def fix_k8s(request: K8sFixRequest, write: Callable[[Edit], Written]) -> K8sFix:
                                  problems=request.problems))
     written = []
     for name, original in request.sources:
-        item = fix_manifest(name, original, before.images, options, model)
+        item = fix_manifest(name, original, before.images, options, model, record=request.record)
         done = write(Edit(item.name, original, item.text))
         # what is kept of the write: where it went (the texts are the manifest's size, twice)
         written.append((Written(Edit(item.name, "", ""), done.where, done.backup), item))
     changed = {item.name: item for _, item in written if item.changed}
     after = _errors(audit_stream(AuditRun(), [(item.name, item.edited_only()) for item in changed.values()],
                                  options, model, RuleSelection(), opener, before.images))
-    not_fixed = [f"{subject}: {said}" for file, line, subject, said in found
-                 if file not in changed or not changed[file].was_edited(line)]
-    not_fixed += [f"{subject}: {said}" for _, _, subject, said in after]
+    left = [(subject, said) for file, line, subject, said in found
+            if file not in changed or not changed[file].was_edited(line)]
+    left += [(subject, said) for _, _, subject, said in after]
+    not_fixed = [f"{subject}: {said}" for subject, said in left]
     not_fixed += [refusal for _, item in written for refusal in item.refused]
-    return K8sFix(written, not_fixed, before.errors)
+    return K8sFix(written, not_fixed, before.errors, before.images if request.record else {}, left)
 
 
 def _errors(stream: Iterable[tuple[Workload, ScanResult]]) -> list[tuple[str, int | None, str, str]]:
