@@ -219,9 +219,8 @@ def claims_alongside(client: RegistryClient, repository: str, descriptors: Seque
     asked on connections of their own: the sizes cost no round trip after the config's."""
     if not _unjudged(client.host, descriptors):
         return work(), claims(client, repository, descriptors)
-    done = at_once(lambda index: work() if index == 0 else claims(client, repository, descriptors,
-                                                                    caller_free=False),
-                   2, 2, "config-and-sizes")
+    done: list[Any] = at_once(lambda index: work() if index == 0 else claims(
+        client, repository, descriptors, caller_free=False), 2, 2, "config-and-sizes")
     return done[0], done[1]
 
 
