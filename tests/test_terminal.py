@@ -187,6 +187,41 @@ def test_progress_bars_fit_the_width_they_are_given():
         assert drawn and max(len(line) for line in drawn) <= width, width
 
 
+@pytest.fixture(scope="module")
+def big_remote(registry, tmp_path_factory) -> str:
+    """An image with a 20 MB layer in the loopback registry: `report --exact` streams it under a bar."""
+    from registries import push_spec, repo_name, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    repository = repo_name("bar")
+    push_spec(RegistryClient(registry.host), tmp_path_factory.mktemp("bar"), repository, "1",
+              spark_like("0:0", big=20_000_000))
+    return f"docker://{registry.host}/{repository}:1"
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("columns", [40, 100])
+def test_the_cli_draws_its_progress_bar_within_the_terminal(big_remote, columns):
+    code, shown = on_terminal("report", big_remote, "--exact", columns=columns)
+    assert code == 0
+    # what the bar drew, frame by frame (each redraw starts with a carriage return), until it erased its
+    # line for the report
+    cut = shown.rindex("\x1b[2K")
+    drawn, report = shown[:cut], ANSI.sub("", shown[cut:])
+    assert report.startswith(big_remote[:columns // 2]) and "PASS" in report
+    frames = [frame for frame in re.split(r"[\r\n]", ANSI.sub("", drawn)) if frame.strip()]
+    assert frames and all("━" in frame and re.search(r" [0-9.]+/20\.0 MB\b", frame) for frame in frames)
+    assert "20.0/20.0 MB" in frames[-1]  # drawn to the end
+    assert max(len(frame) for frame in frames) <= columns, frames
+    assert all(frame.startswith("unpacking d") for frame in frames)  # room left for what it does
+    if columns < 60:
+        assert not any("/s" in frame for frame in frames)  # no speed when narrow
+    # and nothing of it in a pipe
+    piped = in_pipe("report", big_remote, "--exact")
+    assert piped.returncode == 0 and piped.stderr == "" and "\r" not in piped.stdout
+
+
 def test_color_after_the_command_and_force_color_and_no_color(tmp_path):
     assert "\x1b[" in in_pipe("scan", SPARK, "--color", "always").stdout
     config = tmp_path / "configuration.toml"
