@@ -280,3 +280,21 @@ def test_a_narrow_terminal_still_shows_every_word_of_lint(columns, tmp_path):
     assert code == 1 and max(len(line) for line in findings) <= columns
     piped = in_pipe("lint", str(dockerfile)).stdout
     assert "".join("".join(visible(shown)).split()) == "".join(piped.split())  # long paths break
+
+
+@pytest.mark.parametrize(("pods", "said"), [
+    (0, "(and no other workload: nothing to audit)"),
+    (1, "(1 other workload skipped; --all audits every pod, --runtime-class names the classes)"),
+    (3, "(3 other workloads skipped; --all audits every pod, --runtime-class names the classes)"),
+])
+def test_k8s_check_without_a_kata_workload_says_what_it_skipped_in_the_singular_and_plural(tmp_path, pods,
+                                                                                           said):
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n" + "".join(
+        f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\nspec:\n  containers:\n"
+        "  - {name: c, image: busybox}\n" for n in range(pods)))
+    note = f"no Kata workload in {manifest} {said}"
+    text = in_pipe("k8s", "check", str(manifest))
+    assert text.returncode == 0 and f"  note: {note}\n" in text.stdout, text.stdout + text.stderr
+    doc = json.loads(in_pipe("k8s", "check", "--format", "json", str(manifest)).stdout)
+    assert doc["totals"]["notes"][0] == note and doc["workloads"] == []
