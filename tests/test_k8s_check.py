@@ -394,7 +394,7 @@ def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushe
                 RuleSelection(), lambda ref: open_image(ref, registry=RegistryOptions()), problems=problems)
     totals = audit_totals(run, None)
     if not kata:
-        totals["notes"].insert(0, f"no Kata workload in {stream}, {broken} (1 other workload(s) skipped; "
+        totals["notes"].insert(0, f"no Kata workload in {stream}, {broken} (1 other workload skipped; "
                                   "--all audits every pod, --runtime-class names the classes)")
     whole = render(run.results, RenderOptions(Severity.ERROR, profile="kata-tdx", errors=run.errors,
                                               key="workloads", totals=totals))

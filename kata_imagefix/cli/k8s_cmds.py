@@ -129,9 +129,9 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
     def finish() -> tuple[list, dict[str, Any]]:
         totals = audit_totals(run, shard)
         if not run.audited and options.shard is None:
-            totals["notes"].insert(0, f"no Kata workload in {', '.join(manifests)} "
-                                      f"({sum(run.skipped.values())} other workload(s) skipped; --all audits "
-                                      "every pod, --runtime-class names the classes)")
+            from ..output.words import no_kata_workload
+
+            totals["notes"].insert(0, no_kata_workload(", ".join(manifests), sum(run.skipped.values())))
         for where, message in run.errors:
             click.echo(for_terminal(f"imagefix: error: {where}: {message}"), err=True)
         return run.errors, totals

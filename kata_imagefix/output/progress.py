@@ -52,14 +52,17 @@ def _note(text: str) -> None:
     click.echo(f"imagefix: note: {for_terminal(text)}", err=True)
 
 
-def columns() -> list:
+NARROW = 60  # below this the speed and the time left go: the description and the bar keep some room
+
+
+def columns(width: int) -> list:
     """Description and bar share what the figures leave: the line fits the terminal, never wraps."""
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
     from rich.table import Column
 
+    figures = [DownloadColumn()] + ([] if width < NARROW else [TransferSpeedColumn(), TimeRemainingColumn()])
     return [TextColumn("{task.description}", table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis")),
-            BarColumn(bar_width=None, table_column=Column(ratio=1)), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn()]
+            BarColumn(bar_width=None, table_column=Column(ratio=1)), *figures]
 
 
 @contextlib.contextmanager
@@ -67,7 +70,7 @@ def terminal_bar(description: str, total: int | None, console=None) -> Iterator[
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(*columns(), console=console or Console(stderr=True), transient=True,
-                  expand=True) as progress:
+    console = console or Console(stderr=True)
+    with Progress(*columns(console.width), console=console, transient=True, expand=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)

@@ -8,7 +8,7 @@ each stays on one line (grep and CI logs see whole messages).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -137,10 +137,10 @@ def findings_text(results: list[ScanResult], fail_on: Severity | None, *, show_l
 def report_text(report: Report, to_terminal: bool = True) -> str:
     """The size report as a rich table, wrapped to the terminal (or PIPE_WIDTH)."""
     from rich.console import Console
-    from rich.table import Table
 
     from .report_lines import comparison, headline
     from .report_lines import verdict as report_verdict
+    from .report_table import layer_table
 
     buffer = io.StringIO()
     width = (terminal_width() if to_terminal else None) or PIPE_WIDTH
@@ -148,31 +148,11 @@ def report_text(report: Report, to_terminal: bool = True) -> str:
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None, markup=False,
                       emoji=False, highlight=False)
     console.print(for_terminal(headline(report)), style="bold")
-    table = Table(show_edge=False, pad_edge=False)
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("#", "right"),
-        ("layer", "left"),
-        ("created by", "left"),
-        ("unpacked", "right"),
-        ("compressed", "right"),
-        ("share", "right"),
-        ("of the image", "left"),
-    )
-    for column, justify in columns:
-        table.add_column(column, justify=justify, no_wrap=column != "created by",
-                         overflow="fold" if column == "created by" else "ellipsis")
-    for row in report.layers:
-        bar = "█" * max(1, round(row.share * 20)) if row.unpacked else ""
-        table.add_row(
-            str(row.index),
-            row.digest[7:19] + (" base" if row.in_base else ""),
-            for_terminal(row.created_by),
-            human_size(row.unpacked) + ("~" if row.estimated else ""),
-            human_size(row.compressed) if row.compressed is not None else "-",
-            f"{row.share:.0%}",
-            bar,
-        )
+    table, left_out = layer_table(report.layers, width)
     console.print(table)
+    if left_out:
+        console.print(f"(left out at {width} columns: {', '.join(left_out)}; a wider terminal or "
+                      "--format json has them)")
     base = report.base
     console.print(for_terminal(
         f"base: {base['reference']} ({plural(base['layers'], 'layer')}, {human_size(report.base_bytes)}; "
@@ -209,7 +189,7 @@ def report_text(report: Report, to_terminal: bool = True) -> str:
                 for path, size in rows:
                     console.print(f"    {human_size(size):>10}  /{for_terminal(path)}")
     console.print(for_terminal(report_verdict(report)), style="bold")  # a gate's note names the references
-    return buffer.getvalue()
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # no padding at the ends
 
 
 def fix_lines(outcome: FixOutcome) -> list[str]:

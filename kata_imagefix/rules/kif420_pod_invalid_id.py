@@ -28,7 +28,8 @@ def check(subject: PodSubject) -> Iterator[Draft]:
     as -1, a uid past 32 bits) never reaches a node: `kubectl apply` fails.
 
     Example: securityContext: {runAsUser: -1}
-    Fix:     a uid/gid from the image's /etc/passwd (`imagefix k8s fix` writes it), or 65534 for nobody.
+    Fix:     a uid/gid from the image's /etc/passwd (delete the value: `imagefix k8s fix` writes the image's;
+             it never replaces one you wrote), or 65534 for nobody.
     """
     pod = subject.workload.security
     for view in subject.containers:

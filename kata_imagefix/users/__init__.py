@@ -172,6 +172,13 @@ def id_field(text: str) -> int | None:
     return value if value is not None and value <= MAX_ID else None
 
 
+def unusable_id(name: str, what: str, field: str) -> str:
+    """Why a passwd entry's uid or gid field gives no id: not a number, or one containerd refuses."""
+    if field.isascii() and field.isdigit():
+        return f"user {name!r} has {what} {field} in /etc/passwd, outside 0..{MAX_ID}: containerd refuses it"
+    return f"user {name!r} has no numeric {what}"
+
+
 def primary_gid(passwd: bytes | None, uid: int) -> int | None:
     """The primary gid of the first passwd entry with this uid (what containerd's WithUserID takes)."""
     fields = find_entry(passwd, id_value=uid)
@@ -201,9 +208,11 @@ def resolve_user(
                 return Resolution(None, None, source, missing)
             uid = id_field(fields[2])
             if uid is None:
-                return Resolution(None, None, source, f"user {name!r} has no numeric uid")
+                return Resolution(None, None, source, unusable_id(name, "uid", fields[2]))
             if spec.group is None:
                 gid, from_passwd = id_field(fields[3]), True
+                if gid is None:
+                    return Resolution(uid, None, source, unusable_id(name, "gid", fields[3]))
         elif uid is not None:
             found = primary_gid(passwd_bytes, uid)
             # containerd's WithUserID: no entry for the uid means gid 0, without an error.

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import MAX_ID, WHY_EXPLICIT, UserSpec, find_entry, id_field, primary_gid, resolve_user
+from . import MAX_ID, WHY_EXPLICIT, UserSpec, find_entry, id_field, primary_gid, resolve_user, unusable_id
 from .memo import per_image
 
 ReadFile = Callable[[str], bytes | None]
@@ -178,7 +178,8 @@ def containerd(sent: KubeletUser, security: Security, read_file: ReadFile | None
         if fields is None or len(fields) < 4 or id_field(fields[2]) is None:
             where = "the host has no /etc/passwd of the image (guest pull)" if read_file is None else (
                 "the image has no /etc/passwd" if passwd is None else
-                f"no user {sent.name!r} in the image's /etc/passwd")
+                f"no user {sent.name!r} in the image's /etc/passwd" if fields is None or len(fields) < 4 else
+                unusable_id(sent.name, "uid", fields[2]))
             return Outcome(None, f"containerd must look up the name {sent.name!r}, but {where}")
         uid = id_field(fields[2])
         gid = sent.gid if sent.gid is not None else (id_field(fields[3]) or 0)
