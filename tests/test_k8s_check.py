@@ -400,3 +400,18 @@ def test_the_streamed_json_report_is_the_whole_document_byte_for_byte(cli, pushe
                                               key="workloads", totals=totals))
     assert out.read_text() == whole
     assert len(json.loads(whole)["workloads"]) == (3 if kata else 0)
+
+
+@pytest.mark.parametrize("others", [1, 3])
+def test_the_skipped_line_counts_workloads_in_the_singular_and_plural(cli, pushed, tmp_path, others):
+    kata = ("apiVersion: v1\nkind: Pod\nmetadata: {name: k}\nspec:\n  runtimeClassName: kata-qemu-tdx\n"
+            f"  containers:\n  - {{name: a, image: {pushed['numeric']}}}\n")
+    plain = "".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{n}}}\nspec:\n"
+                    "  containers:\n  - {name: a, image: x}\n" for n in range(others))
+    stream = tmp_path / "mixed.yaml"
+    stream.write_text(kata + plain)
+    said = "workload" if others == 1 else "workloads"
+    text = cli("k8s", "check", stream)
+    assert f"skipped: {others} {said} not for Kata (--all, --runtime-class)" in text.stdout.splitlines()
+    markdown = cli("k8s", "check", "--format", "markdown", stream)
+    assert f"Skipped: {others} {said} not for Kata (--all, --runtime-class)." in markdown.stdout

@@ -56,7 +56,7 @@ def is_kata(workload: Workload, options: AuditOptions) -> bool:
     return name in options.runtime_classes if options.runtime_classes else name.startswith("kata")
 
 
-NOT_KATA = "not a Kata workload (--all, --runtime-class)"
+NOT_KATA = "not for Kata (--all, --runtime-class)"  # said after "N workload(s)"
 OTHER_SHARD = "in another shard"
 
 

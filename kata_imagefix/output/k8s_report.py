@@ -119,7 +119,8 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
     if skipped or errors:
         out.append("")
     if skipped:
-        out.append(for_terminal("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items())))
+        out.append(for_terminal("skipped: " + ", ".join(f"{plural(n, 'workload')} {reason}"
+                                                        for reason, n in skipped.items())))
     for note in (totals or {}).get("notes") or []:
         out.append(f"  {click.style('note:', fg='cyan')} {for_terminal(note)}")
     for where, message in errors:
@@ -151,7 +152,8 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
     tail = []
     skipped = (totals or {}).get("skipped") or {}
     if skipped:
-        tail.append("Skipped: " + ", ".join(f"{n} {_cell(reason)}" for reason, n in skipped.items()) + ".")
+        tail.append("Skipped: " + ", ".join(f"{plural(n, 'workload')} {_cell(reason)}"
+                                            for reason, n in skipped.items()) + ".")
     for where, message in errors:
         tail.append(f"- ❌ input error: `{for_markdown_code(where)}`: {_cell(message)}")
     found = causes(results)
