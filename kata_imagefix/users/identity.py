@@ -182,6 +182,9 @@ def containerd(sent: KubeletUser, security: Security, read_file: ReadFile | None
                 unusable_id(sent.name, "uid", fields[2]))
             return Outcome(None, f"containerd must look up the name {sent.name!r}, but {where}")
         uid = id_field(fields[2])
+        if sent.gid is None and fields[3].isascii() and fields[3].isdigit() and id_field(fields[3]) is None:
+            return Outcome(None, f"containerd must look up the name {sent.name!r}, but "
+                                 f"{unusable_id(sent.name, 'gid', fields[3])}")
         gid = sent.gid if sent.gid is not None else (id_field(fields[3]) or 0)
         name: str | None = sent.name
     else:
@@ -373,7 +376,9 @@ def resolve_identity(image_user: str, read_file: ReadFile, container: dict[str, 
     target = host
     if host.ids is not None and security.run_as_user is None and security.run_as_group is None:
         meant = image_meaning(image_user, read_file)
-        if meant.ids is not None and meant.ids.gid != host.ids.gid:
+        if meant.ids is None:  # e.g. a passwd gid containerd refuses: host "185:0" is not what it means
+            target = meant
+        elif meant.ids.gid != host.ids.gid:
             target = Outcome(Ids(host.ids.uid, meant.ids.gid, host.ids.groups - {meant.ids.gid}))
     return ContainerIdentity(security, sent, kubelet_refusal(security, sent), guest, host, target,
                              genpolicy(image_user, read_file, container, pod))

@@ -105,13 +105,20 @@ def test_k8s_fix_never_writes_a_passwd_uid_past_31_bits(cli, refs, tmp_path, uid
     assert cli("k8s", "pod", refs[f"{uid}:185"]).exit_code == 2  # and no pod is offered with it
 
 
-def test_k8s_fix_writes_the_uid_of_a_passwd_line_whose_gid_is_past_31_bits_but_never_that_gid(cli, refs,
-                                                                                               tmp_path):
+def test_k8s_fix_leaves_a_pod_whose_image_has_a_passwd_gid_past_31_bits_for_the_user(cli, refs, tmp_path):
+    """runAsUser alone would run it as 185:0 under guest pull - not what the image means: nothing is
+    written, the reason is said, and k8s check and k8s pod agree."""
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(pod(refs["185:4294967296"]))
-    assert cli("k8s", "fix", "--in-place", manifest).exit_code == 0
-    written = manifest.read_text()
-    assert "runAsUser: 185  #" in written and "4294967296" not in written and "runAsGroup" not in written
+    before = manifest.read_bytes()
+    fixed = cli("k8s", "fix", "--in-place", manifest)
+    assert fixed.exit_code == 1 and manifest.read_bytes() == before
+    assert "not fixed" in fixed.stderr
+    check = cli("k8s", "check", manifest)
+    assert check.exit_code == 1
+    assert "user 'spark' has gid 4294967296 in /etc/passwd, outside 0..2147483647" in check.stdout
+    assert "185:0" not in check.stdout
+    assert cli("k8s", "pod", refs["185:4294967296"]).exit_code == 2
 
 
 @pytest.mark.engine
