@@ -162,7 +162,10 @@ def find_entry(data: str | bytes | None, *, name: str | None = None,
     return fields if len(fields) >= 3 else None
 
 
-MAX_ID = 2**31 - 1  # moby/sys/user (containerd) refuses a uid or gid above it
+# The ids the API server and containerd's numeric USER take. An /etc/passwd or /etc/group id is not
+# range-checked by containerd (moby/sys/user reads it with Atoi, errors ignored, then a uint32 cast):
+# 4294967296 becomes 0, root - so one above MAX_ID is never offered as a fix.
+MAX_ID = 2**31 - 1
 
 
 def id_field(text: str) -> int | None:
@@ -172,10 +175,21 @@ def id_field(text: str) -> int | None:
     return value if value is not None and value <= MAX_ID else None
 
 
+def containerd_file_id(field: str) -> int:
+    """A uid/gid field of the image's /etc/passwd or /etc/group as containerd takes it: Go's Atoi with
+    its error ignored (not a number: 0; past 64 bits: clamped), cast to uint32."""
+    if not _GO_ATOI.match(field):
+        return 0
+    return max(min(int(field), _INT64 - 1), -_INT64) % 2**32
+
+
 def unusable_id(name: str, what: str, field: str) -> str:
-    """Why a passwd entry's uid or gid field gives no id: not a number, or one containerd refuses."""
+    """Why a passwd entry's uid or gid field gives no id imagefix offers: not a number, or out of range
+    (which containerd does not check: it casts it to 32 bits)."""
     if field.isascii() and field.isdigit():
-        return f"user {name!r} has {what} {field} in /etc/passwd, outside 0..{MAX_ID}: containerd refuses it"
+        cast = containerd_file_id(field)
+        return (f"user {name!r} has {what} {field} in /etc/passwd, outside 0..{MAX_ID}: containerd does not "
+                f"check it and takes {cast}{' (root)' if cast == 0 else ''}")
     return f"user {name!r} has no numeric {what}"
 
 

@@ -29,7 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import MAX_ID, WHY_EXPLICIT, UserSpec, find_entry, id_field, primary_gid, resolve_user, unusable_id
+from . import (
+    MAX_ID,
+    WHY_EXPLICIT,
+    UserSpec,
+    containerd_file_id,
+    find_entry,
+    id_field,
+    primary_gid,
+    resolve_user,
+)
 from .memo import per_image
 
 ReadFile = Callable[[str], bytes | None]
@@ -175,17 +184,13 @@ def containerd(sent: KubeletUser, security: Security, read_file: ReadFile | None
     groups_file = read_file("/etc/group") if read_file else None
     if sent.name is not None:
         fields = find_entry(passwd, name=sent.name) if passwd is not None else None
-        if fields is None or len(fields) < 4 or id_field(fields[2]) is None:
+        if fields is None or len(fields) < 4:
             where = "the host has no /etc/passwd of the image (guest pull)" if read_file is None else (
                 "the image has no /etc/passwd" if passwd is None else
-                f"no user {sent.name!r} in the image's /etc/passwd" if fields is None or len(fields) < 4 else
-                unusable_id(sent.name, "uid", fields[2]))
+                f"no user {sent.name!r} in the image's /etc/passwd")
             return Outcome(None, f"containerd must look up the name {sent.name!r}, but {where}")
-        uid = id_field(fields[2])
-        if sent.gid is None and fields[3].isascii() and fields[3].isdigit() and id_field(fields[3]) is None:
-            return Outcome(None, f"containerd must look up the name {sent.name!r}, but "
-                                 f"{unusable_id(sent.name, 'gid', fields[3])}")
-        gid = sent.gid if sent.gid is not None else (id_field(fields[3]) or 0)
+        uid = containerd_file_id(fields[2])  # unchecked: 4294967296 runs as root
+        gid = sent.gid if sent.gid is not None else containerd_file_id(fields[3])
         name: str | None = sent.name
     else:
         assert sent.uid is not None
@@ -194,9 +199,9 @@ def containerd(sent: KubeletUser, security: Security, read_file: ReadFile | None
             return Outcome(None, f"uid {uid} is outside 0..{MAX_ID}: containerd refuses it")
         if sent.gid is not None:
             gid = sent.gid
-        else:
-            found = primary_gid(passwd, uid)
-            gid = found if found is not None else 0
+        else:  # WithUserID: the gid field of the uid's line, unchecked; no line means gid 0
+            fields = find_entry(passwd, id_value=uid)
+            gid = containerd_file_id(fields[3]) if fields and len(fields) >= 4 else 0
         name = _user_name(passwd, uid)
     assert uid is not None
     if sent.gid is not None and not 0 <= sent.gid <= MAX_ID:
@@ -376,7 +381,7 @@ def resolve_identity(image_user: str, read_file: ReadFile, container: dict[str, 
     target = host
     if host.ids is not None and security.run_as_user is None and security.run_as_group is None:
         meant = image_meaning(image_user, read_file)
-        if meant.ids is None:  # e.g. a passwd gid containerd refuses: host "185:0" is not what it means
+        if meant.ids is None:  # e.g. a passwd gid past 31 bits: the 185:0 containerd makes of it is no fix
             target = meant
         elif meant.ids.gid != host.ids.gid:
             target = Outcome(Ids(host.ids.uid, meant.ids.gid, host.ids.groups - {meant.ids.gid}))
