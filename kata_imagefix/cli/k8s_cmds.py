@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -232,10 +233,9 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
     needs = pod_needs(image, model, image_name=image_name, runtime_class=runtime_class, fs_group=fs_group,
                       config=config)
     if manifest_text is not None and kustomize:
-        pieces = [kustomize_patches(manifest_text, needs)]
+        pieces: Iterable[str] = [kustomize_patches(manifest_text, needs)]
     elif manifest is not None and manifest_text is not None:
-        pieces = _migrate(manifest, manifest_text, needs, image, model)
-        del manifest_text  # a 50 MB manifest is held once: as its pieces
+        pieces = _migrate(manifest, manifest_text, needs, image, model)  # made as they are written
     else:
         pieces = [pod_yaml(needs, f"imagefix {__version__}: what a pod running {image_name} needs on "
                                   f"{runtime_class}")]
@@ -249,7 +249,7 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         destination.write(piece.encode() for piece in pieces)
 
 
-def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[str]:
+def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> Iterable[str]:
     """`--patch`: `k8s fix` narrowed to the workloads that run the image, moved to its runtime class."""
     from ..k8s.audit import AuditOptions
     from ..k8s.fixing import Migration, fix_manifest
@@ -260,7 +260,7 @@ def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> list[s
                             f"uses {needs.image_name}")
     for line in fixed.changes:
         click.echo(f"patched {line}", err=True)
-    return fixed.pieces
+    return fixed.pieces()
 
 
 @k8s.command("fix")
