@@ -6,7 +6,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import ImagefixError
@@ -96,6 +96,12 @@ def _write_through(path: str | Path, target: Path, old: os.stat_result, data: by
             os.fsync(out.fileno())
 
 
+def _chunks(path: Path, size: int = 2**20) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
 def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: bool = False,
                  force: bool = False) -> Path | None:
     """Replace the file `path` names with `data` in one rename; returns the backup's path, if one was made.
@@ -122,7 +128,7 @@ def write_atomic(path: str | Path, data: bytes | Iterable[bytes], *, backup: boo
         saved = None
         if backup and old is not None:
             saved = _free_backup_name(target)
-            _replace(saved, target.read_bytes(), like=old)
+            _replace(saved, _chunks(target), like=old)  # a 100 MB manifest is not read whole again
         _replace(target, data, like=old)
         return saved
     except OSError as exc:

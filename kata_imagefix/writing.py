@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .errors import ImagefixError
 from .fileio import write_atomic
@@ -62,24 +63,53 @@ class Output:
         return self.path
 
 
+class Pieces(Protocol):
+    """A new text too big to join (`k8s fix` of a 100,000-item List): made piece by piece each time it
+    is iterated, and knowing whether it differs from the original."""
+
+    @property
+    def changed(self) -> bool: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
 @dataclass(frozen=True)
 class Edit:
     """One input's new text: what an editing command made of `name` (nothing written yet)."""
 
     name: str  # the input as the user named it ('-' or <stdin> for stdin)
     original: str
-    text: str
+    text: str | Pieces
     write_to: str | Path | None = None  # where --in-place writes (default: the input itself)
     backup: bool = True  # False where a backup would be read as input (a Kata drop-in's folder)
 
     @property
     def changed(self) -> bool:
-        return self.text != self.original
+        return self.text != self.original if isinstance(self.text, str) else self.text.changed
+
+    def encoded(self) -> Iterator[bytes]:
+        """The new text as UTF-8 bytes, a batch of pieces (about 1 MiB) at a time."""
+        if isinstance(self.text, str):
+            yield self.text.encode("utf-8", "surrogateescape")
+            return
+        batch: list[str] = []
+        size = 0
+        for piece in self.text:
+            batch.append(piece)
+            size += len(piece)
+            if size >= BATCH:
+                yield "".join(batch).encode("utf-8", "surrogateescape")
+                batch, size = [], 0
+        yield "".join(batch).encode("utf-8", "surrogateescape")
 
     def diff(self) -> str:
         label = str(self.write_to or self.name).lstrip("/")
+        text = self.text if isinstance(self.text, str) else "".join(self.text)
         return "".join(difflib.unified_diff(self.original.splitlines(keepends=True),
-                                            self.text.splitlines(keepends=True), f"a/{label}", f"b/{label}"))
+                                            text.splitlines(keepends=True), f"a/{label}", f"b/{label}"))
+
+
+BATCH = 2**20
 
 
 @dataclass(frozen=True)
@@ -136,7 +166,7 @@ class EditPolicy:
         """Write one edit where the flags say (the diff, when asked, is printed first)."""
         if self.diff and edit.changed:
             to_stdout(edit.diff().encode("utf-8", "surrogateescape"))
-        data = edit.text.encode("utf-8", "surrogateescape")
+        data = edit.encoded()  # made as it is written: a big manifest's fixed text is never held whole
         if self.check:
             return Written(edit, None)
         if self.output is not None and self.output != STDOUT:

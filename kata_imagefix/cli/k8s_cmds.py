@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -236,9 +237,9 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
                       config=config)
     patched: list[str] = []
     if manifest_text is not None and kustomize:
-        pieces = [kustomize_patches(manifest_text, needs)]
+        pieces: Iterable[str] = [kustomize_patches(manifest_text, needs)]
     elif manifest is not None and manifest_text is not None:
-        pieces, patched = _migrate(manifest, manifest_text, needs, image, model)
+        pieces, patched = _migrate(manifest, manifest_text, needs, image, model)  # made as they are written
         del manifest_text  # a 50 MB manifest is held once: as its pieces
     elif fmt == "json":
         pieces = []
@@ -265,9 +266,9 @@ def k8s_pod(ctx: click.Context, ref: str, runtime_class: str, fs_group: int | No
         destination.write(piece.encode() for piece in pieces)
 
 
-def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> tuple[list[str], list[str]]:
+def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> tuple[Iterable[str], list[str]]:
     """`--patch`: `k8s fix` narrowed to the workloads that run the image, moved to its runtime class;
-    the manifest's pieces and a line per workload patched."""
+    the manifest's pieces (made as they are written) and a line per workload patched."""
     from ..k8s.audit import AuditOptions
     from ..k8s.fixing import Migration, fix_manifest
 
@@ -277,7 +278,7 @@ def _migrate(name: str, text: str, needs: Any, image: Any, model: Any) -> tuple[
                             f"uses {needs.image_name}")
     for line in fixed.changes:
         click.echo(f"patched {line}", err=True)
-    return fixed.pieces, fixed.changes
+    return fixed.pieces(), fixed.changes
 
 
 @k8s.command("fix")

@@ -125,32 +125,39 @@ WINDOW = 512  # workloads read ahead of the one audited: their images are being 
 def audit_stream(run: AuditRun, sources: Iterable[tuple[str, str]], options: AuditOptions, model: BudgetModel,
                  selection: RuleSelection, open_image: Callable[[str], Any], images: dict | None = None,
                  problems: list[Problem] | None = None) -> Iterator[tuple[Workload, ScanResult]]:
-    """(workload, result) of each audited workload in input order, as soon as its images are in; what
-    was left out, the counts and the images read go into `run` (complete once the iteration ends).
-
-    A pipeline: each image is asked for as soon as the first workload naming it is read, and a
-    workload's rules run once its images are in (or once WINDOW workloads wait behind it), while the
-    workers read the others. Nothing is kept per workload: a 100,000-item List is audited in the
-    memory of its images and of WINDOW workloads."""
+    """(workload, result) of each audited workload of the sources in input order, as soon as its images
+    are in; what was left out, the counts and the images read go into `run` (complete once the
+    iteration ends). See audit_workloads."""
     run.problems.extend(problems or [])
+    found = (workload for name, text in sources for workload in iter_workloads(name, text, run.problems))
+    return audit_workloads(run, found, options, model, selection, open_image, images)
+
+
+def audit_workloads(run: AuditRun, found: Iterable[Workload], options: AuditOptions, model: BudgetModel,
+                    selection: RuleSelection, open_image: Callable[[str], Any],
+                    images: dict | None = None) -> Iterator[tuple[Workload, ScanResult]]:
+    """(workload, result) of each workload in scope, as audit_stream says. A pipeline: each image is
+    asked for as soon as the first workload naming it is read, and a workload's rules run once its
+    images are in (or once WINDOW workloads wait behind it), while the workers read the others.
+    Nothing is kept per workload: a 100,000-item List is audited in the memory of its images and of
+    WINDOW workloads."""
     reader = ImageReader(options, open_image, images)
     waiting: deque[Workload] = deque()
     try:
-        for name, text in sources:
-            for workload in iter_workloads(name, text, run.problems):
-                if not is_kata(workload, options):
-                    run.skip(NOT_KATA)
-                elif not in_shard(workload, options.shard):
-                    run.skip(OTHER_SHARD)
-                else:
-                    run.audited += 1
-                    run.containers += len(workload.containers)
-                    run.refs.update(c.image for c in workload.containers)
-                    reader.want(workload)
-                    waiting.append(workload)
-                    while waiting and (len(waiting) > WINDOW or reader.ready(waiting[0])):
-                        first = waiting.popleft()
-                        yield first, _audit_one(first, reader, model, options, selection)
+        for workload in found:
+            if not is_kata(workload, options):
+                run.skip(NOT_KATA)
+            elif not in_shard(workload, options.shard):
+                run.skip(OTHER_SHARD)
+            else:
+                run.audited += 1
+                run.containers += len(workload.containers)
+                run.refs.update(c.image for c in workload.containers)
+                reader.want(workload)
+                waiting.append(workload)
+                while waiting and (len(waiting) > WINDOW or reader.ready(waiting[0])):
+                    first = waiting.popleft()
+                    yield first, _audit_one(first, reader, model, options, selection)
         while waiting:
             first = waiting.popleft()
             yield first, _audit_one(first, reader, model, options, selection)

@@ -19,8 +19,9 @@ their positions) reads those an edit is wanted in.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ImagefixError
@@ -28,7 +29,7 @@ from ..image.model import Image
 from ..model.budget import BudgetModel
 from .audit import AuditOptions, is_kata
 from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
-from .manifests import BIG_DOCUMENT, Workload, item_text, list_spans, workload_of, yaml_error
+from .manifests import BIG_DOCUMENT, Spans, Workload, item_text, list_spans, workload_of, yaml_error
 from .pod import PodNeeds, annotation_reasons
 from .walk import (
     matching_containers,
@@ -39,7 +40,7 @@ from .walk import (
     split_documents,
     workloads,
 )
-from .yamledit import DocumentEditor, Insert, indent_step
+from .yamledit import DocumentEditor, Insert, indent_step, joined, spliced
 
 # Why each value is written (the end-of-line comment): the identity the image means, made explicit.
 WHY = {
@@ -51,44 +52,74 @@ WHY = {
 }
 
 
-@dataclass
 class FixedManifest:
-    name: str
-    pieces: list[str]  # the documents, fixed; joined they are the manifest (written piece by piece)
-    changed: bool
-    changes: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # "file:line: why", one per workload left as it was
-    edited: list[tuple[int, int]] = field(default_factory=list)  # [first, last) original lines, changed docs
-    edited_pieces: set[int] = field(default_factory=set)  # indexes into `pieces` of the changed documents
-    list_text: set[int] = field(default_factory=set)  # pieces that are a big List's own text
-    list_items: set[int] = field(default_factory=set)  # pieces that are a big List's items
-    fixes: list[WorkloadFix] | None = None  # with `record`: each workload written, as values (--format json)
+    """A manifest and its edits: the original text, and in order what replaces which part of it. The
+    fixed text is made piece by piece as it is written (`pieces`), and each changed document as it is
+    audited again (`edited_documents`): a 100,000-item List is never held twice, and an insert every
+    item shares (the same comment lines) is held once."""
+
+    def __init__(self, name: str, original: str, fixes: list[WorkloadFix] | None = None) -> None:
+        self.name = name
+        self.fixes = fixes  # with `record`: each workload written, as values (--format json)
+        self.original = original
+        self.changes: list[str] = []
+        self.refused: list[str] = []  # "file:line: why", one per workload left as it was
+        self._starts, self._ends = array("q"), array("q")  # original[start:end] is replaced ...
+        self._news: list[str] = []  # ... by this, in order, never overlapping
+        self._shared: dict[str, str] = {}
+        # per changed document: where its text begins and ends in `original`, its column (a List item's
+        # text is padded to it), its first splice, its first and last original lines ([first, last))
+        self._docs = array("q")
 
     @property
-    def text(self) -> str:
-        return "".join(self.pieces)
+    def changed(self) -> bool:
+        return bool(self._news)
 
-    def edited_only(self) -> str:
-        """The fixed manifest with every unchanged document blanked (its lines kept as empty lines): what
-        an audit of the changes needs to read, at the lines the edited documents have in `text`."""
-        lists = bool(self.list_items & self.edited_pieces)  # a List with an item changed keeps its text
-        return "".join(piece if index in self.edited_pieces or (lists and index in self.list_text) else
-                       _blank_item(piece) if lists and index in self.list_items else "\n" * piece.count("\n")
-                       for index, piece in enumerate(self.pieces))
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces()
+
+    def pieces(self) -> Iterator[str]:
+        """The fixed manifest, piece by piece (joined, they are its text)."""
+        return spliced(self.original, zip(self._starts, self._ends, self._news, strict=True))
+
+    def edited_documents(self) -> Iterator[tuple[int, str]]:
+        """(lines before it in the fixed manifest, text) of each changed document, a List item's text
+        padded to its column (as `k8s check` reads it alone): what an audit of the changes reads."""
+        starts, ends, news, docs = self._starts, self._ends, self._news, self._docs
+        added = done = 0  # the lines the splices before the document added
+        for index in range(0, len(docs), 6):
+            begin, end, column, first, line = docs[index:index + 5]
+            for splice in range(done, first):
+                added += news[splice].count("\n") - self.original.count("\n", starts[splice], ends[splice])
+            done = first
+            last = docs[index + 6 + 3] if index + 6 < len(docs) else len(news)
+            text = "".join(spliced(self.original, zip(starts[first:last], ends[first:last], news[first:last],
+                                                      strict=True), begin, end))
+            yield line - 1 + added, " " * column + text
 
     def was_edited(self, line: int | None) -> bool:
         """Whether the original line (a workload's) lies in a document that was changed."""
         if line is None:
             return True
-        import bisect
+        docs = self._docs
+        low, high = 0, len(docs) // 6  # the last document that begins at or before the line
+        while low < high:
+            middle = (low + high) // 2
+            if docs[middle * 6 + 4] <= line:
+                low = middle + 1
+            else:
+                high = middle
+        return low > 0 and line < docs[(low - 1) * 6 + 5]
 
-        index = bisect.bisect_right(self.edited, (line, sys.maxsize)) - 1  # in order, never overlapping
-        return index >= 0 and self.edited[index][0] <= line < self.edited[index][1]
-
-
-def _blank_item(piece: str) -> str:
-    """A List item as `{}` on as many lines; the indentation its text ends with (the next item's) kept."""
-    return "{}" + "\n" * piece.count("\n") + piece[piece.rfind("\n") + 1:] if "\n" in piece else "{}"
+    def add(self, begin: int, end: int, column: int, line: int, lines: int,
+            splices: list[tuple[int, int, str]]) -> None:
+        """A changed document: original[begin:end], at 1-based `line` and `lines` long, with the
+        splices (indexes into `original`)."""
+        self._docs.extend((begin, end, column, len(self._news), line, line + lines))
+        for start, stop, new in splices:
+            self._starts.append(start)
+            self._ends.append(stop)
+            self._news.append(self._shared.setdefault(new, new))
 
 
 @dataclass(frozen=True)
@@ -117,16 +148,16 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead.
     A big List (as the audit reads it) is fixed item by item: never one node tree. With `record`,
     `fixes` keeps each workload written as values."""
-    fixed = FixedManifest(name, [], False, fixes=[] if record else None)
-    offset = 0
+    fixed = FixedManifest(name, text, fixes=[] if record else None)
+    offset = position = 0
     for chunk in split_documents(text):
         spans = list_spans(chunk, _libyaml()) if len(chunk) > BIG_DOCUMENT else None
         if spans is None:
-            _add_document(fixed, chunk, chunk, offset, images, options, model, migration)
+            _add_document(fixed, chunk, position, offset, images, options, model, migration)
         else:
-            _fix_list(fixed, chunk, spans, offset, images, options, model, migration)
+            _fix_list(fixed, chunk, spans, position, offset, images, options, model, migration)
         offset += chunk.count("\n")
-    fixed.changed = bool(fixed.edited)
+        position += len(chunk)
     return fixed
 
 
@@ -136,44 +167,40 @@ def _libyaml() -> Any:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _add_document(fixed: FixedManifest, chunk: str, original: str, offset: int, images: dict,
+def _add_document(fixed: FixedManifest, chunk: str, begin: int, offset: int, images: dict,
                   options: AuditOptions, model: BudgetModel, migration: Migration | None,
                   column: int = 0, json_style: bool | None = None) -> None:
-    """`chunk` fixed as one document (its first `column` characters are padding, not written), as a
-    piece of `fixed`; `original` is what the piece was."""
-    piece = _fix_document(chunk, fixed, offset, images, options, model, migration, json_style)
-    if piece != chunk:
+    """`chunk` fixed as one document: the text at `begin` of the manifest (at line `offset` + 1), its
+    first `column` characters padding (a List item's), not the manifest's."""
+    splices = [(start, end, new) for start, end, new in
+               _fix_document(chunk, fixed, offset, images, options, model, migration, json_style)
+               if chunk[start:end] != new]
+    if not splices or joined(chunk, splices) == chunk:
+        return
+    if splices[0][0] < column:  # an edit in the padding
+        piece = joined(chunk, splices)
         if piece[:column].strip():
             raise ImagefixError(f"{fixed.name}:{offset + 1}: an edit before the first key of a List item")
-        fixed.edited.append((offset + 1, offset + chunk.count("\n") + 2))
-        fixed.edited_pieces.add(len(fixed.pieces))
-        fixed.pieces.append(piece[column:])
-    else:
-        fixed.pieces.append(original)
+        splices = [(column, len(chunk), piece[column:])]
+    shift = begin - column
+    fixed.add(begin, begin + len(chunk) - column, column, offset + 1, chunk.count("\n") + 1,
+              [(start + shift, end + shift, new) for start, end, new in splices])
 
 
-def _fix_list(fixed: FixedManifest, chunk: str, spans: list[tuple[int, int, int, int]], offset: int,
-              images: dict, options: AuditOptions, model: BudgetModel, migration: Migration | None) -> None:
-    """Each item of a big List as a document of its own (its text padded to its column), between the
-    List's own text; `edited_only` keeps the List's text and the items changed, the others as `{}`."""
-    first = len(fixed.pieces)
-    position = 0
+def _fix_list(fixed: FixedManifest, chunk: str, spans: Spans, position: int, offset: int, images: dict,
+              options: AuditOptions, model: BudgetModel, migration: Migration | None) -> None:
+    """Each item of a big List (the document at `position` of the manifest) as a document of its own,
+    its text padded to its column; the List's own text between them stays as it is."""
     json_style = chunk.lstrip().startswith(("{", "["))  # a flow item of a YAML List stays YAML
     for span in spans:
-        begin, end, line, column = span
-        fixed.pieces.append(chunk[position:begin])
-        fixed.list_text.add(len(fixed.pieces) - 1)
-        _add_document(fixed, item_text(chunk, span), chunk[begin:end], offset + line, images, options, model,
-                      migration, column, json_style)
-        position = end
-    fixed.pieces.append(chunk[position:])
-    fixed.list_text.add(len(fixed.pieces) - 1)
-    fixed.list_items.update(range(first + 1, len(fixed.pieces), 2))
+        _add_document(fixed, item_text(chunk, span), position + span[0], offset + span[2], images, options,
+                      model, migration, span[3], json_style)
 
 
 def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, options: AuditOptions,
-                  model: BudgetModel, migration: Migration | None, json_style: bool | None = None) -> str:
-    """One document's text with its workloads fixed (the same text when nothing is to be written);
+                  model: BudgetModel, migration: Migration | None,
+                  json_style: bool | None = None) -> list[tuple[int, int, str]]:
+    """The edits of one document's text (DocumentEditor.splices: none when nothing is to be written);
     its changes and refusals go into `fixed`."""
     name = fixed.name
     try:
@@ -183,7 +210,7 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
             raise
         plans = None
     if plans is None:
-        return chunk
+        return []
     doc = _load(chunk, name, offset, _round_trip())
     editor = DocumentEditor(chunk, name, offset)
     if json_style is not None:  # a List item: the List's style, not its own first character's
@@ -219,7 +246,7 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
                 raise
             editor.rollback(mark)
             fixed.refused.append(str(exc))
-    return editor.apply()
+    return editor.splices()
 
 
 def _round_trip() -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,16 +147,28 @@ class DocumentEditor:
                                    *self._render(insert.values, insert.comments, col)])
 
     def apply(self) -> str:
+        return joined(self.text, self.splices())
+
+    def splices(self) -> list[tuple[int, int, str]]:
+        """The edits as (start, end, new text) of `text`, in order and apart: `text` with each
+        text[start:end] replaced by its new text is `apply()`. Kept this way, a big manifest's fixed
+        text is made piece by piece as it is written, never held whole beside the original."""
         text = self.text
-        if text and not text.endswith(("\n", "\r")) and any(e[0] >= len(text) for e in self._edits):
-            text += self.newline
-        # from the end backwards; of two inserts at one place the shallower goes first, so that the deeper
-        # (a container's securityContext ending where the pod's begins) stands above it; else in the order
-        # they were asked for
-        for start, end, _, new in sorted(self._edits, key=lambda e: (e[0], e[1], -_indent(e[3]), e[2]),
-                                         reverse=True):
-            text = text[:start] + new + text[end:]
-        return text
+        # of two inserts at one place the shallower goes first, so that the deeper (a container's
+        # securityContext ending where the pod's begins) stands above it; else in the order asked for
+        ordered = [(start, end, new) for start, end, _, new in
+                   sorted(self._edits, key=lambda e: (e[0], e[1], -_indent(e[3]), e[2]))]
+        grows = bool(text) and not text.endswith(("\n", "\r")) and any(e[0] >= len(text) for e in ordered)
+        if any(ordered[i][0] < ordered[i - 1][1] for i in range(1, len(ordered))):
+            # spans that overlap: made from the end backwards, each on what the later ones left, and
+            # (at the end of a text without a line end) before the line end added
+            made = text + self.newline if grows else text
+            for start, end, new in reversed(ordered):
+                made = made[:start] + new + made[end:]
+            return [(0, len(text), made)]
+        if grows:
+            ordered.append((len(text), len(text), self.newline))  # what is added at the end ends its line
+        return ordered
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -288,6 +301,22 @@ class DocumentEditor:
             else:
                 out.append(f"{' ' * col}{key}: {yaml_scalar(value)}{comment}{self.newline}")
         return out
+
+
+def joined(text: str, splices: list[tuple[int, int, str]]) -> str:
+    """`text` with the splices (DocumentEditor.splices) made."""
+    return "".join(spliced(text, splices))
+
+
+def spliced(text: str, splices: Iterable[tuple[int, int, str]], begin: int = 0,
+            end: int | None = None) -> Iterator[str]:
+    """The pieces of text[begin:end] with the splices (in order, apart, inside it) made."""
+    position = begin
+    for start, stop, new in splices:
+        yield text[position:start]
+        yield new
+        position = stop
+    yield text[position:end]
 
 
 def _indent(text: str) -> int:

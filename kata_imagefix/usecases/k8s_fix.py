@@ -7,13 +7,13 @@ edited, input errors - comes back for the command line to print.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..k8s.audit import AuditOptions, AuditRun, audit_stream
+from ..k8s.audit import AuditOptions, AuditRun, audit_stream, audit_workloads
 from ..k8s.fixing import FixedManifest, fix_manifest
-from ..k8s.manifests import Problem, Workload
+from ..k8s.manifests import Problem, Workload, document_workloads
 from ..model.budget import BudgetModel
 from ..rules.result import ScanResult
 from ..scan import RuleSelection
@@ -58,18 +58,27 @@ def fix_k8s(request: K8sFixRequest, write: Callable[[Edit], Written]) -> K8sFix:
     written = []
     for name, original in request.sources:
         item = fix_manifest(name, original, before.images, options, model, record=request.record)
-        done = write(Edit(item.name, original, item.text))
+        done = write(Edit(item.name, original, item))  # its fixed text made as it is written
         # what is kept of the write: where it went (the texts are the manifest's size, twice)
         written.append((Written(Edit(item.name, "", ""), done.where, done.backup), item))
     changed = {item.name: item for _, item in written if item.changed}
-    after = _errors(audit_stream(AuditRun(), [(item.name, item.edited_only()) for item in changed.values()],
-                                 options, model, RuleSelection(), opener, before.images))
+    after = _errors(audit_workloads(AuditRun(), _edited_workloads(changed.values()), options, model,
+                                    RuleSelection(), opener, before.images))
     left = [(subject, said) for file, line, subject, said in found
             if file not in changed or not changed[file].was_edited(line)]
     left += [(subject, said) for _, _, subject, said in after]
     not_fixed = [f"{subject}: {said}" for subject, said in left]
     not_fixed += [refusal for _, item in written for refusal in item.refused]
     return K8sFix(written, not_fixed, before.errors, before.images if request.record else {}, left)
+
+
+def _edited_workloads(items: Iterable[FixedManifest]) -> Iterator[Workload]:
+    """The workloads of each changed document, as the nodes will see them: each document (a List's
+    item) read alone where it is in the fixed manifest, one at a time."""
+    problems: list[Problem] = []  # the fixed text is valid YAML: what was not is left as it was
+    for item in items:
+        for line, text in item.edited_documents():
+            yield from document_workloads(item.name, text, line, problems)
 
 
 def _errors(stream: Iterable[tuple[Workload, ScanResult]]) -> list[tuple[str, int | None, str, str]]:
