@@ -144,6 +144,12 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
         from ..output.k8s_report import render_json_stream
 
         chunks = render_json_stream(results(), fail_on, selection.profile, finish)
+    elif fmt == "text":  # folded as the results come: the counts and each cause's first places
+        from ..output.k8s_report import render_text, tally
+
+        counted = tally(results(), fail_on)
+        errors, totals = finish()
+        chunks = iter([render_text(counted, fail_on, totals, errors)])
     else:
         listed = list(results())
         errors, totals = finish()

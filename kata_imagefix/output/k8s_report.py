@@ -39,15 +39,7 @@ class Cause:
 def causes(results: Iterable[ScanResult]) -> list[Cause]:
     """Findings grouped by rule, message (the container's name taken out) and fix; worst first, then the
     causes that hit most containers."""
-    groups: dict[tuple, Cause] = {}
-    for result in results:
-        for finding in result.findings:
-            message = _CONTAINER.sub("", finding.message, count=1)
-            key = (finding.rule, finding.severity, message, finding.fix)
-            cause = groups.setdefault(key, Cause(finding.rule, finding.severity, message, finding.fix))
-            container = str((finding.data or {}).get("container", ""))
-            cause.places.append((result.subject, container, _where(finding)))
-    return sorted(groups.values(), key=lambda c: (-c.severity, -len(c.places), c.rule, c.message))
+    return [cause for cause, _ in tally(results, None, places=None).ordered()]
 
 
 def _where(finding: Finding) -> str:
@@ -66,12 +58,13 @@ def by_rule(results: Iterable[ScanResult]) -> dict[tuple[str, str], int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def totals_line(results: list[ScanResult], totals: dict[str, Any] | None, errors: list) -> str:
+def totals_line(results: list[ScanResult] | int, totals: dict[str, Any] | None, errors: list) -> str:
     totals = totals or {}
     containers = totals.get("containers")
     images = totals.get("image_refs")
     unreadable = totals.get("unreadable_refs") or []
-    parts = [f"{plural(len(results), 'workload')} audited"]
+    audited = results if isinstance(results, int) else len(results)
+    parts = [f"{plural(audited, 'workload')} audited"]
     if containers is not None:
         parts.append(plural(containers, "container"))
     if images is not None:
@@ -87,26 +80,72 @@ def totals_line(results: list[ScanResult], totals: dict[str, Any] | None, errors
 
 
 def severity_line(results: list[ScanResult]) -> str:
-    counts = {s: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity}
+    return _severities({s: sum(1 for r in results for f in r.findings if f.severity is s) for s in Severity})
+
+
+def _severities(counts: dict[Severity, int]) -> str:
     return ", ".join(plural(n, s.label) if s is not Severity.INFO else f"{n} info"
                      for s, n in sorted(counts.items(), reverse=True) if n) or "no findings"
 
 
-def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dict[str, Any] | None,
+@dataclass
+class Tally:
+    """What the text report says of the results, folded one result at a time: the counts, and of each
+    cause its count and the first SHOWN_PLACES places (a 100,000-workload run's results are never held)."""
+
+    workloads: int = 0
+    severities: dict[Severity, int] = field(default_factory=dict)
+    rules: dict[tuple[str, str], int] = field(default_factory=dict)
+    causes: dict[tuple, tuple[Cause, list[int]]] = field(default_factory=dict)  # key -> (cause, [count])
+    failing: bool = False
+    places: int | None = SHOWN_PLACES  # kept of each cause (None: all)
+
+    def ordered(self) -> list[tuple[Cause, int]]:
+        """(cause, containers) worst first, then the causes that hit most containers."""
+        found = sorted(self.causes.values(),
+                       key=lambda c: (-c[0].severity, -c[1][0], c[0].rule, c[0].message))
+        return [(cause, count) for cause, (count,) in found]
+
+    def add(self, result: ScanResult, fail_on: Severity | None) -> None:
+        self.workloads += 1
+        for finding in result.findings:
+            self.severities[finding.severity] = self.severities.get(finding.severity, 0) + 1
+            rule = (finding.rule, finding.severity.label)
+            self.rules[rule] = self.rules.get(rule, 0) + 1
+            message = _CONTAINER.sub("", finding.message, count=1)
+            key = (finding.rule, finding.severity, message, finding.fix)
+            cause, count = self.causes.setdefault(
+                key, (Cause(finding.rule, finding.severity, message, finding.fix), [0]))
+            count[0] += 1
+            if self.places is None or len(cause.places) < self.places:
+                cause.places.append((result.subject, str((finding.data or {}).get("container", "")),
+                                     _where(finding)))
+            self.failing = self.failing or (fail_on is not None and finding.severity >= fail_on)
+
+
+def tally(results: Iterable[ScanResult], fail_on: Severity | None, *,
+          places: int | None = SHOWN_PLACES) -> Tally:
+    out = Tally(places=places)
+    for result in results:
+        out.add(result, fail_on)
+    return out
+
+
+def render_text(results: list[ScanResult] | Tally, fail_on: Severity | None, totals: dict[str, Any] | None,
                 errors: list) -> str:
     import click
 
     from .words import COLOURS
 
+    counted = results if isinstance(results, Tally) else tally(results, fail_on)
     title = click.style("imagefix k8s check", bold=True)
-    out = [f"{title}: {for_terminal(totals_line(results, totals, errors))}"]
-    out.append(f"findings: {severity_line(results)}")
-    rules = by_rule(results)
+    out = [f"{title}: {for_terminal(totals_line(counted.workloads, totals, errors))}"]
+    out.append(f"findings: {_severities(counted.severities)}")
+    rules = dict(sorted(counted.rules.items(), key=lambda item: (-item[1], item[0])))
     if rules:
         out.append("by rule: " + ", ".join(f"{rule} {label} x{n}" for (rule, label), n in rules.items()))
-    for cause in causes(results):
+    for cause, count in counted.ordered():
         label = click.style(f"{cause.severity.label:<7}", fg=COLOURS[cause.severity], bold=True)
-        count = len(cause.places)
         out += ["", f"{label} {click.style(cause.rule, bold=True)}  {for_terminal(cause.message)}"
                     + (f"  ({plural(count, 'container')})" if count > 1 else "")]
         if cause.fix:
@@ -125,10 +164,9 @@ def render_text(results: list[ScanResult], fail_on: Severity | None, totals: dic
         out.append(f"  {click.style('note:', fg='cyan')} {for_terminal(note)}")
     for where, message in errors:
         out.append(f"  {click.style('error:', fg='red')} {for_terminal(f'{where}: {message}')}")
-    failing = fail_on is not None and any(f.severity >= fail_on for r in results for f in r.findings)
-    mark = click.style("✗ FAIL", fg="red", bold=True) if failing or errors else \
+    mark = click.style("✗ FAIL", fg="red", bold=True) if counted.failing or errors else \
         click.style("✓ ok", fg="green", bold=True)
-    out += ["", f"{mark}  {severity_line(results)}"]
+    out += ["", f"{mark}  {_severities(counted.severities)}"]
     return "\n".join(out) + "\n"
 
 
