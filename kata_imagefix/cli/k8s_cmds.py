@@ -150,6 +150,13 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
         counted = tally(results(), fail_on)
         errors, totals = finish()
         chunks = iter([render_text(counted, fail_on, totals, errors)])
+    elif fmt == "markdown":  # the same fold: totals, and each cause's first places for its cell
+        from ..output.k8s_report import MARKDOWN_LIMIT, MARKDOWN_PLACES, render_markdown, tally
+
+        counted = tally(results(), fail_on, places=MARKDOWN_PLACES)
+        errors, totals = finish()
+        limit = MARKDOWN_LIMIT if destination.is_stdout else None  # a file: all of it
+        chunks = iter([render_markdown(counted, totals, errors, limit)])
     else:
         listed = list(results())
         errors, totals = finish()

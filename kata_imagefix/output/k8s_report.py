@@ -22,6 +22,7 @@ from .words import plural
 
 MARKDOWN_LIMIT = 65_536  # characters of a GitHub comment
 SHOWN_PLACES = 20  # containers listed under a cause in text; the rest are counted
+MARKDOWN_PLACES = 5  # ... and in a markdown table's cell
 _CONTAINER = re.compile(r"^container '[^']*':? ")
 
 
@@ -177,12 +178,13 @@ def _cell(text: object) -> str:
     return for_markdown(text)  # messages quote image and manifest data: never markup or HTML
 
 
-def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, errors: list,
+def render_markdown(results: list[ScanResult] | Tally, totals: dict[str, Any] | None, errors: list,
                     limit: int | None = MARKDOWN_LIMIT) -> str:
     """Totals, the causes worst first as a table; within `limit` characters, the rest in one line."""
-    totals_text = _cell(totals_line(results, totals, errors))
-    head = [f"**imagefix k8s check**: {totals_text}; {severity_line(results)}", ""]
-    rules = by_rule(results)
+    counted = results if isinstance(results, Tally) else tally(results, None, places=MARKDOWN_PLACES)
+    totals_text = _cell(totals_line(counted.workloads, totals, errors))
+    head = [f"**imagefix k8s check**: {totals_text}; {_severities(counted.severities)}", ""]
+    rules = dict(sorted(counted.rules.items(), key=lambda item: (-item[1], item[0])))
     if rules:
         head += ["| rule | severity | findings |", "|---|---|---|"]
         head += [f"| {rule} | {label} | {n} |" for (rule, label), n in rules.items()]
@@ -194,20 +196,19 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
                                             for reason, n in skipped.items()) + ".")
     for where, message in errors:
         tail.append(f"- ❌ input error: `{for_markdown_code(where)}`: {_cell(message)}")
-    found = causes(results)
+    found = counted.ordered()
     if not found:
         return "\n".join([*head, "No findings.", "", *tail]) + "\n"
     rows = ["| | rule | cause | containers | where | fix |", "|---|---|---|---|---|---|"]
     budget = None if limit is None else limit - len("\n".join(head + tail)) - 400
     used = sum(len(r) + 1 for r in rows)
     shown = 0
-    for cause in found:
-        places = cause.places
+    for cause, count in found:
         where = "<br>".join(f"`{for_markdown_code(w)}` {_cell(workload)} {_cell(c)}".rstrip()
-                            for workload, c, w in places[:5])
-        if len(places) > 5:
-            where += f"<br>... {len(places) - 5} more"
-        row = (f"| {_ICON[cause.severity.label]} | {cause.rule} | {_cell(cause.message)} | {len(places)} | "
+                            for workload, c, w in cause.places[:MARKDOWN_PLACES])
+        if count > MARKDOWN_PLACES:
+            where += f"<br>... {count - MARKDOWN_PLACES} more"
+        row = (f"| {_ICON[cause.severity.label]} | {cause.rule} | {_cell(cause.message)} | {count} | "
                f"{where} | {_cell(cause.fix or '')} |")
         if budget is not None and used + len(row) + 1 > budget:
             break
@@ -216,8 +217,8 @@ def render_markdown(results: list[ScanResult], totals: dict[str, Any] | None, er
         shown += 1
     rest = found[shown:]
     if rest:
-        hidden = sum(len(c.places) for c in rest)
-        worst = max(c.severity for c in rest).label
+        hidden = sum(count for _, count in rest)
+        worst = max(c.severity for c, _ in rest).label
         more = f"{plural(len(rest), 'more cause')} ({plural(hidden, 'finding')}, the worst {worst})"
         verb = "does" if len(rest) == 1 else "do"
         rows += ["", f"... {more} {verb} not fit in a comment: `--output FILE` writes the whole report."]
