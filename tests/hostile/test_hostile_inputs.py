@@ -230,24 +230,30 @@ def test_a_hostile_imagefix_toml_is_one_line(tmp_path, fifo, kind):
     assert seconds < 20 and rss < MAX_RSS_MB, (seconds, rss)
 
 
+def kata_list(registry, tmp_path, prefix: str, count: int) -> tuple[Path, str]:
+    """A List of `count` Kata Deployments running one pushed named-user image (spark): (path, text)."""
+    from registries import push_spec, repo_name, spark_like
+
+    from kata_imagefix.registry.client import RegistryClient
+
+    repository = repo_name(prefix)
+    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
+    item = ("- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {{name: app-{i}}}\n  spec:\n"
+            "    template:\n      spec:\n        runtimeClassName: kata-qemu-tdx\n        containers:\n"
+            f"        - name: app\n          image: {registry.host}/{repository}:1\n")
+    path = tmp_path / "list.yaml"
+    text = "apiVersion: v1\nkind: List\nitems:\n" + "".join(item.format(i=i) for i in range(count))
+    path.write_text(text)
+    return path, text
+
+
 @pytest.mark.parametrize("count", [30_000, 100_000])
 def test_k8s_fix_of_a_big_list_streams_in_bounded_memory(registry, tmp_path, count):
     """`k8s fix` of a big List (100,000 items: 25 MB, every item edited): item by item like `k8s check`,
     each item fixed as a document of its own, only the error findings of each workload kept, the fixed
     text made as it is written and each changed item audited again alone. 100,000 items peaked at
     381 MB when the fixed text was held (joined, encoded, and an edited-only copy); 113 MB now."""
-    from registries import push_spec, repo_name, spark_like
-
-    from kata_imagefix.registry.client import RegistryClient
-
-    repository = repo_name("fixlist")
-    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
-    item = ("- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {{name: app-{i}}}\n  spec:\n"
-            "    template:\n      spec:\n        runtimeClassName: kata-qemu-tdx\n        containers:\n"
-            f"        - name: app\n          image: {registry.host}/{repository}:1\n")
-    path = tmp_path / "list.yaml"
-    original = "apiVersion: v1\nkind: List\nitems:\n" + "".join(item.format(i=i) for i in range(count))
-    path.write_text(original)
+    path, original = kata_list(registry, tmp_path, "fixlist", count)
     out = tmp_path / "fixed.yaml"
     result, _, rss = run_child("k8s", "fix", str(path), "-o", str(out), timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]  # every named user written as its uid: none left
@@ -267,18 +273,7 @@ def test_k8s_check_of_a_100000_item_list_stays_bounded(registry, tmp_path, fmt):
     """`k8s check` of a 100,000-item List: the text report is folded as the results stream (the counts
     and each cause's first places; 246 MB when every result was held first, 68 MB measured), the JSON is
     written one workload at a time."""
-    from registries import push_spec, repo_name, spark_like
-
-    from kata_imagefix.registry.client import RegistryClient
-
-    repository = repo_name("checklist")
-    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
-    item = ("- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {{name: app-{i}}}\n  spec:\n"
-            "    template:\n      spec:\n        runtimeClassName: kata-qemu-tdx\n        containers:\n"
-            f"        - name: app\n          image: {registry.host}/{repository}:1\n")
-    path = tmp_path / "list.yaml"
-    items = "".join(item.format(i=i) for i in range(100_000))
-    path.write_text("apiVersion: v1\nkind: List\nitems:\n" + items)
+    path, _ = kata_list(registry, tmp_path, "checklist", 100_000)
     result, _, rss = run_child("k8s", "check", "--format", fmt, str(path), timeout=1800)
     assert result.returncode == 1, result.stderr[-2000:]  # every item runs a named user: KIF401
     assert rss < MAX_RSS_MB, rss
@@ -299,18 +294,8 @@ def test_k8s_fix_json_summary_of_a_big_list_is_bounded(registry, tmp_path):
     workload at a time (as one document it peaked at 256 MB; 180 MB measured streamed, text 139 MB)."""
     import json
 
-    from registries import push_spec, repo_name, spark_like
-
-    from kata_imagefix.registry.client import RegistryClient
-
-    repository = repo_name("fixjson")
-    push_spec(RegistryClient(registry.host), tmp_path, repository, "1", spark_like("spark"))
     count = 30_000
-    item = ("- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {{name: app-{i}}}\n  spec:\n"
-            "    template:\n      spec:\n        runtimeClassName: kata-qemu-tdx\n        containers:\n"
-            f"        - name: app\n          image: {registry.host}/{repository}:1\n")
-    path = tmp_path / "list.yaml"
-    path.write_text("apiVersion: v1\nkind: List\nitems:\n" + "".join(item.format(i=i) for i in range(count)))
+    path, _ = kata_list(registry, tmp_path, "fixjson", count)
     out = tmp_path / "fixed.yaml"
     result, _, rss = run_child("k8s", "fix", str(path), "-o", str(out), "--format", "json", timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]
