@@ -1,5 +1,5 @@
 """`python -m kata_imagefix ...` runs the command line."""
 
-from .cli import main
+from .cli.process import run
 
-main()
+run()
