@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from .image.model import Image
 from .model.budget import BudgetModel
@@ -14,8 +15,7 @@ from .users import UserSpec, resolve_user
 
 DEFAULT_MAX_LAYER_SIZE = 100 * 10**6
 
-@dataclass(frozen=True)
-class RuleSelection:
+class RuleSelection(msgspec.Struct, frozen=True):
     profile: str = "kata-tdx"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()

@@ -396,7 +396,7 @@ def _opener(platform: str | None, registry: Any, kw: dict[str, Any] | None = Non
 
     config = mirrors.load(configs, flags)
     if config.trust:  # each mirror's own ca / client / skip_verify, applied by registry/tls.py
-        from dataclasses import replace
+        from msgspec.structs import replace
 
         registry = replace(registry, tls=(*registry.tls, *config.trust))
     return lambda ref: open_mirrored(ref, config, platform, registry)
@@ -405,7 +405,7 @@ def _opener(platform: str | None, registry: Any, kw: dict[str, Any] | None = Non
 def open_mirrored(ref: str, config: Any, platform: str | None, registry: Any) -> Any:
     """`docker://REF` read from its mirrors in order, then from its registry; the image keeps the
     reference the manifest names. Errors name every place tried."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from ..image.reference import parse_docker_reference
     from ..image.sources import open_image

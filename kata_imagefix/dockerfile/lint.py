@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..rules import UserSubject
 from ..rules.result import ScanResult
 from ..scan import RuleSelection, run_rules
@@ -11,8 +9,7 @@ from .parse import Dockerfile
 from .user import BaseOpener, EffectiveUser, effective_user, open_base_image
 
 
-@dataclass
-class LintResult(ScanResult):
+class LintResult(ScanResult):  # a msgspec Struct, as ScanResult is
     dockerfile: Dockerfile | None = None
     user: EffectiveUser | None = None
 

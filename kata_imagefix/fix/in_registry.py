@@ -135,7 +135,7 @@ def _digest(raw: bytes) -> str:
 
 def verify_in_registry(done: RegistryFix, options: RegistryOptions) -> None:
     """Scan the new manifests from the registry (nothing pulled): every platform has the new user."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from ..image.sources.remote import open_registry_images
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 
-@dataclass
-class Layer:
+
+class Layer(msgspec.Struct):
     index: int
     diff_id: str | None  # sha256 of the uncompressed tar
     digest: str | None  # digest of the blob as stored or served (may equal diff_id)
@@ -22,8 +22,7 @@ class Layer:
     size_note: str = ""  # why the size is only estimated, when it is
 
 
-@dataclass(frozen=True)
-class SymlinkTo:
+class SymlinkTo(msgspec.Struct, frozen=True):
     """A source's answer for a path that is a symbolic link in the image (target as stored)."""
 
     target: str
@@ -52,8 +51,7 @@ def follow_link(path: str, target: str) -> str:
     return posixpath.normpath("/" + joined.lstrip("/"))
 
 
-@dataclass
-class Image:
+class Image(msgspec.Struct):
     """An image from any source. Rules never know where it came from."""
 
     reference: str  # as the user wrote it
@@ -65,11 +63,11 @@ class Image:
     digest: str | None = None  # manifest or repo digest
     image_id: str | None = None  # config digest
     transfer: Any = None  # registry request/byte counts, for images read from a registry
-    repo_digests: list[str] = field(default_factory=list)  # the engine's RepoDigests (NAME@sha256:...)
-    contents: LayerContents | None = field(default=None, repr=False)  # how the source reads its layers
-    _file_cache: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+    repo_digests: list[str] = msgspec.field(default_factory=list)  # the engine's RepoDigests (NAME@DIGEST)
+    contents: LayerContents | None = None  # how the source reads its layers
+    _file_cache: dict[str, bytes | None] = msgspec.field(default_factory=dict)
     # what users/memo.py keeps of the judgements made from this image's files
-    judged: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)
+    judged: dict[tuple, Any] = msgspec.field(default_factory=dict)
 
     @property
     def user(self) -> str:

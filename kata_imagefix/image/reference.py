@@ -9,7 +9,8 @@ registry".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from ..errors import ImagefixError
 
@@ -30,8 +31,7 @@ _NAME_MAX = 255
 DOCKER_HUB = "docker.io"
 
 
-@dataclass(frozen=True)
-class Transport:
+class Transport(msgspec.Struct, frozen=True):
     """What a transport word says about where an image is: the one table commands ask, instead of
     comparing transport strings."""
 
@@ -53,8 +53,7 @@ TRANSPORTS: dict[str, Transport] = {t.word: t for t in (
 _TRANSPORT_WORD = re.compile(r"^(?P<word>[A-Za-z][A-Za-z0-9+.-]*):(?P<slashes>//)?(?P<rest>.*)$", re.S)
 
 
-@dataclass(frozen=True)
-class DockerReference:
+class DockerReference(msgspec.Struct, frozen=True):
     """A parsed Docker reference, normalised the way the Docker CLI does."""
 
     domain: str
@@ -124,8 +123,7 @@ def is_docker_reference(text: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(msgspec.Struct, frozen=True):
     """What the user asked for: a transport and what follows it."""
 
     transport: str  # one of TRANSPORTS, or "" for a bare reference

@@ -17,7 +17,8 @@ recommendation is 120 s, which is what the reported case needed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+
+import msgspec
 
 MIB = 2**20
 MB = 10**6
@@ -30,8 +31,7 @@ _FLAGS = {
 }
 
 
-@dataclass(frozen=True)
-class BudgetModel:
+class BudgetModel(msgspec.Struct, frozen=True):
     guest_memory_mib: int = 2048  # TDX default_memory
     tmpfs_fraction: float = 0.5  # guest-pull tmpfs = 50% of guest RAM
     memory_reserve_mib: int = 512  # guest kernel, agent and workload next to the tmpfs
@@ -87,11 +87,10 @@ class BudgetModel:
         )
 
     def as_dict(self) -> dict[str, float | int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stated"}
+        return {f.name: getattr(self, f.name) for f in msgspec.structs.fields(self) if f.name != "stated"}
 
 
-@dataclass(frozen=True)
-class BudgetEstimate:
+class BudgetEstimate(msgspec.Struct, frozen=True):
     unpacked_bytes: int
     pull_seconds: float
     needed_timeout_seconds: float

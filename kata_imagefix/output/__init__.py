@@ -9,9 +9,10 @@ module beside this file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
 
 if TYPE_CHECKING:
     from ..fix.run import FixOutcome
@@ -24,13 +25,12 @@ if TYPE_CHECKING:
 Kind = Literal["findings", "report", "fix"]
 
 
-@dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(msgspec.Struct, frozen=True):
     """How to render, the same for every format; each reads what applies to it."""
 
     fail_on: Severity | None = None  # findings at or above it fail a subject
     profile: str = "kata-tdx"
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, message): inputs that failed
+    errors: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (where, message): failed inputs
     key: str = "images"  # what the results are: images, files or workloads (k8s check: the grouped report)
     show_location: bool = False  # text: FILE:LINE before a message
     totals: dict[str, Any] | None = None  # k8s check: what was audited and skipped
@@ -38,8 +38,7 @@ class RenderOptions:
     to_terminal: bool = True  # text: as wide as the terminal (else as wide as in a pipe)
 
 
-@dataclass(frozen=True)
-class Format:
+class Format(msgspec.Struct, frozen=True):
     name: str
     module: str  # the module beside this file that renders it
     what: str  # for --help

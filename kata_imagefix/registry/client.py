@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import urllib.parse
-from dataclasses import dataclass
+
+import msgspec
 
 from .errors import NotFound, RegistryError, reason
 from .streams import Stats, TransferLimits, VerifyingStream
@@ -34,8 +35,7 @@ __all__ = ["DEFAULT_TIMEOUT", "INDEX_TYPES", "MANIFEST_TYPES", "FetchedManifest"
            "certs_dir", "is_loopback"]
 
 
-@dataclass(frozen=True)
-class FetchedManifest:
+class FetchedManifest(msgspec.Struct, frozen=True):
     """A manifest as the registry served it: its bytes (digest checked), and the media type it named."""
 
     raw: bytes

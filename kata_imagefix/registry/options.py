@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:
     from .auth import Credentials
     from .tls import HostTLS
 
 
-@dataclass(frozen=True)
-class RegistryOptions:
+class RegistryOptions(msgspec.Struct, frozen=True):
     insecure: tuple[str, ...] = ()
     credentials: Credentials | None = None
     timeout: float = 30.0

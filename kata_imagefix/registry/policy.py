@@ -14,13 +14,13 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from .errors import RegistryError
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     retries: int = 3
     statuses: tuple[int, ...] = (429, 500, 502, 503, 504)
     base_delay: float = 0.2

@@ -11,14 +11,14 @@ import http.client
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+
+import msgspec
 
 from .digesting import BackgroundDigest
 from .errors import RegistryError, reason
 
 
-@dataclass(frozen=True)
-class TransferLimits:
+class TransferLimits(msgspec.Struct, frozen=True):
     """When a blob transfer is given up: a stall (under `stall_bytes` in `stall_seconds` while bytes
     are still due), or past its deadline (`deadline_seconds` plus the expected size at `rate`)."""
 
@@ -29,14 +29,13 @@ class TransferLimits:
 
 
 
-@dataclass
-class Stats:
+class Stats(msgspec.Struct):
     """Requests and body bytes of one image's reads (shared by the threads that read its layers)."""
 
     requests: int = 0
     bytes: int = 0  # response body bytes received
-    by_kind: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    lock: threading.Lock = msgspec.field(default_factory=threading.Lock)
 
     def count(self, kind: str) -> None:
         with self.lock:

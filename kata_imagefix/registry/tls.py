@@ -15,14 +15,14 @@ import contextlib
 import ipaddress
 import os
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from .errors import RegistryError, reason
 
 
-@dataclass(frozen=True)
-class HostTLS:
+class HostTLS(msgspec.Struct, frozen=True):
     """One host's own trust settings (from hosts.toml): a CA file, a client certificate and key,
     or no verification at all."""
 

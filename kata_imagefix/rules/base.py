@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from ..image.model import Image
 from ..model.budget import BudgetEstimate
@@ -28,8 +29,7 @@ S = TypeVar("S")
 Check = Callable[[S], Iterable[Draft]]
 
 
-@dataclass(frozen=True)
-class Rule(Generic[S]):
+class Rule(msgspec.Struct, Generic[S], frozen=True):
     id: str
     name: str
     severity: Severity
@@ -37,7 +37,7 @@ class Rule(Generic[S]):
     func: Check[S]  # the rule module's check: what it finds, without id or severity
     doc: str
     # profile -> the severity there (None: the rule does not apply); kata-tdx is the rule's own severity
-    profiles: dict[str, Severity | None] = field(default_factory=dict)
+    profiles: dict[str, Severity | None] = msgspec.field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -68,8 +68,7 @@ def rule(id: str, name: str, severity: Severity, target: Target, *,
     return register
 
 
-@dataclass
-class UserSubject:
+class UserSubject(msgspec.Struct):
     """The effective USER of an image or of a Dockerfile's final stage."""
 
     spec: UserSpec
@@ -80,7 +79,7 @@ class UserSubject:
     unknown: str | None = None  # why the user cannot be known (then only KIF106 speaks)
     written: str | None = None  # the USER as the Dockerfile spells it, when that differs
     read_file: Callable[[str], bytes | None] | None = None  # the image's files (None for a Dockerfile)
-    _resolution: Resolution | None = field(default=None, repr=False)
+    _resolution: Resolution | None = None
 
     @property
     def label(self) -> str:
@@ -97,8 +96,7 @@ class UserSubject:
         return Draft(message, fix, self.file, self.line, severity=severity, data=data)
 
 
-@dataclass
-class ImageSubject:
+class ImageSubject(msgspec.Struct):
     image: Image
     budget: BudgetEstimate
     max_layer_size: int

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+import msgspec
+
 
 class Severity(IntEnum):
     INFO = 1
@@ -40,8 +42,7 @@ class Finding:
                        self.layer, self.data)
 
 
-@dataclass(frozen=True)
-class Draft:
+class Draft(msgspec.Struct, frozen=True):
     """A finding as a check states it, at a place of its subject: its rule adds the id and severity
     (Rule.check), so a rule module names its id once."""
 
@@ -51,7 +52,7 @@ class Draft:
     line: int | None = None
     layer: int | None = None
     severity: Severity | None = None  # only where the rule itself grades this case lower
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def stamped(self, rule: str, severity: Severity) -> Finding:
         return Finding(rule, self.severity or severity, self.message, self.fix, self.file, self.line,

@@ -3,19 +3,18 @@ command builds and every output format renders, below the runner (scan.py) and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from ..image.model import Image
 from ..model.budget import BudgetEstimate
 from .finding import Finding
 
 
-@dataclass
-class ScanResult:
+class ScanResult(msgspec.Struct):
     subject: str  # the reference or file as the user gave it
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    suppressed: list[Finding] = msgspec.field(default_factory=list)
     image: Image | None = None
     budget: BudgetEstimate | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
     size_estimated: bool | None = None  # a workload's: whether any of its images' sizes is estimated

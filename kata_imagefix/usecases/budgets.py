@@ -4,7 +4,9 @@ however many configurations estimate it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from ..kata.config import KataConfig
 from ..model.budget import BudgetEstimate, BudgetModel

@@ -5,7 +5,8 @@ instead of stopping the others."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+
+import msgspec
 
 from ..errors import ImagefixError
 from ..image.reference import ImageRef, parse_image_ref
@@ -16,20 +17,18 @@ from ..rules.result import ScanResult
 from ..scan import DEFAULT_MAX_LAYER_SIZE, RuleSelection, scan_image
 
 
-@dataclass
-class ScanRequest:
+class ScanRequest(msgspec.Struct):
     refs: tuple[str, ...] | list[str] = ()
     from_file: str | None = None  # more references, one a line ('-': stdin; '#' comments)
     platform: str | None = None
     registry: RegistryOptions | None = None
-    selection: RuleSelection = field(default_factory=RuleSelection)
-    model: BudgetModel = field(default_factory=BudgetModel)
+    selection: RuleSelection = msgspec.field(default_factory=RuleSelection)
+    model: BudgetModel = msgspec.field(default_factory=BudgetModel)
     max_layer_size: int = DEFAULT_MAX_LAYER_SIZE
     jobs: int = 4
 
 
-@dataclass
-class ScanRun:
+class ScanRun(msgspec.Struct):
     results: list[ScanResult]  # one per image (several for --all-platforms), in the order asked
     errors: list[tuple[str, str]]  # (reference as given, why it could not be scanned)
 

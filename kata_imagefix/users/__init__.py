@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
+
+import msgspec
 
 # How a fix writes a named user: the one table `patch`, `fix` and their --user-mode read.
 USER_MODES = {
@@ -51,8 +52,7 @@ def _go_atoi(part: str) -> tuple[int | None, str | None]:
     return value, None
 
 
-@dataclass(frozen=True)
-class UserSpec:
+class UserSpec(msgspec.Struct, frozen=True):
     raw: str
     user: str  # the part before the first ':' (the whole string without one)
     group: str | None  # the part after it; None when there is no ':'
@@ -120,8 +120,7 @@ class UserSpec:
         return self.raw if self.raw else '"" (root)'
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(msgspec.Struct, frozen=True):
     """uid/gid for a spec, or why they could not be found."""
 
     uid: int | None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from msgspec.structs import replace
+
 from ...errors import ImagefixError
 from ...registry.options import RegistryOptions
 from ..model import Image
@@ -21,7 +23,7 @@ def open_images(text: str | ImageRef, *, platform: str | None = None,
     ref = text if isinstance(text, ImageRef) else parse_image_ref(text)
     options = registry or RegistryOptions()
     if platform:
-        options = RegistryOptions(**{**options.__dict__, "platform": platform})
+        options = replace(options, platform=platform)
     return OPENERS[ref.transport](ref, options)
 
 

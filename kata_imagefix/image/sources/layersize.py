@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 if TYPE_CHECKING:
     from ...registry.client import RegistryClient
@@ -49,8 +50,7 @@ MULTI_PART_ANNOTATIONS = ("containerd.io/snapshot/stargz/toc.digest",
                           "io.github.containers.zstd-chunked.manifest-checksum")
 
 
-@dataclass(frozen=True)
-class SizeClaim:
+class SizeClaim(msgspec.Struct, frozen=True):
     """What a layer's blob says about its unpacked (tar) length: `size` when trusted, else `why` not."""
 
     size: int | None
