@@ -65,12 +65,17 @@ class Output:
 
 class Pieces(Protocol):
     """A new text too big to join (`k8s fix` of a 100,000-item List): made piece by piece each time it
-    is iterated, and knowing whether it differs from the original."""
+    is iterated, knowing whether it differs from the original, and making its unified diff from the
+    original piece by piece too (from its edits: a diff of the two whole texts did not end)."""
 
     @property
     def changed(self) -> bool: ...
 
     def __iter__(self) -> Iterator[str]: ...
+
+    def diff(self, label: str) -> Iterator[str]:
+        """The unified diff from the original (`a/label`) to this text (`b/label`), in pieces."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,26 +92,44 @@ class Edit:
     def changed(self) -> bool:
         return self.text != self.original if isinstance(self.text, str) else self.text.changed
 
+    @property
+    def label(self) -> str:
+        """The file a diff names (a/LABEL, b/LABEL)."""
+        return str(self.write_to or self.name).lstrip("/")
+
     def encoded(self) -> Iterator[bytes]:
         """The new text as UTF-8 bytes, a batch of pieces (about 1 MiB) at a time."""
         if isinstance(self.text, str):
             yield self.text.encode("utf-8", "surrogateescape")
             return
-        batch: list[str] = []
-        size = 0
-        for piece in self.text:
-            batch.append(piece)
-            size += len(piece)
-            if size >= BATCH:
-                yield "".join(batch).encode("utf-8", "surrogateescape")
-                batch, size = [], 0
-        yield "".join(batch).encode("utf-8", "surrogateescape")
+        yield from batched(self.text)
 
     def diff(self) -> str:
-        label = str(self.write_to or self.name).lstrip("/")
-        text = self.text if isinstance(self.text, str) else "".join(self.text)
+        if not isinstance(self.text, str):
+            return "".join(self.text.diff(self.label))
+        label = self.label
         return "".join(difflib.unified_diff(self.original.splitlines(keepends=True),
-                                            text.splitlines(keepends=True), f"a/{label}", f"b/{label}"))
+                                            self.text.splitlines(keepends=True), f"a/{label}", f"b/{label}"))
+
+    def diff_encoded(self) -> Iterator[bytes]:
+        """The unified diff as UTF-8 bytes: of a Pieces text made from its edits, a batch at a time."""
+        if isinstance(self.text, str):
+            yield self.diff().encode("utf-8", "surrogateescape")
+            return
+        yield from batched(self.text.diff(self.label))
+
+
+def batched(pieces: Iterable[str]) -> Iterator[bytes]:
+    """The pieces as UTF-8 bytes, joined a batch (about 1 MiB) at a time."""
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= BATCH:
+            yield "".join(batch).encode("utf-8", "surrogateescape")
+            batch, size = [], 0
+    yield "".join(batch).encode("utf-8", "surrogateescape")
 
 
 BATCH = 2**20
@@ -165,7 +188,7 @@ class EditPolicy:
     def apply(self, edit: Edit) -> Written:
         """Write one edit where the flags say (the diff, when asked, is printed first)."""
         if self.diff and edit.changed:
-            to_stdout(edit.diff().encode("utf-8", "surrogateescape"))
+            to_stdout(edit.diff_encoded())  # a big manifest's diff is never held whole either
         data = edit.encoded()  # made as it is written: a big manifest's fixed text is never held whole
         if self.check:
             return Written(edit, None)

@@ -58,8 +58,9 @@ def private_layer_cache(tmp_path_factory, monkeypatch) -> Path:
 @dataclass
 class CliResult:
     exit_code: int
-    stdout: str
+    stdout: str  # as click's runner gives it: "\r\n" read as "\n"
     stderr: str
+    stdout_bytes: bytes = b""  # byte for byte
 
     def json(self) -> dict:
         return json.loads(self.stdout)
@@ -73,7 +74,7 @@ def cli() -> Callable[..., CliResult]:
         runner = CliRunner()
         result = runner.invoke(main, [str(a) for a in args], input=input, env=env,
                                catch_exceptions=False)
-        return CliResult(result.exit_code, result.stdout, result.stderr)
+        return CliResult(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
     return run
 
@@ -198,3 +199,18 @@ def only_lines_added(before: str, after: str) -> bool:
     """Every line of `before` is in `after`, unchanged and in order; `after` only adds lines."""
     remaining = iter(after.splitlines(keepends=True))
     return all(any(line == candidate for candidate in remaining) for line in before.splitlines(keepends=True))
+
+
+def patched(original: str, diff: str, folder: Path, tool: str = "patch") -> str:
+    """`original` with the unified diff applied by `patch -p1` or `git apply` in `folder` (as the file the
+    diff names, a/NAME): byte for byte what the tool wrote."""
+    name = diff.split("\n", 1)[0].removeprefix("--- a/")
+    target = folder / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(original.encode("utf-8", "surrogateescape"))
+    (folder / "change.diff").write_bytes(diff.encode("utf-8", "surrogateescape"))
+    command = (["patch", "-p1", "-s", "--no-backup-if-mismatch", "-i", "change.diff"] if tool == "patch"
+               else ["git", "apply", "change.diff"])
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return target.read_bytes().decode("utf-8", "surrogateescape")

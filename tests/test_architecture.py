@@ -237,6 +237,7 @@ TOP_MODULES = {
     "__init__.py", "__main__.py",
     "errors.py",  # the one error type
     "fileio.py", "writing.py",  # the atomic replace and the one write policy over it
+    "diffing.py",  # --diff of a text kept as its edits (k8s/fixing.py's FixedManifest): no whole-text diff
     "settings.py", "sizes.py",  # the config file; sizes in and out
     "scan.py",  # runs the rules over a subject
     "templating.py",  # the Jinja environment the Dockerfiles (fix/) and the HTML report (output/) share

@@ -3,12 +3,13 @@ in its README), their images served by a second loopback registry acting as the 
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 
 import pytest
 import yaml
-from conftest import ROOT, only_lines_added
+from conftest import ROOT, only_lines_added, patched
 from registries import make_certificate, push_spec, spark_like, start_registry
 
 from kata_imagefix.registry.client import RegistryClient
@@ -235,6 +236,35 @@ def test_a_duplicate_key_is_refused_with_both_lines_not_guessed(cli, mirror, tmp
     result = cli("k8s", "fix", "--in-place", *via(mirror), path)
     assert result.exit_code == 1 and f"{path}:9: image is written twice (also line 10)" in result.stderr
     assert path.read_text() == text
+
+
+def test_the_diff_of_k8s_fix_applies_to_give_what_it_writes(cli, mirror, tmp_path, monkeypatch):
+    """#26: `k8s fix --diff` is made from each changed document's edits (diffing.py: the diff of the two
+    whole texts did not end on a 100,000-item List). Of these files - multi-document streams, LF and
+    CRLF, a JSON List, flow mappings, merge keys - it is byte for byte the diff of the two whole texts,
+    and `patch -p1` or `git apply` of it onto the original gives what `-o FILE` writes."""
+    folder = corpus(tmp_path)
+    (folder / "flow.yaml").write_text(FLOW)
+    (folder / "merged.yaml").write_text(MERGED)
+    monkeypatch.chdir(folder)  # the diff names the files as given: a/NAME relative here
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.*") if p.name != "broken.yaml")
+    changed = []
+    for name in names:
+        out = tmp_path / "fixed" / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result = cli("k8s", "fix", "--all", *via(mirror), "--diff", "-o", out, name)  # the diff, and the file
+        assert result.exit_code in (0, 1), result.stderr
+        original, fixed = (folder / name).read_bytes().decode(), out.read_bytes().decode()
+        whole = "".join(difflib.unified_diff(original.splitlines(keepends=True),
+                                             fixed.splitlines(keepends=True), f"a/{name}", f"b/{name}"))
+        diff = result.stdout_bytes.decode()
+        assert diff == whole, name
+        if fixed != original:
+            changed.append(name)
+            assert patched(original, diff, tmp_path / "patch" / name) == fixed, name
+            assert patched(original, diff, tmp_path / "git" / name, "git") == fixed, name
+    assert {"ingress-nginx-deploy.yaml", "crlf/deploy.yaml", "kubernetes-rclist.json", "flow.yaml",
+            "merged.yaml"} <= set(changed), changed
 
 
 def test_mirrors_from_containerd_hosts_and_registries_conf(cli, mirror, tmp_path):

@@ -157,12 +157,14 @@ def k8s_check(ctx: click.Context, manifests: tuple[str, ...], runtime_classes: t
         errors, totals = finish()
         limit = MARKDOWN_LIMIT if destination.is_stdout else None  # a file: all of it
         chunks = iter([render_markdown(counted, totals, errors, limit)])
-    else:
-        listed = list(results())
-        errors, totals = finish()
-        shown = RenderOptions(fail_on, selection.profile, errors, "workloads", show_location=True,
-                              totals=totals, limit=None if destination.is_stdout else 0)  # a file: all of it
-        chunks = iter([FINDING_FORMATS[fmt].render(listed, shown)])
+    else:  # sarif, gnu, gitlab: a finding a piece, as the results come (none of them shows totals)
+        shown = RenderOptions(fail_on, selection.profile, key="workloads", show_location=True)
+
+        def streamed() -> Any:
+            yield from FINDING_FORMATS[fmt].chunks(results(), shown)
+            finish()
+
+        chunks = streamed()
     if destination.is_stdout:
         for chunk in chunks:
             click.echo(chunk, nl=False)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..diffing import spliced_diff
 from ..errors import ImagefixError
 from ..image.model import Image
 from ..model.budget import BudgetModel
@@ -96,6 +97,15 @@ class FixedManifest:
             text = "".join(spliced(self.original, zip(starts[first:last], ends[first:last], news[first:last],
                                                       strict=True), begin, end))
             yield line - 1 + added, " " * column + text
+
+    def diff(self, label: str) -> Iterator[str]:
+        """The unified diff of the original to the fixed manifest (`a/label`, `b/label`), in pieces: made
+        from the splices of each changed document (diffing.py), never from the two whole texts."""
+        docs, count, stop = self._docs, len(self._docs), len(self._news)
+        groups = ((docs[index], docs[index + 1], docs[index + 3],  # begin, end, first and next's first
+                   docs[index + 6 + 3] if index + 6 < count else stop) for index in range(0, count, 6))
+        return spliced_diff(self.original, self._starts, self._ends, self._news, groups, f"a/{label}",
+                            f"b/{label}")
 
     def was_edited(self, line: int | None) -> bool:
         """Whether the original line (a workload's) lies in a document that was changed."""

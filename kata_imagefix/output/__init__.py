@@ -9,6 +9,7 @@ module beside this file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +49,15 @@ class Format(msgspec.Struct, frozen=True):
         renderer = import_module(f"{__name__}.{self.module}").render
         text: str = renderer(data, options)
         return text
+
+    def chunks(self, results: Iterable[ScanResult], options: RenderOptions) -> Iterator[str]:
+        """Findings rendered in pieces as the results come, where the format can (sarif, gnu, gitlab);
+        else the whole text once they are all in."""
+        module = import_module(f"{__name__}.{self.module}")
+        if hasattr(module, "chunks"):
+            yield from module.chunks(results, options)
+        else:
+            yield self.render(list(results), options)
 
 
 _ALL: frozenset[Kind] = frozenset({"findings", "report", "fix"})

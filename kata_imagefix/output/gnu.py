@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..rules.result import ScanResult
     from . import Rendered, RenderOptions
 from .untrusted import for_terminal
 
 
-def render(results: Rendered, options: RenderOptions) -> str:
-    if not isinstance(results, list):
-        raise TypeError(f"gnu renders findings, not {type(results).__name__}")
-    lines = []
+def chunks(results: Iterable[ScanResult], options: RenderOptions) -> Iterator[str]:
+    """One line a finding, as the results come."""
     for result in results:
         for finding in result.findings:
             where = finding.file or result.subject
@@ -20,5 +20,10 @@ def render(results: Rendered, options: RenderOptions) -> str:
                 where += f":{finding.line}"
             fix = f" (fix: {finding.fix})" if finding.fix else ""
             line = f"{where}: {finding.severity.label}: {finding.rule} {finding.message}{fix}"
-            lines.append(for_terminal(line))
-    return "".join(line + "\n" for line in lines)
+            yield for_terminal(line) + "\n"
+
+
+def render(results: Rendered, options: RenderOptions) -> str:
+    if not isinstance(results, list):
+        raise TypeError(f"gnu renders findings, not {type(results).__name__}")
+    return "".join(chunks(results, options))

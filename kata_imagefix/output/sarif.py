@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -97,27 +98,29 @@ def _location(result: ScanResult, finding) -> tuple[dict[str, Any], dict[str, st
     return location, fingerprints
 
 
-def render(results: Rendered, options: RenderOptions) -> str:
-    if not isinstance(results, list):
-        raise TypeError(f"sarif renders findings, not {type(results).__name__}")
+def _result(result: ScanResult, finding, index: dict[str, int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ruleId": finding.rule,
+        "ruleIndex": index[finding.rule],
+        "level": _LEVEL[finding.severity],
+        "message": {"text": for_terminal(finding.message + (f" Fix: {finding.fix}" if finding.fix else ""))},
+    }
+    physical, fingerprints = _location(result, finding)
+    entry["locations"] = [{"physicalLocation": physical,
+                           "logicalLocations": [{"name": result.subject, "kind": "resource"}]}]
+    if fingerprints:
+        entry["partialFingerprints"] = fingerprints
+    return entry
+
+
+_RESULTS = "imagefix:results"  # where the results go in the document's text
+_RESULT_INDENT = " " * 8  # a result's depth in the document: runs, run, results
+
+
+def chunks(results: Iterable[ScanResult], options: RenderOptions) -> Iterator[str]:
+    """The document in pieces, the results as they come: a 100,000-workload audit is never one string."""
     rules = all_rules()
     index = {rule.id: i for i, rule in enumerate(rules)}
-    sarif_results: list[dict[str, Any]] = []
-    for result in results:
-        for finding in result.findings:
-            entry: dict[str, Any] = {
-                "ruleId": finding.rule,
-                "ruleIndex": index[finding.rule],
-                "level": _LEVEL[finding.severity],
-                "message": {"text": for_terminal(finding.message + (f" Fix: {finding.fix}" if finding.fix
-                                                                    else ""))},
-            }
-            physical, fingerprints = _location(result, finding)
-            entry["locations"] = [{"physicalLocation": physical,
-                                   "logicalLocations": [{"name": result.subject, "kind": "resource"}]}]
-            if fingerprints:
-                entry["partialFingerprints"] = fingerprints
-            sarif_results.append(entry)
     doc = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -127,7 +130,21 @@ def render(results: Rendered, options: RenderOptions) -> str:
                 "version": __version__,
                 "rules": [_rule_descriptor(rule) for rule in rules],
             }},
-            "results": sarif_results,
+            "results": _RESULTS,
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    head, tail = json.dumps(doc, indent=2).split(json.dumps(_RESULTS))
+    yield head
+    first = True
+    for result in results:
+        for finding in result.findings:
+            text = json.dumps(_result(result, finding, index), indent=2)
+            yield ("[\n" if first else ",\n") + _RESULT_INDENT + text.replace("\n", "\n" + _RESULT_INDENT)
+            first = False
+    yield ("[]" if first else "\n" + _RESULT_INDENT[:-2] + "]") + tail + "\n"
+
+
+def render(results: Rendered, options: RenderOptions) -> str:
+    if not isinstance(results, list):
+        raise TypeError(f"sarif renders findings, not {type(results).__name__}")
+    return "".join(chunks(results, options))
