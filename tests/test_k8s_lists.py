@@ -1,0 +1,258 @@
+"""A `kind: *List` read item by item (each item's text a document of its own: a big List's node tree
+took gigabytes) gives what reading it whole gives: the same `k8s check`, `k8s fix` and `k8s fix --diff`
+output for every way a List can be written. Where an item's text would not read alone as it reads in
+the List, the List is read whole (manifests.list_spans), and the two paths agree trivially."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from registries import push_spec, repo_name, spark_like
+
+from kata_imagefix.k8s import manifests
+from kata_imagefix.k8s.walk import split_documents
+from kata_imagefix.registry.client import RegistryClient
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="module")
+def image(registry, tmp_path_factory) -> str:
+    """A named-user image (`k8s fix` writes its uid and gid into every Kata container that runs it)."""
+    repository = repo_name("k8s-lists")
+    push_spec(RegistryClient(registry.host), tmp_path_factory.mktemp("lists"), repository, "1",
+              spark_like("spark"))
+    return f"{registry.host}/{repository}:1"
+
+
+def pod(name: str, image: str, kata: bool = True) -> dict:
+    spec: dict = {"containers": [{"name": "app", "image": image}]}
+    if kata:
+        spec = {"runtimeClassName": "kata-qemu-tdx", **spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+BLOCK = """\
+# kubectl get pods -o yaml, hand-edited
+apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+- apiVersion: apps/v1   # the first
+  kind: Deployment
+  metadata: {name: one}
+  spec:
+    template:
+      spec:
+        runtimeClassName: kata-qemu-tdx
+        containers:
+        - name: app
+          image: IMG
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: lost}
+  spec: {runtimeClassName: kata-qemu-tdx, containers: [{name: app, image: MISSING}]}
+# between the items
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: conf}
+  data: {a: "1"}
+
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: two
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    securityContext: {}
+    containers:
+      - name: app
+        image: IMG
+        securityContext:
+          runAsNonRoot: true
+      - name: plain
+        image: IMG
+    # the last line of the item
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: runc}
+  spec:
+    containers: [{name: app, image: IMG}]
+"""
+
+FOUR = """\
+apiVersion: v1
+kind: PodList
+metadata:
+  resourceVersion: ""
+items:
+    -   apiVersion: v1
+        kind: Pod
+        metadata:
+            name: four
+        spec:
+            runtimeClassName: kata-qemu-tdx
+            containers:
+                -   name: app
+                    image: IMG
+    -   apiVersion: v1
+        kind: Pod
+        metadata: {name: five}
+        spec: {runtimeClassName: kata-qemu-tdx, containers: [{name: app, image: IMG}]}
+"""
+
+FLOW = """\
+{apiVersion: v1, kind: List, items: [
+  {apiVersion: v1, kind: Pod, metadata: {name: a},
+   spec: {runtimeClassName: kata-qemu-tdx, containers: [{name: app, image: IMG}]}},
+  {apiVersion: v1, kind: Pod, metadata: {name: b}, spec: {runtimeClassName: kata-qemu-tdx,
+     containers: [{name: app, image: IMG, securityContext: {runAsNonRoot: true}}]}}
+]}
+"""
+
+KIND_LAST = """\
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: late}
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - {name: app, image: IMG}
+apiVersion: v1
+kind: List
+"""
+
+ANCHOR_IN_ITEM = BLOCK.replace("        - name: app\n          image: IMG\n",
+                               "        - &app\n          name: app\n          image: IMG\n")
+ANCHOR_ACROSS = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a}
+  spec: &spec
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - name: app
+      image: IMG
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: b}
+  spec: *spec
+"""
+MERGE = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a}
+  spec:
+    <<: {runtimeClassName: kata-qemu-tdx}
+    containers:
+    - name: app
+      image: IMG
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: b}
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - name: app
+      image: IMG
+"""
+INLINE_MERGE = "<<: {runtimeClassName: kata-qemu-tdx}"
+BAD_MERGE = MERGE.replace(INLINE_MERGE, "<<: 5\n    runtimeClassName: kata-qemu-tdx")
+COMPLEX_KEY = MERGE.replace(INLINE_MERGE,
+                            "? [a, b]\n    : 1\n    runtimeClassName: kata-qemu-tdx")
+TAGGED = MERGE.replace("  metadata: {name: a}", "  metadata: !!map {name: a}")
+CUSTOM_TAG = MERGE.replace("  metadata: {name: a}", "  metadata: !Meta {name: a}")
+NESTED = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: inner}
+    spec:
+      runtimeClassName: kata-qemu-tdx
+      containers:
+      - {name: app, image: IMG}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: outer}
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - {name: app, image: IMG}
+"""
+DUPLICATE_IN_ITEM = MERGE.replace(INLINE_MERGE, "runtimeClassName: kata-qemu-tdx").replace(
+    "  metadata: {name: b}", "  metadata: {name: b, name: c}")
+ONE_PAIR = "{apiVersion: v1, kind: List, items: [kind: Pod, {kind: Pod, metadata: {name: x}, spec: " \
+           "{runtimeClassName: kata-qemu-tdx, containers: [{name: app, image: IMG}]}}]}\n"
+
+
+def _json(indent: int | None) -> str:
+    items = [pod("a", "IMG"), pod("lost", "MISSING"), {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "s"}}, pod("b", "IMG"), pod("c", "IMG", kata=False)]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+                       "items": items}, indent=indent) + "\n"
+
+
+CASES = {
+    "block": (BLOCK, True),
+    "block-crlf": (BLOCK.replace("\n", "\r\n"), True),
+    "four-spaces": (FOUR, True),
+    "flow": (FLOW, True),
+    "json": (_json(4), True),
+    "json-one-line": (_json(None), True),
+    "kind-last": (KIND_LAST, True),
+    "in-a-stream": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + BLOCK + "---\n" + _json(2)
+                    + "---\n" + FLOW, True),
+    "duplicate-in-an-item": (DUPLICATE_IN_ITEM, True),
+    "anchor-in-an-item": (ANCHOR_IN_ITEM, False),
+    "anchor-across-items": (ANCHOR_ACROSS, False),
+    "merge-key": (MERGE, False),
+    "bad-merge": (BAD_MERGE, False),
+    "complex-key": (COMPLEX_KEY, False),
+    "tagged": (TAGGED, False),
+    "custom-tag": (CUSTOM_TAG, False),
+    "nested-list": (NESTED, False),
+    "one-pair-item": (ONE_PAIR, False),
+}
+
+
+def _run(cli, monkeypatch, path, whole: bool) -> list[tuple[int, str, str]]:
+    monkeypatch.setattr(manifests, "LIST_BY_ITEM", 2**62 if whole else 0)
+    out = []
+    for args in (("check", "--format", "json"), ("check",), ("fix", "-o", "-"), ("fix", "--diff"),
+                 ("fix", "--format", "json", "-o", "-")):
+        result = cli("k8s", *args, path)
+        out.append((result.exit_code, result.stdout, result.stderr))
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_list_read_item_by_item_gives_what_it_read_whole_gives(cli, registry, image, tmp_path, monkeypatch,
+                                                                  case):
+    text, split = CASES[case]
+    text = text.replace("IMG", image).replace("MISSING", f"{registry.host}/imagefix-test/absent:1")
+    path = tmp_path / ("list.json" if text.startswith("{\"") else "list.yaml")
+    path.write_bytes(text.encode())
+    lists = [chunk for chunk in split_documents(text) if "List" in chunk]
+    assert all((manifests.list_spans(chunk, yaml.CSafeLoader) is not None) == split
+               for chunk in lists), case
+    item_by_item = _run(cli, monkeypatch, path, whole=False)
+    assert item_by_item == _run(cli, monkeypatch, path, whole=True)
+    assert all("Traceback" not in err for _, _, err in item_by_item)
+    if split:
+        assert "runAsUser: 185" in item_by_item[2][1] or '"runAsUser": 185' in item_by_item[2][1]
+
