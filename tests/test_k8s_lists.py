@@ -256,3 +256,24 @@ def test_a_list_read_item_by_item_gives_what_it_read_whole_gives(cli, registry, 
     if split:
         assert "runAsUser: 185" in item_by_item[2][1] or '"runAsUser": 185' in item_by_item[2][1]
 
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_json_document_after_a_separator_stays_json(cli, image, tmp_path, monkeypatch, whole):
+    """The JSON style was chosen by a document's first character: after `---` that is the `-` of the
+    separator, and the keys written into a JSON document or List were YAML (`{runAsUser: 185}`)."""
+    monkeypatch.setattr(manifests, "LIST_BY_ITEM", 2**62 if whole else 0)
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"template": {"spec": pod("p", image)["spec"]}}}
+    listed = {"apiVersion": "v1", "kind": "List", "items": [pod("a", image), pod("b", image)]}
+    path = tmp_path / "stream.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n"
+                    + json.dumps(deployment, indent=2) + "\n--- # the pods\n" + json.dumps(listed, indent=2)
+                    + "\n---\n" + json.dumps(listed) + "\n")
+    result = cli("k8s", "fix", "-o", "-", path)
+    assert result.exit_code == 0, result.stderr
+    fixed = [chunk.split("\n", 1)[1] for chunk in split_documents(result.stdout)[1:]]
+    written = [json.loads(chunk) for chunk in fixed]  # JSON still, each of them
+    identity = {"runAsUser": 185, "runAsGroup": 185}
+    assert written[0]["spec"]["template"]["spec"]["containers"][0]["securityContext"] == identity
+    assert all(item["spec"]["containers"][0]["securityContext"] == identity
+               for doc in written[1:] for item in doc["items"])

@@ -41,7 +41,7 @@ from .walk import (
     split_documents,
     workloads,
 )
-from .yamledit import DocumentEditor, Insert, indent_step, joined, spliced
+from .yamledit import DocumentEditor, Insert, indent_step, is_json, joined, spliced
 
 # Why each value is written (the end-of-line comment): the identity the image means, made explicit.
 WHY = {
@@ -223,7 +223,7 @@ def _fix_list(fixed: FixedManifest, chunk: str, spans: Spans, position: int, off
     one line (`[{...}, {...}]`) are one group: where one of them changes, each of them is a changed
     document, audited again (FixedManifest.was_edited knows a workload by its line, as a List read
     whole is)."""
-    json_style = chunk.lstrip().startswith(("{", "["))  # a flow item of a YAML List stays YAML
+    json_style = is_json(chunk)  # a flow item of a YAML List stays YAML
     group: list[tuple[tuple[int, int, int, int], Edit | None]] = []
     last = -1  # the last line (0-based) of the group's items
     for span in spans:
