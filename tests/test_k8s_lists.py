@@ -128,6 +128,47 @@ kind: List
 
 ANCHOR_IN_ITEM = BLOCK.replace("        - name: app\n          image: IMG\n",
                                "        - &app\n          name: app\n          image: IMG\n")
+ANCHORS = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: &meta {name: a}
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers: [&app {name: app, image: IMG}]
+    initContainers: [*app]
+- apiVersion: v1
+  kind: Pod
+  metadata: &meta2 {name: b}
+  spec: &spec
+    runtimeClassName: kata-qemu-tdx
+    containers:
+    - name: app
+      image: IMG
+      securityContext: &sc {runAsNonRoot: true}
+    - {name: two, image: IMG, securityContext: *sc}
+  extra: *meta2
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: plain}
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers: [{name: app, image: IMG}]
+"""
+LIST_ANCHOR = """\
+apiVersion: v1
+kind: List
+metadata: &meta {name: a}
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: *meta
+  spec:
+    runtimeClassName: kata-qemu-tdx
+    containers: [{name: app, image: IMG}]
+"""
 ANCHOR_ACROSS = """\
 apiVersion: v1
 kind: List
@@ -218,7 +259,10 @@ CASES = {
     "in-a-stream": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + BLOCK + "---\n" + _json(2)
                     + "---\n" + FLOW, True),
     "duplicate-in-an-item": (DUPLICATE_IN_ITEM, True),
-    "anchor-in-an-item": (ANCHOR_IN_ITEM, False),
+    "anchor-in-an-item": (ANCHOR_IN_ITEM, True),
+    "anchors-in-items": (ANCHORS, True),
+    "one-anchor-twice": (ANCHORS.replace("&meta2", "&meta").replace("*meta2", "*meta"), False),
+    "alias-of-the-lists-anchor": (LIST_ANCHOR, False),
     "anchor-across-items": (ANCHOR_ACROSS, False),
     "merge-key": (MERGE, False),
     "bad-merge": (BAD_MERGE, False),

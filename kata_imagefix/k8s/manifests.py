@@ -189,10 +189,12 @@ def list_spans(chunk: str, loader_class: Any) -> Spans | None:
     from the parser's events alone: libyaml's node tree of a 100,000-item List took gigabytes, one
     item's takes kB. None (read it whole) for anything else - a document whose `kind` is not a List
     is given up at that key - and for whatever an item's text alone would not read as it reads inside
-    the List: an anchor or alias (an item's text would not stand alone), an explicit tag, a merge key
-    or a complex key (an error for the whole List, not for one item), an item that is a List itself
-    (the whole List's items are its own, not theirs), a one-pair mapping of a flow sequence (`[kind:
-    Pod]`: its text alone is a block mapping), a second document, a key of the List written twice."""
+    the List: an alias of an anchor outside its own item (the item's text would not stand alone; an
+    anchor and its aliases in one item read alone as they read in the List), an anchor named twice, an
+    explicit tag, a merge key or a complex key (an error for the whole List, not for one item), an item
+    that is a List itself (the whole List's items are its own, not theirs), a one-pair mapping of a
+    flow sequence (`[kind: Pod]`: its text alone is a block mapping), a second document, a key of the
+    List written twice."""
     import yaml
 
     if "List" not in chunk:
@@ -203,12 +205,25 @@ def list_spans(chunk: str, loader_class: Any) -> Spans | None:
     # per open collection: a mapping that expects a key (True) or a value (False); a sequence (None)
     stack: list[bool | None] = []
     in_items, start, documents = False, None, 0
+    local: set[str] = set()  # the anchors of the item being read
+    anchors: set[str] = set()  # all of them: libyaml refuses a List that names one twice
     keys: set[str] = set()
     try:
         while not loader.check_event(yaml.StreamEndEvent):
             event = loader.get_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                return None
+            if isinstance(event, yaml.AliasEvent):
+                if start is None or event.anchor not in local or (stack and stack[-1] is True):
+                    return None  # an alias outside an item, of another item's anchor, as a key
+                if stack[-1] is False:
+                    stack[-1] = True
+                continue
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                if anchor in anchors:
+                    return None
+                anchors.add(anchor)
+                if start is not None:
+                    local.add(anchor)
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
@@ -261,6 +276,7 @@ def list_spans(chunk: str, loader_class: Any) -> Spans | None:
                 if mark is None or (mapping and event.flow_style and not chunk.startswith("{", mark.index)):
                     return None
                 start, item_key = event.start_mark, None
+                local = {anchor} if anchor is not None else set()
             stack.append(True if mapping else None)
     except yaml.YAMLError:
         return None  # the whole-document path names the error
