@@ -9,6 +9,8 @@ import json
 
 import pytest
 import yaml
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from registries import push_spec, repo_name, spark_like
 
 from kata_imagefix.k8s import manifests
@@ -321,3 +323,45 @@ def test_a_json_document_after_a_separator_stays_json(cli, image, tmp_path, monk
     assert written[0]["spec"]["template"]["spec"]["containers"][0]["securityContext"] == identity
     assert all(item["spec"]["containers"][0]["securityContext"] == identity
                for doc in written[1:] for item in doc["items"])
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**40) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["name", "image", "securityContext", "runAsUser", "containers", "initContainers",
+                         "spec", "template", "metadata", "annotations", "kind", "items"]), inner, max_size=4),
+    max_leaves=12)
+_container = st.fixed_dictionaries({"name": st.text(max_size=4), "image": st.text(min_size=1, max_size=8)},
+                                   optional={"securityContext": _values, "resources": _values})
+_pod = st.fixed_dictionaries({"kind": st.just("Pod"), "spec": st.fixed_dictionaries(
+    {"containers": st.lists(_container, max_size=2)},
+    optional={"initContainers": st.lists(_container, max_size=2), "runtimeClassName": st.text(max_size=4)})},
+    optional={"metadata": _values})
+_items = st.lists(_pod | st.fixed_dictionaries(
+    {"kind": st.sampled_from(["Pod", "Deployment", "List", "Service"])},
+    optional={"metadata": _values, "spec": _values, "items": _values}), min_size=1, max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_items, st.sampled_from(["block", "flow", "json", "json-lines"]))
+def test_random_lists_give_the_same_workloads_and_lines_both_ways(items, style):
+    """What `k8s check` reads of a List (workloads, containers, their lines, the problems) is the same
+    read item by item as read whole, for Lists of random items written four ways."""
+    from kata_imagefix.k8s.manifests import Problem, workloads_in
+
+    doc = {"apiVersion": "v1", "kind": "List", "items": items}
+    text = {"block": lambda: yaml.safe_dump(doc),
+            "flow": lambda: yaml.safe_dump(doc, default_flow_style=True),
+            "json": lambda: json.dumps(doc, indent=2), "json-lines": lambda: json.dumps(doc)}[style]()
+    event(f"read item by item: {manifests.list_spans(text, yaml.CSafeLoader) is not None}")
+
+    def read(size: int) -> tuple[list, list[Problem]]:
+        original = manifests.LIST_BY_ITEM
+        manifests.LIST_BY_ITEM = size
+        try:
+            problems: list[Problem] = []
+            return workloads_in("m.yaml", text, problems), problems
+        finally:
+            manifests.LIST_BY_ITEM = original
+
+    assert read(0) == read(2**62)
