@@ -30,7 +30,7 @@ from ..image.model import Image
 from ..model.budget import BudgetModel
 from .audit import AuditOptions, is_kata
 from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
-from .manifests import BIG_DOCUMENT, Spans, Workload, item_text, list_spans, workload_of, yaml_error
+from .manifests import Spans, Workload, item_spans, item_text, workload_of, yaml_error
 from .pod import PodNeeds, annotation_reasons
 from .walk import (
     matching_containers,
@@ -41,7 +41,7 @@ from .walk import (
     split_documents,
     workloads,
 )
-from .yamledit import DocumentEditor, Insert, indent_step, joined, spliced
+from .yamledit import DocumentEditor, Insert, indent_step, is_json, joined, spliced
 
 # Why each value is written (the end-of-line comment): the identity the image means, made explicit.
 WHY = {
@@ -156,12 +156,12 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     """The manifest with its Kata workloads fixed. A workload that cannot be edited (an anchor, a
     duplicate key) is left as it was and named in `refused`; a document that is not valid YAML is left
     as it is (the audit reports it). A migration (`--patch`) stops at the first of either instead.
-    A big List (as the audit reads it) is fixed item by item: never one node tree. With `record`,
+    A List (as the audit reads it) is fixed item by item: never one node tree. With `record`,
     `fixes` keeps each workload written as values."""
     fixed = FixedManifest(name, text, fixes=[] if record else None)
     offset = position = 0
     for chunk in split_documents(text):
-        spans = list_spans(chunk, _libyaml()) if len(chunk) > BIG_DOCUMENT else None
+        spans = item_spans(chunk, _libyaml())
         if spans is None:
             _add_document(fixed, chunk, position, offset, images, options, model, migration)
         else:
@@ -178,33 +178,72 @@ def _libyaml() -> Any:
 
 
 def _add_document(fixed: FixedManifest, chunk: str, begin: int, offset: int, images: dict,
-                  options: AuditOptions, model: BudgetModel, migration: Migration | None,
-                  column: int = 0, json_style: bool | None = None) -> None:
-    """`chunk` fixed as one document: the text at `begin` of the manifest (at line `offset` + 1), its
-    first `column` characters padding (a List item's), not the manifest's."""
+                  options: AuditOptions, model: BudgetModel, migration: Migration | None) -> None:
+    """`chunk` fixed as one document: the text at `begin` of the manifest (at line `offset` + 1)."""
+    edit = _document_edit(fixed, chunk, begin, offset, images, options, model, migration)
+    if edit is not None:
+        fixed.add(*edit)
+
+
+Edit = tuple[int, int, int, int, int, list[tuple[int, int, str]]]  # FixedManifest.add's arguments
+
+
+def _document_edit(fixed: FixedManifest, chunk: str, begin: int, offset: int, images: dict,
+                   options: AuditOptions, model: BudgetModel, migration: Migration | None,
+                   column: int = 0, json_style: bool | None = None) -> Edit | None:
+    """The edit of `chunk` fixed as one document (None when nothing changes): the text at `begin` of
+    the manifest (at line `offset` + 1), its first `column` characters padding (a List item's), not the
+    manifest's."""
     splices = [(start, end, new) for start, end, new in
                _fix_document(chunk, fixed, offset, images, options, model, migration, json_style)
                if chunk[start:end] != new]
     if not splices or joined(chunk, splices) == chunk:
-        return
+        return None
     if splices[0][0] < column:  # an edit in the padding
         piece = joined(chunk, splices)
         if piece[:column].strip():
             raise ImagefixError(f"{fixed.name}:{offset + 1}: an edit before the first key of a List item")
         splices = [(column, len(chunk), piece[column:])]
     shift = begin - column
-    fixed.add(begin, begin + len(chunk) - column, column, offset + 1, chunk.count("\n") + 1,
-              [(start + shift, end + shift, new) for start, end, new in splices])
+    return (begin, begin + len(chunk) - column, column, offset + 1, _lines(chunk),
+            [(start + shift, end + shift, new) for start, end, new in splices])
+
+
+def _lines(text: str) -> int:
+    """How many lines a document's text has content on: a List item's text ends where the next item
+    begins (the indentation of its line), and that line is the next item's."""
+    text = text.rstrip(" \t")
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
 def _fix_list(fixed: FixedManifest, chunk: str, spans: Spans, position: int, offset: int, images: dict,
               options: AuditOptions, model: BudgetModel, migration: Migration | None) -> None:
-    """Each item of a big List (the document at `position` of the manifest) as a document of its own,
-    its text padded to its column; the List's own text between them stays as it is."""
-    json_style = chunk.lstrip().startswith(("{", "["))  # a flow item of a YAML List stays YAML
+    """Each item of a List (the document at `position` of the manifest) as a document of its own,
+    its text padded to its column; the List's own text between them stays as it is. Items written on
+    one line (`[{...}, {...}]`) are one group: where one of them changes, each of them is a changed
+    document, audited again (FixedManifest.was_edited knows a workload by its line, as a List read
+    whole is)."""
+    json_style = is_json(chunk)  # a flow item of a YAML List stays YAML
+    group: list[tuple[tuple[int, int, int, int], Edit | None]] = []
+    last = -1  # the last line (0-based) of the group's items
     for span in spans:
-        _add_document(fixed, item_text(chunk, span), position + span[0], offset + span[2], images, options,
-                      model, migration, span[3], json_style)
+        text = item_text(chunk, span)
+        if span[2] > last:
+            _add_group(fixed, chunk, group, position, offset)
+            group = []
+        group.append((span, _document_edit(fixed, text, position + span[0], offset + span[2], images, options,
+                                           model, migration, span[3], json_style)))
+        last = max(last, span[2] + _lines(text) - 1)
+    _add_group(fixed, chunk, group, position, offset)
+
+
+def _add_group(fixed: FixedManifest, chunk: str, group: list, position: int, offset: int) -> None:
+    if not any(edit is not None for _, edit in group):
+        return
+    for span, edit in group:
+        text = item_text(chunk, span)
+        fixed.add(*edit if edit is not None else (position + span[0], position + span[1], span[3],
+                                                  offset + span[2] + 1, _lines(text), []))
 
 
 def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, options: AuditOptions,
@@ -225,11 +264,13 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
     editor = DocumentEditor(chunk, name, offset)
     if json_style is not None:  # a List item: the List's style, not its own first character's
         editor.json = json_style
-    editor.step = indent_step(doc)
-    duplicate = duplicate_key(chunk)
+    duplicates = Duplicates(chunk, doc)
     for index, item in enumerate(workloads(doc)):
         mark = editor.mark()
         done: WorkloadFix | None = None
+        # each workload's own: a List's item is fixed as it is when the List is read item by item
+        editor.step = indent_step(item)
+        duplicate = duplicates.of(item)
         try:
             workload = workload_of(item, name, offset)
             if migration is not None:
@@ -261,7 +302,7 @@ def _fix_document(chunk: str, fixed: FixedManifest, offset: int, images: dict, o
 
 def _round_trip() -> Any:
     """The loader of documents to edit: data that knows where each key is written (yamlpos, on libyaml).
-    Duplicate keys are found (and refused) by `duplicate_key` with their lines."""
+    Duplicate keys are found (and refused) by `Duplicates` with their lines."""
     from . import yamlpos
 
     return yamlpos
@@ -282,17 +323,47 @@ def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
                             f"{name}: not valid YAML: {message}") from None
 
 
-def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
-    """The first key written twice in one mapping, with both 0-based lines (libyaml's nodes), or None.
-    Parsers disagree on which one wins (PyYAML the last, ruamel.yaml the first, strict ones refuse)."""
+class Duplicates:
+    """The first key written twice in one mapping of a workload, with both 0-based lines (libyaml's
+    nodes), or None: in the workload's own tree, and for an item of a List also among the List's own
+    keys - not in the List's other items or its metadata, so that a List read whole refuses what it
+    refuses read item by item. Parsers disagree on which one wins (PyYAML the last, ruamel.yaml the
+    first, strict ones refuse)."""
+
+    def __init__(self, chunk: str, doc: Any) -> None:
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
+        try:
+            self.root = loader.get_single_node()
+        finally:
+            loader.dispose()
+        self.doc = doc
+        self.items: list[Any] | None = None  # a List's: the nodes of its items, its own keys' duplicate
+        self.own: tuple[str, int, int] | None = None
+        self._index: dict[int, int] | None = None
+        if isinstance(self.root, yaml.MappingNode) and doc is not None and any(
+                item is not doc for item in workloads(doc)):
+            self.own = _first_duplicate([self.root], deep=False)
+            values = [value for key, value in self.root.value if isinstance(key, yaml.ScalarNode)
+                      and key.value == "items" and isinstance(value, yaml.SequenceNode)]
+            self.items = values[-1].value if values else []
+
+    def of(self, item: Any) -> tuple[str, int, int] | None:
+        if self.items is None:
+            return _first_duplicate([self.root] if self.root is not None else [])
+        if self.own is not None:
+            return self.own
+        if self._index is None:  # where each item is: found once, not once a workload
+            self._index = {id(listed): index for index, listed in enumerate(self.doc["items"])}
+        index = self._index[id(item)]
+        return _first_duplicate(self.items[index:index + 1])
+
+
+def _first_duplicate(nodes: list[Any], deep: bool = True) -> tuple[str, int, int] | None:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
-    try:
-        node = loader.get_single_node()
-    finally:
-        loader.dispose()
-    stack = [node] if node is not None else []
+    stack = list(reversed(nodes))
     visited: set[int] = set()  # an alias is the node it names: each walked once (alias bombs)
     while stack:
         current = stack.pop()
@@ -306,8 +377,9 @@ def duplicate_key(chunk: str) -> tuple[str, int, int] | None:
                     if key.value in seen:
                         return key.value, seen[key.value], key.start_mark.line
                     seen[key.value] = key.start_mark.line
-                stack.append(value)
-        elif isinstance(current, yaml.SequenceNode):
+                if deep:
+                    stack.append(value)
+        elif isinstance(current, yaml.SequenceNode) and deep:
             stack.extend(current.value)
     return None
 

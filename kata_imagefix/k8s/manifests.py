@@ -97,10 +97,10 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     offset = 0
     for chunk in split_documents(text):
-        items = _list_items(chunk, loader_class) if len(chunk) > BIG_DOCUMENT else None
+        items = _list_items(chunk, loader_class)
         if items is None:
             yield from _document_workloads(chunk, name, offset, loader_class, problems)
-        else:  # a big List (`kubectl get -o yaml`): one item at a time
+        else:  # a List (`kubectl get -o yaml`): one item at a time
             for line, item_text in items:
                 yield from _document_workloads(item_text, name, offset + line, loader_class, problems)
         offset += chunk.count("\n")
@@ -140,13 +140,22 @@ def _document_workloads(text: str, name: str, offset: int, loader_class: Any,
             problems.append(Problem(name, fragment.line, str(fragment), FRAGMENT))
 
 
-BIG_DOCUMENT = 4 * 2**20  # a document past this is read item by item when it is a List
+# A List longer than this is read item by item: every List. Read whole, a 10,000-item List (2.5 MB)
+# peaked at 274 MB in `k8s fix` (18 s), item by item at 41 MB (7.7 s); at 250 items (62 KB) 38 MB
+# and 0.44 s whole, 31 MB and 0.37 s item by item. The tests set it past a List to read it whole.
+LIST_BY_ITEM = 0
+
+
+def item_spans(chunk: str, loader_class: Any) -> Spans | None:
+    """The item spans (list_spans) of a document to read item by item, or None to read it whole: what
+    `k8s check` and `k8s fix` both split."""
+    return list_spans(chunk, loader_class) if len(chunk) > LIST_BY_ITEM else None
 
 
 def _list_items(chunk: str, loader_class: Any) -> Iterator[tuple[int, str]] | None:
-    """(first line, text) of each item of a big `kind: *List` document (see list_spans), made as it
+    """(first line, text) of each item of a `kind: *List` document (see list_spans), made as it
     is read, or None."""
-    spans = list_spans(chunk, loader_class)
+    spans = item_spans(chunk, loader_class)
     return None if spans is None else ((span[2], item_text(chunk, span)) for span in spans)
 
 
@@ -176,53 +185,99 @@ def item_text(chunk: str, span: tuple[int, int, int, int]) -> str:
 
 
 def list_spans(chunk: str, loader_class: Any) -> Spans | None:
-    """(start index, end index, 0-based line, column) of each item of a big `kind: *List` document,
-    found from the parser's events alone: libyaml's node tree of a 100,000-item List took gigabytes,
-    one item's takes kB. None (read it whole) for anything else, for a List using anchors or aliases
-    (an item's text would not stand alone), and for a key of the List written twice."""
+    """(start index, end index, 0-based line, column) of each item of a `kind: *List` document, found
+    from the parser's events alone: libyaml's node tree of a 100,000-item List took gigabytes, one
+    item's takes kB. None (read it whole) for anything else - a document whose `kind` is not a List
+    is given up at that key - and for whatever an item's text alone would not read as it reads inside
+    the List: an alias of an anchor outside its own item (the item's text would not stand alone; an
+    anchor and its aliases in one item read alone as they read in the List), an anchor named twice, an
+    explicit tag, a merge key or a complex key (an error for the whole List, not for one item), an item
+    that is a List itself (the whole List's items are its own, not theirs), a one-pair mapping of a
+    flow sequence (`[kind: Pod]`: its text alone is a block mapping), a second document, a key of the
+    List written twice."""
     import yaml
 
+    if "List" not in chunk:
+        return None  # not a List (or one spelled with escapes, that the whole-document path reads)
     loader = loader_class(TextStream(chunk))
     spans = Spans()
-    kind = key = None
-    depth, expect_key, in_items, start = 0, True, False, None
+    kind = key = item_key = None
+    # per open collection: a mapping that expects a key (True) or a value (False); a sequence (None)
+    stack: list[bool | None] = []
+    in_items, start, documents = False, None, 0
+    local: set[str] = set()  # the anchors of the item being read
+    anchors: set[str] = set()  # all of them: libyaml refuses a List that names one twice
     keys: set[str] = set()
     try:
         while not loader.check_event(yaml.StreamEndEvent):
             event = loader.get_event()
-            if getattr(event, "anchor", None) is not None or isinstance(event, yaml.AliasEvent):
-                return None
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+            if isinstance(event, yaml.AliasEvent):
+                if start is None or event.anchor not in local or (stack and stack[-1] is True):
+                    return None  # an alias outside an item, of another item's anchor, as a key
+                if stack[-1] is False:
+                    stack[-1] = True
+                continue
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                if anchor in anchors:
                     return None
-                if depth == 1:
-                    if expect_key:
-                        return None  # a complex key
-                    in_items = key == "items" and isinstance(event, yaml.SequenceStartEvent)
-                elif depth == 2 and in_items:
-                    start = event.start_mark
-                depth += 1
+                anchors.add(anchor)
+                if start is not None:
+                    local.add(anchor)
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    return None  # not one document: the whole-document path says so
                 continue
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-                if depth == 2 and in_items and start is not None and event.end_mark is not None:
+                stack.pop()
+                if len(stack) == 2 and in_items and start is not None and event.end_mark is not None:
                     spans.append((start.index, event.end_mark.index, start.line, start.column))
                     start = None
-                if depth == 1:
-                    in_items, expect_key = False, True
+                elif len(stack) == 1:
+                    in_items = False
                 continue
-            if isinstance(event, yaml.ScalarEvent):
+            if not isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                continue
+            if event.tag is not None:
+                return None
+            depth = len(stack)  # of the collection this node is in
+            if depth and stack[-1] is True:  # a key
+                if not isinstance(event, yaml.ScalarEvent) or event.value == "<<":
+                    return None
+                stack[-1] = False
                 if depth == 1:
-                    if expect_key:
-                        if event.value in keys:
-                            return None  # a key written twice: the whole-document path says so
-                        key = event.value
-                        keys.add(key)
-                    elif key == "kind":
-                        kind = event.value
-                    expect_key = not expect_key
-                elif depth == 2 and in_items:
-                    return None  # a scalar item: not a List of objects
+                    if event.value in keys:
+                        return None  # a key written twice: the whole-document path says so
+                    key = event.value
+                    keys.add(key)
+                elif depth == 3 and in_items:
+                    item_key = event.value
+                continue
+            if depth and stack[-1] is False:
+                stack[-1] = True
+            if isinstance(event, yaml.ScalarEvent):
+                if depth == 1 and key == "kind":
+                    kind = event.value
+                    if not kind.endswith("List"):
+                        return None
+                elif depth == 0 or (in_items and depth == 2):
+                    return None  # a scalar document; a scalar item: not a List of objects
+                elif in_items and depth == 3 and item_key == "kind" and event.value.endswith("List"):
+                    return None  # an item that is a List
+                continue
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            if depth == 0 and not mapping:
+                return None
+            if depth == 1:
+                in_items = key == "items" and not mapping
+            elif depth == 2 and in_items:
+                mark = event.start_mark
+                if mark is None or (mapping and event.flow_style and not chunk.startswith("{", mark.index)):
+                    return None
+                start, item_key = event.start_mark, None
+                local = {anchor} if anchor is not None else set()
+            stack.append(True if mapping else None)
     except yaml.YAMLError:
         return None  # the whole-document path names the error
     finally:

@@ -55,6 +55,25 @@ def own_keys(mapping: Any) -> list[Any]:
     return [key for key in mapping if key in data] if data is not None else list(mapping)
 
 
+def is_json(text: str) -> bool:
+    """Whether a document is written as JSON (its edits are then JSON too): its first character past
+    the blank lines, comments, directives and `---` before it opens a flow mapping or sequence. A
+    document after `---` in a stream is JSON as much as the first one is."""
+    position = 0
+    while position < len(text):  # line by line, never a copy of a big List's text
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end + 1
+        stripped, position = text[position:end].strip(), end
+        if not stripped or stripped.startswith(("#", "%")):
+            continue
+        if stripped.startswith("---") and (len(stripped) == 3 or stripped[3] in " \t#"):
+            stripped = stripped[3:].strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+        return stripped.startswith(("{", "["))
+    return False
+
+
 class DocumentEditor:
     """Collects edits against one document's text and applies them from the end backwards."""
 
@@ -67,7 +86,7 @@ class DocumentEditor:
         for line in self.lines:
             self.starts.append(self.starts[-1] + len(line))
         self.newline = "\r\n" if self.lines and self.lines[0].endswith("\r\n") else "\n"
-        self.json = text.lstrip().startswith(("{", "["))
+        self.json = is_json(text)
         self._edits: list[tuple[int, int, int, str]] = []  # (start, end, order, new text)
         self.step = 2
 
