@@ -33,6 +33,7 @@ from .fixplan import FixPlan, ImageFor, plan_users, plan_workload
 from .manifests import Spans, Workload, item_spans, item_text, workload_of, yaml_error
 from .pod import PodNeeds, annotation_reasons
 from .walk import (
+    manifest_loader,
     matching_containers,
     pod_annotations,
     pod_spec,
@@ -161,7 +162,7 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
     fixed = FixedManifest(name, text, fixes=[] if record else None)
     offset = position = 0
     for chunk in split_documents(text):
-        spans = item_spans(chunk, _libyaml())
+        spans = item_spans(chunk, manifest_loader())
         if spans is None:
             _add_document(fixed, chunk, position, offset, images, options, model, migration)
         else:
@@ -169,12 +170,6 @@ def fix_manifest(name: str, text: str, images: dict[str, tuple[Any, str | None]]
         offset += chunk.count("\n")
         position += len(chunk)
     return fixed
-
-
-def _libyaml() -> Any:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _add_document(fixed: FixedManifest, chunk: str, begin: int, offset: int, images: dict,
@@ -315,7 +310,7 @@ def _load(chunk: str, name: str, offset: int, round_trip: Any = None) -> Any:
 
     try:
         if round_trip is None:
-            return yaml.load(chunk, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            return yaml.load(chunk, Loader=manifest_loader())
         return round_trip.load(chunk)
     except (yaml.YAMLError, YAMLError) as exc:
         line, message = yaml_error(exc, offset)
@@ -333,7 +328,7 @@ class Duplicates:
     def __init__(self, chunk: str, doc: Any) -> None:
         import yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(chunk)
+        loader = manifest_loader()(chunk)
         try:
             self.root = loader.get_single_node()
         finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ImagefixError
 from ..model.workload import Container, Workload
-from .walk import WORKLOAD_PATHS, pod_spec, pod_template, split_documents, workloads
+from .walk import WORKLOAD_PATHS, manifest_loader, pod_spec, pod_template, split_documents, workloads
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFESTS = 128 * 2**20  # one manifest file or stdin
@@ -91,10 +91,9 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
 
     A document that is not valid YAML, and a workload that is a patch fragment, go to `problems` (with
     their line) and the next document is read: one file never stops a repository-wide run."""
-    import yaml
 
     problems = problems if problems is not None else _Strict()
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader_class = manifest_loader()
     offset = 0
     for chunk in split_documents(text):
         items = _list_items(chunk, loader_class)
@@ -109,9 +108,8 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
 def document_workloads(name: str, text: str, offset: int, problems: list[Problem]) -> Iterator[Workload]:
     """The workloads of one document (or List item) alone, its first line being line `offset` + 1 of
     the file: what `k8s fix` audits again of each document it changed."""
-    import yaml
 
-    return _document_workloads(text, name, offset, getattr(yaml, "CSafeLoader", yaml.SafeLoader), problems)
+    return _document_workloads(text, name, offset, manifest_loader(), problems)
 
 
 def _document_workloads(text: str, name: str, offset: int, loader_class: Any,

@@ -4,6 +4,7 @@ the containers that run an image. Every k8s/ module and the webhook walk manifes
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from ..errors import ImagefixError
@@ -20,6 +21,36 @@ WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
     "ReplicationController": ("spec", "template", "spec"),
     "PodTemplate": ("template", "spec"),
 }
+
+
+@cache
+def manifest_loader() -> Any:
+    """The YAML loader every k8s/ module reads manifests with: libyaml's safe loader (PyYAML's when
+    libyaml is not built in), with a timestamp kept as the string it is written as. Kubernetes reads
+    a manifest as JSON, which has no dates (sigs.k8s.io/yaml turns YAML into JSON first), so
+    `2001-12-14` is text there; and PyYAML's date constructor raised ValueError on `2001-13-45`."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = type("ManifestLoader", (base,), {})
+    loader.add_constructor("tag:yaml.org,2002:timestamp", base.construct_yaml_str)
+    for tag, construct in (("int", base.construct_yaml_int), ("float", base.construct_yaml_float)):
+        loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refusing(construct, tag))
+    return loader
+
+
+def _refusing(construct: Any, tag: str) -> Any:
+    """`construct`, with a value its explicit tag cannot be (`!!int 0x`) refused as a YAML error (a
+    line for the report, as a Kubernetes decoder refuses it), not raised as Python's ValueError."""
+    def checked(loader: Any, node: Any) -> Any:
+        import yaml
+
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{str(node.value)[:40]!r} is not a valid !!{tag}", node.start_mark) from None
+    return checked
 
 
 _SEPARATOR = re.compile(r"^---[ \t]*(?:#[^\r\n]*)?\r?$", re.M)  # CRLF files: `---\r`

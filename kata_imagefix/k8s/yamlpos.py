@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .walk import manifest_loader
+
 _PROPERTY = re.compile(r"(?:[&!][^\s,\[\]{}]*\s+)*")
 _ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
 MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -64,9 +66,8 @@ class PosSeq(list):
 def load(text: str) -> Any:
     """The document's data (PosMap/PosSeq/scalars), or None for an empty document; a YAMLError as
     libyaml raises it for text that is not valid YAML."""
-    import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader = manifest_loader()(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -230,3 +230,22 @@ def test_config_keys_in_another_case_are_read_as_containerd_reads_them(cli, tmp_
     result = cli("scan", "--format", "json", layout_around(tmp_path / "img", write_tar, raw_config=raw))
     assert result.exit_code == (1 if runs_as_spark else 0), result.stderr  # root in a Kata guest: a note
     assert ('"USER 185:185' in result.stdout) == runs_as_spark, result.stdout
+
+
+# Scalars PyYAML's own constructors take apart (dates), or that a tag makes them try to: Kubernetes
+# reads a manifest as JSON (no dates there), so a date-like value is the text it is written as.
+@pytest.mark.parametrize("value", ["2001-13-45", "2001-02-30", "2001-12-14t21:59:43.10-05:00", "2001-12-14",
+                                   "!!timestamp 2001-13-45", "!!binary '=='", "!!int 0x", "!!float abc",
+                                   "!!python/object:os.system x"])
+def test_manifest_scalars_a_yaml_constructor_refuses_are_never_an_internal_error(cli, tmp_path, value):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  annotations:\n"
+                        f"    built: {value}\nspec:\n  runtimeClassName: kata-qemu-tdx\n"
+                        "  securityContext: {runAsUser: 185, runAsGroup: 185}\n  containers:\n"
+                        "  - name: app\n    image: oci:/nonexistent/layout\n")
+    for args in (["k8s", "check", manifest], ["k8s", "fix", "--check", manifest]):
+        result = cli(*args)
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr, value
+        assert result.exit_code in (0, 1, 2), (value, result)
+        if value.startswith("2001"):  # a date-like plain scalar is text: the document is read
+            assert "not valid YAML" not in result.stdout + result.stderr, (value, result)
