@@ -15,6 +15,7 @@ temporary directory's finalizer, a thread pool, logging - gets the ordinary exit
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -55,7 +56,7 @@ def _nothing_left() -> bool:
         return False
     if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
         return False
-    callbacks = getattr(__import__("atexit"), "_ncallbacks", None)  # CPython's; elsewhere: exit normally
+    callbacks = getattr(atexit, "_ncallbacks", None)  # CPython's; elsewhere: exit normally
     if callbacks is None or callbacks() > 0:
         return False
     return not getattr(threading, "_threading_atexits", [True])

@@ -87,14 +87,12 @@ class FixedManifest:
     def edited_documents(self) -> Iterator[tuple[int, str]]:
         """(lines before it in the fixed manifest, text) of each changed document, a List item's text
         padded to its column (as `k8s check` reads it alone): what an audit of the changes reads."""
-        starts, ends, news, docs = self._starts, self._ends, self._news, self._docs
+        starts, ends, news = self._starts, self._ends, self._news
         added = done = 0  # the lines the splices before the document added
-        for index in range(0, len(docs), 6):
-            begin, end, column, first, line = docs[index:index + 5]
+        for begin, end, column, first, last, line in self._documents():
             for splice in range(done, first):
                 added += news[splice].count("\n") - self.original.count("\n", starts[splice], ends[splice])
             done = first
-            last = docs[index + 6 + 3] if index + 6 < len(docs) else len(news)
             text = "".join(spliced(self.original, zip(starts[first:last], ends[first:last], news[first:last],
                                                       strict=True), begin, end))
             yield line - 1 + added, " " * column + text
@@ -102,11 +100,17 @@ class FixedManifest:
     def diff(self, label: str) -> Iterator[str]:
         """The unified diff of the original to the fixed manifest (`a/label`, `b/label`), in pieces: made
         from the splices of each changed document (diffing.py), never from the two whole texts."""
-        docs, count, stop = self._docs, len(self._docs), len(self._news)
-        groups = ((docs[index], docs[index + 1], docs[index + 3],  # begin, end, first and next's first
-                   docs[index + 6 + 3] if index + 6 < count else stop) for index in range(0, count, 6))
+        groups = ((begin, end, first, last) for begin, end, _, first, last, _ in self._documents())
         return spliced_diff(self.original, self._starts, self._ends, self._news, groups, f"a/{label}",
                             f"b/{label}")
+
+    def _documents(self) -> Iterator[tuple[int, int, int, int, int, int]]:
+        """(begin, end, column, first splice, the next document's first splice, first line) of each
+        changed document."""
+        docs, count = self._docs, len(self._docs)
+        for index in range(0, count, 6):
+            begin, end, column, first, line = docs[index:index + 5]
+            yield begin, end, column, first, docs[index + 9] if index + 6 < count else len(self._news), line
 
     def was_edited(self, line: int | None) -> bool:
         """Whether the original line (a workload's) lies in a document that was changed."""

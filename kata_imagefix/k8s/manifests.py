@@ -91,7 +91,6 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
 
     A document that is not valid YAML, and a workload that is a patch fragment, go to `problems` (with
     their line) and the next document is read: one file never stops a repository-wide run."""
-
     problems = problems if problems is not None else _Strict()
     loader_class = manifest_loader()
     offset = 0
@@ -108,7 +107,6 @@ def iter_workloads(name: str, text: str, problems: list[Problem] | None = None) 
 def document_workloads(name: str, text: str, offset: int, problems: list[Problem]) -> Iterator[Workload]:
     """The workloads of one document (or List item) alone, its first line being line `offset` + 1 of
     the file: what `k8s fix` audits again of each document it changed."""
-
     return _document_workloads(text, name, offset, manifest_loader(), problems)
 
 

@@ -66,7 +66,6 @@ class PosSeq(list):
 def load(text: str) -> Any:
     """The document's data (PosMap/PosSeq/scalars), or None for an empty document; a YAMLError as
     libyaml raises it for text that is not valid YAML."""
-
     loader = manifest_loader()(text)
     try:
         node = loader.get_single_node()

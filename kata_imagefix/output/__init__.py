@@ -1,4 +1,5 @@
-"""The output formats: one module per format, each with `render(data, options) -> str`.
+"""The output formats: one module per format, each with `render(data, options) -> str`, or, for
+findings it can write as they come, `chunks(results, options)` yielding the text in pieces.
 
 `data` is what a command reports: the findings of a run (a list of ScanResult),
 a size report (report.model.Report) or what `imagefix fix` did (fix.run.FixOutcome);
@@ -46,9 +47,13 @@ class Format(msgspec.Struct, frozen=True):
     kinds: frozenset[Kind] = frozenset({"findings"})
 
     def render(self, data: Rendered, options: RenderOptions) -> str:
-        renderer = import_module(f"{__name__}.{self.module}").render
-        text: str = renderer(data, options)
-        return text
+        module = import_module(f"{__name__}.{self.module}")
+        if not hasattr(module, "chunks"):
+            text: str = module.render(data, options)
+            return text
+        if not isinstance(data, list):
+            raise TypeError(f"{self.name} renders findings, not {type(data).__name__}")
+        return "".join(module.chunks(data, options))
 
     def chunks(self, results: Iterable[ScanResult], options: RenderOptions) -> Iterator[str]:
         """Findings rendered in pieces as the results come, where the format can (sarif, gnu, gitlab);

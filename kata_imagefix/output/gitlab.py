@@ -18,7 +18,7 @@ from .untrusted import for_terminal
 
 if TYPE_CHECKING:
     from ..rules.result import ScanResult
-    from . import Rendered, RenderOptions
+    from . import RenderOptions
 
 _SEVERITY = {Severity.INFO: "info", Severity.WARNING: "minor", Severity.ERROR: "major"}
 
@@ -48,9 +48,3 @@ def chunks(results: Iterable[ScanResult], options: RenderOptions) -> Iterator[st
             yield ("[\n  " if first else ",\n  ") + text
             first = False
     yield "[]\n" if first else "\n]\n"
-
-
-def render(results: Rendered, options: RenderOptions) -> str:
-    if not isinstance(results, list):
-        raise TypeError(f"gitlab renders findings, not {type(results).__name__}")
-    return "".join(chunks(results, options))

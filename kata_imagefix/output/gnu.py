@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..rules.result import ScanResult
-    from . import Rendered, RenderOptions
+    from . import RenderOptions
 from .untrusted import for_terminal
 
 
@@ -21,9 +21,3 @@ def chunks(results: Iterable[ScanResult], options: RenderOptions) -> Iterator[st
             fix = f" (fix: {finding.fix})" if finding.fix else ""
             line = f"{where}: {finding.severity.label}: {finding.rule} {finding.message}{fix}"
             yield for_terminal(line) + "\n"
-
-
-def render(results: Rendered, options: RenderOptions) -> str:
-    if not isinstance(results, list):
-        raise TypeError(f"gnu renders findings, not {type(results).__name__}")
-    return "".join(chunks(results, options))

@@ -24,7 +24,7 @@ from ..rules.result import ScanResult
 from .untrusted import for_terminal
 
 if TYPE_CHECKING:
-    from . import Rendered, RenderOptions
+    from . import RenderOptions
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -142,9 +142,3 @@ def chunks(results: Iterable[ScanResult], options: RenderOptions) -> Iterator[st
             yield ("[\n" if first else ",\n") + _RESULT_INDENT + text.replace("\n", "\n" + _RESULT_INDENT)
             first = False
     yield ("[]" if first else "\n" + _RESULT_INDENT[:-2] + "]") + tail + "\n"
-
-
-def render(results: Rendered, options: RenderOptions) -> str:
-    if not isinstance(results, list):
-        raise TypeError(f"sarif renders findings, not {type(results).__name__}")
-    return "".join(chunks(results, options))
